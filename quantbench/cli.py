@@ -1,0 +1,96 @@
+"""The command line: parse, call the API, print. Errors become one line and exit code 2."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Every TFLite (LiteRT) variant of a Keras model, measured honestly.")
+
+
+@app.callback()
+def _root() -> None:
+    """Every TFLite (LiteRT) variant of a Keras model, measured honestly.
+
+    Add --debug anywhere for tracebacks and TensorFlow's own logs.
+    """
+
+
+def _show(results, as_json: bool, quiet: bool) -> None:
+    from rich.console import Console
+
+    from .report import rich_table
+
+    if as_json:
+        print(results.to_json())
+    elif not quiet:
+        console = Console()
+        if not console.is_terminal:
+            console.width = 160  # a pipe or a log file: keep the whole table on one line per row
+        console.print(rich_table(results))
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="Folder for the study (must be new or empty)."),
+    epochs: int = typer.Option(10, "--epochs", min=1, help="Training epochs for the reference CNN."),
+    seed: int = typer.Option(0, "--seed", help="Seed for training and calibration sampling."),
+    calib_size: int = typer.Option(200, "--calib-size", help="Calibration samples, drawn from the training split."),
+    techniques: Optional[str] = typer.Option(None, "--techniques", help="Comma-separated techniques, or 'all'."),
+    threads: int = typer.Option(1, "--threads", min=1, help="LiteRT threads for timing."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars and no table."),
+    as_json: bool = typer.Option(False, "--json", help="Print results.json on stdout."),
+):
+    """Reproduce the reference experiment: digits CNN, every technique, one table.
+
+    Example: quantbench demo --out runs/demo --epochs 10 --seed 0
+    """
+    from .progress import reporter
+    from .study import demo as run_demo
+
+    results = run_demo(out=out, epochs=epochs, seed=seed, calib_size=calib_size, force=force,
+                       techniques=techniques, threads=threads, reporter=reporter(quiet or as_json))
+    _show(results, as_json, quiet)
+    if not (quiet or as_json):
+        print(f"Wrote {out}/ (results.json, model.keras and one .tflite per technique)", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: `--debug` anywhere shows tracebacks and TensorFlow's own logs."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in argv:
+        argv.remove("--debug")
+        os.environ["QUANTBENCH_DEBUG"] = "1"
+    from .errors import QuantbenchError
+    from .quiet import configure, debug_enabled
+
+    configure()
+    try:
+        # typer handles usage errors itself (message and exit code 2) and exits through SystemExit
+        app(args=argv, prog_name="quantbench")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KeyboardInterrupt:
+        print("quantbench: interrupted", file=sys.stderr)
+        return 130
+    except QuantbenchError as exc:
+        if debug_enabled():
+            raise
+        print(f"quantbench: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # an unexpected failure: say so in one line, traceback with --debug
+        if debug_enabled():
+            raise
+        print(f"quantbench: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+              " (run again with --debug for the traceback)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())

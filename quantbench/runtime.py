@@ -1,0 +1,222 @@
+"""Run a `.tflite` file with LiteRT, quantizing inputs and dequantizing outputs for the caller.
+
+This module imports no TensorFlow: a deployment needs only `ai-edge-litert` and `numpy`.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .quiet import silenced
+
+MAX_BATCH = 256  # larger inputs run in chunks of this many samples
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One input or output tensor, in readable form."""
+
+    name: str
+    index: int
+    shape: tuple[int, ...]  # -1 marks a dimension the model lets you resize
+    dtype: str
+    scale: float | None = None
+    zero_point: int | None = None
+
+    @property
+    def quantized(self) -> bool:
+        return self.scale is not None
+
+    def __str__(self) -> str:
+        q = f" scale={self.scale:.6g} zero_point={self.zero_point}" if self.quantized else ""
+        return f"{self.name} {list(self.shape)} {self.dtype}{q}"
+
+
+def _tensor_info(detail: dict, name: str | None = None) -> TensorInfo:
+    scale, zero_point = detail["quantization"]
+    quantized = np.issubdtype(detail["dtype"], np.integer) and scale != 0.0
+    return TensorInfo(
+        name=name or detail["name"],
+        index=int(detail["index"]),
+        shape=tuple(int(d) for d in detail.get("shape_signature", detail["shape"])),
+        dtype=np.dtype(detail["dtype"]).name,
+        scale=float(scale) if quantized else None,
+        zero_point=int(zero_point) if quantized else None,
+    )
+
+
+def _natural_key(name: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def quantize(x: np.ndarray, info: TensorInfo) -> np.ndarray:
+    """Float values to the tensor's integer dtype with its scale and zero-point (round, clip)."""
+    dtype = np.dtype(info.dtype)
+    if not info.quantized:
+        return np.asarray(x, dtype=dtype)
+    limits = np.iinfo(dtype)
+    q = np.round(np.asarray(x, dtype=np.float32) / np.float32(info.scale)) + info.zero_point
+    return np.clip(q, limits.min, limits.max).astype(dtype)
+
+
+def dequantize(q: np.ndarray, info: TensorInfo) -> np.ndarray:
+    """Integer tensor values back to float32 with the tensor's scale and zero-point."""
+    if not info.quantized:
+        return q
+    return (q.astype(np.float32) - np.float32(info.zero_point)) * np.float32(info.scale)
+
+
+class LiteModel:
+    """A loaded `.tflite` model: `.inputs`, `.outputs` and `.predict(x)`."""
+
+    def __init__(self, model: str | os.PathLike | bytes, num_threads: int = 1):
+        from ai_edge_litert.interpreter import Interpreter
+
+        if isinstance(model, (bytes, bytearray)):
+            content, self.path = bytes(model), None
+        else:
+            self.path = Path(model)
+            if not self.path.is_file():
+                raise InputError(
+                    f"No .tflite file at {self.path}. Expected a path to a TFLite model file. "
+                    "Fix: check the path.")
+            content = self.path.read_bytes()
+        where = self.path or "the model bytes"
+        if len(content) < 8 or content[4:8] != b"TFL3":
+            raise InputError(
+                f"{where} is not a TFLite flatbuffer (no 'TFL3' identifier in its header). "
+                "Expected a .tflite file written by a TFLite converter. "
+                "Fix: pass a .tflite file, or convert your model first with `quantbench convert`.")
+        try:
+            with silenced():  # LiteRT logs "Created TensorFlow Lite XNNPACK delegate" on stderr
+                self._interpreter = Interpreter(model_content=content, num_threads=num_threads)
+                self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise InputError(
+                f"LiteRT could not load {where}: {str(exc).splitlines()[0]}. "
+                "Expected a valid .tflite file. Fix: re-create the file with the converter.") from None
+        self.size_bytes = len(content)
+        self.num_threads = num_threads
+        self.inputs, self.outputs = self._describe()
+        self._batch = None
+
+    def _describe(self) -> tuple[list[TensorInfo], list[TensorInfo]]:
+        it = self._interpreter
+        in_details = {d["index"]: d for d in it.get_input_details()}
+        out_details = {d["index"]: d for d in it.get_output_details()}
+        signatures = it._get_full_signature_list() if hasattr(it, "_get_full_signature_list") else {}
+        if len(signatures) == 1:
+            # Order tensors by their signature names: stable and meaningful across converters.
+            sig = next(iter(signatures.values()))
+            inputs = [_tensor_info(in_details[i], n) for n, i in
+                      sorted(sig["inputs"].items(), key=lambda kv: _natural_key(kv[0]))]
+            outputs = [_tensor_info(out_details[i], n) for n, i in
+                       sorted(sig["outputs"].items(), key=lambda kv: _natural_key(kv[0]))]
+            if len(inputs) == len(in_details) and len(outputs) == len(out_details):
+                return inputs, outputs
+        return ([_tensor_info(d) for d in in_details.values()],
+                [_tensor_info(d) for d in out_details.values()])
+
+    @property
+    def resizable(self) -> bool:
+        """True when every input's batch dimension may be resized."""
+        return all(t.shape and t.shape[0] == -1 for t in self.inputs)
+
+    def _as_list(self, x) -> list[np.ndarray]:
+        if isinstance(x, dict):
+            missing = [t.name for t in self.inputs if t.name not in x]
+            if missing:
+                raise InputError(
+                    f"predict got inputs {sorted(x)} but the model needs {[t.name for t in self.inputs]}. "
+                    f"Missing: {missing}. Fix: pass one array per model input, keyed by its name.")
+            arrays = [x[t.name] for t in self.inputs]
+        elif isinstance(x, (list, tuple)):
+            arrays = list(x)
+        else:
+            arrays = [x]
+        if len(arrays) != len(self.inputs):
+            raise InputError(
+                f"predict got {len(arrays)} input array(s) but the model has {len(self.inputs)} inputs "
+                f"({', '.join(t.name for t in self.inputs)}). Fix: pass a list or dict with one array per input.")
+        arrays = [np.asarray(a) for a in arrays]
+        for a, t in zip(arrays, self.inputs):
+            if a.ndim != len(t.shape) or any(d not in (-1, g) for d, g in zip(t.shape[1:], a.shape[1:])):
+                want = "(N, " + ", ".join(str(d) for d in t.shape[1:]) + ")"
+                raise InputError(
+                    f"Input {t.name!r} has shape {a.shape}, expected {want} with N samples. "
+                    f"Fix: reshape your data to {want}.")
+        n = {len(a) for a in arrays}
+        if len(n) != 1:
+            raise InputError(f"Input arrays have different sample counts {sorted(n)}. "
+                             "Expected one count for all inputs. Fix: pass aligned arrays.")
+        return arrays
+
+    def set_batch(self, n: int) -> None:
+        """Resize every input to batch `n` (a no-op when already there)."""
+        if self._batch == n:
+            return
+        for t in self.inputs:
+            self._interpreter.resize_tensor_input(t.index, [n, *t.shape[1:]], strict=True)
+        self._interpreter.allocate_tensors()
+        self._batch = n
+
+    def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        """One invoke on arrays already in the model's dtypes and batch size; raw outputs."""
+        it = self._interpreter
+        for t, a in zip(self.inputs, arrays):
+            it.set_tensor(t.index, a)
+        it.invoke()
+        return [it.get_tensor(t.index) for t in self.outputs]
+
+    def prepare(self, x, raw: bool = False) -> list[np.ndarray]:
+        """Inputs in the model's dtypes: quantized from float unless `raw`."""
+        arrays = self._as_list(x)
+        if raw:
+            return [np.asarray(a, dtype=t.dtype) for a, t in zip(arrays, self.inputs)]
+        return [quantize(a, t) for a, t in zip(arrays, self.inputs)]
+
+    def predict(self, x, raw: bool = False):
+        """Outputs for a batch of inputs.
+
+        Args:
+            x: an array of shape (N, ...) for a single-input model; a list or a dict keyed by input
+               name for several inputs. Float values, whatever the model's input dtype.
+            raw: pass inputs and return outputs in the model's own dtypes, without (de)quantizing.
+
+        Returns:
+            One array of shape (N, ...) per output: a single array when the model has one output.
+        """
+        arrays = self.prepare(x, raw)
+        n = len(arrays[0])
+        # A model with a fixed batch dimension B runs B samples at a time, the last chunk padded.
+        step = MAX_BATCH if self.resizable else max(self.inputs[0].shape[0], 1)
+        chunks = []
+        for start in range(0, n, step):
+            part = [a[start:start + step] for a in arrays]
+            m = len(part[0])
+            if self.resizable:
+                self.set_batch(m)
+            elif m < step:
+                part = [np.concatenate([p, np.repeat(p[-1:], step - m, axis=0)]) for p in part]
+            chunks.append([o[:m].copy() for o in self.run(part)])
+        outs = [np.concatenate([c[k] for c in chunks]) if chunks else
+                np.empty((0, *self.outputs[k].shape[1:]), self.outputs[k].dtype)
+                for k in range(len(self.outputs))]
+        if not raw:
+            outs = [dequantize(o, t) for o, t in zip(outs, self.outputs)]
+        return outs[0] if len(outs) == 1 else outs
+
+    def __repr__(self) -> str:
+        ins = "; ".join(map(str, self.inputs))
+        outs = "; ".join(map(str, self.outputs))
+        return f"LiteModel({self.path or 'bytes'}, {self.size_bytes} bytes, inputs: {ins}, outputs: {outs})"
+
+
+def load(model: str | os.PathLike | bytes, num_threads: int = 1) -> LiteModel:
+    """Load a `.tflite` file (or its bytes) for inference."""
+    return LiteModel(model, num_threads=num_threads)

@@ -1,0 +1,86 @@
+"""The quantization techniques quantbench knows, as frozen data in a registry keyed by name."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class Technique:
+    """One way to turn a float model into a `.tflite` file.
+
+    The fields are the converter settings as data; `conversion.py` reads them, nothing else does.
+    """
+
+    name: str
+    summary: str
+    engine: str = "converter"
+    optimize: bool = False          # converter.optimizations = [Optimize.DEFAULT]
+    calibrate: bool = False         # needs a representative dataset
+    ops: tuple[str, ...] = ()       # converter.target_spec.supported_ops, by OpsSet name
+    types: tuple[str, ...] = ()     # converter.target_spec.supported_types
+    io_dtype: str | None = None     # inference_input_type / inference_output_type
+    integer_only: bool = False      # runs on integer-only hardware
+
+
+_REGISTRY: dict[str, Technique] = {}
+
+
+def register(technique: Technique) -> Technique:
+    """Add a technique; a second one with the same name is refused."""
+    if technique.name in _REGISTRY:
+        raise ValueError(f"A technique named {technique.name!r} is already registered.")
+    _REGISTRY[technique.name] = technique
+    return technique
+
+
+def names() -> list[str]:
+    """Names of every registered technique, in registration order."""
+    return list(_REGISTRY)
+
+
+def get(technique: str | Technique) -> Technique:
+    """Resolve a name or a Technique to the registered Technique."""
+    if isinstance(technique, Technique):
+        return technique
+    try:
+        return _REGISTRY[technique]
+    except KeyError:
+        raise InputError(
+            f"Unknown technique {technique!r}. Expected one of: {', '.join(_REGISTRY)}. "
+            "Fix: pick a name from that list (see `quantbench convert --help`)."
+        ) from None
+
+
+def parse_list(text: str | None, default: list[str] | None = None) -> list[Technique]:
+    """Turn 'a,b,c' (or 'all') into Techniques, checking every name before anything runs."""
+    if not text:
+        return [get(n) for n in (default if default is not None else names())]
+    if text.strip() == "all":
+        return [get(n) for n in names()]
+    return [get(n.strip()) for n in text.split(",") if n.strip()]
+
+
+register(Technique("float32", "Plain float32 conversion; the baseline every variant is compared to."))
+register(Technique(
+    "dynamic", "Dynamic-range: int8 weights, activations quantized on the fly; float I/O.",
+    optimize=True))
+register(Technique(
+    "int8-fallback", "Full-integer int8 from calibration, float ops where no int8 kernel exists; float I/O.",
+    optimize=True, calibrate=True))
+register(Technique(
+    "int8-only", "Integer-only int8, int8 input and output; fails if any op lacks an int8 kernel.",
+    optimize=True, calibrate=True, ops=("TFLITE_BUILTINS_INT8",), io_dtype="int8", integer_only=True))
+register(Technique(
+    "uint8-only", "Integer-only int8 with uint8 input and output, for pipelines that feed raw bytes.",
+    optimize=True, calibrate=True, ops=("TFLITE_BUILTINS_INT8",), io_dtype="uint8", integer_only=True))
+register(Technique(
+    "float16", "float16 weights, dequantized to float32 at load on CPU; half the size.",
+    optimize=True, types=("float16",)))
+register(Technique(
+    "int16x8", "int16 activations with int8 weights: more accurate than int8, slower kernels.",
+    optimize=True, calibrate=True,
+    ops=("EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8",)))
+
+CONVERTER_TECHNIQUES = tuple(names())

@@ -1,0 +1,86 @@
+"""The demo end to end: the checks of the reference-experiment issue, on the real default demo."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+import quantbench
+from quantbench.results import Results
+from quantbench.techniques import CONVERTER_TECHNIQUES
+
+VARIANT_KEYS = {"technique", "status", "error", "path", "bytes", "input_dtype", "output_dtype",
+                "accuracy", "agreement", "latency_ms", "convert_s", "engine"}
+
+
+@pytest.fixture(scope="session")
+def demo_cli(tmp_path_factory):
+    """`quantbench demo` with its defaults, through the CLI, as a user runs it."""
+    out = tmp_path_factory.mktemp("demo") / "run"
+    proc = subprocess.run([sys.executable, "-m", "quantbench", "demo", "--out", str(out), "--json"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return out, proc
+
+
+@pytest.fixture(scope="session")
+def demo_results(demo_cli):
+    return Results.load(demo_cli[0] / "results.json")
+
+
+def test_demo_writes_every_technique_ok(demo_cli, demo_results):
+    out, proc = demo_cli
+    assert [v.technique for v in demo_results.variants] == ["keras", *CONVERTER_TECHNIQUES]
+    assert all(v.status == "ok" for v in demo_results.variants)
+    for v in demo_results.variants:
+        assert (out / v.path).stat().st_size == v.bytes
+    raw = json.loads((out / "results.json").read_text())
+    for key in ("quantbench_version", "model", "data", "machine", "variants"):
+        assert key in raw
+    for row in raw["variants"]:
+        assert VARIANT_KEYS <= set(row)
+        assert "median" in row["latency_ms"]
+    assert json.loads(proc.stdout) == raw  # --json prints the results object
+
+
+def test_demo_output_is_quiet(demo_cli):
+    _, proc = demo_cli
+    for noise in ("Saved artifact", "XNNPACK", "WARNING", "absl", "cuda"):
+        assert noise not in proc.stderr
+
+
+def test_integer_only_keeps_its_accuracy(demo_results):
+    f32 = demo_results.variant("float32").accuracy
+    assert f32 > 0.9
+    for name in ("int8-only", "uint8-only"):
+        assert abs(demo_results.variant(name).accuracy - f32) <= 0.005, name
+
+
+def test_sizes_shrink_as_promised(demo_results):
+    f32 = demo_results.variant("float32").bytes
+    assert demo_results.variant("int8-only").bytes <= 0.33 * f32
+    assert demo_results.variant("float16").bytes <= 0.55 * f32
+
+
+def test_io_dtypes_are_reported_truthfully(demo_cli, demo_results):
+    out, _ = demo_cli
+    for v in demo_results.variants[1:]:
+        m = quantbench.load(out / v.path)
+        assert v.input_dtype == m.inputs[0].dtype and v.output_dtype == m.outputs[0].dtype
+    expected = {"float32": "float32", "dynamic": "float32", "int8-fallback": "float32",
+                "float16": "float32", "int8-only": "int8", "uint8-only": "uint8"}
+    for name, dtype in expected.items():
+        assert demo_results.variant(name).input_dtype == dtype
+        assert demo_results.variant(name).output_dtype == dtype
+    assert demo_results.variant("int16x8").input_dtype in ("int16", "float32")
+
+
+def test_same_seed_same_accuracy(demo_results, tmp_path):
+    again = quantbench.demo(out=tmp_path / "again")
+    assert [v.accuracy for v in again.variants] == [v.accuracy for v in demo_results.variants]
+    assert [v.agreement for v in again.variants] == [v.agreement for v in demo_results.variants]
+
+
+def test_calibration_comes_from_the_training_split(demo_results):
+    assert demo_results.data["calibration"]["from"] == "train split"
+    assert demo_results.data["eval_samples"] == 450 and demo_results.data["train"] == 1347
