@@ -16,20 +16,18 @@ def lite_runner(model, x) -> Callable[[int], object]:
     return lambda i: model.run(samples[i])
 
 
-def keras_runner(model, x) -> Callable[[int], object]:
-    """A function timing one traced Keras call on sample i (graph mode, as served)."""
+def reference_runner(source, x) -> Callable[[int], object]:
+    """A function timing one call of the float model (traced, as served) on sample i."""
     from .quiet import import_tensorflow
 
     tf = import_tensorflow()
-    arrays = list(x) if isinstance(x, (list, tuple)) else [x]
-    specs = [tf.TensorSpec((1, *a.shape[1:]), tf.float32) for a in arrays]
-    fn = tf.function(lambda *t: model(list(t) if len(t) > 1 else t[0], training=False),
-                     input_signature=specs)
-    samples = [[tf.constant(a[i:i + 1], tf.float32) for a in arrays] for i in range(len(arrays[0]))]
+    call = source.call_one()
+    samples = [[tf.constant(a[i:i + 1]) for a in x] for i in range(len(x[0]))]
 
     def run(i):
-        out = fn(*samples[i])
-        return [o.numpy() for o in out] if isinstance(out, (list, tuple)) else out.numpy()
+        out = call(samples[i])
+        values = out.values() if isinstance(out, dict) else (out if isinstance(out, (list, tuple)) else [out])
+        return [v.numpy() for v in values]
     return run
 
 

@@ -60,6 +60,98 @@ def demo(
         print(f"Wrote {out}/ (results.json, model.keras and one .tflite per technique)", file=sys.stderr)
 
 
+@app.command()
+def compare(
+    model: Path = typer.Argument(..., help="A .keras or .h5 file, or a SavedModel folder."),
+    data: Path = typer.Option(..., "--data", help=".npz (x, optional y), .npy, or a folder of class sub-folders."),
+    calib: Optional[Path] = typer.Option(None, "--calib", help="Calibration inputs; default: a seeded split of --data."),
+    techniques: Optional[str] = typer.Option(None, "--techniques", help="Comma-separated techniques, or 'all'."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Study folder (default runs/<model name>)."),
+    calib_size: Optional[int] = typer.Option(None, "--calib-size", help="Calibration samples (default up to 200)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the calibration split."),
+    x_key: str = typer.Option("x", "--x-key", help="Name of the input array in the .npz."),
+    y_key: str = typer.Option("y", "--y-key", help="Name of the label array in the .npz."),
+    threads: int = typer.Option(1, "--threads", min=1, help="LiteRT threads for timing."),
+    unsafe: bool = typer.Option(False, "--unsafe", help="Allow Lambda layers (runs the file's Python code)."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars and no table."),
+    as_json: bool = typer.Option(False, "--json", help="Print results.json on stdout."),
+):
+    """Study your model on your data: every technique, measured, one table.
+
+    Example: quantbench compare model.keras --data test.npz --calib train.npz --out runs/mine
+    """
+    from .progress import reporter
+    from .study import compare as run_compare
+
+    results = run_compare(model, data, calib, techniques, out, calib_size=calib_size, seed=seed, x_key=x_key,
+                          y_key=y_key, unsafe=unsafe, force=force, threads=threads,
+                          reporter=reporter(quiet or as_json))
+    _show(results, as_json, quiet)
+
+
+@app.command("convert")
+def convert_cmd(
+    model: Path = typer.Argument(..., help="A .keras or .h5 file, or a SavedModel folder."),
+    technique: str = typer.Option(..., "--technique", "-t", help="One technique name (see `quantbench techniques`)."),
+    output: Path = typer.Option(..., "-o", "--output", help="The .tflite file to write."),
+    calib: Optional[Path] = typer.Option(None, "--calib", help="Calibration inputs, for techniques that need them."),
+    calib_size: int = typer.Option(200, "--calib-size", help="Calibration samples drawn from --calib."),
+    seed: int = typer.Option(0, "--seed", help="Seed for drawing calibration samples."),
+    x_key: str = typer.Option("x", "--x-key", help="Name of the input array in the .npz."),
+    unsafe: bool = typer.Option(False, "--unsafe", help="Allow Lambda layers (runs the file's Python code)."),
+    force: bool = typer.Option(False, "--force", help="Replace -o if it exists."),
+):
+    """Make one variant.
+
+    Example: quantbench convert model.keras -t int8-only --calib train.npz -o model-int8.tflite
+    """
+    from .study import convert_file
+
+    conv = convert_file(model, technique, output, calib, calib_size=calib_size, seed=seed, x_key=x_key,
+                        unsafe=unsafe, force=force)
+    print(f"Wrote {output} ({len(conv.content):,} bytes, {conv.technique}, {conv.seconds:.2f} s)")
+
+
+@app.command("inspect")
+def inspect_cmd(model: Path = typer.Argument(..., help="A .tflite file.")):
+    """Show a .tflite file's inputs, outputs, ops, and which ops run in float or integer.
+
+    Example: quantbench inspect runs/demo/int8-only.tflite
+    """
+    from .inspection import inspect, render
+
+    print(render(inspect(model)))
+
+
+@app.command()
+def predict(
+    model: Path = typer.Argument(..., help="A .tflite file."),
+    input: Path = typer.Option(..., "--input", help=".npy inputs, or .npz with x (x_<name> per input)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Save outputs: .npy (one output) or .npz."),
+    top: int = typer.Option(3, "--top", min=1, help="Classes to show per sample for class outputs."),
+    force: bool = typer.Option(False, "--force", help="Replace -o if it exists."),
+):
+    """Run a .tflite file on float inputs; outputs come back dequantized.
+
+    Example: quantbench predict runs/demo/int8-only.tflite --input x.npy -o probs.npy
+    """
+    from .predicting import predict_file, render
+
+    result = predict_file(model, input, output, force=force)
+    print(render(result, top=top, saved=output))
+
+
+@app.command()
+def techniques():
+    """List the techniques quantbench knows."""
+    from .techniques import get, names
+
+    for name in names():
+        t = get(name)
+        print(f"{name:<16} {t.engine:<17} {t.summary}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: `--debug` anywhere shows tracebacks and TensorFlow's own logs."""
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -1,4 +1,4 @@
-"""Turn a Keras model into `.tflite` bytes with TensorFlow's TFLiteConverter, one technique at a time."""
+"""Turn a TensorFlow model into `.tflite` bytes with TensorFlow's TFLiteConverter, one technique at a time."""
 from __future__ import annotations
 
 import time
@@ -18,26 +18,31 @@ class Conversion:
     seconds: float
 
 
-def _representative(calib: list[np.ndarray]):
+def _representative(calib: list[np.ndarray], names: list[str]):
     def gen():
         for i in range(len(calib[0])):
-            yield [a[i:i + 1].astype(np.float32) for a in calib]
+            sample = [a[i:i + 1].astype(np.float32) for a in calib]
+            # One input: positional (its signature name may differ from the Keras tensor's); several: by name.
+            yield sample if len(sample) == 1 else dict(zip(names, sample))
     return gen
 
 
 def _as_inputs(calib) -> list[np.ndarray]:
+    if hasattr(calib, "x"):  # a data.Dataset
+        return list(calib.x)
     if isinstance(calib, (list, tuple)):
         return [np.asarray(a) for a in calib]
     return [np.asarray(calib)]
 
 
-def make_converter(model):
-    """A fresh TFLiteConverter for a Keras model."""
-    tf = import_tensorflow()
-    return tf.lite.TFLiteConverter.from_keras_model(model)
+def as_source(model):
+    """A `models.Source` for a Source or an in-memory Keras model."""
+    from .models import Source, from_keras
+
+    return model if isinstance(model, Source) else from_keras(model)
 
 
-def apply(converter, technique: Technique, calib=None) -> None:
+def apply(converter, technique: Technique, calib=None, names: list[str] | None = None) -> None:
     """Set the converter's options from the technique's data."""
     tf = import_tensorflow()
     if technique.optimize:
@@ -48,7 +53,7 @@ def apply(converter, technique: Technique, calib=None) -> None:
             raise InputError(
                 f"Technique {technique.name!r} needs calibration samples and got none. "
                 "Expected a few hundred representative inputs. Fix: pass --calib FILE or data to draw them from.")
-        converter.representative_dataset = _representative(arrays)
+        converter.representative_dataset = _representative(arrays, names or [])
     if technique.ops:
         converter.target_spec.supported_ops = [getattr(tf.lite.OpsSet, name) for name in technique.ops]
     if technique.types:
@@ -62,9 +67,9 @@ def convert(model, technique: str | Technique, calib=None) -> Conversion:
     """Convert `model` with one technique.
 
     Args:
-        model: a Keras model.
+        model: a Keras model or a `quantbench.models.Source`.
         technique: a technique name or object (see `quantbench.techniques.names()`).
-        calib: calibration inputs (an array, or a list with one array per model input), float.
+        calib: calibration inputs (an array, a list with one array per model input, or a Dataset).
 
     Raises:
         ConversionError: the converter refused; the message is its reason in one line.
@@ -73,8 +78,9 @@ def convert(model, technique: str | Technique, calib=None) -> Conversion:
     if technique.engine != "converter":
         raise InputError(f"Technique {technique.name!r} is made by the {technique.engine} engine, "
                          "not by TFLiteConverter. Fix: use quantbench.compare or the CLI for it.")
-    converter = make_converter(model)
-    apply(converter, technique, calib)
+    source = as_source(model)
+    converter = source.converter()
+    apply(converter, technique, calib, source.input_names)
     start = time.perf_counter()
     try:
         with silenced():

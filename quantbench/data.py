@@ -28,6 +28,15 @@ def digits() -> Split:
     return Split(x_train, y_train, x_test, y_test)
 
 
+def npz_bytes(**arrays) -> bytes:
+    """An .npz archive of the arrays, in memory."""
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
 def calibration_sample(x, size: int, seed: int):
     """Up to `size` samples drawn without replacement, seeded; `x` is an array or a list of arrays."""
     arrays = list(x) if isinstance(x, (list, tuple)) else [x]
@@ -41,3 +50,224 @@ def calibration_sample(x, size: int, seed: int):
     idx = np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
     picked = [a[idx] for a in arrays]
     return picked if isinstance(x, (list, tuple)) else picked[0]
+
+
+# ---- A user's data files ----------------------------------------------------------------------
+
+DATA_KINDS = ".npz with an array 'x' (and optional 'y'), .npy with inputs only, or a folder of class sub-folders of images"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Inputs (one array per model input) and optional labels (sparse class indices)."""
+
+    x: list
+    y: np.ndarray | None
+    origin: str
+
+    def __len__(self) -> int:
+        return len(self.x[0])
+
+    def take(self, idx) -> "Dataset":
+        return Dataset([a[idx] for a in self.x], None if self.y is None else self.y[idx], self.origin)
+
+
+def _load_array(archive, key: str, where: str) -> np.ndarray:
+    try:
+        a = archive[key]
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise InputError(
+                f"Array {key!r} in {where} is an object (pickled) array, which quantbench never unpickles. "
+                "Expected a numeric array. Fix: save it with a numeric dtype, e.g. np.savez(f, x=x.astype('float32')).") from None
+        raise
+    if a.dtype == object:
+        raise InputError(f"Array {key!r} in {where} has dtype object. Expected a numeric array. "
+                         "Fix: convert it with x.astype('float32') before saving.")
+    return a
+
+
+def _open_numpy(path):
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise InputError(
+                f"{path} holds an object (pickled) array, which quantbench never unpickles. Expected a numeric "
+                "array. Fix: save it with a numeric dtype, e.g. np.save(f, x.astype('float32')).") from None
+        raise InputError(f"{path} is not a readable NumPy file ({exc}). Expected {DATA_KINDS}. "
+                         "Fix: write it with np.savez or np.save.") from None
+    except (OSError, EOFError) as exc:
+        raise InputError(f"{path} is not a readable NumPy file ({str(exc).splitlines()[0]}). "
+                         f"Expected {DATA_KINDS}. Fix: write it with np.savez or np.save.") from None
+
+
+def _input_keys(names: list[str], x_key: str) -> list[str]:
+    return [x_key] if len(names) <= 1 else [f"{x_key}_{n}" for n in names]
+
+
+def _load_npz(path, input_names, x_key, y_key):
+    import zipfile
+
+    try:
+        archive = _open_numpy(path)
+    except zipfile.BadZipFile:
+        raise InputError(f"{path} is not a valid .npz archive (corrupt or truncated). Expected {DATA_KINDS}. "
+                         "Fix: write it again with np.savez.") from None
+    if isinstance(archive, np.ndarray):
+        raise InputError(f"{path} holds a single array, not an .npz archive. Expected {DATA_KINDS}. "
+                         "Fix: rename it to .npy, or save with np.savez(f, x=..., y=...).")
+    with archive:
+        keys = _input_keys(input_names, x_key)
+        if len(keys) > 1 and all(k not in archive.files for k in keys) and x_key in archive.files:
+            keys = [x_key]  # a single stacked array is refused below with the expected shapes
+        missing = [k for k in keys if k not in archive.files]
+        if missing:
+            raise InputError(
+                f"{path} has no array {missing[0]!r} (it has {sorted(archive.files)}). Expected the inputs under "
+                f"{keys} and optional labels under {y_key!r}. Fix: save with np.savez(f, {keys[0]}=..., {y_key}=...) "
+                "or pass --x-key/--y-key.")
+        x = [_load_array(archive, k, f"{path}") for k in keys]
+        y = _load_array(archive, y_key, f"{path}") if y_key in archive.files else None
+    return x, y
+
+
+def _load_image_folder(path, input_shape):
+    from PIL import Image
+
+    classes = sorted(p for p in path.iterdir() if p.is_dir())
+    files = [(f, i) for i, c in enumerate(classes) for f in sorted(c.iterdir())
+             if f.suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        raise InputError(f"Image folder {path} holds no images in class sub-folders. Expected {path}/<class>/*.png "
+                         f"(or {', '.join(sorted(IMAGE_SUFFIXES))}). Fix: put each class's images in its own sub-folder.")
+    if len(input_shape) != 4 or input_shape[1] < 1 or input_shape[2] < 1 or input_shape[3] not in (1, 3):
+        raise InputError(f"Image folder {path} needs a model input of shape (N, height, width, 1 or 3); the model's "
+                         f"input is {tuple(input_shape)}. Fix: pass the data as .npz instead.")
+    h, w, c = input_shape[1:]
+    mode = "L" if c == 1 else "RGB"
+    images = []
+    for f, _ in files:
+        try:
+            with Image.open(f) as im:
+                images.append(np.asarray(im.convert(mode).resize((w, h)), dtype=np.float32).reshape(h, w, c))
+        except OSError as exc:
+            raise InputError(f"Image {f} cannot be read ({exc}). Expected an image file. Fix: remove or replace it.") \
+                from None
+    return [np.stack(images)], np.array([i for _, i in files], dtype=np.int64)
+
+
+def load_data(path, source=None, x_key: str = "x", y_key: str = "y", role: str = "--data") -> Dataset:
+    """Read a data file or image folder, checked against the model when `source` is given.
+
+    Args:
+        path: an `.npz` (arrays `x`, optional `y`; `x_<input name>` per input for several inputs),
+            an `.npy` (inputs only), or a folder of class sub-folders of images.
+        source: the model (`quantbench.models.Source`) the data is for; checks shapes, dtypes and labels.
+        role: how the user passed it (`--data`, `--calib`), named in error messages.
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    names = source.input_names if source is not None else ["x"]
+    if not path.exists():
+        raise InputError(f"No data at {path} ({role}). Expected {DATA_KINDS}. Fix: check the path.")
+    if path.is_dir():
+        if source is None:
+            raise InputError(f"Image folder {path} ({role}) needs the model's input shape to resize images to.")
+        x, y = _load_image_folder(path, source.input_shapes[0])
+    elif path.suffix.lower() == ".npz":
+        x, y = _load_npz(path, names, x_key, y_key)
+    elif path.suffix.lower() == ".npy":
+        arr = _open_numpy(path)
+        if arr.dtype == object:
+            raise InputError(f"{path} has dtype object. Expected a numeric array. Fix: x.astype('float32').")
+        x, y = [arr], None
+    else:
+        raise InputError(f"{path} ({role}) is not a data file quantbench reads (suffix {path.suffix or 'none'!r}). "
+                         f"Expected {DATA_KINDS}. Fix: save your arrays with np.savez(f, x=..., y=...).")
+    data = Dataset(list(x), y, str(path))
+    return validate(data, source, role) if source is not None else data
+
+
+def validate(data: Dataset, source, role: str = "--data") -> Dataset:
+    """Check inputs and labels against the model; return them as float32 inputs and sparse int labels."""
+    where = f"{data.origin} ({role})"
+    if len(data.x) != len(source.input_names):
+        raise InputError(f"{where} has {len(data.x)} input array(s) but the model has {len(source.input_names)} "
+                         f"inputs {source.input_names}. Fix: save one array per input as x_<input name>.")
+    xs = []
+    for a, name, shape, dtype in zip(data.x, source.input_names, source.input_shapes, source.input_dtypes):
+        want = "(N, " + ", ".join("any" if d == -1 else str(d) for d in shape[1:]) + ")"
+        if a.ndim != len(shape) or any(d not in (-1, g) for d, g in zip(shape[1:], a.shape[1:])):
+            raise InputError(f"Input {name!r} in {where} has shape {a.shape}, but the model expects {want}. "
+                             f"Fix: reshape the array to {want}.")
+        if len(a) == 0:
+            raise InputError(f"Input {name!r} in {where} has 0 samples. Expected at least one. Fix: pass a "
+                             "non-empty array.")
+        if not np.issubdtype(a.dtype, np.number) and a.dtype != bool:
+            raise InputError(f"Input {name!r} in {where} has dtype {a.dtype}. Expected numbers. "
+                             "Fix: convert with x.astype('float32').")
+        if np.issubdtype(a.dtype, np.integer) and dtype.startswith("float"):
+            raise InputError(f"Input {name!r} in {where} holds integers ({a.dtype}) but the model expects {dtype}. "
+                             "Integer images usually need the model's preprocessing (for example x / 255). "
+                             f"Fix: apply it and save x.astype('{dtype}').")
+        if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
+            bad = int(np.sum(~np.isfinite(a)))
+            raise InputError(f"Input {name!r} in {where} contains {bad} NaN or Inf value(s). Expected finite "
+                             "numbers. Fix: clean or drop those samples.")
+        xs.append(a.astype(np.float32) if dtype.startswith("float") else a)
+    counts = {len(a) for a in xs}
+    if len(counts) > 1:
+        raise InputError(f"Inputs in {where} have different sample counts {sorted(counts)}. Expected one count. "
+                         "Fix: align the arrays.")
+    y = data.y
+    if y is not None:
+        y = _labels(y, len(xs[0]), source, where)
+    return Dataset(xs, y, data.origin)
+
+
+def _labels(y: np.ndarray, n: int, source, where: str) -> np.ndarray:
+    classes = source.output_shapes[0][-1] if len(source.output_shapes[0]) == 2 else None
+    if len(y) != n:
+        raise InputError(f"Labels 'y' in {where} have {len(y)} entries but the inputs have {n} samples. "
+                         "Expected one label per sample. Fix: pass aligned x and y.")
+    if y.ndim == 2 and y.shape[1] > 1:  # one-hot
+        if classes is not None and y.shape[1] != classes:
+            raise InputError(f"One-hot labels in {where} have {y.shape[1]} columns but the model outputs {classes} "
+                             f"classes. Expected shape ({n}, {classes}). Fix: encode labels for the model's classes.")
+        return y.argmax(axis=1).astype(np.int64)
+    y = y.reshape(-1)
+    if not np.issubdtype(y.dtype, np.integer):
+        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+            raise InputError(f"Labels 'y' in {where} are not whole class indices. Expected integers or one-hot "
+                             "rows. Fix: save y.astype('int64').")
+        y = y.astype(np.int64)
+    if classes is None or classes < 2:
+        raise InputError(f"Labels were given in {where}, but the model's first output {source.output_shapes[0]} is "
+                         "not a class distribution. Expected (N, classes). Fix: drop 'y' to measure fidelity instead.")
+    if y.min() < 0 or y.max() >= classes:
+        raise InputError(f"Labels in {where} range from {int(y.min())} to {int(y.max())}, but the model outputs "
+                         f"{classes} classes (0..{classes - 1}). Fix: check the labels match the model's classes.")
+    return y.astype(np.int64)
+
+
+def split_for_calibration(data: Dataset, size: int | None, seed: int) -> tuple[Dataset, Dataset, dict]:
+    """Seeded disjoint split: calibration samples and the rest for evaluation."""
+    n = len(data)
+    if size is None:
+        size = min(200, max(1, n // 4))
+    if n < 2:
+        raise InputError(f"{data.origin} has {n} sample(s): too few to keep calibration apart from evaluation. "
+                         "Expected at least 2. Fix: pass more data, or a separate --calib file.")
+    if size >= n:
+        raise InputError(f"--calib-size {size} is larger than the data allows: {data.origin} has {n} samples and "
+                         f"at least one must stay for evaluation. Expected at most {n - 1}. Fix: pass "
+                         f"--calib-size {min(200, n - 1)} or fewer, or a separate --calib file.")
+    order = np.random.default_rng(seed).permutation(n)
+    calib_idx, eval_idx = np.sort(order[:size]), np.sort(order[size:])
+    info = {"calibration": {"samples": int(size), "from": f"{data.origin} (seeded split, seed {seed})",
+                            "seed": seed},
+            "eval_samples": int(len(eval_idx))}
+    return data.take(calib_idx), data.take(eval_idx), info

@@ -16,3 +16,37 @@ def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
 def agreement(outputs: np.ndarray, reference: np.ndarray) -> float:
     """Fraction of samples whose top-1 class matches the reference model's."""
     return float(np.mean(top1(outputs) == top1(reference)))
+
+
+def is_classifier(shape) -> bool:
+    """An output of shape (N, classes) with at least two classes is read as class scores."""
+    return len(shape) == 2 and shape[-1] >= 2
+
+
+def top_k(outputs: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Fraction of samples whose label is among the k highest scores."""
+    best = np.argsort(-np.asarray(outputs), axis=1)[:, :k]
+    return float(np.mean(np.any(best == np.asarray(labels)[:, None], axis=1)))
+
+
+def sqnr_db(outputs: np.ndarray, reference: np.ndarray) -> float:
+    """Signal-to-quantization-noise ratio of outputs against the reference, in dB (inf when identical)."""
+    ref = np.asarray(reference, np.float64)
+    noise = np.sum((np.asarray(outputs, np.float64) - ref) ** 2)
+    signal = np.sum(ref ** 2)
+    if noise == 0:
+        return float("inf")
+    return float(10 * np.log10(signal / noise)) if signal > 0 else float("-inf")
+
+
+def fidelity(outputs: list, reference: list, names: list[str]) -> list[dict]:
+    """Per output: top-1 agreement (class outputs), SQNR in dB, and max absolute error."""
+    rows = []
+    for name, out, ref in zip(names, outputs, reference):
+        rows.append({
+            "output": name,
+            "agreement": agreement(out, ref) if is_classifier(ref.shape) else None,
+            "sqnr_db": sqnr_db(out, ref),
+            "max_abs_err": float(np.max(np.abs(np.asarray(out, np.float64) - ref))) if ref.size else 0.0,
+        })
+    return rows

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .quiet import import_tensorflow
+from .quiet import import_tensorflow, silenced
 
 
 def seed_everything(seed: int) -> None:
@@ -39,3 +39,204 @@ def train(model, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int = 32
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, shuffle=True, callbacks=callbacks)
     return model
+
+
+# ---- Loading a user's model -------------------------------------------------------------------
+
+MODEL_KINDS = "a Keras .keras or .h5 file, or a SavedModel folder"
+
+
+def _natural_key(name: str):
+    import re
+
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+class Source:
+    """The user's float model, whatever its format: names and shapes of its I/O, predict, a converter.
+
+    Inputs and outputs are named as the converted `.tflite` names them in its signature, so arrays
+    can be matched to any variant by name.
+    """
+
+    def __init__(self, path, kind: str, name: str, keras_model=None, signature=None):
+        self.path, self.kind, self.name = path, kind, name
+        self.keras, self._signature = keras_model, signature
+        if keras_model is not None:
+            self.input_names = [t.name for t in keras_model.inputs]
+            self.input_shapes = [tuple(-1 if d is None else int(d) for d in t.shape) for t in keras_model.inputs]
+            self.input_dtypes = [str(t.dtype).replace("<dtype: '", "").rstrip("'>") for t in keras_model.inputs]
+            self.output_names = [f"output_{i}" for i in range(len(keras_model.outputs))]
+            self.output_shapes = [tuple(-1 if d is None else int(d) for d in t.shape) for t in keras_model.outputs]
+        else:
+            specs = signature.structured_input_signature[1]
+            self.input_names = sorted(specs, key=_natural_key)
+            self.input_shapes = [tuple(-1 if d is None else int(d) for d in specs[n].shape) for n in self.input_names]
+            self.input_dtypes = [specs[n].dtype.name for n in self.input_names]
+            outs = signature.structured_outputs
+            self.output_names = sorted(outs, key=_natural_key)
+            self.output_shapes = [tuple(-1 if d is None else int(d) for d in outs[n].shape) for n in self.output_names]
+
+    @property
+    def size_bytes(self) -> int:
+        from pathlib import Path
+
+        p = Path(self.path)
+        return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
+
+    def predict(self, arrays: list[np.ndarray], batch_size: int = 256) -> list[np.ndarray]:
+        """The float model's outputs, one array per output, in `output_names` order."""
+        if self.keras is not None:
+            out = self.keras.predict(arrays if len(arrays) > 1 else arrays[0], batch_size=batch_size, verbose=0)
+            return [np.asarray(o) for o in out] if isinstance(out, (list, tuple)) else [np.asarray(out)]
+        tf = import_tensorflow()
+        chunks = []
+        for start in range(0, len(arrays[0]), batch_size):
+            feed = {n: tf.constant(a[start:start + batch_size]) for n, a in zip(self.input_names, arrays)}
+            res = self._signature(**feed)
+            chunks.append([res[n].numpy() for n in self.output_names])
+        return [np.concatenate([c[k] for c in chunks]) for k in range(len(self.output_names))]
+
+    def call_one(self):
+        """A function running the float model on one prepared sample (for timing), and its preparer."""
+        tf = import_tensorflow()
+        if self.keras is not None:
+            specs = [tf.TensorSpec((1, *s[1:]), tf.float32) for s in self.input_shapes]
+            model = self.keras
+            fn = tf.function(lambda *t: model(list(t) if len(t) > 1 else t[0], training=False),
+                             input_signature=specs)
+            return lambda sample: fn(*sample)
+        sig, names = self._signature, self.input_names
+        return lambda sample: sig(**dict(zip(names, sample)))
+
+    def converter(self):
+        """A fresh TFLiteConverter for this model."""
+        tf = import_tensorflow()
+        if self.keras is not None:
+            return tf.lite.TFLiteConverter.from_keras_model(self.keras)
+        return tf.lite.TFLiteConverter.from_saved_model(str(self.path), signature_keys=["serving_default"])
+
+    def describe(self) -> dict:
+        return {"name": self.name, "path": str(self.path) if self.path else None, "format": self.kind,
+                "inputs": [{"name": n, "shape": list(s), "dtype": d}
+                           for n, s, d in zip(self.input_names, self.input_shapes, self.input_dtypes)],
+                "outputs": [{"name": n, "shape": list(s)} for n, s in zip(self.output_names, self.output_shapes)]}
+
+
+def from_keras(model, path=None, kind: str = "keras") -> Source:
+    """Wrap an in-memory Keras model."""
+    return Source(path, kind, model.name, keras_model=model)
+
+
+def _load_keras_file(path, unsafe: bool):
+    import keras
+
+    try:
+        with silenced():
+            return keras.models.load_model(path, compile=False, safe_mode=not unsafe)
+    except Exception as exc:  # Keras raises ValueError, TypeError, OSError... for bad files
+        text = str(exc)
+        if "safe_mode" in text or "Lambda" in text:
+            from .errors import InputError
+
+            raise InputError(
+                f"{path} contains a Lambda layer or other arbitrary Python code, which quantbench does not "
+                "run by default (Keras safe_mode). Fix: pass --unsafe if you trust this file "
+                "(Python API: unsafe=True).") from None
+        raise
+
+
+def load_model(path, unsafe: bool = False) -> Source:
+    """Load a user's model file or folder for a study.
+
+    Args:
+        path: a `.keras` file, a legacy `.h5` file, or a SavedModel folder.
+        unsafe: allow Lambda layers and other deserialized Python code (Keras `safe_mode=False`).
+
+    Raises:
+        InputError: the path is missing or is not a model quantbench can read, with how to fix it.
+    """
+    import zipfile
+    from pathlib import Path
+
+    from .errors import InputError
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"No model at {path}. Expected {MODEL_KINDS}. Fix: check the path.")
+    import_tensorflow()
+    if path.is_dir():
+        if not (path / "saved_model.pb").is_file():
+            raise InputError(f"{path} is a folder without saved_model.pb, so not a SavedModel. "
+                             f"Expected {MODEL_KINDS}. Fix: pass the SavedModel folder itself or a model file.")
+        return _load_saved_model(path)
+    suffix = path.suffix.lower()
+    if suffix == ".keras":
+        if not zipfile.is_zipfile(path):
+            raise InputError(f"{path} is not a valid .keras archive (corrupt or truncated zip). "
+                             "Expected a file written by model.save('model.keras'). Fix: save the model again.")
+        try:
+            model = _load_keras_file(path, unsafe)
+        except InputError:
+            raise
+        except Exception as exc:
+            raise InputError(f"Keras could not load {path}: {_first_line(exc)}. Expected a complete .keras "
+                             "model. Fix: save the model again with model.save('model.keras').") from None
+        return from_keras(model, path, "keras")
+    if suffix in (".h5", ".hdf5"):
+        return _load_h5(path, unsafe)
+    if suffix == ".tflite":
+        raise InputError(f"{path} is a .tflite file; this command needs the TensorFlow model it came from. "
+                         "Fix: pass the .keras/.h5/SavedModel, or use `quantbench inspect`/`predict` on the .tflite.")
+    raise InputError(f"{path} is not a model quantbench can read (suffix {suffix or 'none'!r}). "
+                     f"Expected {MODEL_KINDS}. Fix: pass a saved model (model.save('model.keras')).")
+
+
+def _first_line(exc: Exception) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:300]
+
+
+def _load_h5(path, unsafe: bool) -> Source:
+    import h5py
+
+    from .errors import InputError
+
+    try:
+        with h5py.File(path, "r") as f:
+            has_config = "model_config" in f.attrs
+    except OSError:
+        raise InputError(f"{path} is not an HDF5 file (corrupt, truncated, or another format). "
+                         "Expected a Keras model saved with model.save('model.h5'). Fix: save the model again.") from None
+    if not has_config:
+        raise InputError(f"{path} holds weights only (no model_config attribute). Expected a whole model saved "
+                         "with model.save('model.h5'). Fix: build the architecture in code, call "
+                         "load_weights, then save the whole model.")
+    try:
+        model = _load_keras_file(path, unsafe)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"Keras could not load {path}: {_first_line(exc)}. Expected a Keras 2 or 3 model "
+                         "saved with model.save('model.h5'). Fix: re-save it as .keras or a SavedModel.") from None
+    return from_keras(model, path, "h5")
+
+
+def _load_saved_model(path) -> Source:
+    from .errors import InputError
+
+    tf = import_tensorflow()
+    try:
+        with silenced():
+            loaded = tf.saved_model.load(str(path))
+    except Exception as exc:
+        raise InputError(f"TensorFlow could not load the SavedModel at {path}: {_first_line(exc)}. "
+                         "Expected a SavedModel folder. Fix: export it again (model.export(path)).") from None
+    sig = loaded.signatures.get("serving_default")
+    if sig is None:
+        raise InputError(f"The SavedModel at {path} has no 'serving_default' signature "
+                         f"(has {sorted(loaded.signatures)}). Expected a serving signature. "
+                         "Fix: export with model.export(path) or tf.saved_model.save(..., signatures=...).")
+    source = Source(path, "saved_model", path.name, signature=sig)
+    source._loaded = loaded  # keeps the variables alive while the signature is used
+    return source

@@ -21,7 +21,9 @@ class Variant:
     output_dtype: str | None = None
     accuracy: float | None = None    # fraction 0..1, when labels exist
     accuracy_delta_pp: float | None = None  # percentage points against the Keras model
-    agreement: float | None = None   # top-1 agreement with the float model
+    top5: float | None = None        # when the model has more than 5 classes
+    agreement: float | None = None   # top-1 agreement with the float model (first output)
+    fidelity: list | None = None     # per output: agreement, sqnr_db, max_abs_err
     latency_ms: dict | None = None   # {"median", "p90", "p99", "n"}
     convert_s: float | None = None
 

@@ -74,8 +74,8 @@ def dequantize(q: np.ndarray, info: TensorInfo) -> np.ndarray:
 class LiteModel:
     """A loaded `.tflite` model: `.inputs`, `.outputs` and `.predict(x)`."""
 
-    def __init__(self, model: str | os.PathLike | bytes, num_threads: int = 1):
-        from ai_edge_litert.interpreter import Interpreter
+    def __init__(self, model: str | os.PathLike | bytes, num_threads: int = 1, delegates: bool = True):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         if isinstance(model, (bytes, bytearray)):
             content, self.path = bytes(model), None
@@ -94,7 +94,9 @@ class LiteModel:
                 "Fix: pass a .tflite file, or convert your model first with `quantbench convert`.")
         try:
             with silenced():  # LiteRT logs "Created TensorFlow Lite XNNPACK delegate" on stderr
-                self._interpreter = Interpreter(model_content=content, num_threads=num_threads)
+                resolver = OpResolverType.AUTO if delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+                self._interpreter = Interpreter(model_content=content, num_threads=num_threads,
+                                                experimental_op_resolver_type=resolver)
                 self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise InputError(

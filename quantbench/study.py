@@ -6,28 +6,32 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, bench, data, evaluate, machine, models
-from .conversion import convert
-from .errors import ConversionError
-from .files import staged_dir
+from .conversion import as_source, convert
+from .errors import ConversionError, InputError, QuantbenchError, one_line
+from .files import check_new_dir, staged_dir
 from .progress import Silent
 from .results import Results, Variant
 from .runtime import LiteModel
 from .techniques import CONVERTER_TECHNIQUES, Technique, parse_list
 
-KERAS_ROW = "keras"
+REFERENCE_ROW = "keras"
 
 
-def _inputs(x) -> list[np.ndarray]:
-    return list(x) if isinstance(x, (list, tuple)) else [x]
+def align(names: list[str], arrays: list[np.ndarray], wanted: list[str]) -> list[np.ndarray]:
+    """Reorder arrays named `names` into the order `wanted` names them; positional when names differ."""
+    if len(arrays) == 1 or sorted(names) != sorted(wanted):
+        return list(arrays)
+    by_name = dict(zip(names, arrays))
+    return [by_name[n] for n in wanted]
 
 
-def _convert_all(model, techniques: list[Technique], calib, folder: Path, reporter) -> dict:
+def _convert_all(source, techniques: list[Technique], calib, folder: Path, reporter) -> dict:
     """Each technique on its own: a refusal becomes a failed row and the others go on."""
     done = {}
     with reporter.task("Converting", len(techniques)) as advance:
         for t in techniques:
             try:
-                conv = convert(model, t, calib)
+                conv = convert(source, t, calib)
             except ConversionError as exc:
                 done[t.name] = Variant(t.name, t.engine, "failed", error=str(exc))
             else:
@@ -38,68 +42,131 @@ def _convert_all(model, techniques: list[Technique], calib, folder: Path, report
     return done
 
 
-def run_study(model, x_eval, y_eval, calib, techniques, out, *, force: bool = False,
-              model_info: dict | None = None, data_info: dict | None = None, settings: dict | None = None,
-              threads: int = 1, reporter=None) -> Results:
+def _load_and_run(path: Path, source, x: list[np.ndarray], threads: int):
+    """The variant loaded and its outputs on `x`, in the source's output order."""
+    m = LiteModel(path, num_threads=threads)
+    feed = align(source.input_names, x, [t.name for t in m.inputs])
+    outs = m.predict(feed)
+    outs = outs if isinstance(outs, list) else [outs]
+    return m, feed, align([t.name for t in m.outputs], outs, source.output_names)
+
+
+def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, force: bool = False,
+              data_info: dict | None = None, settings: dict | None = None, threads: int = 1,
+              save_keras: bool = False, artifacts: dict[str, bytes] | None = None, reporter=None) -> Results:
     """Convert, evaluate and time `model` with each technique; write everything into `out`.
 
     Args:
-        model: a Keras model (float).
-        x_eval, y_eval: evaluation inputs (array or list of arrays) and labels (or None).
-        calib: calibration inputs, kept apart from the evaluation inputs.
+        model: a Keras model or a `quantbench.models.Source` (float).
+        evaluation: a `data.Dataset` (or an input array) to evaluate on; labels optional.
+        calib: calibration inputs (array, list of arrays or Dataset), kept apart from `evaluation`.
         techniques: names or Techniques; None means every converter technique.
         out: the study folder; refused if it exists and is not empty, unless `force`.
+        save_keras: write the Keras model into the folder as `model.keras` (the demo does).
+        artifacts: more files to write into the folder, by name.
     """
     reporter = reporter or Silent()
-    techniques = parse_list(None, list(CONVERTER_TECHNIQUES)) if techniques is None else \
-        [t if isinstance(t, Technique) else parse_list(t)[0] for t in techniques]
-    x_eval = _inputs(x_eval)
+    source = as_source(model)
+    if not isinstance(evaluation, data.Dataset):
+        evaluation = data.Dataset([evaluation] if not isinstance(evaluation, list) else evaluation, None, "array")
+    techniques = [t if isinstance(t, Technique) else parse_list(t)[0]
+                  for t in (techniques if techniques is not None else CONVERTER_TECHNIQUES)]
+    x, y = evaluation.x, evaluation.y
     with staged_dir(out, force) as folder:
-        keras_path = folder / "model.keras"
-        model.save(keras_path)
-        converted = _convert_all(model, techniques, calib, folder, reporter)
+        if save_keras:
+            source.keras.save(folder / "model.keras")
+            ref_path, ref_bytes = "model.keras", (folder / "model.keras").stat().st_size
+        else:
+            ref_path, ref_bytes = str(source.path) if source.path else None, \
+                source.size_bytes if source.path else None
+        for name, content in (artifacts or {}).items():
+            (folder / name).write_bytes(content)
+        converted = _convert_all(source, techniques, calib, folder, reporter)
 
+        rows: dict[str, Variant] = {}
+        lite, feeds, outputs = {}, {}, {}
         with reporter.task("Evaluating", len(techniques) + 1) as advance:
-            reference = model.predict(x_eval if len(x_eval) > 1 else x_eval[0], batch_size=256, verbose=0)
-            advance(note=KERAS_ROW)
-            lite, outputs = {}, {KERAS_ROW: reference}
+            reference = source.predict(x)
+            advance(note=REFERENCE_ROW)
             for name, item in converted.items():
-                if isinstance(item, tuple):
-                    lite[name] = LiteModel(item[0], num_threads=threads)
-                    outputs[name] = lite[name].predict(x_eval)
+                if isinstance(item, Variant):
+                    rows[name] = item
+                else:
+                    try:
+                        lite[name], feeds[name], outputs[name] = _load_and_run(item[0], source, x, threads)
+                    except QuantbenchError as exc:
+                        rows[name] = Variant(name, item[0].name, "failed", error=f"runtime: {exc}")
+                    except Exception as exc:  # LiteRT refusing a converted model is a row, not a crash
+                        rows[name] = Variant(name, "converter", "failed", error=f"runtime: {one_line(exc)}")
                 advance(note=name)
 
-        n = len(x_eval[0])
-        runners = {KERAS_ROW: bench.keras_runner(model, x_eval)}
-        runners.update({name: bench.lite_runner(m, x_eval) for name, m in lite.items()})
+        n = len(evaluation)
+        runners = {REFERENCE_ROW: bench.reference_runner(source, x)}
+        runners.update({name: bench.lite_runner(m, feeds[name]) for name, m in lite.items()})
         with reporter.task("Timing (batch 1)", n) as advance:
             times = bench.latency(runners, n, on_round=advance)
 
-        def row(name, engine, path, seconds, ins, outs):
-            acc = evaluate.accuracy(outputs[name], y_eval) if y_eval is not None else None
-            base = evaluate.accuracy(reference, y_eval) if y_eval is not None else None
+        classify = evaluate.is_classifier(source.output_shapes[0])
+        base_acc = evaluate.accuracy(reference[0], y) if (y is not None and classify) else None
+
+        def measured(name, engine, path, size, seconds, ins, outs, outputs_):
+            acc = evaluate.accuracy(outputs_[0], y) if base_acc is not None else None
             return Variant(
-                technique=name, engine=engine, status="ok", path=path.name, bytes=path.stat().st_size,
+                technique=name, engine=engine, status="ok", path=path, bytes=size,
                 input_dtype=ins, output_dtype=outs, accuracy=acc,
-                accuracy_delta_pp=None if acc is None else round((acc - base) * 100, 6),
-                agreement=evaluate.agreement(outputs[name], reference),
+                accuracy_delta_pp=None if acc is None else round((acc - base_acc) * 100, 6),
+                top5=evaluate.top_k(outputs_[0], y, 5) if (acc is not None and reference[0].shape[-1] > 5) else None,
+                agreement=evaluate.agreement(outputs_[0], reference[0]) if classify else None,
+                fidelity=evaluate.fidelity(outputs_, reference, source.output_names),
                 latency_ms=bench.summarize(times[name]), convert_s=seconds)
 
-        variants = [row(KERAS_ROW, "keras", keras_path, None, "float32", "float32")]
+        variants = [measured(REFERENCE_ROW, source.kind, ref_path, ref_bytes, None,
+                             ",".join(source.input_dtypes), "float32", reference)]
         for t in techniques:
-            item = converted[t.name]
-            if isinstance(item, Variant):
-                variants.append(item)
+            if t.name in rows:
+                variants.append(rows[t.name])
                 continue
-            m = lite[t.name]
-            variants.append(row(t.name, t.engine, item[0], round(item[1], 4),
-                                ",".join(i.dtype for i in m.inputs), ",".join(o.dtype for o in m.outputs)))
+            m, (path, seconds) = lite[t.name], converted[t.name]
+            variants.append(measured(t.name, t.engine, path.name, path.stat().st_size, round(seconds, 4),
+                                     ",".join(i.dtype for i in m.inputs), ",".join(o.dtype for o in m.outputs),
+                                     outputs[t.name]))
         results = Results(
-            quantbench_version=__version__, model=model_info or {"name": model.name},
-            data=data_info or {"eval_samples": n, "labels": y_eval is not None},
+            quantbench_version=__version__, model=source.describe(),
+            data={"eval_samples": n, "labels": y is not None, "eval_from": evaluation.origin, **(data_info or {})},
             machine=machine.describe(threads), settings=settings or {}, variants=variants)
         results.save(folder / "results.json")
     return results
+
+
+def compare(model, data_path, calib_path=None, techniques=None, out=None, *, calib_size: int | None = None,
+            seed: int = 0, x_key: str = "x", y_key: str = "y", unsafe: bool = False, force: bool = False,
+            threads: int = 1, reporter=None) -> Results:
+    """Study a user's model file on a user's data file: every technique, one table.
+
+    Without `calib_path`, calibration samples come from `data_path` by a seeded split, and the rest
+    is evaluated; with it, all of `data_path` is evaluated.
+    """
+    techniques = parse_list(techniques, list(CONVERTER_TECHNIQUES)) if not isinstance(techniques, list) \
+        else techniques
+    source = model if isinstance(model, models.Source) else models.load_model(model, unsafe=unsafe)
+    out = Path(out) if out is not None else Path("runs") / Path(str(source.path or source.name)).stem
+    check_new_dir(out, force)
+    dataset = data.load_data(data_path, source, x_key, y_key, role="--data")
+    if calib_path is not None:
+        pool = data.load_data(calib_path, source, x_key, y_key, role="--calib")
+        size = len(pool) if calib_size is None else calib_size
+        if size > len(pool):
+            raise InputError(f"--calib-size {size} is larger than the {len(pool)} samples in {calib_path}. "
+                             f"Expected at most {len(pool)}. Fix: pass --calib-size {len(pool)} or fewer.")
+        calib = data.calibration_sample(pool.x, min(size, len(pool)), seed)
+        info = {"calibration": {"samples": int(len(calib[0])), "from": str(calib_path), "seed": seed}}
+        evaluation = dataset
+    else:
+        calib_set, evaluation, info = data.split_for_calibration(dataset, calib_size, seed)
+        calib = calib_set.x
+    return run_study(source, evaluation, calib, techniques, out, force=force, threads=threads, reporter=reporter,
+                     data_info={"name": Path(str(data_path)).name, **info},
+                     settings={"seed": seed, "calib_size": calib_size, "threads": threads})
 
 
 def demo(out="runs/demo", epochs: int = 10, seed: int = 0, calib_size: int = 200, force: bool = False,
@@ -108,8 +175,6 @@ def demo(out="runs/demo", epochs: int = 10, seed: int = 0, calib_size: int = 200
     reporter = reporter or Silent()
     techniques = parse_list(techniques, list(CONVERTER_TECHNIQUES)) if not isinstance(techniques, list) \
         else techniques
-    from .files import check_new_dir
-
     check_new_dir(out, force)  # fail before training, not after
     split = data.digits()
     calib = data.calibration_sample(split.x_train, calib_size, seed)
@@ -119,10 +184,32 @@ def demo(out="runs/demo", epochs: int = 10, seed: int = 0, calib_size: int = 200
         models.train(model, split.x_train, split.y_train, epochs,
                      on_epoch=lambda e, logs: advance(note=f"loss {logs['loss']:.4f}"))
     return run_study(
-        model, split.x_test, split.y_test, calib, techniques, out, force=force, threads=threads,
-        reporter=reporter,
-        model_info={"name": "reference_cnn", "source": "quantbench demo", "params": int(model.count_params())},
-        data_info={"name": "sklearn digits", "train": len(split.x_train), "eval_samples": len(split.x_test),
-                   "calibration": {"samples": calib_size, "from": "train split", "seed": seed},
-                   "labels": True},
+        model, data.Dataset([split.x_test], split.y_test, "sklearn digits test split"), calib, techniques, out,
+        force=force, threads=threads, reporter=reporter, save_keras=True,
+        # the data beside the model, so `quantbench compare` can be tried on it
+        artifacts={"digits-train.npz": data.npz_bytes(x=split.x_train, y=split.y_train),
+                   "digits-test.npz": data.npz_bytes(x=split.x_test, y=split.y_test)},
+        data_info={"name": "sklearn digits", "train": len(split.x_train),
+                   "calibration": {"samples": calib_size, "from": "train split", "seed": seed}},
         settings={"epochs": epochs, "seed": seed, "calib_size": calib_size, "threads": threads})
+
+
+def convert_file(model, technique, output, calib_path=None, *, calib_size: int = 200, seed: int = 0,
+                 x_key: str = "x", unsafe: bool = False, force: bool = False):
+    """Make one variant of a model file and write it to `output` (temporary name, then rename)."""
+    from .files import check_new_file, write_file
+    from .techniques import get
+
+    technique = get(technique)
+    check_new_file(output, force)
+    source = models.load_model(model, unsafe=unsafe)
+    calib = None
+    if technique.calibrate:
+        if calib_path is None:
+            raise InputError(f"Technique {technique.name!r} needs calibration data. Expected --calib FILE with a few "
+                             "hundred representative inputs (.npz or .npy). Fix: pass --calib train.npz.")
+        pool = data.load_data(calib_path, source, x_key, role="--calib")
+        calib = data.calibration_sample(pool.x, min(calib_size, len(pool)), seed)
+    conv = convert(source, technique, calib)
+    write_file(output, conv.content, force=force)
+    return conv
