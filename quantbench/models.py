@@ -204,22 +204,34 @@ def _load_h5(path, unsafe: bool) -> Source:
 
     try:
         with h5py.File(path, "r") as f:
-            has_config = "model_config" in f.attrs
+            config = f.attrs.get("model_config")
     except OSError:
         raise InputError(f"{path} is not an HDF5 file (corrupt, truncated, or another format). "
                          "Expected a Keras model saved with model.save('model.h5'). Fix: save the model again.") from None
-    if not has_config:
+    if config is None:
         raise InputError(f"{path} holds weights only (no model_config attribute). Expected a whole model saved "
                          "with model.save('model.h5'). Fix: build the architecture in code, call "
                          "load_weights, then save the whole model.")
+    config = config.decode() if isinstance(config, bytes) else str(config)
+    if '"class_name": "Lambda"' in config and not unsafe:
+        # Checked here because the tf_keras fallback below would not refuse it by itself.
+        raise InputError(f"{path} contains a Lambda layer (arbitrary Python code), which quantbench does not run "
+                         "by default. Fix: pass --unsafe if you trust this file (Python API: unsafe=True).")
     try:
-        model = _load_keras_file(path, unsafe)
+        return from_keras(_load_keras_file(path, unsafe), path, "h5")
     except InputError:
         raise
     except Exception as exc:
-        raise InputError(f"Keras could not load {path}: {_first_line(exc)}. Expected a Keras 2 or 3 model "
+        first = exc
+    try:  # Keras 2 files Keras 3 cannot read (e.g. its DepthwiseConv2D config) load with tf_keras
+        import tf_keras
+
+        with silenced():
+            model = tf_keras.models.load_model(path, compile=False)
+        return from_keras(model, path, "h5 (tf_keras)")
+    except Exception:
+        raise InputError(f"Keras could not load {path}: {_first_line(first)}. Expected a Keras 2 or 3 model "
                          "saved with model.save('model.h5'). Fix: re-save it as .keras or a SavedModel.") from None
-    return from_keras(model, path, "h5")
 
 
 def _load_saved_model(path) -> Source:

@@ -14,7 +14,7 @@ def table_rows(results: Results) -> list[list[str]]:
     rows = []
     for v in results.variants:
         if not v.ok:
-            rows.append([v.technique, v.engine, v.status, "", "", "", "", "", "", v.error or ""])
+            rows.append([v.technique, v.engine, v.status, "", "", "", "", "", "", ""])
             continue
         delta = "—" if v.accuracy_delta_pp is None else f"{v.accuracy_delta_pp:+.2f}"
         ratio = f"{v.bytes / base:.2f}×" if base else ""
@@ -39,4 +39,10 @@ def rich_table(results: Results):
         table.add_column(h, justify="left" if i in (0, 1, 8) else "right")
     for row in table_rows(results):
         table.add_row(*row)
-    return table
+    notes = [f"{v.technique} {v.status}: {v.error}" for v in results.variants if not v.ok]
+    if not notes:
+        return table
+    from rich.console import Group
+    from rich.text import Text
+
+    return Group(table, *(Text(n) for n in notes))

@@ -99,9 +99,11 @@ class LiteModel:
                                                 experimental_op_resolver_type=resolver)
                 self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise InputError(
-                f"LiteRT could not load {where}: {str(exc).splitlines()[0]}. "
-                "Expected a valid .tflite file. Fix: re-create the file with the converter.") from None
+            reason = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip()) or type(exc).__name__
+            err = InputError(f"LiteRT could not load {where}: {reason} "
+                             "Expected a .tflite file LiteRT can run. Fix: re-create it with another technique.")
+            err.reason = reason
+            raise err from None
         self.size_bytes = len(content)
         self.num_threads = num_threads
         self.inputs, self.outputs = self._describe()

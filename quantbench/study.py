@@ -7,7 +7,7 @@ import numpy as np
 
 from . import __version__, bench, data, evaluate, machine, models
 from .conversion import as_source, convert
-from .errors import ConversionError, InputError, QuantbenchError, one_line
+from .errors import ConversionError, InputError, one_line
 from .files import check_new_dir, staged_dir
 from .progress import Silent
 from .results import Results, Variant
@@ -94,10 +94,10 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
                 else:
                     try:
                         lite[name], feeds[name], outputs[name] = _load_and_run(item[0], source, x, threads)
-                    except QuantbenchError as exc:
-                        rows[name] = Variant(name, item[0].name, "failed", error=f"runtime: {exc}")
                     except Exception as exc:  # LiteRT refusing a converted model is a row, not a crash
-                        rows[name] = Variant(name, "converter", "failed", error=f"runtime: {one_line(exc)}")
+                        reason = getattr(exc, "reason", None) or one_line(exc)
+                        engine = next(t.engine for t in techniques if t.name == name)
+                        rows[name] = Variant(name, engine, "failed", error=f"{name}: LiteRT cannot run it: {reason}")
                 advance(note=name)
 
         n = len(evaluation)
