@@ -28,7 +28,7 @@ def configure() -> None:
 
 @contextlib.contextmanager
 def silenced():
-    """Send file descriptors 1 and 2 to /dev/null for the block, C++ writers included."""
+    """Send stdout and stderr to /dev/null for the block: file descriptors 1 and 2 (C++) and sys.stdout/err."""
     if debug_enabled():
         yield
         return
@@ -39,7 +39,9 @@ def silenced():
     try:
         os.dup2(devnull, 1)
         os.dup2(devnull, 2)
-        with warnings.catch_warnings():
+        # Python-level writers too (tqdm bars, prints): in a notebook sys.stderr is not file descriptor 2.
+        with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), contextlib.redirect_stderr(null), \
+                warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:

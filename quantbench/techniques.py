@@ -10,7 +10,8 @@ from .errors import InputError
 class Technique:
     """One way to turn a float model into a `.tflite` file.
 
-    The fields are the converter settings as data; `conversion.py` reads them, nothing else does.
+    The fields are settings as data: `conversion.py` reads the converter's; `lq.py` reads `calibrate` and
+    `recipe` (the keyword arguments of the LiteRT Quantizer's `add_<mode>_config`, as pairs).
     """
 
     name: str
@@ -22,6 +23,7 @@ class Technique:
     types: tuple[str, ...] = ()     # converter.target_spec.supported_types
     io_dtype: str | None = None     # inference_input_type / inference_output_type
     integer_only: bool = False      # runs on integer-only hardware
+    recipe: tuple[tuple[str, object], ...] = ()  # LiteRT Quantizer: (("mode", "static"), (arg, value), ...)
 
 
 _REGISTRY: dict[str, Technique] = {}
@@ -84,3 +86,38 @@ register(Technique(
     ops=("EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8",)))
 
 CONVERTER_TECHNIQUES = tuple(names())
+
+# LiteRT Quantizer engine: quantizes a float32 .tflite, every op it supports (regex ".*"). Int4 weights are
+# per-channel: its blockwise granularities apply only to dynamic fully-connected ops, and fail on a layer
+# whose input width is not a multiple of the block size.
+LQ = "litert-quantizer"
+register(Technique(
+    "weight-only-int8",
+    "int8 weights dequantized for float compute: a quarter of the weight bytes, float accuracy and speed.",
+    engine=LQ, recipe=(("mode", "weight_only"), ("num_bits", 8), ("granularity", "CHANNELWISE"))))
+register(Technique(
+    "weight-only-int4",
+    "int4 weights dequantized for float compute: an eighth of the weight bytes; 4 bits may cost accuracy.",
+    engine=LQ, recipe=(("mode", "weight_only"), ("num_bits", 4), ("granularity", "CHANNELWISE"))))
+register(Technique(
+    "dynamic-int4",
+    "int4 weights, activations quantized on the fly for integer compute: small and fast, more accuracy risk.",
+    engine=LQ, recipe=(("mode", "dynamic"), ("num_bits", 4), ("granularity", "CHANNELWISE"))))
+register(Technique(
+    "lq-int8",
+    "Static int8 weights and activations from calibration, int8 I/O: integer kernels, coarser activations.",
+    engine=LQ, calibrate=True,
+    recipe=(("mode", "static"), ("activation_num_bits", 8), ("weight_num_bits", 8),
+            ("weight_granularity", "CHANNELWISE"))))
+register(Technique(
+    "lq-int16x8",
+    "int8 weights, int16 activations and I/O from calibration: closer to float than int8, slower kernels.",
+    engine=LQ, calibrate=True,
+    recipe=(("mode", "static"), ("activation_num_bits", 16), ("weight_num_bits", 8),
+            ("weight_granularity", "CHANNELWISE"))))
+register(Technique(
+    "lq-dynamic",
+    "Dynamic-range int8 from a float .tflite: int8 weights, activations quantized on the fly; float I/O.",
+    engine=LQ, recipe=(("mode", "dynamic"), ("num_bits", 8), ("granularity", "CHANNELWISE"))))
+
+LQ_TECHNIQUES = tuple(n for n in names() if n not in CONVERTER_TECHNIQUES)

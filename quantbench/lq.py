@@ -1,0 +1,154 @@
+"""Quantize a float32 `.tflite` with the LiteRT Quantizer, Google's recommended post-training path.
+
+Imports no TensorFlow: the quantizer works on the flatbuffer, so a float `.tflite` alone is enough.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .conversion import Conversion
+from .errors import ConversionError, InputError, one_line
+from .quiet import configure, silenced
+from .runtime import LiteModel, load
+from .techniques import LQ, Technique, get
+
+CALIB_THREADS = 1  # single-threaded float kernels: the calibrated ranges are identical run to run
+# The quantizer keeps a moving average of each step's min/max. One-sample steps average the extremes away and
+# clip activations; batched steps keep them, but the calibrating interpreter holds every tensor of the batch.
+CALIB_BATCH = 32
+CALIB_MEMORY = 2 ** 30  # bytes of tensors one calibration step may hold; big models take smaller steps
+
+
+def float_tflite_only(technique: str | Technique) -> bool:
+    """True when the technique can be made from a float `.tflite` alone, without the Keras model."""
+    return get(technique).engine == LQ
+
+
+def make(float_tflite: bytes, technique: str | Technique, calib=None) -> Conversion:
+    """The technique's variant from a float `.tflite`; a technique that needs the Keras model is refused.
+
+    Raises:
+        ConversionError: the technique needs the Keras model, or the quantizer refused.
+    """
+    technique = get(technique)
+    if not float_tflite_only(technique):
+        raise ConversionError(f"{technique.name}: made by TFLiteConverter from the Keras model; "
+                              "a float .tflite alone cannot give it.")
+    return quantize(float_tflite, technique, calib)
+
+
+def quantize(float_tflite: bytes, technique: str | Technique, calib=None) -> Conversion:
+    """Quantize a float32 `.tflite` with the technique's LiteRT Quantizer recipe.
+
+    Args:
+        float_tflite: the float32 model's bytes.
+        technique: a LiteRT Quantizer technique, by name or object (see `techniques.LQ_TECHNIQUES`).
+        calib: float calibration inputs for static recipes: an array (one input), a list of arrays in
+            the runtime's input order (`quantbench.load(...).inputs`), or a dict keyed by signature input name.
+
+    Raises:
+        InputError: the file is not a float32 `.tflite`, or the calibration inputs do not fit it.
+        ConversionError: the quantizer refused; the message is its reason in one line.
+    """
+    technique = get(technique)
+    if technique.engine != LQ:
+        raise InputError(f"Technique {technique.name!r} is made by the {technique.engine} engine, "
+                         "not by the LiteRT Quantizer. Fix: use quantbench.convert with the Keras model.")
+    float_tflite = bytes(float_tflite)
+    signature, lite, sample_bytes = _float_model(float_tflite)
+    samples = None
+    if technique.calibrate:
+        if signature is None:
+            raise ConversionError(
+                f"{technique.name}: the model has no single signature, and the quantizer calibrates one "
+                "signature by its input names. Fix: re-convert it with TFLiteConverter.")
+        samples = _samples(technique, lite, calib, sample_bytes)
+    configure()
+    start = time.perf_counter()
+    try:
+        with silenced():  # tqdm bars, absl warnings, LiteRT's XNNPACK and preserve-all-tensors notices
+            from litert_quantizer import quantizer
+
+            qt = quantizer.Quantizer(float_tflite)
+            _add_recipe(qt, technique.recipe)
+            ranges = qt.calibrate({signature: samples}, num_threads=CALIB_THREADS) if samples else None
+            result = qt.quantize(ranges, enable_progress_bar=False, enable_progress_report=False)
+    except Exception as exc:  # the quantizer raises many types; each becomes a failed row
+        raise ConversionError(f"{technique.name}: {one_line(exc)}") from exc
+    return Conversion(technique.name, bytes(result.quantized_model), time.perf_counter() - start)
+
+
+def _add_recipe(qt, recipe: tuple) -> None:
+    """Give the quantizer the recipe: one `add_<mode>_config` call over every supported op."""
+    from litert_quantizer import qtyping
+
+    args = dict(recipe)
+    mode = args.pop("mode")
+    for key in ("granularity", "weight_granularity"):
+        if key in args:
+            args[key] = qtyping.QuantGranularity(args[key])
+    getattr(qt, f"add_{mode}_config")(".*", qtyping.TFLOperationName.ALL_SUPPORTED, **args)
+
+
+def _float_model(content: bytes) -> tuple[str | None, LiteModel, int]:
+    """The only signature's key (or None), the loaded model, its tensor bytes at batch 1; refuses quantized ones."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    lite = load(content)  # a readable InputError for anything LiteRT cannot load
+    with silenced():
+        it = Interpreter(model_content=content)
+    details = it.get_tensor_details()
+    kinds = sorted({np.dtype(d["dtype"]).name for d in details
+                    if d["quantization_parameters"]["scales"].size or np.dtype(d["dtype"]) == np.float16})
+    if kinds:
+        # The quantizer would keep those tensors as they are and quietly return a mixed model.
+        raise InputError(
+            f"The .tflite is already quantized (it holds {', '.join(kinds)} tensors). "
+            "Expected a float32 .tflite, the LiteRT Quantizer's starting point. "
+            "Fix: pass the float32 variant (`quantbench convert MODEL --technique float32`).")
+    signatures = it.get_signature_list()
+    sample_bytes = sum(int(np.prod(d["shape"])) * np.dtype(d["dtype"]).itemsize for d in details)
+    return (next(iter(signatures)) if len(signatures) == 1 else None), lite, sample_bytes
+
+
+def _samples(technique: Technique, lite: LiteModel, calib, sample_bytes: int) -> list[dict[str, np.ndarray]]:
+    """Calibration steps, each `{signature input name: batch}`, checked against the model's inputs."""
+    inputs = lite.inputs
+    names = [t.name for t in inputs]
+    if calib is None:
+        raise InputError(
+            f"Technique {technique.name!r} needs calibration samples and got none. Expected a few hundred "
+            "representative inputs. Fix: pass --calib FILE or data to draw them from.")
+    if isinstance(calib, dict):
+        if sorted(calib) != sorted(names):
+            raise InputError(
+                f"Calibration inputs are keyed {sorted(calib)} but the model's signature inputs are {names}. "
+                "Expected one array per input, keyed by its name. Fix: rename the keys to the model's.")
+        arrays = [np.asarray(calib[n]) for n in names]
+    else:
+        arrays = [np.asarray(a) for a in calib] if isinstance(calib, (list, tuple)) else [np.asarray(calib)]
+        if len(arrays) != len(names):
+            raise InputError(
+                f"Got {len(arrays)} calibration array(s) but the model has {len(names)} inputs "
+                f"({', '.join(names)}). Expected one array per input, in that order. "
+                "Fix: pass a list in that order, or a dict keyed by those names.")
+    for a, t in zip(arrays, inputs):
+        if a.ndim != len(t.shape) or any(d not in (-1, g) for d, g in zip(t.shape[1:], a.shape[1:])):
+            want = "(N, " + ", ".join(str(d) for d in t.shape[1:]) + ")"
+            raise InputError(f"Calibration input {t.name!r} has shape {a.shape}, expected {want} with N samples. "
+                             f"Fix: reshape it to {want}.")
+    counts = sorted({len(a) for a in arrays})
+    if counts == [0] or len(counts) != 1:
+        raise InputError(f"Calibration inputs have sample counts {counts}. Expected one count ≥ 1 for every "
+                         "input. Fix: pass aligned, non-empty arrays.")
+    step = max(1, min(CALIB_BATCH, CALIB_MEMORY // max(sample_bytes, 1))) if lite.resizable else \
+        max(inputs[0].shape[0], 1)
+    steps = []
+    for start in range(0, counts[0], step):
+        part = [a[start:start + step] for a in arrays]
+        if not lite.resizable and len(part[0]) < step:  # a fixed batch: pad with repeats, ranges unchanged
+            part = [np.concatenate([p, np.repeat(p[-1:], step - len(p), axis=0)]) for p in part]
+        steps.append({t.name: p.astype(t.dtype) for p, t in zip(part, inputs)})
+    return steps
