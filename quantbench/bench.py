@@ -18,6 +18,8 @@ def lite_runner(model, x) -> Callable[[int], object]:
 
 def reference_runner(source, x) -> Callable[[int], object]:
     """A function timing one call of the float model (traced, as served) on sample i."""
+    if source.lite is not None:
+        return lite_runner(source.lite, x)
     from .quiet import import_tensorflow
 
     tf = import_tensorflow()

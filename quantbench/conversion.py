@@ -27,7 +27,7 @@ def _representative(calib: list[np.ndarray], names: list[str]):
     return gen
 
 
-def _as_inputs(calib) -> list[np.ndarray]:
+def as_inputs(calib) -> list[np.ndarray]:
     if hasattr(calib, "x"):  # a data.Dataset
         return list(calib.x)
     if isinstance(calib, (list, tuple)):
@@ -48,7 +48,7 @@ def apply(converter, technique: Technique, calib=None, names: list[str] | None =
     if technique.optimize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if technique.calibrate:
-        arrays = _as_inputs(calib) if calib is not None else []
+        arrays = as_inputs(calib) if calib is not None else []
         if not arrays or len(arrays[0]) == 0:
             raise InputError(
                 f"Technique {technique.name!r} needs calibration samples and got none. "

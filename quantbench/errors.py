@@ -16,9 +16,19 @@ class ConversionError(QuantbenchError):
     """The converter refused a technique; the message is the converter's reason in one line."""
 
 
-def one_line(text: str, limit: int = 400) -> str:
-    """Collapse a multi-line message (a converter's, say) to its most telling single line."""
+def one_line(text, limit: int = 400) -> str:
+    """Collapse a multi-line message (a converter's, say) to its most telling single line.
+
+    MLIR errors carry `loc(...)` call-site chains before the reason; only the reason is kept, plus the
+    converter's "TF Select ops: ..." list when it names the ops that have no builtin kernel.
+    """
     lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
-    errors = [ln for ln in lines if "error" in ln.lower()]
-    line = (errors[0] if errors else (lines[0] if lines else "unknown error"))
+    line = next((ln.split("error:", 1)[1].strip() for ln in lines if "error:" in ln), None)
+    if line is None:
+        line = next((ln for ln in lines if "error" in ln.lower()), lines[0] if lines else "unknown error")
+    elif line.startswith("loc("):
+        line = line.rsplit("): ", 1)[-1]
+    select = next((ln for ln in lines if ln.startswith("TF Select ops:")), None)
+    if select and select not in line:
+        line = f"{line} ({select})"
     return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -19,8 +19,15 @@ def agreement(outputs: np.ndarray, reference: np.ndarray) -> float:
 
 
 def is_classifier(shape) -> bool:
-    """An output of shape (N, classes) with at least two classes is read as class scores."""
+    """An output of shape (N, classes) with at least two classes can hold class scores."""
     return len(shape) == 2 and shape[-1] >= 2
+
+
+def is_distribution(values: np.ndarray) -> bool:
+    """Class probabilities: shape (N, classes), non-negative rows that sum to 1."""
+    v = np.asarray(values)
+    return is_classifier(v.shape) and len(v) > 0 and bool(
+        np.all(v >= -1e-6) and np.allclose(v.sum(axis=1), 1.0, atol=1e-3))
 
 
 def top_k(outputs: np.ndarray, labels: np.ndarray, k: int) -> float:
@@ -39,13 +46,13 @@ def sqnr_db(outputs: np.ndarray, reference: np.ndarray) -> float:
     return float(10 * np.log10(signal / noise)) if signal > 0 else float("-inf")
 
 
-def fidelity(outputs: list, reference: list, names: list[str]) -> list[dict]:
-    """Per output: top-1 agreement (class outputs), SQNR in dB, and max absolute error."""
+def fidelity(outputs: list, reference: list, names: list[str], classes: set[int]) -> list[dict]:
+    """Per output: top-1 agreement (for the class outputs, by index), SQNR in dB, and max absolute error."""
     rows = []
-    for name, out, ref in zip(names, outputs, reference):
+    for i, (name, out, ref) in enumerate(zip(names, outputs, reference)):
         rows.append({
             "output": name,
-            "agreement": agreement(out, ref) if is_classifier(ref.shape) else None,
+            "agreement": agreement(out, ref) if i in classes else None,
             "sqnr_db": sqnr_db(out, ref),
             "max_abs_err": float(np.max(np.abs(np.asarray(out, np.float64) - ref))) if ref.size else 0.0,
         })

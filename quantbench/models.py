@@ -43,7 +43,7 @@ def train(model, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int = 32
 
 # ---- Loading a user's model -------------------------------------------------------------------
 
-MODEL_KINDS = "a Keras .keras or .h5 file, or a SavedModel folder"
+MODEL_KINDS = "a Keras .keras or .h5 file, a SavedModel folder, or a float .tflite file"
 
 
 def _natural_key(name: str):
@@ -59,10 +59,16 @@ class Source:
     can be matched to any variant by name.
     """
 
-    def __init__(self, path, kind: str, name: str, keras_model=None, signature=None):
+    def __init__(self, path, kind: str, name: str, keras_model=None, signature=None, lite=None):
         self.path, self.kind, self.name = path, kind, name
-        self.keras, self._signature = keras_model, signature
-        if keras_model is not None:
+        self.keras, self._signature, self.lite = keras_model, signature, lite
+        if lite is not None:
+            self.input_names = [t.name for t in lite.inputs]
+            self.input_shapes = [t.shape for t in lite.inputs]
+            self.input_dtypes = [t.dtype for t in lite.inputs]
+            self.output_names = [t.name for t in lite.outputs]
+            self.output_shapes = [t.shape for t in lite.outputs]
+        elif keras_model is not None:
             self.input_names = [t.name for t in keras_model.inputs]
             self.input_shapes = [tuple(-1 if d is None else int(d) for d in t.shape) for t in keras_model.inputs]
             self.input_dtypes = [str(t.dtype).replace("<dtype: '", "").rstrip("'>") for t in keras_model.inputs]
@@ -77,6 +83,12 @@ class Source:
             self.output_names = sorted(outs, key=_natural_key)
             self.output_shapes = [tuple(-1 if d is None else int(d) for d in outs[n].shape) for n in self.output_names]
 
+    def lite_bytes(self) -> bytes:
+        """The file's bytes, for a `.tflite` source."""
+        from pathlib import Path
+
+        return Path(self.path).read_bytes()
+
     @property
     def size_bytes(self) -> int:
         from pathlib import Path
@@ -86,6 +98,9 @@ class Source:
 
     def predict(self, arrays: list[np.ndarray], batch_size: int = 256) -> list[np.ndarray]:
         """The float model's outputs, one array per output, in `output_names` order."""
+        if self.lite is not None:
+            out = self.lite.predict(arrays if len(arrays) > 1 else arrays[0])
+            return out if isinstance(out, list) else [out]
         if self.keras is not None:
             out = self.keras.predict(arrays if len(arrays) > 1 else arrays[0], batch_size=batch_size, verbose=0)
             return [np.asarray(o) for o in out] if isinstance(out, (list, tuple)) else [np.asarray(out)]
@@ -111,6 +126,12 @@ class Source:
 
     def converter(self):
         """A fresh TFLiteConverter for this model."""
+        if self.lite is not None:
+            from .errors import InputError
+
+            raise InputError(f"{self.path} is a .tflite file; TFLiteConverter needs the TensorFlow model it came "
+                             "from. Fix: pass the .keras/.h5/SavedModel, or a LiteRT Quantizer technique "
+                             "(see `quantbench techniques`).")
         tf = import_tensorflow()
         if self.keras is not None:
             return tf.lite.TFLiteConverter.from_keras_model(self.keras)
@@ -164,13 +185,14 @@ def load_model(path, unsafe: bool = False) -> Source:
     path = Path(path)
     if not path.exists():
         raise InputError(f"No model at {path}. Expected {MODEL_KINDS}. Fix: check the path.")
-    import_tensorflow()
     if path.is_dir():
         if not (path / "saved_model.pb").is_file():
             raise InputError(f"{path} is a folder without saved_model.pb, so not a SavedModel. "
                              f"Expected {MODEL_KINDS}. Fix: pass the SavedModel folder itself or a model file.")
         return _load_saved_model(path)
     suffix = path.suffix.lower()
+    if suffix in (".keras", ".h5", ".hdf5"):
+        import_tensorflow()
     if suffix == ".keras":
         if not zipfile.is_zipfile(path):
             raise InputError(f"{path} is not a valid .keras archive (corrupt or truncated zip). "
@@ -186,8 +208,9 @@ def load_model(path, unsafe: bool = False) -> Source:
     if suffix in (".h5", ".hdf5"):
         return _load_h5(path, unsafe)
     if suffix == ".tflite":
-        raise InputError(f"{path} is a .tflite file; this command needs the TensorFlow model it came from. "
-                         "Fix: pass the .keras/.h5/SavedModel, or use `quantbench inspect`/`predict` on the .tflite.")
+        from .runtime import LiteModel
+
+        return Source(path, "tflite", path.stem, lite=LiteModel(path))
     raise InputError(f"{path} is not a model quantbench can read (suffix {suffix or 'none'!r}). "
                      f"Expected {MODEL_KINDS}. Fix: pass a saved model (model.save('model.keras')).")
 

@@ -5,14 +5,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, bench, data, evaluate, machine, models
-from .conversion import as_source, convert
+from . import __version__, bench, data, evaluate, lq, machine, models
+from .conversion import as_inputs, as_source, convert
 from .errors import ConversionError, InputError, one_line
 from .files import check_new_dir, staged_dir
 from .progress import Silent
 from .results import Results, Variant
 from .runtime import LiteModel
-from .techniques import CONVERTER_TECHNIQUES, Technique, parse_list
+from .techniques import DEFAULT_TECHNIQUES, LQ, Technique, parse_list
 
 REFERENCE_ROW = "keras"
 
@@ -25,13 +25,30 @@ def align(names: list[str], arrays: list[np.ndarray], wanted: list[str]) -> list
     return [by_name[n] for n in wanted]
 
 
+def _make(source, technique: Technique, calib, float_cache: dict):
+    """One variant by the technique's engine; the LiteRT Quantizer starts from the float32 `.tflite`."""
+    if technique.engine != LQ:
+        return convert(source, technique, calib)
+    if "bytes" not in float_cache:
+        float_cache["bytes"] = source.lite_bytes() if source.lite is not None else \
+            convert(source, "float32").content
+    if calib is not None and technique.calibrate:
+        calib = calib if len(calib) == 1 else dict(zip(source.input_names, calib))
+    return lq.make(float_cache["bytes"], technique, calib if technique.calibrate else None)
+
+
 def _convert_all(source, techniques: list[Technique], calib, folder: Path, reporter) -> dict:
     """Each technique on its own: a refusal becomes a failed row and the others go on."""
-    done = {}
+    done, float_cache = {}, {}
     with reporter.task("Converting", len(techniques)) as advance:
         for t in techniques:
+            if source.lite is not None and t.engine != LQ:
+                done[t.name] = Variant(t.name, t.engine, "skipped", error=(
+                    "needs the TensorFlow model (.keras, .h5 or SavedModel); only a .tflite was given"))
+                advance(note=t.name)
+                continue
             try:
-                conv = convert(source, t, calib)
+                conv = _make(source, t, calib, float_cache)
             except ConversionError as exc:
                 done[t.name] = Variant(t.name, t.engine, "failed", error=str(exc))
             else:
@@ -60,7 +77,7 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
         model: a Keras model or a `quantbench.models.Source` (float).
         evaluation: a `data.Dataset` (or an input array) to evaluate on; labels optional.
         calib: calibration inputs (array, list of arrays or Dataset), kept apart from `evaluation`.
-        techniques: names or Techniques; None means every converter technique.
+        techniques: names or Techniques; None means the default set (both engines).
         out: the study folder; refused if it exists and is not empty, unless `force`.
         save_keras: write the Keras model into the folder as `model.keras` (the demo does).
         artifacts: more files to write into the folder, by name.
@@ -70,8 +87,12 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
     if not isinstance(evaluation, data.Dataset):
         evaluation = data.Dataset([evaluation] if not isinstance(evaluation, list) else evaluation, None, "array")
     techniques = [t if isinstance(t, Technique) else parse_list(t)[0]
-                  for t in (techniques if techniques is not None else CONVERTER_TECHNIQUES)]
+                  for t in (techniques if techniques is not None else DEFAULT_TECHNIQUES)]
+    # A float .tflite given as the model is itself the float32 row, the reference of the others.
+    reference_row = "float32" if source.lite is not None else REFERENCE_ROW
+    techniques = [t for t in techniques if t.name != reference_row]
     x, y = evaluation.x, evaluation.y
+    calib = None if calib is None else as_inputs(calib)
     with staged_dir(out, force) as folder:
         if save_keras:
             source.keras.save(folder / "model.keras")
@@ -87,7 +108,7 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
         lite, feeds, outputs = {}, {}, {}
         with reporter.task("Evaluating", len(techniques) + 1) as advance:
             reference = source.predict(x)
-            advance(note=REFERENCE_ROW)
+            advance(note=reference_row)
             for name, item in converted.items():
                 if isinstance(item, Variant):
                     rows[name] = item
@@ -101,13 +122,15 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
                 advance(note=name)
 
         n = len(evaluation)
-        runners = {REFERENCE_ROW: bench.reference_runner(source, x)}
+        runners = {reference_row: bench.reference_runner(source, x)}
         runners.update({name: bench.lite_runner(m, feeds[name]) for name, m in lite.items()})
         with reporter.task("Timing (batch 1)", n) as advance:
             times = bench.latency(runners, n, on_round=advance)
 
-        classify = evaluate.is_classifier(source.output_shapes[0])
-        base_acc = evaluate.accuracy(reference[0], y) if (y is not None and classify) else None
+        # Class outputs: probability rows, and the first output when labels are given for it (logits too).
+        labelled = y is not None and evaluate.is_classifier(reference[0].shape)
+        classes = {i for i, r in enumerate(reference) if evaluate.is_distribution(r)} | ({0} if labelled else set())
+        base_acc = evaluate.accuracy(reference[0], y) if labelled else None
 
         def measured(name, engine, path, size, seconds, ins, outs, outputs_):
             acc = evaluate.accuracy(outputs_[0], y) if base_acc is not None else None
@@ -116,12 +139,12 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
                 input_dtype=ins, output_dtype=outs, accuracy=acc,
                 accuracy_delta_pp=None if acc is None else round((acc - base_acc) * 100, 6),
                 top5=evaluate.top_k(outputs_[0], y, 5) if (acc is not None and reference[0].shape[-1] > 5) else None,
-                agreement=evaluate.agreement(outputs_[0], reference[0]) if classify else None,
-                fidelity=evaluate.fidelity(outputs_, reference, source.output_names),
+                agreement=evaluate.agreement(outputs_[0], reference[0]) if 0 in classes else None,
+                fidelity=evaluate.fidelity(outputs_, reference, source.output_names, classes),
                 latency_ms=bench.summarize(times[name]), convert_s=seconds)
 
-        variants = [measured(REFERENCE_ROW, source.kind, ref_path, ref_bytes, None,
-                             ",".join(source.input_dtypes), "float32", reference)]
+        variants = [measured(reference_row, "input" if source.lite is not None else source.kind, ref_path, ref_bytes, None,
+                             ",".join(source.input_dtypes), ",".join(str(r.dtype) for r in reference), reference)]
         for t in techniques:
             if t.name in rows:
                 variants.append(rows[t.name])
@@ -146,7 +169,7 @@ def compare(model, data_path, calib_path=None, techniques=None, out=None, *, cal
     Without `calib_path`, calibration samples come from `data_path` by a seeded split, and the rest
     is evaluated; with it, all of `data_path` is evaluated.
     """
-    techniques = parse_list(techniques, list(CONVERTER_TECHNIQUES)) if not isinstance(techniques, list) \
+    techniques = parse_list(techniques, list(DEFAULT_TECHNIQUES)) if not isinstance(techniques, list) \
         else techniques
     source = model if isinstance(model, models.Source) else models.load_model(model, unsafe=unsafe)
     out = Path(out) if out is not None else Path("runs") / Path(str(source.path or source.name)).stem
@@ -173,7 +196,7 @@ def demo(out="runs/demo", epochs: int = 10, seed: int = 0, calib_size: int = 200
          techniques=None, threads: int = 1, reporter=None) -> Results:
     """The reference experiment: train the article's CNN on digits, then study every technique."""
     reporter = reporter or Silent()
-    techniques = parse_list(techniques, list(CONVERTER_TECHNIQUES)) if not isinstance(techniques, list) \
+    techniques = parse_list(techniques, list(DEFAULT_TECHNIQUES)) if not isinstance(techniques, list) \
         else techniques
     check_new_dir(out, force)  # fail before training, not after
     split = data.digits()
@@ -203,6 +226,8 @@ def convert_file(model, technique, output, calib_path=None, *, calib_size: int =
     technique = get(technique)
     check_new_file(output, force)
     source = models.load_model(model, unsafe=unsafe)
+    if source.lite is not None and technique.engine != LQ:
+        source.converter()  # raises the error that says what to pass instead
     calib = None
     if technique.calibrate:
         if calib_path is None:
@@ -210,6 +235,6 @@ def convert_file(model, technique, output, calib_path=None, *, calib_size: int =
                              "hundred representative inputs (.npz or .npy). Fix: pass --calib train.npz.")
         pool = data.load_data(calib_path, source, x_key, role="--calib")
         calib = data.calibration_sample(pool.x, min(calib_size, len(pool)), seed)
-    conv = convert(source, technique, calib)
+    conv = _make(source, technique, calib, {})
     write_file(output, conv.content, force=force)
     return conv

@@ -121,3 +121,6 @@ register(Technique(
     engine=LQ, recipe=(("mode", "dynamic"), ("num_bits", 8), ("granularity", "CHANNELWISE"))))
 
 LQ_TECHNIQUES = tuple(n for n in names() if n not in CONVERTER_TECHNIQUES)
+
+# What a study runs unless told otherwise: both engines side by side.
+DEFAULT_TECHNIQUES = CONVERTER_TECHNIQUES + LQ_TECHNIQUES

@@ -4,8 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from quantbench import data, models, techniques
+from quantbench import data, models, quiet, techniques
 from quantbench.conversion import convert
+
+quiet.configure()  # tests that import keras first still get TensorFlow's logs silenced
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +43,19 @@ def tiny_variants(tiny_model, calib):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_keras_path(tiny_model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("models") / "tiny.keras"
+    tiny_model.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def digits_npz(digits, tmp_path_factory):
+    """The digits test split as a user's .npz, and the train split for calibration."""
+    folder = tmp_path_factory.mktemp("data")
+    np.savez(folder / "test.npz", x=digits.x_test, y=digits.y_test)
+    np.savez(folder / "train.npz", x=digits.x_train, y=digits.y_train)
+    return folder / "test.npz", folder / "train.npz"

@@ -7,7 +7,7 @@ import pytest
 
 import quantbench
 from quantbench.results import Results
-from quantbench.techniques import CONVERTER_TECHNIQUES
+from quantbench.techniques import DEFAULT_TECHNIQUES
 
 VARIANT_KEYS = {"technique", "status", "error", "path", "bytes", "input_dtype", "output_dtype",
                 "accuracy", "agreement", "latency_ms", "convert_s", "engine"}
@@ -30,7 +30,7 @@ def demo_results(demo_cli):
 
 def test_demo_writes_every_technique_ok(demo_cli, demo_results):
     out, proc = demo_cli
-    assert [v.technique for v in demo_results.variants] == ["keras", *CONVERTER_TECHNIQUES]
+    assert [v.technique for v in demo_results.variants] == ["keras", *DEFAULT_TECHNIQUES]
     assert all(v.status == "ok" for v in demo_results.variants)
     for v in demo_results.variants:
         assert (out / v.path).stat().st_size == v.bytes
