@@ -22,6 +22,13 @@ def demo(**kwargs):
     return _demo(**kwargs)
 
 
+def compare(model, data, **kwargs):
+    """Study a model file on a data file; see `quantbench.study.compare`."""
+    from .study import compare as _compare
+
+    return _compare(model, data, **kwargs)
+
+
 def run_study(*args, **kwargs):
     """Study a Keras model with every technique; see `quantbench.study.run_study`."""
     from .study import run_study as _run
@@ -29,5 +36,5 @@ def run_study(*args, **kwargs):
     return _run(*args, **kwargs)
 
 
-__all__ = ["ConversionError", "InputError", "LiteModel", "QuantbenchError", "convert", "demo", "load",
+__all__ = ["ConversionError", "InputError", "LiteModel", "QuantbenchError", "compare", "convert", "demo", "load",
            "run_study", "__version__"]
