@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, bench, data, evaluate, machine, models
+from . import __version__, bench, data, evaluate, machine, models, report
 from .conversion import convert
 from .errors import ConversionError
 from .files import staged_dir
@@ -40,7 +40,7 @@ def _convert_all(model, techniques: list[Technique], calib, folder: Path, report
 
 def run_study(model, x_eval, y_eval, calib, techniques, out, *, force: bool = False,
               model_info: dict | None = None, data_info: dict | None = None, settings: dict | None = None,
-              threads: int = 1, reporter=None) -> Results:
+              threads: int = 1, batch: int = 32, reporter=None) -> Results:
     """Convert, evaluate and time `model` with each technique; write everything into `out`.
 
     Args:
@@ -49,6 +49,7 @@ def run_study(model, x_eval, y_eval, calib, techniques, out, *, force: bool = Fa
         calib: calibration inputs, kept apart from the evaluation inputs.
         techniques: names or Techniques; None means every converter technique.
         out: the study folder; refused if it exists and is not empty, unless `force`.
+        threads, batch: LiteRT threads, and the batch size throughput is measured at.
     """
     reporter = reporter or Silent()
     techniques = parse_list(None, list(CONVERTER_TECHNIQUES)) if techniques is None else \
@@ -70,20 +71,12 @@ def run_study(model, x_eval, y_eval, calib, techniques, out, *, force: bool = Fa
                 advance(note=name)
 
         n = len(x_eval[0])
-        runners = {KERAS_ROW: bench.keras_runner(model, x_eval)}
-        runners.update({name: bench.lite_runner(m, x_eval) for name, m in lite.items()})
-        with reporter.task("Timing (batch 1)", n) as advance:
-            times = bench.latency(runners, n, on_round=advance)
+        metrics = evaluate.measure(outputs, KERAS_ROW, y_eval)
+        timing = bench.measure(model, lite, x_eval, batch=batch, reporter=reporter, keras_name=KERAS_ROW)
 
         def row(name, engine, path, seconds, ins, outs):
-            acc = evaluate.accuracy(outputs[name], y_eval) if y_eval is not None else None
-            base = evaluate.accuracy(reference, y_eval) if y_eval is not None else None
-            return Variant(
-                technique=name, engine=engine, status="ok", path=path.name, bytes=path.stat().st_size,
-                input_dtype=ins, output_dtype=outs, accuracy=acc,
-                accuracy_delta_pp=None if acc is None else round((acc - base) * 100, 6),
-                agreement=evaluate.agreement(outputs[name], reference),
-                latency_ms=bench.summarize(times[name]), convert_s=seconds)
+            return Variant(technique=name, engine=engine, status="ok", path=path.name, bytes=path.stat().st_size,
+                           input_dtype=ins, output_dtype=outs, convert_s=seconds, **metrics[name], **timing[name])
 
         variants = [row(KERAS_ROW, "keras", keras_path, None, "float32", "float32")]
         for t in techniques:
@@ -99,11 +92,12 @@ def run_study(model, x_eval, y_eval, calib, techniques, out, *, force: bool = Fa
             data=data_info or {"eval_samples": n, "labels": y_eval is not None},
             machine=machine.describe(threads), settings=settings or {}, variants=variants)
         results.save(folder / "results.json")
+        report.write(Results.load(folder / "results.json"), folder, force=True)  # from the JSON alone
     return results
 
 
 def demo(out="runs/demo", epochs: int = 10, seed: int = 0, calib_size: int = 200, force: bool = False,
-         techniques=None, threads: int = 1, reporter=None) -> Results:
+         techniques=None, threads: int = 1, batch: int = 32, reporter=None) -> Results:
     """The reference experiment: train the article's CNN on digits, then study every technique."""
     reporter = reporter or Silent()
     techniques = parse_list(techniques, list(CONVERTER_TECHNIQUES)) if not isinstance(techniques, list) \
@@ -120,9 +114,9 @@ def demo(out="runs/demo", epochs: int = 10, seed: int = 0, calib_size: int = 200
                      on_epoch=lambda e, logs: advance(note=f"loss {logs['loss']:.4f}"))
     return run_study(
         model, split.x_test, split.y_test, calib, techniques, out, force=force, threads=threads,
-        reporter=reporter,
+        batch=batch, reporter=reporter,
         model_info={"name": "reference_cnn", "source": "quantbench demo", "params": int(model.count_params())},
         data_info={"name": "sklearn digits", "train": len(split.x_train), "eval_samples": len(split.x_test),
                    "calibration": {"samples": calib_size, "from": "train split", "seed": seed},
                    "labels": True},
-        settings={"epochs": epochs, "seed": seed, "calib_size": calib_size, "threads": threads})
+        settings={"epochs": epochs, "seed": seed, "calib_size": calib_size, "threads": threads, "batch": batch})
