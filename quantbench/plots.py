@@ -110,6 +110,7 @@ def quality_vs(results: Results, cost: str) -> Figure | None:
     _plain_log_axis(ax.xaxis)
     ax.set_xlabel("size, KB (log scale)" if size else "batch-1 latency, ms per sample (log scale)")
     ax.set_ylabel(f"{what} (%)")
+    ax.margins(x=0.08, y=0.12)  # markers at the extremes stay whole
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False, borderaxespad=0)
     title = f"{what[0].upper()}{what[1:]} vs {'size' if size else 'latency'}"

@@ -167,7 +167,8 @@ def _table_note(results: Results) -> str:
     return (f"Intervals are 95 %: Wilson for accuracy, order statistics for the median latency. "
             f"'{NO_CHANGE}': exact McNemar test against float32 on the same samples, p ≥ {ALPHA}. "
             f"Latency at batch 1, throughput at batch {_batch(results)}; {_threads(m)} on "
-            f"{m.get('cpu', 'an unknown CPU')}.")
+            f"{m.get('cpu', 'an unknown CPU')}. Latency intervals cover this run's sampling, not the machine's "
+            "load changing between runs: compare variants within one run.")
 
 
 def _threads(machine: dict) -> str:
