@@ -8,6 +8,7 @@ import numpy as np
 
 from . import stats
 from .progress import Silent
+from .results import REFERENCE
 
 QUANTILES = (0, 1, 5, 10, 25, 50, 75, 90, 95, 99, 100)  # kept in results.json for the latency plot
 
@@ -104,7 +105,7 @@ def throughput(ms: np.ndarray, batch: int) -> dict:
 
 
 def measure(keras_model, lite: dict, x, batch: int = 32, rounds: int = 30, reporter=None,
-            keras_name: str = "keras") -> dict[str, dict]:
+            keras_name: str = REFERENCE) -> dict[str, dict]:
     """Batch-1 latency over every sample of `x`, then throughput at `batch`, each phase interleaved.
 
     Returns: name -> {"latency_ms": summarize(...), "throughput": throughput(...)}.

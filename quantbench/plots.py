@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import io
-import math
 from dataclasses import dataclass
 
-from .results import Results, Variant
+from .results import REFERENCE, Results, Variant
 
-REFERENCE = "keras"  # the float model: a reference, not a deployment candidate
 # file names, fixed so a report can refuse to overwrite before drawing; without labels the y axis is agreement
 NAMES = {"size": "accuracy_vs_size.png", "latency": "accuracy_vs_latency.png", "distribution": "latency.png"}
 BOX = "#1b6ca8"

@@ -12,10 +12,8 @@ from pathlib import Path
 
 from .errors import InputError
 from .files import write_file
-from .results import Results, Variant
+from .results import BASELINE, REFERENCE, Results, Variant
 
-BASELINE = "float32"
-REFERENCE = "keras"
 ALPHA = 0.05
 NO_CHANGE = "no significant change"
 # variants whose arithmetic is int8: the ones a CPU without int8 dot-product instructions may not speed up
@@ -28,10 +26,10 @@ def _pct(v):
     return "—" if v is None else f"{v * 100:.2f}"
 
 
-def _pct_ci(v: Variant, with_ci: bool = True) -> str:
+def _pct_ci(v: Variant) -> str:
     if v.accuracy is None:
         return "—"
-    ci = f" ({v.accuracy_ci[0] * 100:.1f}–{v.accuracy_ci[1] * 100:.1f})" if with_ci and v.accuracy_ci else ""
+    ci = f" ({v.accuracy_ci[0] * 100:.1f}–{v.accuracy_ci[1] * 100:.1f})" if v.accuracy_ci else ""
     return f"{v.accuracy * 100:.2f}{ci}"
 
 
@@ -42,12 +40,12 @@ def _ms(x: float, like: float | None = None) -> str:
     return f"{x:.{decimals}f}"
 
 
-def _latency(v: Variant, with_ci: bool = True) -> str:
+def _latency(v: Variant) -> str:
     lat = v.latency_ms or {}
     if "median" not in lat:
         return "—"
     ci, med = lat.get("ci95"), lat["median"]
-    return _ms(med) + (f" ({_ms(ci[0], med)}–{_ms(ci[1], med)})" if with_ci and ci else "")
+    return _ms(med) + (f" ({_ms(ci[0], med)}–{_ms(ci[1], med)})" if ci else "")
 
 
 def _count(x: float) -> str:
@@ -134,11 +132,6 @@ def table(results: Results, full: bool = False) -> tuple[list[str], list[list[st
 def failures(results: Results) -> list[str]:
     """One line per variant that did not convert, with the reason."""
     return [f"{v.technique} {v.status}: {v.error or 'no reason given'}" for v in results.variants if not v.ok]
-
-
-def table_rows(results: Results) -> list[list[str]]:
-    """The terminal table's rows (see `table`)."""
-    return table(results)[1]
 
 
 def rich_table(results: Results):
@@ -234,8 +227,8 @@ def reading(results: Results) -> list[str]:
                            f"their speed. Here the int8 variants pay off in size{size}; on a CPU with VNNI or "
                            "dotprod, or on an integer accelerator, they are usually faster too.")
             else:
-                out.append("int8 is not faster than float here, although this CPU has int8 dot-product "
-                           "instructions: on a model this small, per-call overhead may dominate.")
+                known = " although this CPU has int8 dot-product instructions" if m.get("int8_dot") else ""
+                out.append(f"int8 is not faster than float here{known}.")
         keras = by.get(REFERENCE)
         if keras and keras.ok and keras.latency_ms:
             out.append(f"The Keras model (TensorFlow, graph mode) takes {_ms(keras.latency_ms['median'])} ms per "
@@ -375,8 +368,9 @@ def html_page(results: Results, figures) -> str:
         cells = "".join(_html_cell(h, c) for h, c in zip(headers, row))
         parts.append(f'<tr class="failed">{cells}</tr>' if status != "ok" else f"<tr>{cells}</tr>")
     parts += ["</tbody>", "</table>", "</div>"]
-    if failures(results):
-        parts += ['<ul class="failed">'] + [f"<li>{esc(f)}</li>" for f in failures(results)] + ["</ul>"]
+    failed = failures(results)
+    if failed:
+        parts += ['<ul class="failed">'] + [f"<li>{esc(f)}</li>" for f in failed] + ["</ul>"]
     parts.append(f'<p class="note">{esc(_table_note(results))}</p>')
     for f in figures:
         data = base64.b64encode(f.png).decode("ascii")

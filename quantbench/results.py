@@ -8,6 +8,9 @@ from pathlib import Path
 
 from .errors import InputError
 
+REFERENCE = "keras"   # the row of the Keras model itself: fidelity is measured against it
+BASELINE = "float32"  # the row accuracy changes are tested against, paired
+
 
 @dataclass(frozen=True)
 class Variant:

@@ -10,11 +10,11 @@ from .conversion import convert
 from .errors import ConversionError
 from .files import staged_dir
 from .progress import Silent
-from .results import Results, Variant
+from .results import REFERENCE, Results, Variant
 from .runtime import LiteModel
 from .techniques import CONVERTER_TECHNIQUES, Technique, parse_list
 
-KERAS_ROW = "keras"
+KERAS_ROW = REFERENCE
 
 
 def _inputs(x) -> list[np.ndarray]:
@@ -92,7 +92,9 @@ def run_study(model, x_eval, y_eval, calib, techniques, out, *, force: bool = Fa
             data=data_info or {"eval_samples": n, "labels": y_eval is not None},
             machine=machine.describe(threads), settings=settings or {}, variants=variants)
         results.save(folder / "results.json")
-        report.write(Results.load(folder / "results.json"), folder, force=True)  # from the JSON alone
+        with reporter.task("Writing report", 1) as advance:
+            report.write(Results.load(folder / "results.json"), folder, force=True)  # from the JSON alone
+            advance(note="report.html")
     return results
 
 
