@@ -42,6 +42,7 @@ def demo(
     calib_size: int = typer.Option(200, "--calib-size", help="Calibration samples, drawn from the training split."),
     techniques: Optional[str] = typer.Option(None, "--techniques", help="Comma-separated techniques, or 'all'."),
     threads: int = typer.Option(1, "--threads", min=1, help="LiteRT threads for timing."),
+    batch: int = typer.Option(32, "--batch", min=1, help="Batch size for the throughput measurement."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars and no table."),
     as_json: bool = typer.Option(False, "--json", help="Print results.json on stdout."),
@@ -54,10 +55,29 @@ def demo(
     from .study import demo as run_demo
 
     results = run_demo(out=out, epochs=epochs, seed=seed, calib_size=calib_size, force=force,
-                       techniques=techniques, threads=threads, reporter=reporter(quiet or as_json))
+                       techniques=techniques, threads=threads, batch=batch, reporter=reporter(quiet or as_json))
     _show(results, as_json, quiet)
     if not (quiet or as_json):
-        print(f"Wrote {out}/ (results.json, model.keras and one .tflite per technique)", file=sys.stderr)
+        print(f"Wrote {out}/ (report.html, report.md, results.json, model.keras, one .tflite per technique)",
+              file=sys.stderr)
+
+
+@app.command()
+def report(
+    results_file: Path = typer.Argument(..., metavar="RESULTS.json", help="A study's results.json."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the report (default: beside RESULTS.json)."),
+    force: bool = typer.Option(False, "--force", help="Replace report files already in --out."),
+):
+    """Render report.md and report.html (with their plots) from a study's results.json alone.
+
+    Example: quantbench report runs/demo/results.json --out runs/demo-report
+    """
+    from .report import write
+    from .results import Results
+
+    results = Results.load(results_file)
+    written = write(results, out or results_file.parent, force=force)
+    print(f"Wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
 
 
 @app.command()

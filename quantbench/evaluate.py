@@ -3,19 +3,29 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import stats
+from .results import BASELINE
 
-def top1(outputs: np.ndarray) -> np.ndarray:
-    return np.asarray(outputs).reshape(len(outputs), -1).argmax(axis=1)
+
+def top1(outputs) -> np.ndarray:
+    outputs = np.asarray(outputs)
+    return outputs.reshape(len(outputs), -1).argmax(axis=1)
 
 
-def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
+def accuracy(outputs, labels: np.ndarray) -> float:
     """Fraction of samples whose top-1 class is the label."""
     return float(np.mean(top1(outputs) == np.asarray(labels)))
 
 
-def agreement(outputs: np.ndarray, reference: np.ndarray) -> float:
+def agreement(outputs, reference) -> float:
     """Fraction of samples whose top-1 class matches the reference model's."""
     return float(np.mean(top1(outputs) == top1(reference)))
+
+
+def top_k(outputs, labels: np.ndarray, k: int) -> float:
+    """Fraction of samples whose label is among the k highest scores."""
+    best = np.argsort(-np.asarray(outputs), axis=1)[:, :k]
+    return float(np.mean(np.any(best == np.asarray(labels)[:, None], axis=1)))
 
 
 def is_classifier(shape) -> bool:
@@ -23,37 +33,67 @@ def is_classifier(shape) -> bool:
     return len(shape) == 2 and shape[-1] >= 2
 
 
-def is_distribution(values: np.ndarray) -> bool:
-    """Class probabilities: shape (N, classes), non-negative rows that sum to 1."""
-    v = np.asarray(values)
-    return is_classifier(v.shape) and len(v) > 0 and bool(
-        np.all(v >= -1e-6) and np.allclose(v.sum(axis=1), 1.0, atol=1e-3))
+def class_outputs(reference: list, labelled: bool) -> set[int]:
+    """Indices of the outputs read as classes: probability rows, and the first output when labels are
+    given for it (logits too)."""
+    found = {i for i, r in enumerate(reference) if is_classifier(r.shape) and stats.is_distribution(r)}
+    return found | ({0} if labelled and is_classifier(reference[0].shape) else set())
 
 
-def top_k(outputs: np.ndarray, labels: np.ndarray, k: int) -> float:
-    """Fraction of samples whose label is among the k highest scores."""
-    best = np.argsort(-np.asarray(outputs), axis=1)[:, :k]
-    return float(np.mean(np.any(best == np.asarray(labels)[:, None], axis=1)))
-
-
-def sqnr_db(outputs: np.ndarray, reference: np.ndarray) -> float:
-    """Signal-to-quantization-noise ratio of outputs against the reference, in dB (inf when identical)."""
-    ref = np.asarray(reference, np.float64)
-    noise = np.sum((np.asarray(outputs, np.float64) - ref) ** 2)
-    signal = np.sum(ref ** 2)
-    if noise == 0:
-        return float("inf")
-    return float(10 * np.log10(signal / noise)) if signal > 0 else float("-inf")
+def _finite(value: float) -> float | None:
+    return None if np.isinf(value) else round(float(value), 3)
 
 
 def fidelity(outputs: list, reference: list, names: list[str], classes: set[int]) -> list[dict]:
-    """Per output: top-1 agreement (for the class outputs, by index), SQNR in dB, and max absolute error."""
-    rows = []
-    for i, (name, out, ref) in enumerate(zip(names, outputs, reference)):
-        rows.append({
-            "output": name,
-            "agreement": agreement(out, ref) if i in classes else None,
-            "sqnr_db": sqnr_db(out, ref),
-            "max_abs_err": float(np.max(np.abs(np.asarray(out, np.float64) - ref))) if ref.size else 0.0,
-        })
-    return rows
+    """Per output: top-1 agreement (class outputs), SQNR in dB (None when identical), max absolute error."""
+    return [{
+        "output": name,
+        "agreement": agreement(out, ref) if i in classes else None,
+        "sqnr_db": _finite(stats.sqnr_db(ref, out)),
+        "max_abs_err": float(np.max(np.abs(np.asarray(out, np.float64) - ref))) if np.size(ref) else 0.0,
+    } for i, (name, out, ref) in enumerate(zip(names, outputs, reference))]
+
+
+def measure(outputs: dict, reference: str, labels=None, names: list[str] | None = None) -> dict[str, dict]:
+    """Accuracy with its interval and test, and fidelity to the reference, for every variant.
+
+    Args:
+        outputs: variant name -> its outputs on the evaluation inputs (a list, one float array per output).
+        reference: the name of the float model whose outputs fidelity is measured against.
+        labels: class labels for the first output, or None; without them the accuracy fields are None.
+            Changes in accuracy (delta, exact McNemar p) are against BASELINE, None when it is missing.
+        names: the output names, for the per-output fidelity rows.
+
+    Returns:
+        name -> the Variant fields of the same names: accuracy, accuracy_ci, accuracy_delta_pp,
+        p_vs_float32, top5, agreement, sqnr_db, kl, fidelity. sqnr_db is None where the outputs equal the
+        reference's exactly (infinite SQNR); agreement and kl are None where the first output is not
+        read as classes.
+    """
+    outputs = {k: v if isinstance(v, (list, tuple)) else [v] for k, v in outputs.items()}
+    ref = outputs[reference]
+    names = names or [f"output_{i}" for i in range(len(ref))]
+    labelled = labels is not None and is_classifier(ref[0].shape)
+    classes = class_outputs(ref, labelled)
+    flat = lambda outs: np.concatenate([np.asarray(a, np.float64).reshape(len(a), -1) for a in outs], axis=1)  # noqa: E731
+    ref_flat, probs = flat(ref), 0 in classes and stats.is_distribution(ref[0])
+    labels = np.asarray(labels) if labelled else None
+    correct = {} if labels is None else {name: top1(out[0]) == labels for name, out in outputs.items()}
+    base = correct.get(BASELINE)
+    result = {}
+    for name, out in outputs.items():
+        row = {"accuracy": None, "accuracy_ci": None, "accuracy_delta_pp": None, "p_vs_float32": None,
+               "top5": None, "agreement": agreement(out[0], ref[0]) if 0 in classes else None,
+               "sqnr_db": _finite(stats.sqnr_db(ref_flat, flat(out))),
+               "kl": stats.mean_kl(ref[0], out[0]) if probs and name != reference else None,
+               "fidelity": fidelity(out, ref, names, classes)}
+        if labels is not None:
+            k, n = int(correct[name].sum()), len(labels)
+            row.update(accuracy=k / n, accuracy_ci=stats.wilson(k, n))
+            if ref[0].shape[-1] > 5:
+                row["top5"] = top_k(out[0], labels, 5)
+            if base is not None:
+                row.update(accuracy_delta_pp=round((k - int(base.sum())) / n * 100, 6),
+                           p_vs_float32=stats.mcnemar_exact(correct[name], base))
+        result[name] = row
+    return result

@@ -56,6 +56,9 @@ def write_file(path: str | Path, content: bytes, force: bool = False) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(content)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a written file gets the usual permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

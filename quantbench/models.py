@@ -112,11 +112,11 @@ class Source:
             chunks.append([res[n].numpy() for n in self.output_names])
         return [np.concatenate([c[k] for c in chunks]) for k in range(len(self.output_names))]
 
-    def call_one(self):
-        """A function running the float model on one prepared sample (for timing), and its preparer."""
+    def traced(self, batch: int = 1):
+        """The float model as served: a traced function of a list of input tensors of batch `batch`."""
         tf = import_tensorflow()
         if self.keras is not None:
-            specs = [tf.TensorSpec((1, *s[1:]), tf.float32) for s in self.input_shapes]
+            specs = [tf.TensorSpec((batch, *s[1:]), d) for s, d in zip(self.input_shapes, self.input_dtypes)]
             model = self.keras
             fn = tf.function(lambda *t: model(list(t) if len(t) > 1 else t[0], training=False),
                              input_signature=specs)

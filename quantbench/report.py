@@ -1,48 +1,402 @@
-"""Human-readable views of a Results object: the terminal table."""
+"""Human-readable views of a Results object: the terminal table, report.md and report.html.
+
+Everything here reads the Results object only, so `quantbench report results.json` re-renders a study
+exactly as it was written.
+"""
 from __future__ import annotations
 
-from .results import Results
+import base64
+import html
+import math
+from pathlib import Path
 
+from .errors import InputError
+from .files import write_file
+from .results import BASELINE, REFERENCE, Results, Variant
+
+ALPHA = 0.05
+NO_CHANGE = "no significant change"
+# variants whose arithmetic is int8: the ones a CPU without int8 dot-product instructions may not speed up
+INT8_COMPUTE = ("int8-fallback", "int8-only", "uint8-only", "qat-int8", "lq-int8", "int8-selective")
+
+
+# ---- cells -------------------------------------------------------------------------------------
 
 def _pct(v):
     return "—" if v is None else f"{v * 100:.2f}"
 
 
-def table_rows(results: Results) -> list[list[str]]:
-    """The study table as strings: one row per variant, the article's columns and more."""
-    base = next((v.bytes for v in results.variants if v.technique == "float32" and v.ok), None)
+def _pct_ci(v: Variant) -> str:
+    if v.accuracy is None:
+        return "—"
+    ci = f" ({v.accuracy_ci[0] * 100:.1f}–{v.accuracy_ci[1] * 100:.1f})" if v.accuracy_ci else ""
+    return f"{v.accuracy * 100:.2f}{ci}"
+
+
+def _ms(x: float, like: float | None = None) -> str:
+    """Three significant digits of `like` (default x), so an interval prints like its median."""
+    like = x if like is None else like
+    decimals = max(0, 2 - math.floor(math.log10(like))) if like > 0 else 3
+    return f"{x:.{decimals}f}"
+
+
+def _latency(v: Variant) -> str:
+    lat = v.latency_ms or {}
+    if "median" not in lat:
+        return "—"
+    ci, med = lat.get("ci95"), lat["median"]
+    return _ms(med) + (f" ({_ms(ci[0], med)}–{_ms(ci[1], med)})" if ci else "")
+
+
+def _count(x: float) -> str:
+    return f"{x / 1e3:.0f}k" if x >= 1e4 else (f"{x / 1e3:.1f}k" if x >= 1e3 else f"{x:.0f}")
+
+
+def _throughput(v: Variant, with_ci: bool = False) -> str:
+    t = v.throughput
+    if not t:
+        return "—"
+    ci = t.get("ci95")
+    return _count(t["samples_per_s"]) + (f" ({_count(ci[0])}–{_count(ci[1])})" if with_ci and ci else "")
+
+
+def change(v: Variant) -> str:
+    """The accuracy change against float32 in words: no bare delta where the test finds none."""
+    if v.technique == BASELINE:
+        return "baseline"
+    if v.p_vs_float32 is None:
+        return "—" if v.accuracy_delta_pp is None else f"{v.accuracy_delta_pp:+.2f} pp (untested)"
+    if v.p_vs_float32 >= ALPHA:
+        return NO_CHANGE
+    return f"{v.accuracy_delta_pp:+.2f} pp (p = {v.p_vs_float32:.2g})"
+
+
+def _sqnr(v: Variant) -> str:
+    if v.technique == REFERENCE:
+        return "ref."
+    if v.sqnr_db is None:
+        return "∞" if v.agreement is not None else "—"  # measured, and the outputs were identical
+    return f"{v.sqnr_db:.1f}"
+
+
+def _p(v: Variant) -> str:
+    return "—" if v.p_vs_float32 is None or v.technique == BASELINE else f"{v.p_vs_float32:.2g}"
+
+
+def _batch(results: Results) -> str:
+    t = next((v.throughput for v in results.variants if v.throughput), None)
+    return str(t["batch"]) if t else "B"
+
+
+# One column each: header, cell, and where it shows: "both", "terminal" (compact) or "report" (full).
+def _columns(results: Results):
+    base = next((v.bytes for v in results.variants if v.technique == BASELINE and v.ok), None)
+    return [
+        ("technique", lambda v: v.technique, "both"),
+        ("engine", lambda v: v.engine, "both"),
+        ("accuracy %\n(95% CI)", _pct_ci, "both"),
+        ("vs float32", change, "both"),
+        ("p (McNemar)", _p, "report"),
+        ("agree %", lambda v: _pct(v.agreement), "both"),
+        ("SQNR\ndB", _sqnr, "both"),
+        ("KL", lambda v: "—" if v.kl is None else f"{v.kl:.2g}", "report"),
+        ("KB", lambda v: "—" if v.bytes is None else f"{v.bytes / 1024:.1f}", "both"),
+        ("size", lambda v: f"{v.bytes / base:.2f}×" if base and v.bytes else "", "both"),
+        ("ms/sample\n(95% CI)", _latency, "both"),
+        ("p90 / p99 ms", lambda v: f"{_ms(v.latency_ms['p90'])} / {_ms(v.latency_ms['p99'])}"
+         if v.latency_ms and "p99" in v.latency_ms else "—", "report"),
+        (f"samples/s\n@{_batch(results)}", _throughput, "terminal"),
+        (f"samples/s @{_batch(results)} (95% CI)", lambda v: _throughput(v, True), "report"),
+        ("I/O", lambda v: v.input_dtype if v.input_dtype == v.output_dtype else f"{v.input_dtype}→{v.output_dtype}",
+         "both"),
+        ("convert s", lambda v: "" if v.convert_s is None else f"{v.convert_s:.2f}", "report"),
+    ]
+
+
+def table(results: Results, full: bool = False) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows as strings: compact for the terminal, or `full` with the report's extra columns.
+
+    A failed variant shows its status in the third column; `failures` lists the reasons.
+    """
+    cols = [c for c in _columns(results) if c[2] in ("both", "report" if full else "terminal")]
+    headers = [c[0].replace("\n", " ") if full else c[0] for c in cols]  # two-line headers in the terminal
     rows = []
     for v in results.variants:
         if not v.ok:
-            rows.append([v.technique, v.engine, v.status, "", "", "", "", "", "", ""])
-            continue
-        delta = "—" if v.accuracy_delta_pp is None else f"{v.accuracy_delta_pp:+.2f}"
-        ratio = f"{v.bytes / base:.2f}×" if base else ""
-        rows.append([
-            v.technique, v.engine, _pct(v.accuracy), delta, _pct(v.agreement),
-            f"{v.bytes / 1024:.1f}", ratio, f"{v.latency_ms['median']:.3f}",
-            f"{v.input_dtype}→{v.output_dtype}",
-            "" if v.convert_s is None else f"{v.convert_s:.2f}",
-        ])
-    return rows
+            rows.append([v.technique, v.engine, v.status] + [""] * (len(cols) - 3))
+        else:
+            rows.append([fn(v) for _, fn, _ in cols])
+    return headers, rows
 
 
-HEADERS = ["technique", "engine", "accuracy %", "Δ pp", "agree %", "KB", "size", "ms/img", "I/O", "convert s"]
+def failures(results: Results) -> list[str]:
+    """One line per variant that did not convert, with the reason."""
+    return [f"{v.technique} {v.status}: {v.error or 'no reason given'}" for v in results.variants if not v.ok]
 
 
 def rich_table(results: Results):
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=f"quantbench — {results.model.get('name', 'model')}"
-                        f" on {results.data.get('name', 'data')} ({results.data.get('eval_samples')} samples)")
-    for i, h in enumerate(HEADERS):
-        table.add_column(h, justify="left" if i in (0, 1, 8) else "right")
-    for row in table_rows(results):
-        table.add_row(*row)
-    notes = [f"{v.technique} {v.status}: {v.error}" for v in results.variants if not v.ok]
-    if not notes:
-        return table
-    from rich.console import Group
-    from rich.text import Text
+    headers, rows = table(results)
+    # no vertical rules: the intervals need the width (the whole table fits 160 columns)
+    caption = "\n".join([*failures(results), _table_note(results)])
+    t = Table(title=_title(results), caption=caption, caption_justify="left", box=box.SIMPLE_HEAD,
+              pad_edge=False)
+    for h in headers:
+        t.add_column(h, justify="left" if h in ("technique", "engine", "vs float32", "I/O") else "right")
+    for row in rows:
+        t.add_row(*row)
+    return t
 
-    return Group(table, *(Text(n) for n in notes))
+
+def _title(results: Results) -> str:
+    return (f"quantbench — {results.model.get('name', 'model')} on {results.data.get('name', 'data')}"
+            f" ({results.data.get('eval_samples')} samples)")
+
+
+def _table_note(results: Results) -> str:
+    m = results.machine
+    return (f"Intervals are 95 %: Wilson for accuracy, order statistics for the median latency. "
+            f"'{NO_CHANGE}': exact McNemar test against float32 on the same samples, p ≥ {ALPHA}. "
+            f"Latency at batch 1, throughput at batch {_batch(results)}; {_threads(m)} on "
+            f"{m.get('cpu', 'an unknown CPU')}. Latency intervals cover this run's sampling, not the machine's "
+            "load changing between runs: compare variants within one run.")
+
+
+def _threads(machine: dict) -> str:
+    n = machine.get("threads", "?")
+    return f"{n} thread" + ("" if n == 1 else "s")
+
+
+# ---- the reading: plain sentences generated from the numbers -----------------------------------
+
+def _faster(a: dict, b: dict) -> bool:
+    """a's median latency is below b's with their 95 % intervals apart."""
+    lo_b = (b.get("ci95") or [b["median"]] * 2)[0]
+    hi_a = (a.get("ci95") or [a["median"]] * 2)[1]
+    return hi_a < lo_b
+
+
+def _names(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def reading(results: Results) -> list[str]:
+    """A short plain-language reading of the results: size, speed here, accuracy, fidelity, failures."""
+    ok = [v for v in results.variants if v.ok and v.technique != REFERENCE]
+    by = {v.technique: v for v in results.variants}
+    f32 = by.get(BASELINE) if by.get(BASELINE) and by[BASELINE].ok else None
+    m = results.machine
+    out = []
+    if ok and all(v.bytes for v in ok):
+        small = min(ok, key=lambda v: v.bytes)
+        also = [v.technique for v in ok if v is not small and v.bytes <= 1.05 * small.bytes]
+        text = f"Smallest: {small.technique}, {small.bytes / 1024:.1f} KB"
+        if f32:
+            text += f" ({small.bytes / f32.bytes:.2f}× float32's {f32.bytes / 1024:.1f} KB)"
+        out.append(text + (f"; {_names(also)} within 5 % of it." if also else "."))
+    timed = [v for v in ok if v.latency_ms and "median" in v.latency_ms]
+    if f32 and f32.latency_ms and timed:
+        base = f32.latency_ms
+        where = f"on this machine ({m.get('cpu', 'unknown CPU')}, {_threads(m)})"
+        faster = [v for v in timed if v is not f32 and _faster(v.latency_ms, base)]
+        slower = [v for v in timed if v is not f32 and _faster(base, v.latency_ms)]
+        same = [v for v in timed if v is not f32 and v not in faster and v not in slower]
+
+        def ratio(v):
+            r = base["median"] / v.latency_ms["median"]
+            how = f"{r:.2f}× faster" if r >= 1 else f"{1 / r:.2f}× slower"
+            return f"{v.technique} {_ms(v.latency_ms['median'])} ms ({how})"
+        parts = [f"At batch 1 {where}, float32 takes {_ms(base['median'])} ms per sample."]
+        if faster:
+            parts.append(f"Faster: {_names([ratio(v) for v in faster])}.")
+        if slower:
+            parts.append(f"Slower: {_names([ratio(v) for v in slower])}.")
+        if same:
+            parts.append(f"No clear difference (95 % intervals overlap): {_names([v.technique for v in same])}.")
+        out.append(" ".join(parts))
+        int8 = [v for v in timed if v.technique in INT8_COMPUTE]
+        if int8 and not any(v in faster for v in int8):
+            flags = ", ".join(s.upper() for s in m.get("simd", [])) or "unknown SIMD"
+            if m.get("int8_dot") is False:
+                sizes = sorted(v.bytes / f32.bytes for v in int8 if v.bytes and f32.bytes)
+                size = f" (they are {sizes[0]:.2f}–{sizes[-1]:.2f}× float32's size)" if sizes else ""
+                out.append(f"int8 is not faster than float here: this CPU ({flags}) has no int8 dot-product "
+                           "instructions (VNNI on x86, dotprod on Arm), which is where int8 kernels usually get "
+                           f"their speed. Here the int8 variants pay off in size{size}; on a CPU with VNNI or "
+                           "dotprod, or on an integer accelerator, they are usually faster too.")
+            else:
+                known = " although this CPU has int8 dot-product instructions" if m.get("int8_dot") else ""
+                out.append(f"int8 is not faster than float here{known}.")
+        keras = by.get(REFERENCE)
+        if keras and keras.ok and keras.latency_ms:
+            out.append(f"The Keras model (TensorFlow, graph mode) takes {_ms(keras.latency_ms['median'])} ms per "
+                       f"sample: float32 LiteRT is {keras.latency_ms['median'] / base['median']:.1f}× faster.")
+    rated = [v for v in ok if v.throughput]
+    if rated:
+        best = max(rated, key=lambda v: v.throughput["samples_per_s"])
+        text = (f"At batch {best.throughput['batch']} the highest throughput is {best.technique}'s, "
+                f"{_count(best.throughput['samples_per_s'])} samples/s")
+        if f32 and f32.throughput and best is not f32:
+            text += f" (float32: {_count(f32.throughput['samples_per_s'])})"
+        out.append(text + ".")
+    tested = [v for v in ok if v.p_vs_float32 is not None and v is not f32]
+    if tested:
+        worse = [v for v in tested if v.p_vs_float32 < ALPHA and v.accuracy_delta_pp < 0]
+        better = [v for v in tested if v.p_vs_float32 < ALPHA and v.accuracy_delta_pp > 0]
+        n = results.data.get("eval_samples") or "the"
+        if worse:
+            out.append("Lost accuracy significantly against float32: " + _names(
+                [f"{v.technique} {v.accuracy_delta_pp:+.2f} pp (p = {v.p_vs_float32:.2g})" for v in worse]) + ".")
+        if better:
+            out.append("Gained accuracy significantly: " + _names(
+                [f"{v.technique} {v.accuracy_delta_pp:+.2f} pp (p = {v.p_vs_float32:.2g})" for v in better]) + ".")
+        if not worse and not better:
+            out.append(f"No variant's accuracy differs significantly from float32's (exact McNemar test on the "
+                       f"same {n} samples, p ≥ {ALPHA} for every one).")
+        if f32 and f32.accuracy_ci:
+            half = (f32.accuracy_ci[1] - f32.accuracy_ci[0]) * 50
+            out.append(f"With {n} samples, float32's accuracy is known to about ±{half:.1f} pp (95 %); "
+                       "smaller changes cannot be told from chance.")
+    elif not any(v.accuracy is not None for v in ok):
+        out.append("No labels were given: accuracy is replaced by fidelity to the Keras model.")
+    faithful = [v for v in ok if v.agreement is not None]
+    if faithful:
+        worst = min(faithful, key=lambda v: (v.agreement, v.sqnr_db if v.sqnr_db is not None else float("inf")))
+        sq = f", output SQNR {worst.sqnr_db:.1f} dB" if worst.sqnr_db is not None else ""
+        out.append(f"Least faithful to the Keras model: {worst.technique}, top-1 agreement "
+                   f"{worst.agreement * 100:.2f} %{sq}.")
+    failed = [v for v in results.variants if not v.ok]
+    if failed:
+        out.append("Did not convert: " + "; ".join(f"{v.technique} ({v.error or v.status})" for v in failed) + ".")
+    return out
+
+
+# ---- the machine block ------------------------------------------------------------------------
+
+def machine_rows(results: Results) -> list[tuple[str, str]]:
+    m, s = results.machine, results.settings
+    dot = {True: "yes", False: "no", None: "unknown"}[m.get("int8_dot")]
+    rows = [("CPU", f"{m.get('cpu', '?')} ({m.get('arch', '?')})"),
+            ("SIMD", ", ".join(m.get("simd", [])) or "—"),
+            ("int8 dot product (VNNI / dotprod)", dot),
+            ("cores / threads used", f"{m.get('cores', '?')} / {m.get('threads', '?')}"),
+            ("OS, Python", f"{m.get('os', '?')}, Python {m.get('python', '?')}"),
+            ("LiteRT, TensorFlow, Keras", f"{m.get('litert')}, {m.get('tensorflow')}, {m.get('keras')}"),
+            ("evaluation samples", f"{results.data.get('eval_samples', '?')}"
+                                   f"{'' if results.data.get('labels', True) else ' (no labels)'}"),
+            ("throughput batch", _batch(results))]
+    calib = results.data.get("calibration")
+    if calib:
+        rows.append(("calibration", f"{calib.get('samples')} samples from the {calib.get('from')}"))
+    rows += [(k, str(v)) for k, v in s.items() if k not in ("threads", "batch")]
+    rows.append(("quantbench", results.quantbench_version))
+    return rows
+
+
+# ---- Markdown and HTML ------------------------------------------------------------------------
+
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(results: Results, figures) -> str:
+    headers, rows = table(results, full=True)
+    lines = [f"# {_title(results)}", "", "## Reading", ""] + [f"- {s}" for s in reading(results)]
+    lines += ["", "## Variants", "", "| " + " | ".join(headers) + " |",
+              "| " + " | ".join("---" if h in ("technique", "engine", "vs float32", "I/O") else "---:"
+                                for h in headers) + " |"]
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+    lines += [""] + [f"- {_md_cell(f)}" for f in failures(results)] + ["", _table_note(results), ""]
+    for f in figures:
+        lines += [f"## {f.title}", "", f"![{_md_cell(f.alt)}]({f.name})", "", f.caption, ""]
+    lines += ["## Machine", "", "| | |", "| --- | --- |"]
+    lines += [f"| {_md_cell(k)} | {_md_cell(v)} |" for k, v in machine_rows(results)]
+    lines += ["", "Rendered from results.json by quantbench; re-render with `quantbench report results.json`.", ""]
+    return "\n".join(lines)
+
+
+CSS = """
+body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2430;background:#fff;margin:0}
+main{max-width:1400px;margin:0 auto;padding:24px 28px 48px}
+h1{font-size:1.5em;margin:0 0 4px}h2{font-size:1.15em;margin:32px 0 10px;border-bottom:1px solid #e3e8ee;
+padding-bottom:4px}
+.sub{color:#5b6675;margin:0}
+ul.reading li{margin:4px 0}
+.scroll{overflow-x:auto}
+table{border-collapse:collapse;font-size:12.5px;font-variant-numeric:tabular-nums}
+th,td{padding:5px 8px;border-bottom:1px solid #e3e8ee;white-space:nowrap}
+th{background:#f4f6f8;text-align:left;font-weight:600;white-space:normal;vertical-align:bottom}
+td.n{text-align:right}
+tr.failed td,ul.failed{color:#8a1c1c}
+td.sig{color:#b4451f;font-weight:600}
+td.ns{color:#5b6675}
+.note{color:#5b6675;font-size:13px}
+figure{margin:16px 0}
+figure img{max-width:100%;height:auto;border:1px solid #e3e8ee}
+figcaption{color:#5b6675;font-size:13px;max-width:760px}
+table.kv th{background:none;width:260px}
+footer{margin-top:36px;color:#8792a2;font-size:12px}
+"""
+
+
+def _html_cell(header: str, text: str) -> str:
+    if header == "vs float32":
+        cls = "ns" if text == NO_CHANGE else ("sig" if " pp (p = " in text else "")
+    else:
+        cls = "" if header in ("technique", "engine", "I/O") else "n"
+    return f'<td class="{cls}">{html.escape(text)}</td>' if cls else f"<td>{html.escape(text)}</td>"
+
+
+def html_page(results: Results, figures) -> str:
+    esc = html.escape
+    headers, rows = table(results, full=True)
+    statuses = [v.status for v in results.variants]
+    parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+             '<meta name="viewport" content="width=device-width, initial-scale=1">',
+             f"<title>{esc(_title(results))}</title>", f"<style>{CSS}</style>", "</head>", "<body>", "<main>",
+             f"<h1>{esc(_title(results))}</h1>",
+             f'<p class="sub">{esc(results.model.get("source", ""))} · quantbench {esc(results.quantbench_version)}'
+             "</p>",
+             "<h2>Reading</h2>", '<ul class="reading">']
+    parts += [f"<li>{esc(s)}</li>" for s in reading(results)]
+    parts += ["</ul>", "<h2>Variants</h2>", '<div class="scroll">', "<table>", "<thead>", "<tr>"]
+    parts += [f'<th scope="col">{esc(h)}</th>' for h in headers]
+    parts += ["</tr>", "</thead>", "<tbody>"]
+    for status, row in zip(statuses, rows):
+        cells = "".join(_html_cell(h, c) for h, c in zip(headers, row))
+        parts.append(f'<tr class="failed">{cells}</tr>' if status != "ok" else f"<tr>{cells}</tr>")
+    parts += ["</tbody>", "</table>", "</div>"]
+    failed = failures(results)
+    if failed:
+        parts += ['<ul class="failed">'] + [f"<li>{esc(f)}</li>" for f in failed] + ["</ul>"]
+    parts.append(f'<p class="note">{esc(_table_note(results))}</p>')
+    for f in figures:
+        data = base64.b64encode(f.png).decode("ascii")
+        parts += [f"<h2>{esc(f.title)}</h2>", "<figure>",
+                  f'<img src="data:image/png;base64,{data}" alt="{esc(f.alt)}">',
+                  f"<figcaption>{esc(f.caption)}</figcaption>", "</figure>"]
+    parts += ["<h2>Machine</h2>", '<table class="kv">', "<tbody>"]
+    parts += [f'<tr><th scope="row">{esc(k)}</th><td>{esc(v)}</td></tr>' for k, v in machine_rows(results)]
+    parts += ["</tbody>", "</table>",
+              "<footer>Rendered from results.json by quantbench; re-render with "
+              "<code>quantbench report results.json</code>.</footer>", "</main>", "</body>", "</html>", ""]
+    return "\n".join(parts)
+
+
+def write(results: Results, out: str | Path, force: bool = False) -> list[Path]:
+    """Write report.md, report.html and the plots into `out`; existing ones are refused without `force`."""
+    from . import plots
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"Report folder {out} is a file. Expected a folder. Fix: choose another --out.")
+    existing = [name for name in ("report.md", "report.html", *plots.NAMES.values()) if (out / name).exists()]
+    if existing and not force:
+        raise InputError(f"Report files already exist in {out}: {', '.join(existing)}. Expected a folder "
+                         "without them. Fix: pass --force to replace them, or choose another --out.")
+    figures = plots.figures(results)
+    files = {"report.md": markdown(results, figures).encode(), "report.html": html_page(results, figures).encode()}
+    files.update({f.name: f.png for f in figures})
+    return [write_file(out / name, content, force=True) for name, content in files.items()]

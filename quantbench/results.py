@@ -6,6 +6,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import InputError
+
+REFERENCE = "keras"   # the row of the Keras model itself: fidelity is measured against it
+BASELINE = "float32"  # the row accuracy changes are tested against, paired
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -20,11 +25,16 @@ class Variant:
     input_dtype: str | None = None
     output_dtype: str | None = None
     accuracy: float | None = None    # fraction 0..1, when labels exist
-    accuracy_delta_pp: float | None = None  # percentage points against the Keras model
+    accuracy_ci: list | None = None  # [lo, hi], 95 % Wilson interval of accuracy
+    accuracy_delta_pp: float | None = None  # percentage points against float32
+    p_vs_float32: float | None = None  # exact McNemar p-value, paired against float32
     top5: float | None = None        # when the model has more than 5 classes
-    agreement: float | None = None   # top-1 agreement with the float model (first output)
-    fidelity: list | None = None     # per output: agreement, sqnr_db, max_abs_err
-    latency_ms: dict | None = None   # {"median", "p90", "p99", "n"}
+    agreement: float | None = None   # top-1 agreement with the float model (first output, when classes)
+    sqnr_db: float | None = None     # output SQNR against the float model; None if identical (infinite)
+    kl: float | None = None          # mean KL(float || variant) in nats, when outputs are probabilities
+    fidelity: list | None = None     # per output: {"output", "agreement", "sqnr_db", "max_abs_err"}
+    latency_ms: dict | None = None   # batch 1: {"median", "ci95": [lo, hi], "p90", "p99", "n", "quantiles"}
+    throughput: dict | None = None   # {"batch", "samples_per_s", "ci95": [lo, hi], "n"}
     convert_s: float | None = None
 
     @property
@@ -48,11 +58,15 @@ class Results:
         raise KeyError(f"No variant {technique!r} in these results; have {[v.technique for v in self.variants]}.")
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2)
+        return json.dumps(dataclasses.asdict(self), indent=2, allow_nan=False)  # strict JSON only
 
     @classmethod
     def from_json(cls, text: str) -> "Results":
-        raw = json.loads(text)
+        return cls._from_dict(json.loads(text))
+
+    @classmethod
+    def _from_dict(cls, raw: dict) -> "Results":
+        raw = dict(raw)
         known = {f.name for f in dataclasses.fields(Variant)}
         variants = [Variant(**{k: v for k, v in row.items() if k in known}) for row in raw.pop("variants")]
         fields = {f.name for f in dataclasses.fields(cls)}
@@ -63,4 +77,24 @@ class Results:
 
     @classmethod
     def load(cls, path: str | Path) -> "Results":
-        return cls.from_json(Path(path).read_text())
+        """Read a results.json; a missing, non-JSON or non-quantbench file is an InputError."""
+        path = Path(path)
+        expected = "Expected a results.json written by quantbench"
+        fix = "Fix: pass the results.json of a quantbench study (e.g. runs/demo/results.json)."
+        if not path.is_file():
+            raise InputError(f"No results file at {path}. {expected}. {fix}")
+        try:
+            raw = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{path} is not JSON ({str(exc).splitlines()[0]}). {expected}. {fix}") from None
+        top = [f.name for f in dataclasses.fields(cls)]
+        row_keys = [f.name for f in dataclasses.fields(Variant) if f.default is dataclasses.MISSING]
+        missing = [k for k in top if k not in raw] if isinstance(raw, dict) else top
+        bad_rows = not missing and not (isinstance(raw["variants"], list) and all(
+            isinstance(row, dict) and all(k in row for k in row_keys) for row in raw["variants"]))
+        if missing or bad_rows:
+            what = f"it lacks {', '.join(map(repr, missing))}" if missing else \
+                f"'variants' is not a list of rows each with {', '.join(map(repr, row_keys))}"
+            raise InputError(f"{path} is JSON but not quantbench results: {what}. "
+                             f"{expected}, an object with {', '.join(map(repr, top))}. {fix}")
+        return cls._from_dict(raw)

@@ -4,6 +4,7 @@ This module imports no TensorFlow: a deployment needs only `ai-edge-litert` and 
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -54,21 +55,38 @@ def _natural_key(name: str):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
+@functools.lru_cache(maxsize=None)
+def _qparams(info: TensorInfo) -> tuple:
+    """dtype, scale, zero-point and the dtype's limits as float32 0-d arrays (the cheapest ufunc operands)."""
+    limits = np.iinfo(info.dtype)
+    return (np.dtype(info.dtype), *(np.array(v, np.float32) for v in
+                                    (info.scale, info.zero_point, limits.min, limits.max)))
+
+
+# These run on every predict call: one float32 buffer updated in place, with constants made once, since on
+# a small model each numpy call costs about as much as a layer (np.round and np.clip are slower than ufuncs).
 def quantize(x: np.ndarray, info: TensorInfo) -> np.ndarray:
-    """Float values to the tensor's integer dtype with its scale and zero-point (round, clip)."""
-    dtype = np.dtype(info.dtype)
+    """Float values to the tensor's integer dtype with its scale and zero-point (round half to even, clip)."""
     if not info.quantized:
-        return np.asarray(x, dtype=dtype)
-    limits = np.iinfo(dtype)
-    q = np.round(np.asarray(x, dtype=np.float32) / np.float32(info.scale)) + info.zero_point
-    return np.clip(q, limits.min, limits.max).astype(dtype)
+        return np.asarray(x, dtype=info.dtype)
+    dtype, scale, zero_point, lo, hi = _qparams(info)
+    q = np.divide(x, scale, dtype=np.float32)
+    np.rint(q, out=q)
+    q += zero_point
+    np.minimum(q, hi, out=q)
+    np.maximum(q, lo, out=q)
+    return q.astype(dtype)
 
 
 def dequantize(q: np.ndarray, info: TensorInfo) -> np.ndarray:
     """Integer tensor values back to float32 with the tensor's scale and zero-point."""
     if not info.quantized:
         return q
-    return (q.astype(np.float32) - np.float32(info.zero_point)) * np.float32(info.scale)
+    _, scale, zero_point, _, _ = _qparams(info)
+    out = q.astype(np.float32)
+    out -= zero_point
+    out *= scale
+    return out
 
 
 class LiteModel:
@@ -108,6 +126,15 @@ class LiteModel:
         self.num_threads = num_threads
         self.inputs, self.outputs = self._describe()
         self._batch = None
+        # per-call constants, looked up once: tensor indices and the per-sample shapes inputs must have
+        self._in_index = [t.index for t in self.inputs]
+        self._out_index = [t.index for t in self.outputs]
+        self._sample_shapes = [t.shape[1:] for t in self.inputs]
+        # one array in, one out, any batch: predict's fast path (see there) unpacks this in one step
+        inp, out = self.inputs[0], self.outputs[0]
+        self._fast = (inp.shape[1:], np.dtype(inp.dtype), inp.index, inp if inp.quantized else None,
+                      out.index, out if out.quantized else None) \
+            if len(self.inputs) == 1 and len(self.outputs) == 1 and self.resizable else None
 
     def _describe(self) -> tuple[list[TensorInfo], list[TensorInfo]]:
         it = self._interpreter
@@ -132,31 +159,33 @@ class LiteModel:
         return all(t.shape and t.shape[0] == -1 for t in self.inputs)
 
     def _as_list(self, x) -> list[np.ndarray]:
-        if isinstance(x, dict):
+        if type(x) is np.ndarray:
+            arrays = [x]
+        elif isinstance(x, dict):
             missing = [t.name for t in self.inputs if t.name not in x]
             if missing:
                 raise InputError(
                     f"predict got inputs {sorted(x)} but the model needs {[t.name for t in self.inputs]}. "
                     f"Missing: {missing}. Fix: pass one array per model input, keyed by its name.")
-            arrays = [x[t.name] for t in self.inputs]
+            arrays = [np.asarray(x[t.name]) for t in self.inputs]
         elif isinstance(x, (list, tuple)):
-            arrays = list(x)
+            arrays = [np.asarray(a) for a in x]
         else:
-            arrays = [x]
+            arrays = [np.asarray(x)]
         if len(arrays) != len(self.inputs):
             raise InputError(
                 f"predict got {len(arrays)} input array(s) but the model has {len(self.inputs)} inputs "
                 f"({', '.join(t.name for t in self.inputs)}). Fix: pass a list or dict with one array per input.")
-        arrays = [np.asarray(a) for a in arrays]
-        for a, t in zip(arrays, self.inputs):
-            if a.ndim != len(t.shape) or any(d not in (-1, g) for d, g in zip(t.shape[1:], a.shape[1:])):
+        for a, t, want in zip(arrays, self.inputs, self._sample_shapes):
+            got = a.shape[1:]
+            if got != want and (a.ndim != len(t.shape) or any(d not in (-1, g) for d, g in zip(want, got))):
                 want = "(N, " + ", ".join(str(d) for d in t.shape[1:]) + ")"
                 raise InputError(
                     f"Input {t.name!r} has shape {a.shape}, expected {want} with N samples. "
                     f"Fix: reshape your data to {want}.")
-        n = {len(a) for a in arrays}
-        if len(n) != 1:
-            raise InputError(f"Input arrays have different sample counts {sorted(n)}. "
+        if len(arrays) > 1 and len({len(a) for a in arrays}) != 1:
+            n = sorted({len(a) for a in arrays})
+            raise InputError(f"Input arrays have different sample counts {n}. "
                              "Expected one count for all inputs. Fix: pass aligned arrays.")
         return arrays
 
@@ -172,10 +201,10 @@ class LiteModel:
     def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         """One invoke on arrays already in the model's dtypes and batch size; raw outputs."""
         it = self._interpreter
-        for t, a in zip(self.inputs, arrays):
-            it.set_tensor(t.index, a)
+        for index, a in zip(self._in_index, arrays):
+            it.set_tensor(index, a)
         it.invoke()
-        return [it.get_tensor(t.index) for t in self.outputs]
+        return [it.get_tensor(index) for index in self._out_index]  # get_tensor returns a copy
 
     def prepare(self, x, raw: bool = False) -> list[np.ndarray]:
         """Inputs in the model's dtypes: quantized from float unless `raw`."""
@@ -195,22 +224,42 @@ class LiteModel:
         Returns:
             One array of shape (N, ...) per output: a single array when the model has one output.
         """
+        fast = self._fast
+        if fast and type(x) is np.ndarray and x.shape[1:] == fast[0] and 0 < (n := len(x)) <= MAX_BATCH:
+            # The common call, checked and run in as few Python steps as possible: on a small model the
+            # general path below costs as much as the invoke itself (bench/runtime_overhead.py).
+            _, dtype, in_index, in_q, out_index, out_q = fast
+            if self._batch != n:
+                self.set_batch(n)
+            it = self._interpreter
+            if raw or in_q is None:
+                it.set_tensor(in_index, x if x.dtype is dtype else x.astype(dtype))
+            else:
+                it.set_tensor(in_index, quantize(x, in_q))
+            it.invoke()
+            y = it.get_tensor(out_index)
+            return y if raw or out_q is None else dequantize(y, out_q)
         arrays = self.prepare(x, raw)
         n = len(arrays[0])
         # A model with a fixed batch dimension B runs B samples at a time, the last chunk padded.
         step = MAX_BATCH if self.resizable else max(self.inputs[0].shape[0], 1)
-        chunks = []
-        for start in range(0, n, step):
-            part = [a[start:start + step] for a in arrays]
-            m = len(part[0])
-            if self.resizable:
-                self.set_batch(m)
-            elif m < step:
-                part = [np.concatenate([p, np.repeat(p[-1:], step - m, axis=0)]) for p in part]
-            chunks.append([o[:m].copy() for o in self.run(part)])
-        outs = [np.concatenate([c[k] for c in chunks]) if chunks else
-                np.empty((0, *self.outputs[k].shape[1:]), self.outputs[k].dtype)
-                for k in range(len(self.outputs))]
+        if 0 < n == step or (0 < n < step and self.resizable):  # one invoke: the common, hot case
+            if self._batch != n and self.resizable:
+                self.set_batch(n)
+            outs = self.run(arrays)
+        else:
+            chunks = []
+            for start in range(0, n, step):
+                part = [a[start:start + step] for a in arrays]
+                m = len(part[0])
+                if self.resizable:
+                    self.set_batch(m)
+                elif m < step:
+                    part = [np.concatenate([p, np.repeat(p[-1:], step - m, axis=0)]) for p in part]
+                chunks.append([o[:m] for o in self.run(part)])
+            outs = [np.concatenate([c[k] for c in chunks]) if chunks else
+                    np.empty((0, *self.outputs[k].shape[1:]), self.outputs[k].dtype)
+                    for k in range(len(self.outputs))]
         if not raw:
             outs = [dequantize(o, t) for o, t in zip(outs, self.outputs)]
         return outs[0] if len(outs) == 1 else outs

@@ -5,17 +5,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, bench, data, evaluate, lq, machine, models
+from . import __version__, bench, data, evaluate, lq, machine, models, report
 from .conversion import as_inputs, as_source, convert
 from .errors import ConversionError, InputError, one_line
 from .files import check_new_dir, staged_dir
 from .progress import Silent
-from .results import Results, Variant
+from .results import REFERENCE, Results, Variant
 from .runtime import LiteModel
 from .techniques import DEFAULT_TECHNIQUES, LQ, Technique, parse_list
-
-REFERENCE_ROW = "keras"
-
 
 def align(names: list[str], arrays: list[np.ndarray], wanted: list[str]) -> list[np.ndarray]:
     """Reorder arrays named `names` into the order `wanted` names them; positional when names differ."""
@@ -70,7 +67,8 @@ def _load_and_run(path: Path, source, x: list[np.ndarray], threads: int):
 
 def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, force: bool = False,
               data_info: dict | None = None, settings: dict | None = None, threads: int = 1,
-              save_keras: bool = False, artifacts: dict[str, bytes] | None = None, reporter=None) -> Results:
+              batch: int = 32, save_keras: bool = False, artifacts: dict[str, bytes] | None = None,
+              reporter=None) -> Results:
     """Convert, evaluate and time `model` with each technique; write everything into `out`.
 
     Args:
@@ -79,6 +77,7 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
         calib: calibration inputs (array, list of arrays or Dataset), kept apart from `evaluation`.
         techniques: names or Techniques; None means the default set (both engines).
         out: the study folder; refused if it exists and is not empty, unless `force`.
+        threads, batch: LiteRT threads, and the batch size throughput is measured at.
         save_keras: write the Keras model into the folder as `model.keras` (the demo does).
         artifacts: more files to write into the folder, by name.
     """
@@ -89,7 +88,7 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
     techniques = [t if isinstance(t, Technique) else parse_list(t)[0]
                   for t in (techniques if techniques is not None else DEFAULT_TECHNIQUES)]
     # A float .tflite given as the model is itself the float32 row, the reference of the others.
-    reference_row = "float32" if source.lite is not None else REFERENCE_ROW
+    reference_row = "float32" if source.lite is not None else REFERENCE
     techniques = [t for t in techniques if t.name != reference_row]
     x, y = evaluation.x, evaluation.y
     calib = None if calib is None else as_inputs(calib)
@@ -122,48 +121,38 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
                 advance(note=name)
 
         n = len(evaluation)
-        runners = {reference_row: bench.reference_runner(source, x)}
-        runners.update({name: bench.lite_runner(m, feeds[name]) for name, m in lite.items()})
-        with reporter.task("Timing (batch 1)", n) as advance:
-            times = bench.latency(runners, n, on_round=advance)
+        outputs[reference_row] = reference
+        metrics = evaluate.measure(outputs, reference_row, y, source.output_names)
+        timing = bench.measure(source, lite, feeds, x, batch=batch, reporter=reporter, reference=reference_row)
 
-        # Class outputs: probability rows, and the first output when labels are given for it (logits too).
-        labelled = y is not None and evaluate.is_classifier(reference[0].shape)
-        classes = {i for i, r in enumerate(reference) if evaluate.is_distribution(r)} | ({0} if labelled else set())
-        base_acc = evaluate.accuracy(reference[0], y) if labelled else None
+        def measured(name, engine, path, size, seconds, ins, outs):
+            return Variant(technique=name, engine=engine, status="ok", path=path, bytes=size, input_dtype=ins,
+                           output_dtype=outs, convert_s=seconds, **metrics[name], **timing[name])
 
-        def measured(name, engine, path, size, seconds, ins, outs, outputs_):
-            acc = evaluate.accuracy(outputs_[0], y) if base_acc is not None else None
-            return Variant(
-                technique=name, engine=engine, status="ok", path=path, bytes=size,
-                input_dtype=ins, output_dtype=outs, accuracy=acc,
-                accuracy_delta_pp=None if acc is None else round((acc - base_acc) * 100, 6),
-                top5=evaluate.top_k(outputs_[0], y, 5) if (acc is not None and reference[0].shape[-1] > 5) else None,
-                agreement=evaluate.agreement(outputs_[0], reference[0]) if 0 in classes else None,
-                fidelity=evaluate.fidelity(outputs_, reference, source.output_names, classes),
-                latency_ms=bench.summarize(times[name]), convert_s=seconds)
-
-        variants = [measured(reference_row, "input" if source.lite is not None else source.kind, ref_path, ref_bytes, None,
-                             ",".join(source.input_dtypes), ",".join(str(r.dtype) for r in reference), reference)]
+        variants = [measured(reference_row, "input" if source.lite is not None else source.kind, ref_path,
+                             ref_bytes, None, ",".join(source.input_dtypes),
+                             ",".join(str(r.dtype) for r in reference))]
         for t in techniques:
             if t.name in rows:
                 variants.append(rows[t.name])
                 continue
             m, (path, seconds) = lite[t.name], converted[t.name]
             variants.append(measured(t.name, t.engine, path.name, path.stat().st_size, round(seconds, 4),
-                                     ",".join(i.dtype for i in m.inputs), ",".join(o.dtype for o in m.outputs),
-                                     outputs[t.name]))
+                                     ",".join(i.dtype for i in m.inputs), ",".join(o.dtype for o in m.outputs)))
         results = Results(
             quantbench_version=__version__, model=source.describe(),
             data={"eval_samples": n, "labels": y is not None, "eval_from": evaluation.origin, **(data_info or {})},
             machine=machine.describe(threads), settings=settings or {}, variants=variants)
         results.save(folder / "results.json")
+        with reporter.task("Writing report", 1) as advance:
+            report.write(Results.load(folder / "results.json"), folder, force=True)  # from the JSON alone
+            advance(note="report.html")
     return results
 
 
 def compare(model, data_path, calib_path=None, techniques=None, out=None, *, calib_size: int | None = None,
             seed: int = 0, x_key: str = "x", y_key: str = "y", unsafe: bool = False, force: bool = False,
-            threads: int = 1, reporter=None) -> Results:
+            threads: int = 1, batch: int = 32, reporter=None) -> Results:
     """Study a user's model file on a user's data file: every technique, one table.
 
     Without `calib_path`, calibration samples come from `data_path` by a seeded split, and the rest
@@ -187,13 +176,13 @@ def compare(model, data_path, calib_path=None, techniques=None, out=None, *, cal
     else:
         calib_set, evaluation, info = data.split_for_calibration(dataset, calib_size, seed)
         calib = calib_set.x
-    return run_study(source, evaluation, calib, techniques, out, force=force, threads=threads, reporter=reporter,
-                     data_info={"name": Path(str(data_path)).name, **info},
-                     settings={"seed": seed, "calib_size": calib_size, "threads": threads})
+    return run_study(source, evaluation, calib, techniques, out, force=force, threads=threads, batch=batch,
+                     reporter=reporter, data_info={"name": Path(str(data_path)).name, **info},
+                     settings={"seed": seed, "calib_size": calib_size, "threads": threads, "batch": batch})
 
 
 def demo(out="runs/demo", epochs: int = 10, seed: int = 0, calib_size: int = 200, force: bool = False,
-         techniques=None, threads: int = 1, reporter=None) -> Results:
+         techniques=None, threads: int = 1, batch: int = 32, reporter=None) -> Results:
     """The reference experiment: train the article's CNN on digits, then study every technique."""
     reporter = reporter or Silent()
     techniques = parse_list(techniques, list(DEFAULT_TECHNIQUES)) if not isinstance(techniques, list) \
@@ -208,13 +197,13 @@ def demo(out="runs/demo", epochs: int = 10, seed: int = 0, calib_size: int = 200
                      on_epoch=lambda e, logs: advance(note=f"loss {logs['loss']:.4f}"))
     return run_study(
         model, data.Dataset([split.x_test], split.y_test, "sklearn digits test split"), calib, techniques, out,
-        force=force, threads=threads, reporter=reporter, save_keras=True,
+        force=force, threads=threads, batch=batch, reporter=reporter, save_keras=True,
         # the data beside the model, so `quantbench compare` can be tried on it
         artifacts={"digits-train.npz": data.npz_bytes(x=split.x_train, y=split.y_train),
                    "digits-test.npz": data.npz_bytes(x=split.x_test, y=split.y_test)},
         data_info={"name": "sklearn digits", "train": len(split.x_train),
                    "calibration": {"samples": calib_size, "from": "train split", "seed": seed}},
-        settings={"epochs": epochs, "seed": seed, "calib_size": calib_size, "threads": threads})
+        settings={"epochs": epochs, "seed": seed, "calib_size": calib_size, "threads": threads, "batch": batch})
 
 
 def convert_file(model, technique, output, calib_path=None, *, calib_size: int = 200, seed: int = 0,

@@ -91,3 +91,14 @@ def test_inputs_and_outputs_are_readable(tiny_variants):
     text = str(m.inputs[0])
     assert "int8" in text and "scale=" in text and "zero_point=" in text
     assert m.inputs[0].shape == (-1, 8, 8, 1)
+
+
+@pytest.mark.parametrize("name", ["float32", "int8-only", "uint8-only"])
+def test_fast_path_equals_the_general_path(name, tiny_variants, digits):
+    m = quantbench.load(tiny_variants[name])
+    x = digits.x_test[:5]
+    assert m._fast is not None
+    np.testing.assert_array_equal(m.predict(x), m.predict([x]))         # one array vs a list of one
+    np.testing.assert_array_equal(m.predict(x.astype(np.float64)), m.predict([x]))
+    raw = m.prepare(x)[0]
+    np.testing.assert_array_equal(m.predict(raw, raw=True), m.predict({m.inputs[0].name: raw}, raw=True))

@@ -10,7 +10,8 @@ from quantbench.results import Results
 from quantbench.techniques import DEFAULT_TECHNIQUES
 
 VARIANT_KEYS = {"technique", "status", "error", "path", "bytes", "input_dtype", "output_dtype",
-                "accuracy", "agreement", "latency_ms", "convert_s", "engine"}
+                "accuracy", "agreement", "latency_ms", "convert_s", "engine",
+                "accuracy_ci", "p_vs_float32", "sqnr_db", "kl", "throughput"}
 
 
 @pytest.fixture(scope="session")
@@ -39,8 +40,32 @@ def test_demo_writes_every_technique_ok(demo_cli, demo_results):
         assert key in raw
     for row in raw["variants"]:
         assert VARIANT_KEYS <= set(row)
-        assert "median" in row["latency_ms"]
+        lat = row["latency_ms"]
+        assert lat["ci95"][0] <= lat["median"] <= lat["ci95"][1] <= lat["p99"] and lat["n"] == 450
+        assert row["throughput"]["batch"] == 32 and row["throughput"]["samples_per_s"] > 0
+        assert row["accuracy_ci"][0] <= row["accuracy"] <= row["accuracy_ci"][1]
+    assert raw["machine"]["threads"] == 1 and raw["settings"]["batch"] == 32 and "int8_dot" in raw["machine"]
     assert json.loads(proc.stdout) == raw  # --json prints the results object
+
+
+def test_demo_writes_the_report_from_its_results(demo_cli, demo_results, tmp_path):
+    out, _ = demo_cli
+    for name in ("report.md", "report.html", "accuracy_vs_size.png", "accuracy_vs_latency.png", "latency.png"):
+        assert (out / name).stat().st_size > 0
+    from quantbench import report
+
+    report.write(Results.load(out / "results.json"), tmp_path)  # the JSON alone gives the same report
+    assert (tmp_path / "report.md").read_text() == (out / "report.md").read_text()
+
+
+def test_fidelity_and_tests_against_float32(demo_results):
+    f32 = demo_results.variant("float32")
+    assert f32.p_vs_float32 == 1.0 and f32.accuracy_delta_pp == 0.0
+    assert f32.sqnr_db > 80  # the same float network: only rounding differs from Keras
+    for v in demo_results.variants[1:]:
+        assert 0 <= v.p_vs_float32 <= 1 and v.kl >= 0
+    int8 = demo_results.variant("int8-only")
+    assert 15 < int8.sqnr_db < f32.sqnr_db and int8.kl > f32.kl
 
 
 def test_demo_output_is_quiet(demo_cli):
@@ -79,6 +104,8 @@ def test_same_seed_same_accuracy(demo_results, tmp_path):
     again = quantbench.demo(out=tmp_path / "again")
     assert [v.accuracy for v in again.variants] == [v.accuracy for v in demo_results.variants]
     assert [v.agreement for v in again.variants] == [v.agreement for v in demo_results.variants]
+    for field in ("accuracy_ci", "p_vs_float32", "sqnr_db", "kl"):
+        assert [getattr(v, field) for v in again.variants] == [getattr(v, field) for v in demo_results.variants]
 
 
 def test_calibration_comes_from_the_training_split(demo_results):

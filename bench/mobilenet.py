@@ -1,0 +1,75 @@
+"""A real-sized model: MobileNetV2 at 224x224 — conversion time, size and batch-1 latency per technique.
+
+Usage: .venv/bin/python bench/mobilenet.py [--rounds 120] [--calib 16]
+
+`keras.applications.MobileNetV2(weights=None)`: random-initialised weights (no download), so accuracy means
+nothing here; size and speed do not depend on the weight values. Calibration for int8-only uses random
+images uniform in [-1, 1] (MobileNetV2's input range), seeded. Latency: every technique at 1 and at 2 LiteRT
+threads, all eight models interleaved round by round (shuffled order), on random inputs. Speed ratios
+are medians of per-round paired ratios (against float32 at the same thread count; 1 against 2 threads),
+with their distribution-free 95 % intervals: robust to the load of a shared machine drifting.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+TECHNIQUES = ("float32", "dynamic", "int8-only", "float16")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=120)
+    parser.add_argument("--calib", type=int, default=16, help="random calibration images for int8-only")
+    args = parser.parse_args()
+
+    import quantbench
+    from quantbench import bench, machine
+    from quantbench.conversion import convert
+    from quantbench.quiet import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    start = time.perf_counter()
+    model = keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3))
+    print(f"MobileNetV2(weights=None): {model.count_params():,} parameters, built in "
+          f"{time.perf_counter() - start:.1f} s")
+    rng = np.random.default_rng(0)
+    calib = rng.uniform(-1, 1, (args.calib, 224, 224, 3)).astype(np.float32)
+    x = rng.uniform(-1, 1, (8, 224, 224, 3)).astype(np.float32)
+
+    contents = {}
+    for t in TECHNIQUES:
+        conv = convert(model, t, calib)
+        contents[t] = conv.content
+        print(f"  {t:<10} converted in {conv.seconds:5.1f} s, {len(conv.content) / 2**20:6.2f} MiB", flush=True)
+
+    lite = {f"{t} @{n}": quantbench.load(contents[t], num_threads=n) for n in (1, 2) for t in TECHNIQUES}
+    runners = {name: bench.lite_runner(m, x) for name, m in lite.items()}
+    times = bench.latency(runners, args.rounds, warmup=3)
+    m = machine.describe()
+    print(f"\nbatch-1 latency, {args.rounds} interleaved rounds, {m['cpu']} ({', '.join(m['simd'])}; "
+          f"int8 dot product: {m['int8_dot']}), {m['cores']} cores:")
+    for name, ms in times.items():
+        s = bench.summarize(ms)
+        t, n = name.split(" @")
+        ratio = "" if t == "float32" else f", {paired(times[f'float32 @{n}'], ms)}× float32's speed"
+        print(f"  {name:<14} median {s['median']:7.2f} ms (95 % CI {s['ci95'][0]:.2f}–{s['ci95'][1]:.2f}), "
+              f"p90 {s['p90']:7.2f}{ratio}")
+    for t in TECHNIQUES:
+        print(f"  {t}: 2 threads are {paired(times[f'{t} @1'], times[f'{t} @2'])}× as fast as 1")
+
+
+def paired(a, b) -> str:
+    """Median of the per-round ratios a/b, with its 95 % interval."""
+    from quantbench import stats
+
+    r = np.asarray(a) / np.asarray(b)
+    lo, hi = stats.median_ci(r)
+    return f"{np.median(r):.2f} ({lo:.2f}–{hi:.2f})"
+
+if __name__ == "__main__":
+    main()

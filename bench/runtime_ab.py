@@ -1,0 +1,58 @@
+"""This tree's `LiteModel.predict` against another version of runtime.py, interleaved, same model and inputs.
+
+Usage: git show fa2f1c2:quantbench/runtime.py > /tmp/runtime_old.py
+       .venv/bin/python bench/runtime_ab.py /tmp/runtime_old.py [--rounds 2000]
+
+On the demo CNN (untrained: weights do not change the timing), float32 and int8-only: batch-1 predict
+over the 450 test images, and one batched predict of all 450. Checks the outputs are identical first.
+Ratios are medians of per-round paired ratios new/old, with their distribution-free 95 % intervals.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+
+import numpy as np
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("old", help="path to the other runtime.py")
+    parser.add_argument("--rounds", type=int, default=2000)
+    args = parser.parse_args()
+
+    import quantbench
+    from quantbench import bench, data, models, stats
+    from quantbench.conversion import convert
+
+    spec = importlib.util.spec_from_file_location("quantbench.old_runtime", args.old)
+    old = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = old  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(old)
+
+    split = data.digits()
+    models.seed_everything(0)
+    model, calib = models.reference_cnn(), data.calibration_sample(split.x_train, 50, 0)
+    x = split.x_test
+    samples = [x[i:i + 1] for i in range(len(x))]
+
+    def paired(t):
+        r = t["new"] / t["old"]
+        lo, hi = stats.median_ci(r)
+        return (f"new/old {np.median(r):.3f} ({lo:.3f}–{hi:.3f}); medians new {np.median(t['new']) * 1e3:.1f} µs, "
+                f"old {np.median(t['old']) * 1e3:.1f} µs")
+
+    for tech in ("float32", "int8-only"):
+        content = convert(model, tech, calib).content
+        new, prev = quantbench.load(content), old.LiteModel(content)
+        np.testing.assert_array_equal(new.predict(x), prev.predict(x))
+        t = bench.latency({"new": lambda i: new.predict(samples[i % len(x)]),
+                           "old": lambda i: prev.predict(samples[i % len(x)])}, args.rounds, warmup=50)
+        print(f"{tech} batch-1 predict, {args.rounds} rounds: {paired(t)}")
+        t = bench.latency({"new": lambda i: new.predict(x), "old": lambda i: prev.predict(x)}, 40, warmup=2)
+        print(f"{tech} batched predict of {len(x)}, 40 rounds: {paired(t)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""Choosing the variant to ship: the article's decision tree as data, then a choice from measurements."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from .errors import InputError
+from .results import Results, Variant
+
+TARGETS = ("cpu", "gpu", "int-only")
+OPTIMIZE = ("size", "latency")
+INTEGER_VARIANTS = ("int8-fallback", "int8-only", "uint8-only", "lq-int8", "qat-int8", "int8-selective")
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One branch of the decision tree: a deployment target, what can serve it, and why."""
+
+    target: str
+    question: str
+    allowed: tuple[str, ...] | None  # technique names that can serve the target; None: every one
+    prefer: tuple[str, ...]          # tried first when measurements tie
+    why: str
+    float_ops_allowed: bool = True
+
+
+DECISION_TREE = (
+    Branch("int-only", "Must it run on integer-only hardware (microcontroller, Edge TPU, NPU)?",
+           ("int8-only", "uint8-only", "lq-int8", "qat-int8"), ("int8-only", "qat-int8"),
+           "integer-only accelerators execute no float op, so only full-integer variants with integer "
+           "input and output can run there", float_ops_allowed=False),
+    Branch("gpu", "Will it run on a mobile GPU delegate?",
+           ("float32", "float16", "int8-fallback", "weight-only-int8", "weight-only-int4", "int8-selective"),
+           ("float16",),
+           "GPU delegates compute in float (float16 natively): float16 weights halve the file at no accuracy "
+           "cost, and hybrid dynamic-range kernels do not run there"),
+    Branch("cpu", "Otherwise: a CPU (phone, edge box, server).", None, ("dynamic", "int8-fallback"),
+           "every technique runs on CPU; which is smallest or fastest is a matter of measurement, not rule"),
+)
+
+
+def branch(target: str) -> Branch:
+    for b in DECISION_TREE:
+        if b.target == target:
+            return b
+    raise InputError(f"Unknown --target {target!r}. Expected one of: {', '.join(TARGETS)}. "
+                     "Fix: pick a target from that list.")
+
+
+def check_options(target: str, optimize: str, max_drop_pp: float) -> None:
+    """Validate the options before any work is done."""
+    branch(target)
+    if optimize not in OPTIMIZE:
+        raise InputError(f"Unknown --optimize {optimize!r}. Expected one of: {', '.join(OPTIMIZE)}. "
+                         "Fix: pass --optimize size or --optimize latency.")
+    if not (max_drop_pp >= 0):
+        raise InputError(f"--max-accuracy-drop is {max_drop_pp}. Expected a number of percentage points ≥ 0. "
+                         "Fix: pass, for example, --max-accuracy-drop 1.0.")
+
+
+def plan(techniques, target: str) -> tuple[list, dict[str, str]]:
+    """Before measuring: the techniques that can serve `target`, and the reason for each one skipped."""
+    b = branch(target)
+    kept, skipped = [], {}
+    for t in techniques:
+        name = getattr(t, "name", t)
+        if b.allowed is None or name in b.allowed:
+            kept.append(t)
+        else:
+            skipped[name] = f"cannot serve --target {target}: {b.why}"
+    return kept, skipped
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    technique: str | None
+    target: str
+    optimize: str
+    max_drop_pp: float
+    metric: str                     # "accuracy" or "agreement" (no labels)
+    uncertain: bool = False
+    excluded: list = field(default_factory=list)     # [{"technique", "why"}]
+    runners_up: list = field(default_factory=list)   # [{"technique", "why"}]
+    summary: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _reference(results: Results) -> Variant:
+    for name in ("keras", "float32"):
+        for v in results.variants:
+            if v.technique == name and v.ok:
+                return v
+    raise InputError("These results have no float reference row (keras or float32) to measure drops against. "
+                     "Fix: include float32 in --techniques.")
+
+
+def drop_pp(v: Variant, ref: Variant) -> tuple[float, float | None]:
+    """Accuracy drop against the float model in points, and its pessimistic end from the interval."""
+    if ref.accuracy is not None and v.accuracy is not None:
+        low = (v.accuracy_ci or [None])[0] if hasattr(v, "accuracy_ci") else None
+        return (ref.accuracy - v.accuracy) * 100, None if low is None else (ref.accuracy - low) * 100
+    return (1 - (v.agreement if v.agreement is not None else 0.0)) * 100, None
+
+
+def _cost(v: Variant, optimize: str) -> tuple:
+    latency = (v.latency_ms or {}).get("median", float("inf"))
+    return (v.bytes, latency) if optimize == "size" else (latency, v.bytes)
+
+
+def _fmt(v: Variant, optimize: str) -> str:
+    latency = (v.latency_ms or {}).get("median")
+    return (f"{v.bytes / 1024:.1f} KB" if optimize == "size" else
+            (f"{latency:.3f} ms/img" if latency is not None else "no latency"))
+
+
+def choose(results: Results, max_drop_pp: float = 1.0, target: str = "cpu", optimize: str = "size",
+           float_ops: dict[str, int] | None = None) -> Recommendation:
+    """The variant that best meets the target and the accuracy budget, with its reasons.
+
+    Args:
+        results: a measured study.
+        max_drop_pp: the budget, in percentage points of accuracy against the float model (of top-1
+            agreement with it when there are no labels).
+        float_ops: technique -> number of float compute ops (from `inspection`); required for int-only.
+    """
+    check_options(target, optimize, max_drop_pp)
+    b, ref = branch(target), _reference(results)
+    metric = "accuracy" if ref.accuracy is not None else "agreement"
+    excluded, within = [], []
+    for v in results.variants:
+        if v.technique in ("keras",) or v is ref:
+            continue
+        if not v.ok:
+            excluded.append({"technique": v.technique, "why": f"{v.status}: {v.error}"})
+            continue
+        if b.allowed is not None and v.technique not in b.allowed:
+            excluded.append({"technique": v.technique, "why": f"cannot serve --target {target}"})
+            continue
+        if not b.float_ops_allowed:
+            n = (float_ops or {}).get(v.technique)
+            integer_io = v.input_dtype in ("int8", "uint8") and v.output_dtype in ("int8", "uint8")
+            if n is None or n > 0 or not integer_io:
+                excluded.append({"technique": v.technique, "why": (
+                    f"has {n} float compute op(s)" if n else "its input or output is not integer")
+                    + f", which --target {target} cannot run"})
+                continue
+        drop, worst = drop_pp(v, ref)
+        if drop > max_drop_pp:
+            excluded.append({"technique": v.technique,
+                             "why": f"{metric} drop {drop:.2f} pp is over the {max_drop_pp:g} pp budget"})
+            continue
+        within.append((v, drop, worst))
+    if not within:
+        hint = (" Quantization-aware training (`quantbench qat`, or --qat-epochs) is the way to recover int8 "
+                "accuracy for integer-only hardware." if target == "int-only" else "")
+        return Recommendation(None, target, optimize, max_drop_pp, metric, excluded=excluded,
+                              summary=f"No variant meets the {max_drop_pp:g} pp budget for --target {target}.{hint}")
+    within.sort(key=lambda item: (_cost(item[0], optimize),
+                                  b.prefer.index(item[0].technique) if item[0].technique in b.prefer else len(b.prefer)))
+    best, drop, worst = within[0]
+    uncertain = worst is not None and worst > max_drop_pp
+    runners = [{"technique": v.technique,
+                "why": f"{_fmt(v, optimize)} against {_fmt(best, optimize)}, {metric} drop {d:.2f} pp"}
+               for v, d, _ in within[1:4]]
+    words = (f"Ship {best.technique}: the {'smallest' if optimize == 'size' else 'fastest here'} of "
+             f"{len(within)} variant(s) within the {max_drop_pp:g} pp budget for --target {target} "
+             f"({_fmt(best, optimize)}, {metric} drop {drop:.2f} pp).")
+    if uncertain:
+        words += (f" Uncertain: its 95 % interval reaches a {worst:.2f} pp drop, past the budget; "
+                  "measure on more data before relying on it.")
+    if runners:
+        words += " Runners-up: " + "; ".join(f"{r['technique']} ({r['why']})" for r in runners) + "."
+    return Recommendation(best.technique, target, optimize, max_drop_pp, metric, uncertain, excluded, runners, words)
+
+
+def needs_rescue(rec: Recommendation, results: Results, max_drop_pp: float) -> bool:
+    """True when no integer variant met the budget, so selective quantization should be tried."""
+    ref = _reference(results)
+    for v in results.variants:
+        if v.ok and v.technique in INTEGER_VARIANTS and drop_pp(v, ref)[0] <= max_drop_pp:
+            return False
+    return rec.target != "int-only" and any(v.technique in INTEGER_VARIANTS for v in results.variants)
+
+
+def tree_rows() -> list[dict]:
+    """The decision tree, for the report."""
+    return [{"target": b.target, "question": b.question,
+             "techniques": "all" if b.allowed is None else ", ".join(b.allowed), "why": b.why}
+            for b in DECISION_TREE]

@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+
+from quantbench import evaluate, stats
+
+
+def onehot(classes, n=4, p=0.97):
+    out = np.full((len(classes), n), (1 - p) / (n - 1))
+    out[np.arange(len(classes)), classes] = p
+    return out
+
+
+@pytest.fixture
+def outputs():
+    labels = np.array([0, 1, 2, 3, 0, 1, 2, 3, 0, 1])
+    keras = onehot(labels)
+    wrong = labels.copy()
+    wrong[:3] = (wrong[:3] + 1) % 4   # three samples misclassified
+    return labels, {"keras": keras, "float32": keras.copy(), "int8-only": onehot(wrong),
+                    "float16": keras + 1e-3 * np.array([1, -1, 0, 0])}
+
+
+def test_measure_fills_every_variant_field(outputs):
+    labels, outs = outputs
+    m = evaluate.measure(outs, "keras", labels)
+    assert set(m) == set(outs)
+    for row in m.values():
+        assert set(row) == {"accuracy", "accuracy_ci", "accuracy_delta_pp", "p_vs_float32", "agreement",
+                            "sqnr_db", "kl", "top5", "fidelity"}
+    int8 = m["int8-only"]
+    assert int8["accuracy"] == 0.7 and int8["agreement"] == 0.7
+    assert int8["accuracy_ci"] == stats.wilson(7, 10)
+    assert int8["accuracy_delta_pp"] == pytest.approx(-30.0)
+    assert int8["p_vs_float32"] == pytest.approx(0.25)  # 3 discordant pairs, all one way: 2 * 0.5**3
+    assert m["float32"]["p_vs_float32"] == 1.0 and m["float32"]["accuracy_delta_pp"] == 0.0
+
+
+def test_fidelity_against_the_reference(outputs):
+    labels, outs = outputs
+    m = evaluate.measure(outs, "keras", labels)
+    assert m["keras"]["sqnr_db"] is None and m["keras"]["kl"] is None        # the reference itself
+    assert m["float32"]["sqnr_db"] is None and m["float32"]["kl"] == pytest.approx(0, abs=1e-12)  # identical
+    expected = stats.sqnr_db(outs["keras"], outs["float16"])
+    assert m["float16"]["sqnr_db"] == pytest.approx(expected, abs=1e-3) and 40 < expected < 80
+    assert m["int8-only"]["kl"] > m["float16"]["kl"] > 0
+
+
+def test_without_labels_only_fidelity(outputs):
+    _, outs = outputs
+    m = evaluate.measure(outs, "keras", None)
+    assert all(m[n]["accuracy"] is None and m[n]["p_vs_float32"] is None for n in m)
+    assert m["int8-only"]["agreement"] == 0.7
+
+
+def test_kl_only_for_probabilities(outputs):
+    labels, outs = outputs
+    logits = {k: np.log(v) for k, v in outs.items()}  # negative values: not a distribution
+    m = evaluate.measure(logits, "keras", labels)
+    assert all(row["kl"] is None for row in m.values())
+    assert m["int8-only"]["sqnr_db"] is not None
+
+
+def test_without_float32_there_is_no_test(outputs):
+    labels, outs = outputs
+    del outs["float32"]
+    m = evaluate.measure(outs, "keras", labels)
+    assert m["int8-only"]["accuracy"] == 0.7 and m["int8-only"]["p_vs_float32"] is None

@@ -1,0 +1,37 @@
+import dataclasses
+
+from quantbench import plots
+from quantbench.results import Results, Variant
+
+
+def test_pareto_front():
+    # (cost, quality): lower cost and higher quality win; equal points are both on the front
+    points = [(40, 97.3), (42, 97.6), (44, 97.3), (70, 97.3), (133, 97.3), (42, 97.6), (30, 90.0)]
+    assert plots.pareto_front(points) == [True, True, False, False, False, True, True]
+
+
+def variant(name, kb, agreement, ms, accuracy=None):
+    return Variant(name, "converter", "ok", bytes=int(kb * 1024), agreement=agreement, accuracy=accuracy,
+                   latency_ms={"median": ms, "ci95": [ms * 0.99, ms * 1.01], "n": 50,
+                               "quantiles": {str(q): ms for q in (0, 1, 5, 10, 25, 50, 75, 90, 95, 99, 100)}})
+
+
+def results(variants):
+    return Results("0.1.0", {}, {}, {}, {}, variants)
+
+
+def test_without_labels_the_plots_show_agreement():
+    r = results([variant("keras", 400, 1.0, 1.0), variant("float32", 130, 1.0, 0.04),
+                 variant("int8-only", 41, 0.99, 0.05)])
+    figs = plots.figures(r)
+    assert [f.name for f in figs] == list(plots.NAMES.values())
+    assert figs[0].title == "Top-1 agreement with the Keras model vs size"
+    assert "int8-only (41 KB, 99.00 %)" in figs[0].alt and "keras" not in figs[0].alt  # the reference is left out
+    assert "keras median" in figs[2].alt  # but its latency is shown
+
+
+def test_nothing_to_plot():
+    failed = results([Variant("float32", "converter", "failed", error="x")])
+    assert plots.figures(failed) == []
+    no_quantiles = results([dataclasses.replace(variant("float32", 130, 1.0, 0.04), latency_ms={"median": 0.04})])
+    assert [f.name for f in plots.figures(no_quantiles)] == ["accuracy_vs_size.png", "accuracy_vs_latency.png"]

@@ -1,0 +1,80 @@
+"""The recommendation: decision tree as data, the choice and its reasons, from synthetic results."""
+import pytest
+
+from quantbench import recommend
+from quantbench.errors import InputError
+from quantbench.results import Results, Variant
+
+
+def row(name, acc, kb, ms, io="float32"):
+    return Variant(name, "converter", "ok", path=f"{name}.tflite", bytes=int(kb * 1024),
+                   input_dtype=io, output_dtype=io, accuracy=acc, agreement=1.0, latency_ms={"median": ms})
+
+
+@pytest.fixture
+def results():
+    return Results("0", {}, {}, {}, {}, [
+        row("keras", 0.980, 400, 0.70),
+        row("float32", 0.980, 130, 0.040),
+        row("dynamic", 0.978, 41, 0.030),
+        row("int8-only", 0.960, 40, 0.020, io="int8"),
+        row("float16", 0.980, 70, 0.035),
+        row("weight-only-int4", 0.975, 24, 0.050),
+        Variant("int16x8", "converter", "failed", error="int16x8: refused"),
+    ])
+
+
+def test_smallest_within_budget_and_runners_up(results):
+    rec = recommend.choose(results, max_drop_pp=0.5, target="cpu", optimize="size")
+    assert rec.technique == "dynamic"
+    assert [r["technique"] for r in rec.runners_up] == ["float16", "float32"]
+    why = {e["technique"]: e["why"] for e in rec.excluded}
+    assert "over the 0.5 pp budget" in why["weight-only-int4"] and "over the" in why["int8-only"]
+    assert why["int16x8"] == "failed: int16x8: refused"
+    assert "Ship dynamic" in rec.summary and "Runners-up: float16" in rec.summary
+
+
+def test_fastest_when_optimizing_latency(results):
+    assert recommend.choose(results, 2.5, "cpu", "latency").technique == "int8-only"
+
+
+def test_gpu_prefers_float_variants(results):
+    rec = recommend.choose(results, 1.0, "gpu", "size")
+    assert rec.technique == "weight-only-int4"
+    assert any(e["technique"] == "dynamic" and "cannot serve --target gpu" in e["why"] for e in rec.excluded)
+
+
+def test_int_only_never_recommends_float_ops(results):
+    assert recommend.choose(results, 5.0, "int-only", "size", float_ops={"int8-only": 0}).technique == "int8-only"
+    rec = recommend.choose(results, 5.0, "int-only", "size", float_ops={"int8-only": 2})
+    assert rec.technique is None
+    why = {e["technique"]: e["why"] for e in rec.excluded}
+    assert why["int8-only"] == "has 2 float compute op(s), which --target int-only cannot run"
+    assert "No variant meets the 5 pp budget" in rec.summary and "Quantization-aware training" in rec.summary
+
+
+def test_uncertain_when_the_interval_crosses_the_budget(results):
+    v = results.variants
+    shaky = Results("0", {}, {}, {}, {}, [v[0], v[1], Variant(**{**v[2].__dict__, "accuracy_ci": [0.95, 0.99]})])
+    rec = recommend.choose(shaky, 0.5, "cpu", "size")
+    assert rec.technique == "dynamic" and rec.uncertain and "Uncertain" in rec.summary
+
+
+def test_plan_skips_what_cannot_serve_the_target():
+    kept, skipped = recommend.plan(["float32", "dynamic", "int8-only", "float16"], "int-only")
+    assert kept == ["int8-only"] and "cannot serve --target int-only" in skipped["dynamic"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("tpu", "size", 1.0), "Unknown --target 'tpu'. Expected one of: cpu, gpu, int-only"),
+    (("cpu", "speed", 1.0), "Unknown --optimize 'speed'"),
+    (("cpu", "size", -1.0), "--max-accuracy-drop is -1.0"),
+])
+def test_bad_options(args, message):
+    with pytest.raises(InputError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        recommend.check_options(*args)
+
+
+def test_the_tree_is_data():
+    rows = recommend.tree_rows()
+    assert [r["target"] for r in rows] == ["int-only", "gpu", "cpu"]

@@ -1,0 +1,248 @@
+"""The report, rendered from hand-made Results: no TensorFlow, no timing, fast."""
+import base64
+import json
+import re
+from html.parser import HTMLParser
+
+import pytest
+from rich.console import Console
+
+from quantbench import report
+from quantbench.cli import main
+from quantbench.results import Results, Variant
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+def lat(median, spread=0.05):
+    q = {"0": median * 0.5, "1": median * 0.8, "5": median * 0.9, "10": median * 0.95, "25": median * 0.98,
+         "50": median, "75": median * 1.02, "90": median * 1.1, "95": median * 1.2, "99": median * 1.5,
+         "100": median * 3}
+    return {"median": median, "ci95": [median * (1 - spread / 10), median * (1 + spread / 10)],
+            "p90": q["90"], "p99": q["99"], "n": 450, "quantiles": q}
+
+
+def row(name, kb, acc, p, ms, sps, sqnr=40.0, **kw):
+    return Variant(name, kw.pop("engine", "converter"), "ok", path=f"{name}.tflite", bytes=int(kb * 1024),
+                   input_dtype=kw.pop("io", "float32"), output_dtype=kw.pop("out", "float32"), accuracy=acc,
+                   accuracy_ci=[acc - 0.015, min(1.0, acc + 0.012)], accuracy_delta_pp=round((acc - 0.9733) * 100, 6),
+                   p_vs_float32=p, agreement=kw.pop("agree", 0.998), sqnr_db=sqnr, kl=0.004, latency_ms=lat(ms),
+                   throughput={"batch": 32, "samples_per_s": sps, "ci95": [sps * 0.98, sps * 1.02], "n": 30},
+                   convert_s=1.0)
+
+
+@pytest.fixture(scope="module")
+def results():
+    return Results(
+        quantbench_version="0.1.0", model={"name": "reference_cnn", "source": "quantbench demo"},
+        data={"name": "sklearn digits", "eval_samples": 450, "labels": True,
+              "calibration": {"samples": 200, "from": "train split", "seed": 0}},
+        machine={"cpu": "AMD EPYC", "arch": "x86_64", "simd": ["avx", "avx2", "fma"], "int8_dot": False,
+                 "cores": 2, "threads": 1, "os": "Linux", "python": "3.11", "litert": "2.3.0",
+                 "tensorflow": "2.21.0", "keras": "3.15.1"},
+        settings={"epochs": 10, "seed": 0, "threads": 1, "batch": 32},
+        variants=[
+            row("keras", 425, 0.9733, 1.0, 0.9, 11000, sqnr=None, engine="keras", agree=1.0),
+            row("float32", 132.7, 0.9733, 1.0, 0.042, 61000, sqnr=134.2, agree=1.0),
+            row("dynamic", 40.9, 0.9733, 1.0, 0.036, 72000),
+            row("int8-only", 41.6, 0.9433, 0.002, 0.043, 52000, io="int8", out="int8", agree=0.96),
+            row("float16", 70.3, 0.9733, 1.0, 0.041, 59000, sqnr=None, agree=1.0),
+            Variant("int16x8", "converter", "failed", error="int16x8: <no kernel> for op | FULLY_CONNECTED"),
+        ])
+
+
+@pytest.fixture(scope="module")
+def written(results, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    report.write(results, out)
+    return out
+
+
+def test_terminal_table_says_no_significant_change_and_fits(results):
+    headers, rows = report.table(results)
+    by = {r[0]: r for r in rows}
+    col = headers.index("vs float32")
+    assert by["dynamic"][col] == "no significant change"
+    assert by["int8-only"][col] == "-3.00 pp (p = 0.002)"
+    assert by["float32"][col] == "baseline"
+    assert by["float16"][headers.index("SQNR\ndB")] == "∞" and by["keras"][headers.index("SQNR\ndB")] == "ref."
+    assert by["int8-only"][headers.index("accuracy %\n(95% CI)")] == "94.33 (92.8–95.5)"
+    assert by["float32"][headers.index("ms/sample\n(95% CI)")] == "0.0420 (0.0418–0.0422)"
+    assert by["int8-only"][headers.index("I/O")] == "int8"
+    assert by["int16x8"][2] == "failed" and set(by["int16x8"][3:]) == {""}
+    assert report.failures(results) == ["int16x8 failed: int16x8: <no kernel> for op | FULLY_CONNECTED"]
+    console = Console(width=160, record=True)
+    console.print(report.rich_table(results))
+    lines = console.export_text().splitlines()
+    assert max(map(len, lines)) <= 160
+    assert sum("no significant change" in ln and "×" in ln for ln in lines) == 3  # a row per line: no wrapping
+
+
+def test_report_table_adds_p_values_and_intervals(results):
+    headers, rows = report.table(results, full=True)
+    assert {"p (McNemar)", "KL", "p90 / p99 ms", "samples/s @32 (95% CI)", "convert s"} <= set(headers)
+    assert all("\n" not in h for h in headers)
+    by = {r[0]: r for r in rows}
+    assert by["int8-only"][headers.index("p (McNemar)")] == "0.002"
+    assert by["dynamic"][headers.index("samples/s @32 (95% CI)")] == "72k (71k–73k)"
+
+
+def test_reading_tells_size_speed_and_accuracy(results):
+    text = " ".join(report.reading(results))
+    assert "Smallest: dynamic, 40.9 KB (0.31× float32's 132.7 KB); int8-only within 5 % of it." in text
+    assert "Faster: dynamic 0.0360 ms (1.17× faster)" in text
+    assert "int8 is not faster than float here: this CPU (AVX, AVX2, FMA) has no int8 dot-product" in text
+    assert "Lost accuracy significantly against float32: int8-only -3.00 pp (p = 0.002)." in text
+    assert "Did not convert: int16x8 (int16x8: <no kernel> for op | FULLY_CONNECTED)." in text
+    assert "Least faithful to the Keras model: int8-only, top-1 agreement 96.00 %" in text
+
+
+def test_reading_without_a_difference(results):
+    same = Results(**{**results.__dict__, "variants": [
+        v if v.technique != "int8-only" else Variant(**{**v.__dict__, "p_vs_float32": 0.4})
+        for v in results.variants]})
+    text = " ".join(report.reading(same))
+    assert "No variant's accuracy differs significantly from float32's" in text and "Lost accuracy" not in text
+
+
+def test_write_makes_every_file(written):
+    assert sorted(p.name for p in written.iterdir()) == sorted(
+        ["report.md", "report.html", "accuracy_vs_size.png", "accuracy_vs_latency.png", "latency.png"])
+    for png in written.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert oct(written.joinpath("report.html").stat().st_mode & 0o044) == oct(0o044)  # others can read it
+
+
+class Checker(HTMLParser):
+    """Collects tags, checks nesting and closing, and every URL the page would fetch."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.stack, self.tags, self.urls, self.errors, self.doctype = [], [], [], [], None
+
+    def handle_decl(self, decl):
+        self.doctype = decl
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self.urls += [v for k, v in attrs if k in ("src", "href", "srcset", "action", "poster", "data") and v]
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+        if tag not in VOID:
+            self.stack.pop()
+
+    def handle_endtag(self, tag):
+        if tag in VOID:
+            self.errors.append(f"end tag for void <{tag}>")
+        elif not self.stack or self.stack.pop() != tag:
+            self.errors.append(f"</{tag}> closes nothing open")
+
+
+def test_html_is_self_contained_and_well_formed(written):
+    page = (written / "report.html").read_text()
+    checker = Checker()
+    checker.feed(page)
+    checker.close()
+    assert checker.doctype == "DOCTYPE html"
+    assert checker.errors == [] and checker.stack == []
+    names = [t for t, _ in checker.tags]
+    assert names[:3] == ["html", "head", "meta"] and names.count("title") == 1 and names.count("h1") == 1
+    assert dict(checker.tags[0][1]) == {"lang": "en"}
+    assert "script" not in names and "link" not in names and "iframe" not in names
+    assert checker.urls and all(u.startswith("data:image/png;base64,") for u in checker.urls)
+    assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/|url\(|@import", page, re.I)
+    imgs = [a for t, a in checker.tags if t == "img"]
+    assert len(imgs) == 3 and all(a.get("alt") for a in imgs)
+    for a in imgs:
+        assert base64.b64decode(a["src"].split(",", 1)[1])[:4] == b"\x89PNG"
+
+
+def test_html_escapes_what_it_shows(written):
+    page = (written / "report.html").read_text()
+    assert "&lt;no kernel&gt; for op | FULLY_CONNECTED" in page and "<no kernel>" not in page
+    assert '<td class="ns">no significant change</td>' in page
+    assert '<td class="sig">-3.00 pp (p = 0.002)</td>' in page
+
+
+def test_markdown_links_its_plots_and_escapes_pipes(written):
+    md = (written / "report.md").read_text()
+    for name in ("accuracy_vs_size.png", "accuracy_vs_latency.png", "latency.png"):
+        assert f"]({name})" in md
+    assert "<no kernel> for op \\| FULLY_CONNECTED" in md
+    assert "| AMD EPYC (x86_64) |" in md and "| int8 dot product (VNNI / dotprod) | no |" in md
+    header = next(ln for ln in md.splitlines() if ln.startswith("| technique"))
+    assert "p (McNemar)" in header and "accuracy % (95% CI)" in header
+
+
+def test_rendering_is_deterministic(results, written, tmp_path):
+    report.write(Results.from_json(results.to_json()), tmp_path)
+    for name in ("report.md", "report.html", "latency.png"):
+        assert (tmp_path / name).read_bytes() == (written / name).read_bytes()
+
+
+def test_old_results_without_intervals_still_render(tmp_path):
+    old = Results("0.1.0", {"name": "m"}, {"eval_samples": 4}, {"cpu": "x"}, {}, [
+        Variant("keras", "keras", "ok", path="model.keras", bytes=1000, input_dtype="float32",
+                output_dtype="float32", accuracy=0.5, accuracy_delta_pp=0.0, agreement=1.0,
+                latency_ms={"median": 1.0, "p90": 1.1, "p99": 1.2, "n": 4}),
+        Variant("float32", "converter", "ok", path="f.tflite", bytes=500, input_dtype="float32",
+                output_dtype="float32", accuracy=0.5, accuracy_delta_pp=0.0, agreement=1.0,
+                latency_ms={"median": 0.1, "p90": 0.2, "p99": 0.3, "n": 4}, convert_s=1.0)])
+    report.write(old, tmp_path)
+    assert "0.100" in (tmp_path / "report.md").read_text()
+    assert not (tmp_path / "latency.png").exists()  # no quantiles stored: no distribution to draw
+
+
+def test_write_refuses_existing_report_files(results, written):
+    before = (written / "report.md").read_bytes()
+    with pytest.raises(report.InputError, match=r"Report files already exist in .*: report\.md, report\.html, "
+                                                r"accuracy_vs_size\.png.* Fix: pass --force"):
+        report.write(results, written)
+    assert (written / "report.md").read_bytes() == before
+
+
+# ---- the command --------------------------------------------------------------------------------
+
+@pytest.fixture
+def results_file(results, tmp_path):
+    path = tmp_path / "study" / "results.json"
+    path.parent.mkdir()
+    results.save(path)
+    return path
+
+
+def test_report_command_writes_beside_the_results(results_file, capsys):
+    assert main(["report", str(results_file)]) == 0
+    assert (results_file.parent / "report.html").is_file()
+    assert "Wrote" in capsys.readouterr().err
+
+
+def test_report_command_refuses_then_forces(results_file, tmp_path, capsys):
+    out = tmp_path / "elsewhere"
+    assert main(["report", str(results_file), "--out", str(out)]) == 0
+    assert main(["report", str(results_file), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("quantbench: error: Report files already exist in ") and "--force" in err[-1]
+    assert main(["report", str(results_file), "--out", str(out), "--force"]) == 0
+
+
+@pytest.mark.parametrize("content,message", [
+    (None, r"quantbench: error: No results file at .*results\.json\. Expected a results\.json written by "
+           r"quantbench\. Fix: "),
+    ("not json", r"quantbench: error: .*results\.json is not JSON \(Expecting value: line 1 column 1 \(char 0\)\)\. "
+                 r"Expected .* Fix: "),
+    (json.dumps({"variants": []}), r"quantbench: error: .*results\.json is JSON but not quantbench results: it lacks "
+                                   r"'quantbench_version', 'model', 'data', 'machine', 'settings'\. Expected .* Fix: "),
+])
+def test_report_command_bad_input_is_one_line_and_exit_2(tmp_path, capsys, content, message):
+    path = tmp_path / "results.json"
+    if content is not None:
+        path.write_text(content)
+    assert main(["report", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert re.match(message, err)
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,73 @@
+import json
+
+import pytest
+
+from quantbench.errors import InputError
+from quantbench.results import Results, Variant
+
+
+def sample_results() -> Results:
+    return Results(
+        quantbench_version="0.1.0", model={"name": "m"}, data={"eval_samples": 10, "labels": True},
+        machine={"cpu": "x", "simd": ["avx2"], "int8_dot": False, "threads": 1}, settings={"batch": 32},
+        variants=[
+            Variant("float32", "converter", "ok", path="float32.tflite", bytes=100, input_dtype="float32",
+                    output_dtype="float32", accuracy=0.9, accuracy_ci=[0.6, 0.98], accuracy_delta_pp=0.0,
+                    p_vs_float32=1.0, agreement=1.0, sqnr_db=130.5, kl=1e-9,
+                    latency_ms={"median": 0.04, "ci95": [0.039, 0.041], "p90": 0.05, "p99": 0.1, "n": 10,
+                                "quantiles": {"0": 0.03, "50": 0.04, "100": 0.2}},
+                    throughput={"batch": 32, "samples_per_s": 60000.0, "ci95": [59000.0, 61000.0], "n": 30},
+                    convert_s=1.2),
+            Variant("int16x8", "converter", "failed", error="int16x8: no kernel"),
+        ])
+
+
+def test_json_round_trip_is_exact():
+    r = sample_results()
+    assert Results.from_json(r.to_json()) == r
+
+
+def test_infinite_values_are_refused_not_written():
+    r = Results("0", {}, {}, {}, {}, [Variant("a", "b", "ok", sqnr_db=float("inf"))])
+    with pytest.raises(ValueError):
+        r.to_json()
+
+
+def test_load_ignores_unknown_fields(tmp_path):
+    raw = json.loads(sample_results().to_json())
+    raw["variants"][0]["from_a_newer_version"] = 1
+    raw["extra"] = {}
+    (tmp_path / "r.json").write_text(json.dumps(raw))
+    assert Results.load(tmp_path / "r.json") == sample_results()
+
+
+def test_load_missing_file(tmp_path):
+    with pytest.raises(InputError, match=r"^No results file at .*nope\.json\. Expected a results\.json written "
+                                         r"by quantbench\. Fix: pass the results\.json of a quantbench study"):
+        Results.load(tmp_path / "nope.json")
+
+
+def test_load_not_json(tmp_path):
+    (tmp_path / "r.json").write_text("{not json")
+    with pytest.raises(InputError, match=r"r\.json is not JSON \(Expecting property name .*line 1 column 2.*\)\. "
+                                         r"Expected a results\.json written by quantbench\. Fix: "):
+        Results.load(tmp_path / "r.json")
+
+
+def test_load_binary_file(tmp_path):
+    (tmp_path / "m.tflite").write_bytes(b"\x00\xff\xfe TFL3")
+    with pytest.raises(InputError, match=r"m\.tflite is not JSON"):
+        Results.load(tmp_path / "m.tflite")
+
+
+@pytest.mark.parametrize("content,what", [
+    ({"a": 1}, r"it lacks 'quantbench_version', 'model', 'data', 'machine', 'settings', 'variants'"),
+    ([1, 2], r"it lacks 'quantbench_version'"),
+    ({**json.loads(sample_results().to_json()), "variants": [{"technique": "x"}]},
+     r"'variants' is not a list of rows each with 'technique', 'engine', 'status'"),
+])
+def test_load_json_that_is_not_results(tmp_path, content, what):
+    (tmp_path / "r.json").write_text(json.dumps(content))
+    with pytest.raises(InputError, match=r"r\.json is JSON but not quantbench results: " + what +
+                       r".*Expected a results\.json written by quantbench, an object with .* Fix: "):
+        Results.load(tmp_path / "r.json")

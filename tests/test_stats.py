@@ -1,0 +1,94 @@
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import binom, binomtest
+
+from quantbench import stats
+
+
+@pytest.mark.parametrize("n", [1, 10, 450])
+def test_wilson_at_zero_and_all(n):
+    z2 = 1.959963984540054 ** 2
+    lo, hi = stats.wilson(0, n)
+    assert lo == 0.0 and hi == pytest.approx(z2 / (n + z2), rel=1e-12)
+    lo, hi = stats.wilson(n, n)
+    assert hi == 1.0 and lo == pytest.approx(n / (n + z2), rel=1e-12)
+
+
+@pytest.mark.parametrize("k,n", [(81, 263), (438, 450), (1, 2), (5, 1000)])
+def test_wilson_matches_scipy(k, n):
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    assert stats.wilson(k, n) == pytest.approx([ci.low, ci.high], abs=1e-12)
+    assert stats.wilson(81, 263) == pytest.approx([0.255289, 0.366210], abs=1e-6)  # published example
+
+
+def test_wilson_of_nothing_is_everything():
+    assert stats.wilson(0, 0) == [0.0, 1.0]
+
+
+def test_mcnemar_without_discordant_pairs_is_one():
+    right = np.array([1, 1, 0, 1, 0], bool)
+    assert stats.mcnemar_exact(right, right) == 1.0
+
+
+@pytest.mark.parametrize("only_a,only_b,p", [
+    (10, 0, 2 * 0.5 ** 10),            # every discordant pair one way
+    (1, 1, 1.0),
+    (3, 12, 2 * binom.cdf(3, 15, 0.5)),  # 0.03515625
+])
+def test_mcnemar_is_the_two_sided_binomial_tail(only_a, only_b, p):
+    both = 40  # concordant pairs do not change p
+    a = np.r_[np.ones(only_a), np.zeros(only_b), np.ones(both), np.zeros(both)].astype(bool)
+    b = np.r_[np.zeros(only_a), np.ones(only_b), np.ones(both), np.zeros(both)].astype(bool)
+    assert stats.mcnemar_exact(a, b) == pytest.approx(p, rel=1e-12)
+    assert stats.mcnemar_exact(b, a) == pytest.approx(p, rel=1e-12)
+    assert stats.mcnemar_exact(a, b) == pytest.approx(binomtest(only_a, only_a + only_b).pvalue, rel=1e-9)
+
+
+def test_mcnemar_refuses_unpaired_outcomes():
+    with pytest.raises(ValueError, match="align"):
+        stats.mcnemar_exact([1, 0], [1, 0, 1])
+
+
+def test_median_ci_ranks_match_the_tables():
+    assert stats.median_ci_ranks(100) == (40, 61)  # the textbook 95 % ranks for n = 100
+    assert stats.median_ci_ranks(6) == (1, 6)
+    assert stats.median_ci_ranks(5) == (1, 5)  # 95 % is out of reach below n = 6: the whole range
+
+
+@pytest.mark.parametrize("n", [6, 30, 100, 450, 1001])
+def test_median_ci_covers_at_least_95_percent_and_is_tightest(n):
+    j, k = stats.median_ci_ranks(n)
+    assert k == n + 1 - j
+    assert 1 - 2 * binom.cdf(j - 1, n, 0.5) >= 0.95
+    assert 1 - 2 * binom.cdf(j, n, 0.5) < 0.95  # one rank further in would fall short
+
+
+def test_median_ci_takes_the_order_statistics():
+    x = np.random.default_rng(0).permutation(np.arange(1, 101, dtype=float))
+    assert stats.median_ci(x) == [40.0, 61.0]
+
+
+def test_sqnr_known_values():
+    ref = np.ones(1000)
+    assert stats.sqnr_db(ref, ref) == math.inf
+    assert stats.sqnr_db(ref, ref * 1.1) == pytest.approx(20.0)  # noise 0.1 → power ratio 100
+    assert stats.sqnr_db(ref, np.zeros(1000)) == pytest.approx(0.0)
+
+
+def test_kl_known_values():
+    p = np.array([[0.5, 0.5], [0.2, 0.8]])
+    assert stats.mean_kl(p, p) == pytest.approx(0.0, abs=1e-12)
+    q = np.array([[0.9, 0.1], [0.2, 0.8]])
+    expected = (0.5 * math.log(0.5 / 0.9) + 0.5 * math.log(0.5 / 0.1)) / 2
+    assert stats.mean_kl(p, q) == pytest.approx(expected, rel=1e-6)
+    # a zero probability where the reference has mass stays finite: clipped at KL_EPS
+    assert math.isfinite(stats.mean_kl([[0.5, 0.5]], [[1.0, 0.0]]))
+
+
+def test_is_distribution():
+    assert stats.is_distribution([[0.1, 0.9], [1.0, 0.0]])
+    assert not stats.is_distribution([[0.1, 0.8]])           # does not sum to 1
+    assert not stats.is_distribution([[-0.5, 1.5]])          # negative
+    assert not stats.is_distribution(np.zeros((0, 3)))       # nothing to judge
