@@ -22,3 +22,7 @@ def one_line(text: str, limit: int = 400) -> str:
     errors = [ln for ln in lines if "error" in ln.lower()]
     line = (errors[0] if errors else (lines[0] if lines else "unknown error"))
     return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+class TrainingError(QuantbenchError):
+    """Fine-tuning failed (the loss diverged); the message says in which epoch and how to fix it."""

@@ -84,3 +84,10 @@ register(Technique(
     ops=("EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8",)))
 
 CONVERTER_TECHNIQUES = tuple(names())
+
+# Registered after CONVERTER_TECHNIQUES: it fine-tunes first (quantbench.qat), then converts with these
+# settings. No TFLITE_BUILTINS_INT8 op set: with it the converter demands a representative dataset before
+# it sees the fake-quant ops; quantbench.qat checks instead that no float op is left.
+register(Technique(
+    "qat-int8", "Quantization-aware training, then integer-only int8 with int8 input and output.",
+    engine="qat", optimize=True, io_dtype="int8", integer_only=True))
