@@ -43,19 +43,21 @@ def demo(
     techniques: Optional[str] = typer.Option(None, "--techniques", help="Comma-separated techniques, or 'all'."),
     threads: int = typer.Option(1, "--threads", min=1, help="LiteRT threads for timing."),
     batch: int = typer.Option(32, "--batch", min=1, help="Batch size for the throughput measurement."),
+    qat_epochs: int = typer.Option(0, "--qat-epochs", min=0, help="Add the qat-int8 row: N epochs of QAT."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars and no table."),
     as_json: bool = typer.Option(False, "--json", help="Print results.json on stdout."),
 ):
     """Reproduce the reference experiment: digits CNN, every technique, one table.
 
-    Example: quantbench demo --out runs/demo --epochs 10 --seed 0
+    Example: quantbench demo --out runs/demo --epochs 10 --seed 0 --qat-epochs 3
     """
     from .progress import reporter
     from .study import demo as run_demo
 
     results = run_demo(out=out, epochs=epochs, seed=seed, calib_size=calib_size, force=force,
-                       techniques=techniques, threads=threads, batch=batch, reporter=reporter(quiet or as_json))
+                       techniques=techniques, threads=threads, batch=batch, qat_epochs=qat_epochs,
+                       reporter=reporter(quiet or as_json))
     _show(results, as_json, quiet)
     if not (quiet or as_json):
         print(f"Wrote {out}/ (report.html, report.md, results.json, model.keras, one .tflite per technique)",
@@ -92,6 +94,9 @@ def compare(
     x_key: str = typer.Option("x", "--x-key", help="Name of the input array in the .npz."),
     y_key: str = typer.Option("y", "--y-key", help="Name of the label array in the .npz."),
     threads: int = typer.Option(1, "--threads", min=1, help="LiteRT threads for timing."),
+    batch: int = typer.Option(32, "--batch", min=1, help="Batch size for the throughput measurement."),
+    qat_epochs: int = typer.Option(0, "--qat-epochs", min=0,
+                                   help="Add the qat-int8 row: N epochs of QAT on the calibration samples."),
     unsafe: bool = typer.Option(False, "--unsafe", help="Allow Lambda layers (runs the file's Python code)."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars and no table."),
@@ -105,8 +110,8 @@ def compare(
     from .study import compare as run_compare
 
     results = run_compare(model, data, calib, techniques, out, calib_size=calib_size, seed=seed, x_key=x_key,
-                          y_key=y_key, unsafe=unsafe, force=force, threads=threads,
-                          reporter=reporter(quiet or as_json))
+                          y_key=y_key, unsafe=unsafe, force=force, threads=threads, batch=batch,
+                          qat_epochs=qat_epochs, reporter=reporter(quiet or as_json))
     _show(results, as_json, quiet)
 
 
@@ -171,6 +176,40 @@ def techniques():
         t = get(name)
         print(f"{name:<16} {t.engine:<17} {t.summary}")
 
+
+@app.command("qat")
+def qat_command(
+    model: Path = typer.Argument(..., help="Trained model: .keras (Keras 3) or .h5 (legacy tf_keras)."),
+    data_file: Path = typer.Option(..., "--data", help="Training data: .npz with x and, optionally, y."),
+    out: Path = typer.Option(..., "-o", "--out", help="The .tflite file to write."),
+    epochs: int = typer.Option(3, "--epochs", min=1, help="Fine-tuning epochs."),
+    val: Optional[Path] = typer.Option(None, "--val", help="Validation data (.npz), reported each epoch."),
+    learning_rate: float = typer.Option(1e-4, "--learning-rate", min=0.0, help="Adam learning rate."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1),
+    seed: int = typer.Option(0, "--seed"),
+    unsafe: bool = typer.Option(False, "--unsafe", help="Load a .keras file that contains Python code."),
+    force: bool = typer.Option(False, "--force", help="Replace -o if it exists."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+):
+    """Quantization-aware training: fine-tune with int8 simulated, write an integer-only int8 .tflite.
+
+    Without y in --data, the model learns from its own float outputs (distillation).
+
+    Example: quantbench qat model.keras --data train.npz --epochs 3 -o model_int8.tflite
+    """
+    from .progress import reporter
+    from .qat import qat_file
+
+    keys = ("loss", "accuracy", "agreement", "val_accuracy")
+    with reporter(quiet).task("Fine-tuning (QAT)", epochs) as advance:
+        result = qat_file(model, data_file, out, epochs=epochs, val=val, batch_size=batch_size, seed=seed,
+                          learning_rate=learning_rate, unsafe=unsafe, force=force,
+                          on_epoch=lambda e, logs: advance(note=" ".join(f"{k} {logs[k]:.4f}" for k in keys if k in logs)))
+    for name, reason in result.float_layers:
+        print(f"left in float during training: {name}: {reason}", file=sys.stderr)
+    if not quiet:
+        print(f"Wrote {out} ({len(result.content):,} bytes, integer-only int8, int8 input and output; "
+              f"{result.engine}, {result.seconds:.1f} s)", file=sys.stderr)
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: `--debug` anywhere shows tracebacks and TensorFlow's own logs."""

@@ -32,3 +32,7 @@ def one_line(text, limit: int = 400) -> str:
     if select and select not in line:
         line = f"{line} ({select})"
     return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+class TrainingError(QuantbenchError):
+    """Fine-tuning failed (the loss diverged); the message says in which epoch and how to fix it."""

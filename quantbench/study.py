@@ -7,12 +7,12 @@ import numpy as np
 
 from . import __version__, bench, data, evaluate, lq, machine, models, report
 from .conversion import as_inputs, as_source, convert
-from .errors import ConversionError, InputError, one_line
+from .errors import ConversionError, InputError, TrainingError, one_line
 from .files import check_new_dir, staged_dir
 from .progress import Silent
 from .results import REFERENCE, Results, Variant
 from .runtime import LiteModel
-from .techniques import DEFAULT_TECHNIQUES, LQ, Technique, parse_list
+from .techniques import DEFAULT_TECHNIQUES, LQ, Technique, get, parse_list
 
 def align(names: list[str], arrays: list[np.ndarray], wanted: list[str]) -> list[np.ndarray]:
     """Reorder arrays named `names` into the order `wanted` names them; positional when names differ."""
@@ -22,8 +22,14 @@ def align(names: list[str], arrays: list[np.ndarray], wanted: list[str]) -> list
     return [by_name[n] for n in wanted]
 
 
-def _make(source, technique: Technique, calib, float_cache: dict):
-    """One variant by the technique's engine; the LiteRT Quantizer starts from the float32 `.tflite`."""
+def _make(source, technique: Technique, calib, float_cache: dict, qat_args: dict | None = None):
+    """One variant by the technique's engine; the LiteRT Quantizer starts from the float32 `.tflite`, and
+    qat-int8 fine-tunes first (on `train`, else distils on the calibration inputs)."""
+    if technique.engine == "qat":
+        from .qat import qat
+
+        x, y = qat_args["train"] or (calib, None)
+        return qat(source.keras, x, y, epochs=qat_args["epochs"], calib=calib, seed=qat_args["seed"])
     if technique.engine != LQ:
         return convert(source, technique, calib)
     if "bytes" not in float_cache:
@@ -34,19 +40,29 @@ def _make(source, technique: Technique, calib, float_cache: dict):
     return lq.make(float_cache["bytes"], technique, calib if technique.calibrate else None)
 
 
-def _convert_all(source, techniques: list[Technique], calib, folder: Path, reporter) -> dict:
+def _skip_reason(source, t: Technique, qat_args: dict) -> str | None:
+    if source.lite is not None and t.engine != LQ:
+        return "needs the TensorFlow model (.keras, .h5 or SavedModel); only a .tflite was given"
+    if t.engine == "qat" and qat_args["epochs"] < 1:
+        return f"{t.name} fine-tunes the model: pass --qat-epochs N (N ≥ 1)"
+    if t.engine == "qat" and source.keras is None:
+        return f"{t.name} fine-tunes a Keras model; a {source.kind} cannot be trained"
+    return None
+
+
+def _convert_all(source, techniques: list[Technique], calib, folder: Path, reporter, qat_args: dict) -> dict:
     """Each technique on its own: a refusal becomes a failed row and the others go on."""
     done, float_cache = {}, {}
     with reporter.task("Converting", len(techniques)) as advance:
         for t in techniques:
-            if source.lite is not None and t.engine != LQ:
-                done[t.name] = Variant(t.name, t.engine, "skipped", error=(
-                    "needs the TensorFlow model (.keras, .h5 or SavedModel); only a .tflite was given"))
+            reason = _skip_reason(source, t, qat_args)
+            if reason:
+                done[t.name] = Variant(t.name, t.engine, "skipped", error=reason)
                 advance(note=t.name)
                 continue
             try:
-                conv = _make(source, t, calib, float_cache)
-            except ConversionError as exc:
+                conv = _make(source, t, calib, float_cache, qat_args)
+            except (ConversionError, TrainingError) as exc:
                 done[t.name] = Variant(t.name, t.engine, "failed", error=str(exc))
             else:
                 path = folder / f"{t.name}.tflite"
@@ -68,7 +84,7 @@ def _load_and_run(path: Path, source, x: list[np.ndarray], threads: int):
 def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, force: bool = False,
               data_info: dict | None = None, settings: dict | None = None, threads: int = 1,
               batch: int = 32, save_keras: bool = False, artifacts: dict[str, bytes] | None = None,
-              reporter=None) -> Results:
+              qat_epochs: int = 0, train=None, seed: int = 0, reporter=None) -> Results:
     """Convert, evaluate and time `model` with each technique; write everything into `out`.
 
     Args:
@@ -80,6 +96,8 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
         threads, batch: LiteRT threads, and the batch size throughput is measured at.
         save_keras: write the Keras model into the folder as `model.keras` (the demo does).
         artifacts: more files to write into the folder, by name.
+        qat_epochs: when > 0, adds the row qat-int8: fine-tuned on `train` = (x, y), else on `calib`
+            against the float model's outputs.
     """
     reporter = reporter or Silent()
     source = as_source(model)
@@ -90,6 +108,8 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
     # A float .tflite given as the model is itself the float32 row, the reference of the others.
     reference_row = "float32" if source.lite is not None else REFERENCE
     techniques = [t for t in techniques if t.name != reference_row]
+    if qat_epochs > 0 and not any(t.engine == "qat" for t in techniques):
+        techniques = [*techniques, get("qat-int8")]
     x, y = evaluation.x, evaluation.y
     calib = None if calib is None else as_inputs(calib)
     with staged_dir(out, force) as folder:
@@ -101,7 +121,8 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
                 source.size_bytes if source.path else None
         for name, content in (artifacts or {}).items():
             (folder / name).write_bytes(content)
-        converted = _convert_all(source, techniques, calib, folder, reporter)
+        converted = _convert_all(source, techniques, calib, folder, reporter,
+                                 {"epochs": qat_epochs, "train": train, "seed": seed})
 
         rows: dict[str, Variant] = {}
         lite, feeds, outputs = {}, {}, {}
@@ -152,7 +173,7 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
 
 def compare(model, data_path, calib_path=None, techniques=None, out=None, *, calib_size: int | None = None,
             seed: int = 0, x_key: str = "x", y_key: str = "y", unsafe: bool = False, force: bool = False,
-            threads: int = 1, batch: int = 32, reporter=None) -> Results:
+            threads: int = 1, batch: int = 32, qat_epochs: int = 0, reporter=None) -> Results:
     """Study a user's model file on a user's data file: every technique, one table.
 
     Without `calib_path`, calibration samples come from `data_path` by a seeded split, and the rest
@@ -172,17 +193,21 @@ def compare(model, data_path, calib_path=None, techniques=None, out=None, *, cal
                              f"Expected at most {len(pool)}. Fix: pass --calib-size {len(pool)} or fewer.")
         calib = data.calibration_sample(pool.x, min(size, len(pool)), seed)
         info = {"calibration": {"samples": int(len(calib[0])), "from": str(calib_path), "seed": seed}}
-        evaluation = dataset
+        evaluation, train = dataset, pool
     else:
-        calib_set, evaluation, info = data.split_for_calibration(dataset, calib_size, seed)
-        calib = calib_set.x
+        train, evaluation, info = data.split_for_calibration(dataset, calib_size, seed)
+        calib = train.x
+    # QAT learns from the calibration samples, never the evaluation ones: on their labels, else by distillation.
     return run_study(source, evaluation, calib, techniques, out, force=force, threads=threads, batch=batch,
-                     reporter=reporter, data_info={"name": Path(str(data_path)).name, **info},
-                     settings={"seed": seed, "calib_size": calib_size, "threads": threads, "batch": batch})
+                     reporter=reporter, qat_epochs=qat_epochs, seed=seed,
+                     train=(train.x if len(train.x) > 1 else train.x[0], train.y) if train.y is not None else None,
+                     data_info={"name": Path(str(data_path)).name, **info},
+                     settings={"seed": seed, "calib_size": calib_size, "threads": threads, "batch": batch,
+                               "qat_epochs": qat_epochs})
 
 
 def demo(out="runs/demo", epochs: int = 10, seed: int = 0, calib_size: int = 200, force: bool = False,
-         techniques=None, threads: int = 1, batch: int = 32, reporter=None) -> Results:
+         techniques=None, threads: int = 1, batch: int = 32, qat_epochs: int = 0, reporter=None) -> Results:
     """The reference experiment: train the article's CNN on digits, then study every technique."""
     reporter = reporter or Silent()
     techniques = parse_list(techniques, list(DEFAULT_TECHNIQUES)) if not isinstance(techniques, list) \
@@ -198,12 +223,14 @@ def demo(out="runs/demo", epochs: int = 10, seed: int = 0, calib_size: int = 200
     return run_study(
         model, data.Dataset([split.x_test], split.y_test, "sklearn digits test split"), calib, techniques, out,
         force=force, threads=threads, batch=batch, reporter=reporter, save_keras=True,
+        qat_epochs=qat_epochs, train=(split.x_train, split.y_train), seed=seed,
         # the data beside the model, so `quantbench compare` can be tried on it
         artifacts={"digits-train.npz": data.npz_bytes(x=split.x_train, y=split.y_train),
                    "digits-test.npz": data.npz_bytes(x=split.x_test, y=split.y_test)},
         data_info={"name": "sklearn digits", "train": len(split.x_train),
                    "calibration": {"samples": calib_size, "from": "train split", "seed": seed}},
-        settings={"epochs": epochs, "seed": seed, "calib_size": calib_size, "threads": threads, "batch": batch})
+        settings={"epochs": epochs, "seed": seed, "calib_size": calib_size, "threads": threads, "batch": batch,
+                  "qat_epochs": qat_epochs})
 
 
 def convert_file(model, technique, output, calib_path=None, *, calib_size: int = 200, seed: int = 0,

@@ -124,3 +124,10 @@ LQ_TECHNIQUES = tuple(n for n in names() if n not in CONVERTER_TECHNIQUES)
 
 # What a study runs unless told otherwise: both engines side by side.
 DEFAULT_TECHNIQUES = CONVERTER_TECHNIQUES + LQ_TECHNIQUES
+
+# Registered after CONVERTER_TECHNIQUES: it fine-tunes first (quantbench.qat), then converts with these
+# settings. No TFLITE_BUILTINS_INT8 op set: with it the converter demands a representative dataset before
+# it sees the fake-quant ops; quantbench.qat checks instead that no float op is left.
+register(Technique(
+    "qat-int8", "Quantization-aware training, then integer-only int8 with int8 input and output.",
+    engine="qat", optimize=True, io_dtype="int8", integer_only=True))
