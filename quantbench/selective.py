@@ -79,10 +79,10 @@ class _Calibrated:
             yield [self._arrays[k][i:i + 1] for k in self._order]
 
     def _input_order(self, source) -> list[int]:
-        # The debugger feeds arrays positionally, in the interpreter's input order; match them by name.
+        # The debugger feeds arrays positionally, in its debug model's input order; match them by name.
         from .runtime import LiteModel
 
-        lite = LiteModel(self.quantize(()), delegates=False)
+        lite = LiteModel(self._debugger.quant_model, delegates=False)
         names = {t.index: t.name for t in lite.inputs}
         return [source.input_names.index(names[d["index"]]) for d in lite._interpreter.get_input_details()]
 
