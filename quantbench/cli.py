@@ -20,6 +20,19 @@ def _root() -> None:
     """
 
 
+def _sizes(text: str | None) -> list[int] | None:
+    """'1,10,100' as numbers; the one parsing the CLI does itself."""
+    if not text:
+        return None
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        from .errors import InputError
+
+        raise InputError(f"--calib-sizes {text!r} is not a list of whole numbers. Expected e.g. 1,10,100,500. "
+                         "Fix: pass comma-separated sample counts.") from None
+
+
 def _show(results, as_json: bool, quiet: bool) -> None:
     from rich.console import Console
 
@@ -32,6 +45,8 @@ def _show(results, as_json: bool, quiet: bool) -> None:
         if not console.is_terminal:
             console.width = 160  # a pipe or a log file: keep the whole table on one line per row
         console.print(rich_table(results))
+        if results.recommendation:
+            console.print(results.recommendation["summary"], highlight=False)
 
 
 @app.command()
@@ -44,6 +59,10 @@ def demo(
     threads: int = typer.Option(1, "--threads", min=1, help="LiteRT threads for timing."),
     batch: int = typer.Option(32, "--batch", min=1, help="Batch size for the throughput measurement."),
     qat_epochs: int = typer.Option(0, "--qat-epochs", min=0, help="Add the qat-int8 row: N epochs of QAT."),
+    max_drop: float = typer.Option(1.0, "--max-accuracy-drop", help="Accuracy budget, in points against the float model."),
+    target: str = typer.Option("cpu", "--target", help="Where it will run: cpu, gpu or int-only."),
+    optimize: str = typer.Option("size", "--optimize", help="Among variants within budget: smallest (size) or fastest here (latency)."),
+    calib_sizes: Optional[str] = typer.Option(None, "--calib-sizes", help="e.g. 1,10,100,500: int8-only accuracy against calibration samples."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars and no table."),
     as_json: bool = typer.Option(False, "--json", help="Print results.json on stdout."),
@@ -53,10 +72,12 @@ def demo(
     Example: quantbench demo --out runs/demo --epochs 10 --seed 0 --qat-epochs 3
     """
     from .progress import reporter
+    from .recommend import Goal
     from .study import demo as run_demo
 
     results = run_demo(out=out, epochs=epochs, seed=seed, calib_size=calib_size, force=force,
                        techniques=techniques, threads=threads, batch=batch, qat_epochs=qat_epochs,
+                       goal=Goal(max_drop, target, optimize), calib_sizes=_sizes(calib_sizes),
                        reporter=reporter(quiet or as_json))
     _show(results, as_json, quiet)
     if not (quiet or as_json):
@@ -98,6 +119,10 @@ def compare(
     qat_epochs: int = typer.Option(0, "--qat-epochs", min=0,
                                    help="Add the qat-int8 row: N epochs of QAT on the calibration samples."),
     unsafe: bool = typer.Option(False, "--unsafe", help="Allow Lambda layers (runs the file's Python code)."),
+    max_drop: float = typer.Option(1.0, "--max-accuracy-drop", help="Accuracy budget, in points against the float model."),
+    target: str = typer.Option("cpu", "--target", help="Where it will run: cpu, gpu or int-only."),
+    optimize: str = typer.Option("size", "--optimize", help="Among variants within budget: smallest (size) or fastest here (latency)."),
+    calib_sizes: Optional[str] = typer.Option(None, "--calib-sizes", help="e.g. 1,10,100,500: int8-only accuracy against calibration samples."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars and no table."),
     as_json: bool = typer.Option(False, "--json", help="Print results.json on stdout."),
@@ -107,11 +132,13 @@ def compare(
     Example: quantbench compare model.keras --data test.npz --calib train.npz --out runs/mine
     """
     from .progress import reporter
+    from .recommend import Goal
     from .study import compare as run_compare
 
     results = run_compare(model, data, calib, techniques, out, calib_size=calib_size, seed=seed, x_key=x_key,
                           y_key=y_key, unsafe=unsafe, force=force, threads=threads, batch=batch,
-                          qat_epochs=qat_epochs, reporter=reporter(quiet or as_json))
+                          qat_epochs=qat_epochs, goal=Goal(max_drop, target, optimize),
+                          calib_sizes=_sizes(calib_sizes), reporter=reporter(quiet or as_json))
     _show(results, as_json, quiet)
 
 

@@ -81,15 +81,18 @@ def measure(outputs: dict, reference: str, labels=None, names: list[str] | None 
     correct = {} if labels is None else {name: top1(out[0]) == labels for name, out in outputs.items()}
     base = correct.get(BASELINE)
     result = {}
+    n = len(labels) if labels is not None else 0
     for name, out in outputs.items():
-        row = {"accuracy": None, "accuracy_ci": None, "accuracy_delta_pp": None, "p_vs_float32": None,
+        row = {"accuracy": None, "accuracy_ci": None, "drop_ci_pp": None, "accuracy_delta_pp": None,
+               "p_vs_float32": None,
                "top5": None, "agreement": agreement(out[0], ref[0]) if 0 in classes else None,
                "sqnr_db": _finite(stats.sqnr_db(ref_flat, flat(out))),
                "kl": stats.mean_kl(ref[0], out[0]) if probs and name != reference else None,
                "fidelity": fidelity(out, ref, names, classes)}
         if labels is not None:
-            k, n = int(correct[name].sum()), len(labels)
-            row.update(accuracy=k / n, accuracy_ci=stats.wilson(k, n))
+            k = int(correct[name].sum())
+            row.update(accuracy=k / n, accuracy_ci=stats.wilson(k, n),
+                       drop_ci_pp=stats.paired_drop_ci(correct[reference], correct[name]))
             if ref[0].shape[-1] > 5:
                 row["top5"] = top_k(out[0], labels, 5)
             if base is not None:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from .results import REFERENCE, Results, Variant
 
 # file names, fixed so a report can refuse to overwrite before drawing; without labels the y axis is agreement
-NAMES = {"size": "accuracy_vs_size.png", "latency": "accuracy_vs_latency.png", "distribution": "latency.png"}
+NAMES = {"size": "accuracy_vs_size.png", "latency": "accuracy_vs_latency.png", "distribution": "latency.png",
+         "calibration": "calibration_sizes.png"}
 BOX = "#1b6ca8"
 
 
@@ -158,7 +159,37 @@ def latency_distribution(results: Results) -> Figure | None:
     return Figure(NAMES["distribution"], title, alt, caption, _png(fig))
 
 
+def calibration_sizes(results: Results) -> Figure | None:
+    """int8-only accuracy (or agreement) against the number of calibration samples, with intervals."""
+    study = (results.studies or {}).get("calibration_sizes")
+    rows = [r for r in (study or {}).get("rows", []) if "error" not in r]
+    if not rows:
+        return None
+    labels = rows[0].get("accuracy") is not None
+    xs = [r["samples"] for r in rows]
+    ys = [100 * (r["accuracy"] if labels else r["agreement"]) for r in rows]
+    fig, ax = _new_figure(6.0, 3.6)
+    if labels:
+        lo = [y - 100 * r["accuracy_ci"][0] for y, r in zip(ys, rows)]
+        hi = [100 * r["accuracy_ci"][1] - y for y, r in zip(ys, rows)]
+        ax.errorbar(xs, ys, yerr=[lo, hi], color=BOX, marker="o", capsize=3)
+    else:
+        ax.plot(xs, ys, color=BOX, marker="o")
+    ax.set_xscale("log")
+    _plain_log_axis(ax.xaxis)
+    metric = "accuracy %" if labels else "agreement with the float model %"
+    ax.set_xlabel("calibration samples")
+    ax.set_ylabel(f"{study['technique']} {metric}")
+    ax.grid(alpha=0.3)
+    title = "int8 accuracy against calibration samples"
+    caption = (f"{study['technique']} re-converted with each number of calibration samples (a seeded draw), "
+               "evaluated on the same samples as the table; bars are 95 % Wilson intervals.")
+    alt = "Line plot: " + ", ".join(f"{x} samples {y:.2f} %" for x, y in zip(xs, ys))
+    return Figure(NAMES["calibration"], title, alt, caption, _png(fig))
+
+
 def figures(results: Results) -> list[Figure]:
     """Every figure the results allow, in report order."""
-    made = [quality_vs(results, "size"), quality_vs(results, "latency"), latency_distribution(results)]
+    made = [quality_vs(results, "size"), quality_vs(results, "latency"), latency_distribution(results),
+            calibration_sizes(results)]
     return [f for f in made if f is not None]

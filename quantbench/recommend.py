@@ -38,6 +38,18 @@ DECISION_TREE = (
 )
 
 
+@dataclass(frozen=True)
+class Goal:
+    """What the user asked for: an accuracy budget, a deployment target, and what to minimise."""
+
+    max_drop_pp: float = 1.0
+    target: str = "cpu"
+    optimize: str = "size"
+
+    def __post_init__(self):
+        check_options(self.target, self.optimize, self.max_drop_pp)
+
+
 def branch(target: str) -> Branch:
     for b in DECISION_TREE:
         if b.target == target:
@@ -95,12 +107,19 @@ def _reference(results: Results) -> Variant:
                      "Fix: include float32 in --techniques.")
 
 
-def drop_pp(v: Variant, ref: Variant) -> tuple[float, float | None]:
-    """Accuracy drop against the float model in points, and its pessimistic end from the interval."""
-    if ref.accuracy is not None and v.accuracy is not None:
-        low = (v.accuracy_ci or [None])[0] if hasattr(v, "accuracy_ci") else None
-        return (ref.accuracy - v.accuracy) * 100, None if low is None else (ref.accuracy - low) * 100
-    return (1 - (v.agreement if v.agreement is not None else 0.0)) * 100, None
+def drop_pp(v, ref) -> tuple[float, float | None]:
+    """Accuracy drop against the float model in points, and the pessimistic end of its paired interval.
+
+    Without labels, the drop is the share of samples whose top-1 class differs from the float model's.
+    `v` and `ref` are Variants or dicts with the same fields.
+    """
+    get = (lambda o, k: o.get(k)) if isinstance(v, dict) else getattr
+    acc, ref_acc = get(v, "accuracy"), get(ref, "accuracy")
+    if ref_acc is not None and acc is not None:
+        worst = (get(v, "drop_ci_pp") or [None, None])[1]
+        return (ref_acc - acc) * 100, worst
+    agree = get(v, "agreement")
+    return (1 - (agree if agree is not None else 0.0)) * 100, None
 
 
 def _cost(v: Variant, optimize: str) -> tuple:
@@ -148,7 +167,7 @@ def choose(results: Results, max_drop_pp: float = 1.0, target: str = "cpu", opti
         drop, worst = drop_pp(v, ref)
         if drop > max_drop_pp:
             excluded.append({"technique": v.technique,
-                             "why": f"{metric} drop {drop:.2f} pp is over the {max_drop_pp:g} pp budget"})
+                             "why": f"{metric} {-drop:+.2f} pp is past the {max_drop_pp:g} pp budget"})
             continue
         within.append((v, drop, worst))
     if not within:
@@ -161,26 +180,26 @@ def choose(results: Results, max_drop_pp: float = 1.0, target: str = "cpu", opti
     best, drop, worst = within[0]
     uncertain = worst is not None and worst > max_drop_pp
     runners = [{"technique": v.technique,
-                "why": f"{_fmt(v, optimize)} against {_fmt(best, optimize)}, {metric} drop {d:.2f} pp"}
+                "why": f"{_fmt(v, optimize)} against {_fmt(best, optimize)}, {metric} {-d:+.2f} pp"}
                for v, d, _ in within[1:4]]
     words = (f"Ship {best.technique}: the {'smallest' if optimize == 'size' else 'fastest here'} of "
              f"{len(within)} variant(s) within the {max_drop_pp:g} pp budget for --target {target} "
-             f"({_fmt(best, optimize)}, {metric} drop {drop:.2f} pp).")
+             f"({_fmt(best, optimize)}, {metric} {-drop:+.2f} pp against the float model).")
     if uncertain:
-        words += (f" Uncertain: its 95 % interval reaches a {worst:.2f} pp drop, past the budget; "
+        words += (f" Uncertain: the 95 % interval of its drop reaches {worst:.2f} pp, past the budget; "
                   "measure on more data before relying on it.")
     if runners:
         words += " Runners-up: " + "; ".join(f"{r['technique']} ({r['why']})" for r in runners) + "."
     return Recommendation(best.technique, target, optimize, max_drop_pp, metric, uncertain, excluded, runners, words)
 
 
-def needs_rescue(rec: Recommendation, results: Results, max_drop_pp: float) -> bool:
-    """True when no integer variant met the budget, so selective quantization should be tried."""
-    ref = _reference(results)
-    for v in results.variants:
-        if v.ok and v.technique in INTEGER_VARIANTS and drop_pp(v, ref)[0] <= max_drop_pp:
-            return False
-    return rec.target != "int-only" and any(v.technique in INTEGER_VARIANTS for v in results.variants)
+def needs_rescue(metrics: dict, reference: str, goal: Goal) -> bool:
+    """True when no integer variant met the budget and the target allows float layers, so selective
+    quantization should be tried. `metrics` maps technique -> measured fields (evaluate.measure)."""
+    if not branch(goal.target).float_ops_allowed:
+        return False
+    integer = [name for name in metrics if name in INTEGER_VARIANTS]
+    return bool(integer) and all(drop_pp(metrics[n], metrics[reference])[0] > goal.max_drop_pp for n in integer)
 
 
 def tree_rows() -> list[dict]:

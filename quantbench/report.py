@@ -301,6 +301,53 @@ def _md_cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def sections(results: Results) -> list[tuple[str, list[str], list[str], list[list[str]]]]:
+    """The recommendation and the studies beside the table: (title, paragraphs, headers, rows) each."""
+    out = []
+    rec = results.recommendation
+    if rec:
+        rows = [[r["technique"], "runner-up", r["why"]] for r in rec.get("runners_up", [])]
+        rows += [[e["technique"], "excluded", e["why"]] for e in rec.get("excluded", [])]
+        out.append(("Recommendation", [rec["summary"]], ["technique", "", "why"], rows))
+        tree = rec.get("decision_tree", [])
+        out.append(("Decision tree", [
+            "Applied before measuring: a technique that cannot serve the target is not converted."],
+            ["target", "question", "techniques", "why"],
+            [[b["target"], b["question"], b["techniques"], b["why"]] for b in tree]))
+    studies = results.studies or {}
+    sel = studies.get("selective")
+    if sel:
+        text = ("No integer variant met the budget, so int8 was converted again with the layers that lose the "
+                "most kept in float, adding one at a time in order of error. ")
+        if "error" in sel:
+            text += f"The converter refused: {sel['error']}"
+        else:
+            text += (f"{'Met' if sel['met'] else 'Not met'} with {len(sel['float_layers'])} float layer(s): "
+                     f"{', '.join(sel['float_layers']) or 'none'} ({sel['conversions']} conversions, "
+                     f"{sel['seconds']} s). The layers were chosen on the evaluation samples.")
+        out.append(("Selective int8", [text], ["float layers", "bytes", "drop pp", "meets budget"],
+                    [[", ".join(st["float_layers"]) or "none", f"{st['bytes']:,}", f"{st['drop_pp']:.2f}",
+                      "yes" if st["ok"] else "no"] for st in sel.get("steps", [])]))
+    errs = studies.get("layer_errors")
+    if errs:
+        out.append(("Per-layer int8 error", [
+            f"TensorFlow's QuantizationDebugger on the calibration samples, for {', '.join(errs['techniques'])} "
+            "(one int8 quantization): the layers with the largest error, RMSE over the output's scale first."],
+            ["layer (output tensor)", "op", "RMSE / scale", "MSE", "elements"],
+            [[r["name"], r["op"], f"{r['rmse_over_scale']:.3g}", f"{r['mean_squared_error']:.3g}",
+              str(r["num_elements"])] for r in errs["rows"]]))
+    cal = studies.get("calibration_sizes")
+    if cal:
+        out.append(("Calibration samples", [
+            f"{cal['technique']} converted with each number of calibration samples."],
+            ["samples", "accuracy % (95% CI)", "agree %", "bytes"],
+            [[str(r["samples"]), r.get("error") or ("—" if r["accuracy"] is None else
+              f"{100 * r['accuracy']:.2f} ({100 * r['accuracy_ci'][0]:.1f}–{100 * r['accuracy_ci'][1]:.1f})"),
+              "" if "error" in r else _pct(r["agreement"]), "" if "error" in r else f"{r['bytes']:,}"]
+             for r in cal["rows"]]))
+    return out
+
+
 def markdown(results: Results, figures) -> str:
     headers, rows = table(results, full=True)
     lines = [f"# {_title(results)}", "", "## Reading", ""] + [f"- {s}" for s in reading(results)]
@@ -309,6 +356,11 @@ def markdown(results: Results, figures) -> str:
                                 for h in headers) + " |"]
     lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
     lines += [""] + [f"- {_md_cell(f)}" for f in failures(results)] + ["", _table_note(results), ""]
+    for title, paragraphs, headers_, rows_ in sections(results):
+        lines += [f"## {title}", ""] + [_md_cell(p) + "\n" for p in paragraphs]
+        if rows_:
+            lines += ["| " + " | ".join(headers_) + " |", "| " + " | ".join("---" for _ in headers_) + " |"]
+            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows_] + [""]
     for f in figures:
         lines += [f"## {f.title}", "", f"![{_md_cell(f.alt)}]({f.name})", "", f.caption, ""]
     lines += ["## Machine", "", "| | |", "| --- | --- |"]
@@ -372,6 +424,13 @@ def html_page(results: Results, figures) -> str:
     if failed:
         parts += ['<ul class="failed">'] + [f"<li>{esc(f)}</li>" for f in failed] + ["</ul>"]
     parts.append(f'<p class="note">{esc(_table_note(results))}</p>')
+    for title, paragraphs, headers_, rows_ in sections(results):
+        parts += [f"<h2>{esc(title)}</h2>"] + [f"<p>{esc(p)}</p>" for p in paragraphs]
+        if rows_:
+            parts += ['<div class="scroll">', "<table>", "<thead>", "<tr>"]
+            parts += [f'<th scope="col">{esc(h)}</th>' for h in headers_] + ["</tr>", "</thead>", "<tbody>"]
+            parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows_]
+            parts += ["</tbody>", "</table>", "</div>"]
     for f in figures:
         data = base64.b64encode(f.png).decode("ascii")
         parts += [f"<h2>{esc(f.title)}</h2>", "<figure>",

@@ -26,6 +26,7 @@ class Variant:
     output_dtype: str | None = None
     accuracy: float | None = None    # fraction 0..1, when labels exist
     accuracy_ci: list | None = None  # [lo, hi], 95 % Wilson interval of accuracy
+    drop_ci_pp: list | None = None   # [lo, hi], 95 % interval of the accuracy drop against the float model, paired
     accuracy_delta_pp: float | None = None  # percentage points against float32
     p_vs_float32: float | None = None  # exact McNemar p-value, paired against float32
     top5: float | None = None        # when the model has more than 5 classes
@@ -50,6 +51,8 @@ class Results:
     machine: dict
     settings: dict
     variants: list[Variant] = field(default_factory=list)
+    recommendation: dict | None = None  # recommend.Recommendation as a dict, with the decision tree
+    studies: dict = field(default_factory=dict)  # "layer_errors", "selective", "calibration_sizes"
 
     def variant(self, technique: str) -> Variant:
         for v in self.variants:
@@ -87,7 +90,7 @@ class Results:
             raw = json.loads(path.read_text())
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InputError(f"{path} is not JSON ({str(exc).splitlines()[0]}). {expected}. {fix}") from None
-        top = [f.name for f in dataclasses.fields(cls)]
+        top = [f.name for f in dataclasses.fields(cls) if f.name not in ("recommendation", "studies")]
         row_keys = [f.name for f in dataclasses.fields(Variant) if f.default is dataclasses.MISSING]
         missing = [k for k in top if k not in raw] if isinstance(raw, dict) else top
         bad_rows = not missing and not (isinstance(raw["variants"], list) and all(

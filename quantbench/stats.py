@@ -92,3 +92,17 @@ def mean_kl(reference, output, eps: float = KL_EPS) -> float:
         return a / a.sum(axis=1, keepdims=True)
     p, q = norm(reference), norm(output)
     return float(np.mean(np.sum(p * (np.log(p) - np.log(q)), axis=1)))
+
+
+def paired_drop_ci(ref_correct, var_correct, z: float = 1.959964) -> list[float]:
+    """95 % interval of the accuracy drop (reference minus variant, in points) on the same samples.
+
+    Paired: only the discordant samples carry information. Wald interval on the difference of paired
+    proportions, [0, 0] when the two agree on every sample.
+    """
+    a, b = np.asarray(ref_correct, bool), np.asarray(var_correct, bool)
+    n = len(a)
+    lost, gained = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    d = (lost - gained) / n
+    se = math.sqrt(max((lost + gained) / n - d * d, 0.0) / n)
+    return [round((d - z * se) * 100, 6), round((d + z * se) * 100, 6)]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, bench, data, evaluate, lq, machine, models, report
+from . import __version__, bench, data, evaluate, lq, machine, models, recommend, report
 from .conversion import as_inputs, as_source, convert
 from .errors import ConversionError, InputError, TrainingError, one_line
 from .files import check_new_dir, staged_dir
@@ -81,10 +81,64 @@ def _load_and_run(path: Path, source, x: list[np.ndarray], threads: int):
     return m, feed, align([t.name for t in m.outputs], outs, source.output_names)
 
 
+def _selective(source, calib, x, y, reference, goal, folder: Path, reporter):
+    """int8 with the most sensitive layers kept float, the fewest that meet the budget; None if none can."""
+    from . import selective
+
+    ref_acc = evaluate.accuracy(reference[0], y) if y is not None else None
+
+    def budget_ok(outputs):
+        outs = outputs if isinstance(outputs, list) else [outputs]
+        row = {"accuracy": None if ref_acc is None else evaluate.accuracy(outs[0], y),
+               "agreement": evaluate.agreement(outs[0], reference[0])}
+        drop = recommend.drop_pp(row, {"accuracy": ref_acc})[0]
+        return drop <= goal.max_drop_pp, -drop
+
+    def run(content):
+        return _load_and_run(content, source, x, 1)[2]
+
+    with reporter.task("Selective int8", 1) as advance:
+        try:
+            found = selective.selective(source, calib, run, budget_ok, on_step=lambda step: advance(0, note=(
+                f"{len(step.float_layers)} float layer(s)")))
+        except ConversionError as exc:
+            return None, {"error": str(exc)}
+        advance()
+    study = {"met": found.met, "float_layers": list(found.float_layers), "conversions": found.conversions,
+             "seconds": round(found.seconds, 2),
+             "steps": [{"float_layers": list(st.float_layers), "bytes": st.bytes, "drop_pp": round(-st.score, 4),
+                        "ok": st.ok} for st in found.steps]}
+    if not found.met:
+        return None, study
+    path = folder / "int8-selective.tflite"
+    path.write_bytes(found.content)
+    return (path, found.seconds), study
+
+
+def _calibration_sizes(source, pool, sizes, x, y, reference, seed, reporter) -> dict:
+    """int8-only accuracy (or agreement) against the number of calibration samples."""
+    rows = []
+    with reporter.task("Calibration sizes", len(sizes)) as advance:
+        for size in sizes:
+            calib = data.calibration_sample(pool, size, seed)
+            try:
+                content = convert(source, "int8-only", calib).content
+            except ConversionError as exc:
+                rows.append({"samples": size, "error": str(exc)})
+            else:
+                outs = _load_and_run(content, source, x, 1)[2]
+                m = evaluate.measure({"ref": reference, "v": outs}, "ref", y)["v"]
+                rows.append({"samples": size, "accuracy": m["accuracy"], "accuracy_ci": m["accuracy_ci"],
+                             "agreement": m["agreement"], "bytes": len(content)})
+            advance(note=f"{size} samples")
+    return {"technique": "int8-only", "rows": rows}
+
+
 def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, force: bool = False,
               data_info: dict | None = None, settings: dict | None = None, threads: int = 1,
               batch: int = 32, save_keras: bool = False, artifacts: dict[str, bytes] | None = None,
-              qat_epochs: int = 0, train=None, seed: int = 0, reporter=None) -> Results:
+              qat_epochs: int = 0, train=None, seed: int = 0, goal=None, calib_sizes=None, calib_pool=None,
+              reporter=None) -> Results:
     """Convert, evaluate and time `model` with each technique; write everything into `out`.
 
     Args:
@@ -98,6 +152,10 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
         artifacts: more files to write into the folder, by name.
         qat_epochs: when > 0, adds the row qat-int8: fine-tuned on `train` = (x, y), else on `calib`
             against the float model's outputs.
+        goal: a `recommend.Goal` (budget, target, optimize); default Goal(). Techniques that cannot serve
+            the target are skipped before converting; `recommended.tflite` is the choice.
+        calib_sizes: sample counts for a study of int8-only accuracy against calibration size, drawn from
+            `calib_pool` (default: `calib`).
     """
     reporter = reporter or Silent()
     source = as_source(model)
@@ -110,8 +168,19 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
     techniques = [t for t in techniques if t.name != reference_row]
     if qat_epochs > 0 and not any(t.engine == "qat" for t in techniques):
         techniques = [*techniques, get("qat-int8")]
+    if any(t.engine == "selective" for t in techniques):
+        raise InputError("int8-selective cannot be asked for: the recommendation makes it when no integer variant "
+                         "meets --max-accuracy-drop. Fix: drop it from --techniques; set the budget instead.")
+    goal = goal or recommend.Goal()
+    order = [t.name for t in techniques]
+    techniques, skipped = recommend.plan(techniques, goal.target)
     x, y = evaluation.x, evaluation.y
     calib = None if calib is None else as_inputs(calib)
+    pool = calib if calib_pool is None else as_inputs(calib_pool)
+    for size in calib_sizes or []:
+        if not 1 <= size <= len(pool[0]):
+            raise InputError(f"--calib-sizes asks for {size} samples; the calibration pool has {len(pool[0])}. "
+                             f"Expected sizes from 1 to {len(pool[0])}. Fix: pass smaller sizes, or more data.")
     with staged_dir(out, force) as folder:
         if save_keras:
             source.keras.save(folder / "model.keras")
@@ -144,6 +213,26 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
         n = len(evaluation)
         outputs[reference_row] = reference
         metrics = evaluate.measure(outputs, reference_row, y, source.output_names)
+        studies = {}
+        if source.lite is None and calib is not None and any(
+                t.name in ("int8-fallback", "int8-only", "uint8-only") and t.name in lite for t in techniques):
+            from . import selective
+
+            with reporter.task("Per-layer int8 error", 1) as advance:
+                studies["layer_errors"] = {"techniques": ["int8-fallback", "int8-only", "uint8-only"],
+                                           "rows": selective.layer_errors(source, calib, top=10)}
+                advance()
+        if source.lite is None and calib is not None and recommend.needs_rescue(metrics, reference_row, goal):
+            found, studies["selective"] = _selective(source, calib, x, y, reference, goal, folder, reporter)
+            if found:
+                techniques.append(get("int8-selective"))
+                converted["int8-selective"] = found
+                lite["int8-selective"], feeds["int8-selective"], outputs["int8-selective"] = \
+                    _load_and_run(found[0], source, x, threads)
+                metrics = evaluate.measure(outputs, reference_row, y, source.output_names)
+        if calib_sizes and source.lite is None:
+            studies["calibration_sizes"] = _calibration_sizes(source, pool, calib_sizes, x, y, reference, seed,
+                                                              reporter)
         timing = bench.measure(source, lite, feeds, x, batch=batch, reporter=reporter, reference=reference_row)
 
         def measured(name, engine, path, size, seconds, ins, outs):
@@ -153,17 +242,20 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
         variants = [measured(reference_row, "input" if source.lite is not None else source.kind, ref_path,
                              ref_bytes, None, ",".join(source.input_dtypes),
                              ",".join(str(r.dtype) for r in reference))]
-        for t in techniques:
+        for t in sorted(techniques, key=lambda t: order.index(t.name) if t.name in order else len(order)):
             if t.name in rows:
                 variants.append(rows[t.name])
                 continue
             m, (path, seconds) = lite[t.name], converted[t.name]
             variants.append(measured(t.name, t.engine, path.name, path.stat().st_size, round(seconds, 4),
                                      ",".join(i.dtype for i in m.inputs), ",".join(o.dtype for o in m.outputs)))
+        variants += [Variant(name, get(name).engine, "skipped", error=why) for name, why in skipped.items()]
         results = Results(
             quantbench_version=__version__, model=source.describe(),
             data={"eval_samples": n, "labels": y is not None, "eval_from": evaluation.origin, **(data_info or {})},
-            machine=machine.describe(threads), settings=settings or {}, variants=variants)
+            machine=machine.describe(threads), settings={**(settings or {}), **goal.__dict__},
+            variants=variants, studies=studies)
+        results = _recommend(results, goal, folder)
         results.save(folder / "results.json")
         with reporter.task("Writing report", 1) as advance:
             report.write(Results.load(folder / "results.json"), folder, force=True)  # from the JSON alone
@@ -171,9 +263,25 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
     return results
 
 
+def _recommend(results: Results, goal, folder: Path) -> Results:
+    """The choice, its reasons and the decision tree in the results; the chosen file as recommended.tflite."""
+    import dataclasses
+    import shutil
+
+    from .inspection import inspect
+
+    float_ops = {v.technique: inspect(folder / v.path).float_compute_ops for v in results.variants
+                 if v.ok and v.path and v.path.endswith(".tflite") and (folder / v.path).is_file()}
+    rec = recommend.choose(results, goal.max_drop_pp, goal.target, goal.optimize, float_ops)
+    if rec.technique is not None:
+        shutil.copyfile(folder / results.variant(rec.technique).path, folder / "recommended.tflite")
+    return dataclasses.replace(results, recommendation={**rec.to_dict(), "decision_tree": recommend.tree_rows()})
+
+
 def compare(model, data_path, calib_path=None, techniques=None, out=None, *, calib_size: int | None = None,
             seed: int = 0, x_key: str = "x", y_key: str = "y", unsafe: bool = False, force: bool = False,
-            threads: int = 1, batch: int = 32, qat_epochs: int = 0, reporter=None) -> Results:
+            threads: int = 1, batch: int = 32, qat_epochs: int = 0, goal=None, calib_sizes=None,
+            reporter=None) -> Results:
     """Study a user's model file on a user's data file: every technique, one table.
 
     Without `calib_path`, calibration samples come from `data_path` by a seeded split, and the rest
@@ -199,7 +307,8 @@ def compare(model, data_path, calib_path=None, techniques=None, out=None, *, cal
         calib = train.x
     # QAT learns from the calibration samples, never the evaluation ones: on their labels, else by distillation.
     return run_study(source, evaluation, calib, techniques, out, force=force, threads=threads, batch=batch,
-                     reporter=reporter, qat_epochs=qat_epochs, seed=seed,
+                     reporter=reporter, qat_epochs=qat_epochs, seed=seed, goal=goal, calib_sizes=calib_sizes,
+                     calib_pool=train.x,
                      train=(train.x if len(train.x) > 1 else train.x[0], train.y) if train.y is not None else None,
                      data_info={"name": Path(str(data_path)).name, **info},
                      settings={"seed": seed, "calib_size": calib_size, "threads": threads, "batch": batch,
@@ -207,7 +316,8 @@ def compare(model, data_path, calib_path=None, techniques=None, out=None, *, cal
 
 
 def demo(out="runs/demo", epochs: int = 10, seed: int = 0, calib_size: int = 200, force: bool = False,
-         techniques=None, threads: int = 1, batch: int = 32, qat_epochs: int = 0, reporter=None) -> Results:
+         techniques=None, threads: int = 1, batch: int = 32, qat_epochs: int = 0, goal=None, calib_sizes=None,
+         reporter=None) -> Results:
     """The reference experiment: train the article's CNN on digits, then study every technique."""
     reporter = reporter or Silent()
     techniques = parse_list(techniques, list(DEFAULT_TECHNIQUES)) if not isinstance(techniques, list) \
@@ -223,7 +333,8 @@ def demo(out="runs/demo", epochs: int = 10, seed: int = 0, calib_size: int = 200
     return run_study(
         model, data.Dataset([split.x_test], split.y_test, "sklearn digits test split"), calib, techniques, out,
         force=force, threads=threads, batch=batch, reporter=reporter, save_keras=True,
-        qat_epochs=qat_epochs, train=(split.x_train, split.y_train), seed=seed,
+        qat_epochs=qat_epochs, train=(split.x_train, split.y_train), seed=seed, goal=goal,
+        calib_sizes=calib_sizes, calib_pool=split.x_train,
         # the data beside the model, so `quantbench compare` can be tried on it
         artifacts={"digits-train.npz": data.npz_bytes(x=split.x_train, y=split.y_train),
                    "digits-test.npz": data.npz_bytes(x=split.x_test, y=split.y_test)},

@@ -60,7 +60,7 @@ def parse_list(text: str | None, default: list[str] | None = None) -> list[Techn
     if not text:
         return [get(n) for n in (default if default is not None else names())]
     if text.strip() == "all":
-        return [get(n) for n in names()]
+        return [get(n) for n in names() if get(n).engine != "selective"]
     return [get(n.strip()) for n in text.split(",") if n.strip()]
 
 
@@ -131,3 +131,9 @@ DEFAULT_TECHNIQUES = CONVERTER_TECHNIQUES + LQ_TECHNIQUES
 register(Technique(
     "qat-int8", "Quantization-aware training, then integer-only int8 with int8 input and output.",
     engine="qat", optimize=True, io_dtype="int8", integer_only=True))
+
+# Made by the recommendation step when no integer variant meets the budget: int8 with the layers that
+# lose the most kept in float (quantbench.selective), float I/O.
+register(Technique(
+    "int8-selective", "int8 with the most sensitive layers kept float, the fewest that meet the accuracy budget.",
+    engine="selective", optimize=True, calibrate=True))

@@ -59,3 +59,28 @@ def digits_npz(digits, tmp_path_factory):
     np.savez(folder / "test.npz", x=digits.x_test, y=digits.y_test)
     np.savez(folder / "train.npz", x=digits.x_train, y=digits.y_train)
     return folder / "test.npz", folder / "train.npz"
+
+
+SPIKE = 1000.0
+
+
+@pytest.fixture(scope="session")
+def spiky_model(digits):
+    """Digits MLP whose first Dense layer int8 ruins: huge weights on pixel 0, which is 0 in every digit.
+
+    Float outputs are unchanged (the pixel is always 0), but each output channel's int8 weight scale is set
+    by the huge weight, so every real weight of that layer rounds to zero. Only that layer needs float.
+    """
+    import keras
+
+    models.seed_everything(3)
+    inputs = keras.Input((8, 8, 1), name="image")
+    h = keras.layers.Flatten(name="flat")(keras.layers.Rescaling(1 / 16, name="scale")(inputs))
+    h = keras.layers.Dense(32, activation="relu", name="spiky")(h)
+    outputs = keras.layers.Dense(10, activation="softmax", name="digit")(h)
+    model = models.train(keras.Model(inputs, outputs, name="spiky_mlp"), digits.x_train, digits.y_train, epochs=8)
+    assert not np.any(digits.x_train[:, 0, 0, 0]) and not np.any(digits.x_test[:, 0, 0, 0])
+    kernel, bias = model.get_layer("spiky").get_weights()
+    kernel[0, :] = SPIKE * np.abs(kernel).max()
+    model.get_layer("spiky").set_weights([kernel, bias])
+    return model

@@ -26,7 +26,7 @@ def test_measure_fills_every_variant_field(outputs):
     assert set(m) == set(outs)
     for row in m.values():
         assert set(row) == {"accuracy", "accuracy_ci", "accuracy_delta_pp", "p_vs_float32", "agreement",
-                            "sqnr_db", "kl", "top5", "fidelity"}
+                            "sqnr_db", "kl", "top5", "fidelity", "drop_ci_pp"}
     int8 = m["int8-only"]
     assert int8["accuracy"] == 0.7 and int8["agreement"] == 0.7
     assert int8["accuracy_ci"] == stats.wilson(7, 10)

@@ -24,7 +24,7 @@ def test_without_labels_the_plots_show_agreement():
     r = results([variant("keras", 400, 1.0, 1.0), variant("float32", 130, 1.0, 0.04),
                  variant("int8-only", 41, 0.99, 0.05)])
     figs = plots.figures(r)
-    assert [f.name for f in figs] == list(plots.NAMES.values())
+    assert [f.name for f in figs] == [plots.NAMES[k] for k in ("size", "latency", "distribution")]
     assert figs[0].title == "Top-1 agreement with the Keras model vs size"
     assert "int8-only (41 KB, 99.00 %)" in figs[0].alt and "keras" not in figs[0].alt  # the reference is left out
     assert "keras median" in figs[2].alt  # but its latency is shown
@@ -35,3 +35,12 @@ def test_nothing_to_plot():
     assert plots.figures(failed) == []
     no_quantiles = results([dataclasses.replace(variant("float32", 130, 1.0, 0.04), latency_ms={"median": 0.04})])
     assert [f.name for f in plots.figures(no_quantiles)] == ["accuracy_vs_size.png", "accuracy_vs_latency.png"]
+
+
+def test_calibration_sizes_plot():
+    r = dataclasses.replace(results([variant("float32", 130, 1.0, 0.04)]), studies={"calibration_sizes": {
+        "technique": "int8-only", "rows": [
+            {"samples": 1, "accuracy": 0.9, "accuracy_ci": [0.85, 0.93], "agreement": 0.95, "bytes": 10},
+            {"samples": 100, "accuracy": 0.97, "accuracy_ci": [0.95, 0.98], "agreement": 1.0, "bytes": 10}]}})
+    fig = [f for f in plots.figures(r) if f.name == plots.NAMES["calibration"]][0]
+    assert fig.alt == "Line plot: 1 samples 90.00 %, 100 samples 97.00 %" and fig.png.startswith(b"\x89PNG")

@@ -29,7 +29,7 @@ def test_smallest_within_budget_and_runners_up(results):
     assert rec.technique == "dynamic"
     assert [r["technique"] for r in rec.runners_up] == ["float16", "float32"]
     why = {e["technique"]: e["why"] for e in rec.excluded}
-    assert "over the 0.5 pp budget" in why["weight-only-int4"] and "over the" in why["int8-only"]
+    assert why["weight-only-int4"] == "accuracy -0.50 pp is past the 0.5 pp budget" and "past the" in why["int8-only"]
     assert why["int16x8"] == "failed: int16x8: refused"
     assert "Ship dynamic" in rec.summary and "Runners-up: float16" in rec.summary
 
@@ -55,7 +55,7 @@ def test_int_only_never_recommends_float_ops(results):
 
 def test_uncertain_when_the_interval_crosses_the_budget(results):
     v = results.variants
-    shaky = Results("0", {}, {}, {}, {}, [v[0], v[1], Variant(**{**v[2].__dict__, "accuracy_ci": [0.95, 0.99]})])
+    shaky = Results("0", {}, {}, {}, {}, [v[0], v[1], Variant(**{**v[2].__dict__, "drop_ci_pp": [-0.3, 0.7]})])
     rec = recommend.choose(shaky, 0.5, "cpu", "size")
     assert rec.technique == "dynamic" and rec.uncertain and "Uncertain" in rec.summary
 
@@ -78,3 +78,51 @@ def test_bad_options(args, message):
 def test_the_tree_is_data():
     rows = recommend.tree_rows()
     assert [r["target"] for r in rows] == ["int-only", "gpu", "cpu"]
+
+
+# ---- The recommendation inside a real study -----------------------------------------------------
+
+def study(model, digits, calib, tmp_path, goal, techniques):
+    from quantbench.data import Dataset
+    from quantbench.study import run_study
+
+    return run_study(model, Dataset([digits.x_test], digits.y_test, "test"), calib, techniques, tmp_path / "s",
+                     goal=goal)
+
+
+def test_int_only_recommends_only_integer_variants(tiny_model, digits, calib, tmp_path):
+    from quantbench.inspection import inspect
+
+    res = study(tiny_model, digits, calib, tmp_path, recommend.Goal(5.0, "int-only", "size"),
+                ["float32", "dynamic", "int8-only", "uint8-only", "float16", "lq-int8"])
+    skipped = {v.technique: v.error for v in res.variants if v.status == "skipped"}
+    assert set(skipped) == {"float32", "dynamic", "float16"} and "cannot serve --target int-only" in skipped["dynamic"]
+    chosen = res.recommendation["technique"]
+    assert chosen in ("int8-only", "uint8-only", "lq-int8")
+    shipped = inspect(tmp_path / "s" / "recommended.tflite")
+    assert shipped.float_compute_ops == 0 and shipped.inputs[0].dtype in ("int8", "uint8")
+    assert (tmp_path / "s" / "recommended.tflite").read_bytes() == (tmp_path / "s" / f"{chosen}.tflite").read_bytes()
+
+
+def test_selective_int8_rescues_a_tight_budget(spiky_model, digits, calib, tmp_path):
+    res = study(spiky_model, digits, calib, tmp_path, recommend.Goal(2.0, "cpu", "size"),
+                ["float32", "int8-fallback", "int8-only"])
+    for name in ("int8-fallback", "int8-only"):
+        assert res.variant(name).accuracy_delta_pp < -2  # plain int8 misses the budget
+    sel = res.studies["selective"]
+    assert sel["met"] and len(sel["float_layers"]) == 1 and "spiky" in sel["float_layers"][0]
+    row = res.variant("int8-selective")
+    assert row.ok and row.accuracy >= res.variant("keras").accuracy - 0.02
+    assert row.bytes > res.variant("int8-only").bytes  # what keeping the layer float cost
+    ref = res.variant("keras").accuracy
+    within = [v for v in res.variants[1:] if v.ok and (ref - v.accuracy) * 100 <= 2.0]
+    assert res.recommendation["technique"] == min(within, key=lambda v: v.bytes).technique
+    assert "spiky" in (tmp_path / "s" / "report.md").read_text()
+
+
+def test_int_only_that_misses_says_so_and_suggests_qat(spiky_model, digits, calib, tmp_path):
+    res = study(spiky_model, digits, calib, tmp_path, recommend.Goal(2.0, "int-only", "size"), ["int8-only"])
+    assert res.recommendation["technique"] is None and "selective" not in res.studies
+    assert "No variant meets the 2 pp budget for --target int-only" in res.recommendation["summary"]
+    assert "Quantization-aware training" in res.recommendation["summary"]
+    assert not (tmp_path / "s" / "recommended.tflite").exists()

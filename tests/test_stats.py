@@ -92,3 +92,13 @@ def test_is_distribution():
     assert not stats.is_distribution([[0.1, 0.8]])           # does not sum to 1
     assert not stats.is_distribution([[-0.5, 1.5]])          # negative
     assert not stats.is_distribution(np.zeros((0, 3)))       # nothing to judge
+
+
+def test_paired_drop_ci():
+    same = np.array([True, False, True, True])
+    assert stats.paired_drop_ci(same, same) == [0.0, 0.0]
+    ref = np.ones(100, bool)
+    var = ref.copy()
+    var[:4] = False                     # 4 lost, none gained: drop 4 pp
+    lo, hi = stats.paired_drop_ci(ref, var)
+    assert lo < 4 < hi and lo == pytest.approx(4 - 1.959964 * np.sqrt((0.04 - 0.0016) / 100) * 100, abs=1e-4)

@@ -18,7 +18,8 @@ VARIANT_KEYS = {"technique", "status", "error", "path", "bytes", "input_dtype", 
 def demo_cli(tmp_path_factory):
     """`quantbench demo` with its defaults, through the CLI, as a user runs it."""
     out = tmp_path_factory.mktemp("demo") / "run"
-    proc = subprocess.run([sys.executable, "-m", "quantbench", "demo", "--out", str(out), "--json"],
+    proc = subprocess.run([sys.executable, "-m", "quantbench", "demo", "--out", str(out), "--json",
+                           "--max-accuracy-drop", "0.5", "--target", "cpu", "--optimize", "size"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     return out, proc
@@ -111,3 +112,17 @@ def test_same_seed_same_accuracy(demo_results, tmp_path):
 def test_calibration_comes_from_the_training_split(demo_results):
     assert demo_results.data["calibration"]["from"] == "train split"
     assert demo_results.data["eval_samples"] == 450 and demo_results.data["train"] == 1347
+
+
+def test_recommends_the_smallest_within_budget(demo_cli, demo_results):
+    out, _ = demo_cli
+    rec = demo_results.recommendation
+    ref = demo_results.variant("keras").accuracy
+    within = [v for v in demo_results.variants[1:] if v.ok and (ref - v.accuracy) * 100 <= 0.5]
+    best = min(within, key=lambda v: v.bytes)
+    assert rec["technique"] == best.technique and rec["max_drop_pp"] == 0.5
+    assert (out / "recommended.tflite").read_bytes() == (out / best.path).read_bytes()
+    assert rec["runners_up"] and "Runners-up: " + rec["runners_up"][0]["technique"] in rec["summary"]
+    assert [b["target"] for b in rec["decision_tree"]] == ["int-only", "gpu", "cpu"]
+    assert demo_results.studies["layer_errors"]["rows"]
+    assert "## Recommendation" in (out / "report.md").read_text()
