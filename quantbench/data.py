@@ -245,11 +245,15 @@ def _labels(y: np.ndarray, n: int, source, where: str) -> np.ndarray:
                              "rows. Fix: save y.astype('int64').")
         y = y.astype(np.int64)
     if classes is None or classes < 2:
-        raise InputError(f"Labels were given in {where}, but the model's first output {source.output_shapes[0]} is "
+        raise InputError(f"Labels were given in {where}, but the model's first output {source.output_names[0]!r} "
+                         f"{source.output_shapes[0]} is "
                          "not a class distribution. Expected (N, classes). Fix: drop 'y' to measure fidelity instead.")
     if y.min() < 0 or y.max() >= classes:
-        raise InputError(f"Labels in {where} range from {int(y.min())} to {int(y.max())}, but the model outputs "
-                         f"{classes} classes (0..{classes - 1}). Fix: check the labels match the model's classes.")
+        others = f" (labels score the first of its outputs {source.output_names})" if len(source.output_names) > 1 \
+            else ""
+        raise InputError(f"Labels in {where} range from {int(y.min())} to {int(y.max())}, but the model's output "
+                         f"{source.output_names[0]!r} has {classes} classes (0..{classes - 1}){others}. "
+                         "Fix: check the labels match the model's classes.")
     return y.astype(np.int64)
 
 

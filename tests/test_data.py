@@ -93,7 +93,7 @@ def test_x_and_y_lengths_differ(source, digits, tmp_path):
 def test_labels_out_of_range(source, digits, tmp_path):
     y = digits.y_test.copy()
     y[0] = 12
-    with pytest.raises(InputError, match=r"range from 0 to 12, but the model outputs 10 classes \(0\.\.9\)"):
+    with pytest.raises(InputError, match=r"range from 0 to 12, but the model's output 'output_0' has 10 classes \(0\.\.9\)"):
         data.load_data(save(tmp_path, x=digits.x_test, y=y), source)
 
 
