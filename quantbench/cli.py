@@ -12,6 +12,17 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Every TFLite (LiteRT) variant of a Keras model, measured honestly.")
 
 
+# Options that demo and compare share: one definition each.
+MAX_DROP = typer.Option(1.0, "--max-accuracy-drop", help="Accuracy budget, in points against the float model.")
+TARGET = typer.Option("cpu", "--target", help="Where it will run: cpu, gpu or int-only.")
+OPTIMIZE = typer.Option("size", "--optimize", help="Among variants within budget: smallest (size) or fastest here "
+                        "(latency).")
+CALIB_SIZES = typer.Option(None, "--calib-sizes", help="e.g. 1,10,100,500: int8-only accuracy against calibration "
+                           "samples.")
+QUIET = typer.Option(False, "--quiet", help="No progress bars and no table.")
+AS_JSON = typer.Option(False, "--json", help="Print results.json on stdout.")
+
+
 @app.callback()
 def _root() -> None:
     """Every TFLite (LiteRT) variant of a Keras model, measured honestly.
@@ -59,13 +70,13 @@ def demo(
     threads: int = typer.Option(1, "--threads", min=1, help="LiteRT threads for timing."),
     batch: int = typer.Option(32, "--batch", min=1, help="Batch size for the throughput measurement."),
     qat_epochs: int = typer.Option(0, "--qat-epochs", min=0, help="Add the qat-int8 row: N epochs of QAT."),
-    max_drop: float = typer.Option(1.0, "--max-accuracy-drop", help="Accuracy budget, in points against the float model."),
-    target: str = typer.Option("cpu", "--target", help="Where it will run: cpu, gpu or int-only."),
-    optimize: str = typer.Option("size", "--optimize", help="Among variants within budget: smallest (size) or fastest here (latency)."),
-    calib_sizes: Optional[str] = typer.Option(None, "--calib-sizes", help="e.g. 1,10,100,500: int8-only accuracy against calibration samples."),
+    max_drop: float = MAX_DROP,
+    target: str = TARGET,
+    optimize: str = OPTIMIZE,
+    calib_sizes: Optional[str] = CALIB_SIZES,
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bars and no table."),
-    as_json: bool = typer.Option(False, "--json", help="Print results.json on stdout."),
+    quiet: bool = QUIET,
+    as_json: bool = AS_JSON,
 ):
     """Reproduce the reference experiment: digits CNN, every technique, one table.
 
@@ -119,13 +130,13 @@ def compare(
     qat_epochs: int = typer.Option(0, "--qat-epochs", min=0,
                                    help="Add the qat-int8 row: N epochs of QAT on the calibration samples."),
     unsafe: bool = typer.Option(False, "--unsafe", help="Allow Lambda layers (runs the file's Python code)."),
-    max_drop: float = typer.Option(1.0, "--max-accuracy-drop", help="Accuracy budget, in points against the float model."),
-    target: str = typer.Option("cpu", "--target", help="Where it will run: cpu, gpu or int-only."),
-    optimize: str = typer.Option("size", "--optimize", help="Among variants within budget: smallest (size) or fastest here (latency)."),
-    calib_sizes: Optional[str] = typer.Option(None, "--calib-sizes", help="e.g. 1,10,100,500: int8-only accuracy against calibration samples."),
+    max_drop: float = MAX_DROP,
+    target: str = TARGET,
+    optimize: str = OPTIMIZE,
+    calib_sizes: Optional[str] = CALIB_SIZES,
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bars and no table."),
-    as_json: bool = typer.Option(False, "--json", help="Print results.json on stdout."),
+    quiet: bool = QUIET,
+    as_json: bool = AS_JSON,
 ):
     """Study your model on your data: every technique, measured, one table.
 
