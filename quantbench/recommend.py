@@ -118,8 +118,17 @@ def drop_pp(v, ref) -> tuple[float, float | None]:
     if ref_acc is not None and acc is not None:
         worst = (get(v, "drop_ci_pp") or [None, None])[1]
         return (ref_acc - acc) * 100, worst
+    agree = _agreement(v, get)
+    return (0.0, None) if agree is None else ((1 - agree) * 100, None)
+
+
+def _agreement(v, get) -> float | None:
+    """Top-1 agreement with the float model: the first output's, else the worst of the class outputs'."""
     agree = get(v, "agreement")
-    return (1 - (agree if agree is not None else 0.0)) * 100, None
+    if agree is None:
+        values = [f["agreement"] for f in (get(v, "fidelity") or []) if f.get("agreement") is not None]
+        agree = min(values) if values else None
+    return agree
 
 
 def _cost(v: Variant, optimize: str) -> tuple:
@@ -145,7 +154,8 @@ def choose(results: Results, max_drop_pp: float = 1.0, target: str = "cpu", opti
     """
     check_options(target, optimize, max_drop_pp)
     b, ref = branch(target), _reference(results)
-    metric = "accuracy" if ref.accuracy is not None else "agreement"
+    metric = "accuracy" if ref.accuracy is not None else (
+        "agreement" if _agreement(ref, getattr) is not None else "none")
     excluded, within = [], []
     for v in results.variants:
         if v.technique in ("keras",) or v is ref:
@@ -185,6 +195,9 @@ def choose(results: Results, max_drop_pp: float = 1.0, target: str = "cpu", opti
     words = (f"Ship {best.technique}: the {'smallest' if optimize == 'size' else 'fastest here'} of "
              f"{len(within)} variant(s) within the {max_drop_pp:g} pp budget for --target {target} "
              f"({_fmt(best, optimize)}, {metric} {-drop:+.2f} pp against the float model).")
+    if metric == "none":
+        words += (" No output is a class distribution and there are no labels, so no drop could be measured: "
+                  "the budget was not applied; compare the SQNR column before shipping.")
     if uncertain:
         words += (f" Uncertain: the 95 % interval of its drop reaches {worst:.2f} pp, past the budget; "
                   "measure on more data before relying on it.")
@@ -198,8 +211,10 @@ def needs_rescue(metrics: dict, reference: str, goal: Goal) -> bool:
     quantization should be tried. `metrics` maps technique -> measured fields (evaluate.measure)."""
     if not branch(goal.target).float_ops_allowed:
         return False
-    integer = [name for name in metrics if name in INTEGER_VARIANTS]
-    return bool(integer) and all(drop_pp(metrics[n], metrics[reference])[0] > goal.max_drop_pp for n in integer)
+    get = lambda o, k: o.get(k)  # noqa: E731
+    measured = [n for n in metrics if n in INTEGER_VARIANTS and
+                (metrics[n].get("accuracy") is not None or _agreement(metrics[n], get) is not None)]
+    return bool(measured) and all(drop_pp(metrics[n], metrics[reference])[0] > goal.max_drop_pp for n in measured)
 
 
 def tree_rows() -> list[dict]:

@@ -126,3 +126,24 @@ def test_int_only_that_misses_says_so_and_suggests_qat(spiky_model, digits, cali
     assert "No variant meets the 2 pp budget for --target int-only" in res.recommendation["summary"]
     assert "Quantization-aware training" in res.recommendation["summary"]
     assert not (tmp_path / "s" / "recommended.tflite").exists()
+
+
+def test_without_labels_the_class_output_that_is_not_first_is_used():
+    def row(name, kb, agree_cls):
+        return Variant(name, "converter", "ok", path=f"{name}.tflite", bytes=kb * 1024, latency_ms={"median": 1.0},
+                       fidelity=[{"output": "box", "agreement": None}, {"output": "cls", "agreement": agree_cls}])
+    res = Results("0", {}, {}, {}, {}, [row("keras", 400, 1.0), row("float32", 130, 1.0), row("int8-only", 40, 0.97),
+                                        row("dynamic", 41, 0.995)])
+    rec = recommend.choose(res, 1.0, "cpu", "size")
+    assert rec.metric == "agreement" and rec.technique == "dynamic"
+    assert "agreement -3.00 pp is past the 1 pp budget" in rec.excluded[0]["why"]
+
+
+def test_regression_outputs_only_apply_no_budget():
+    rows = [Variant(n, "converter", "ok", path=f"{n}.tflite", bytes=kb, latency_ms={"median": 1.0},
+                    fidelity=[{"output": "y", "agreement": None}]) for n, kb in (("keras", 9), ("float32", 5),
+                                                                                  ("int8-only", 2))]
+    rec = recommend.choose(Results("0", {}, {}, {}, {}, rows), 1.0, "cpu", "size")
+    assert rec.metric == "none" and rec.technique == "int8-only" and "no drop could be measured" in rec.summary
+    metrics = {v.technique: {"accuracy": None, "agreement": None, "fidelity": v.fidelity} for v in rows}
+    assert not recommend.needs_rescue(metrics, "keras", recommend.Goal())
