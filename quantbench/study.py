@@ -81,6 +81,9 @@ def _load_and_run(path: Path, source, x: list[np.ndarray], threads: int):
     return m, feed, align([t.name for t in m.outputs], outs, source.output_names)
 
 
+MAX_FLOAT_LAYERS = 10  # the greedy search stops here: past it, int8 is not what is being shipped any more
+
+
 def _selective(source, calib, x, y, reference, goal, folder: Path, reporter):
     """int8 with the most sensitive layers kept float, the fewest that meet the budget; None if none can."""
     from . import selective
@@ -99,7 +102,8 @@ def _selective(source, calib, x, y, reference, goal, folder: Path, reporter):
 
     with reporter.task("Selective int8", 1) as advance:
         try:
-            found = selective.selective(source, calib, run, budget_ok, on_step=lambda step: advance(0, note=(
+            found = selective.selective(source, calib, run, budget_ok, max_float_layers=MAX_FLOAT_LAYERS,
+                                        on_step=lambda step: advance(0, note=(
                 f"{len(step.float_layers)} float layer(s)")))
         except ConversionError as exc:
             return None, {"error": str(exc)}
