@@ -334,7 +334,8 @@ def sections(results: Results) -> list[tuple[str, list[str], list[str], list[lis
             f"TensorFlow's QuantizationDebugger on the calibration samples, for {', '.join(errs['techniques'])} "
             "(one int8 quantization): the layers with the largest error, RMSE over the output's scale first."],
             ["layer (output tensor)", "op", "RMSE / scale", "MSE", "elements"],
-            [[r["name"], r["op"], f"{r['rmse_over_scale']:.3g}", f"{r['mean_squared_error']:.3g}",
+            [[r["name"], r["op"], "—" if r["rmse_over_scale"] is None else f"{r['rmse_over_scale']:.3g}",
+              f"{r['mean_squared_error']:.3g}",
               str(r["num_elements"])] for r in errs["rows"]]))
     cal = studies.get("calibration_sizes")
     if cal:

@@ -223,8 +223,11 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
             from . import selective
 
             with reporter.task("Per-layer int8 error", 1) as advance:
-                studies["layer_errors"] = {"techniques": ["int8-fallback", "int8-only", "uint8-only"],
-                                           "rows": selective.layer_errors(source, calib, top=10)}
+                rows_ = selective.layer_errors(source, calib, top=10)
+                # a zero-scale tensor has no finite error; JSON holds null for it, not NaN
+                studies["layer_errors"] = {"techniques": ["int8-fallback", "int8-only", "uint8-only"], "rows": [
+                    {k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in r.items()}
+                    for r in rows_]}
                 advance()
         if source.lite is None and calib is not None and recommend.needs_rescue(metrics, reference_row, goal):
             found, studies["selective"] = _selective(source, calib, x, y, reference, goal, folder, reporter)

@@ -246,3 +246,19 @@ def test_report_command_bad_input_is_one_line_and_exit_2(tmp_path, capsys, conte
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert re.match(message, err)
     assert not (tmp_path / "out").exists()
+
+
+def test_sections_render_the_recommendation_and_studies(results):
+    import dataclasses
+
+    r = dataclasses.replace(results, recommendation={
+        "summary": "Ship dynamic.", "runners_up": [{"technique": "float16", "why": "bigger"}],
+        "excluded": [{"technique": "int8-only", "why": "past the budget"}],
+        "decision_tree": [{"target": "cpu", "question": "CPU?", "techniques": "all", "why": "measure"}]},
+        studies={"layer_errors": {"techniques": ["int8-only"], "rows": [
+            {"name": "dense", "op": "FULLY_CONNECTED", "rmse_over_scale": None, "mean_squared_error": 0.0,
+             "num_elements": 4, "scale": 0.0}]}})
+    found = {title: rows for title, _, _, rows in report.sections(r)}
+    assert found["Recommendation"] == [["float16", "runner-up", "bigger"], ["int8-only", "excluded", "past the budget"]]
+    assert found["Per-layer int8 error"][0][2] == "—"  # no finite error for a zero-scale tensor
+    assert "## Decision tree" in report.markdown(r, []) and "<h2>Decision tree</h2>" in report.html_page(r, [])
