@@ -332,7 +332,8 @@ def sections(results: Results) -> list[tuple[str, list[str], list[str], list[lis
     if errs:
         out.append(("Per-layer int8 error", [
             f"TensorFlow's QuantizationDebugger on the calibration samples, for {', '.join(errs['techniques'])} "
-            "(one int8 quantization): the layers with the largest error, RMSE over the output's scale first."],
+            "(one int8 quantization): the layers with the largest error, RMSE over the output's scale first."
+            + (f" The debugger failed: {errs['error']}" if errs.get("error") else "")],
             ["layer (output tensor)", "op", "RMSE / scale", "MSE", "elements"],
             [[r["name"], r["op"], "—" if r["rmse_over_scale"] is None else f"{r['rmse_over_scale']:.3g}",
               f"{r['mean_squared_error']:.3g}",

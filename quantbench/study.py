@@ -181,6 +181,9 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
     x, y = evaluation.x, evaluation.y
     calib = None if calib is None else as_inputs(calib)
     pool = calib if calib_pool is None else as_inputs(calib_pool)
+    if calib_sizes and pool is None:
+        raise InputError("--calib-sizes needs calibration samples to draw from, and none were given. "
+                         "Fix: pass --calib FILE, or drop --calib-sizes.")
     for size in calib_sizes or []:
         if not 1 <= size <= len(pool[0]):
             raise InputError(f"--calib-sizes asks for {size} samples; the calibration pool has {len(pool[0])}. "
@@ -222,12 +225,16 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
                 t.name in ("int8-fallback", "int8-only", "uint8-only") and t.name in lite for t in techniques):
             from . import selective
 
+            studies["layer_errors"] = {"techniques": ["int8-fallback", "int8-only", "uint8-only"], "rows": []}
             with reporter.task("Per-layer int8 error", 1) as advance:
-                rows_ = selective.layer_errors(source, calib, top=10)
-                # a zero-scale tensor has no finite error; JSON holds null for it, not NaN
-                studies["layer_errors"] = {"techniques": ["int8-fallback", "int8-only", "uint8-only"], "rows": [
-                    {k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in r.items()}
-                    for r in rows_]}
+                try:
+                    rows_ = selective.layer_errors(source, calib, top=10)
+                except ConversionError as exc:  # the study goes on; the report says why the table is missing
+                    studies["layer_errors"]["error"] = str(exc)
+                else:  # a zero-scale tensor has no finite error: JSON holds null for it, not NaN
+                    studies["layer_errors"]["rows"] = [
+                        {k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in r.items()}
+                        for r in rows_]
                 advance()
         if source.lite is None and calib is not None and recommend.needs_rescue(metrics, reference_row, goal):
             found, studies["selective"] = _selective(source, calib, x, y, reference, goal, folder, reporter)
