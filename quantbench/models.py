@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .quiet import import_tensorflow, silenced
+from .runtime import natural_key
 
 
 def seed_everything(seed: int) -> None:
@@ -46,12 +47,6 @@ def train(model, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int = 32
 MODEL_KINDS = "a Keras .keras or .h5 file, a SavedModel folder, or a float .tflite file"
 
 
-def _natural_key(name: str):
-    import re
-
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
-
-
 class Source:
     """The user's float model, whatever its format: names and shapes of its I/O, predict, a converter.
 
@@ -76,11 +71,11 @@ class Source:
             self.output_shapes = [tuple(-1 if d is None else int(d) for d in t.shape) for t in keras_model.outputs]
         else:
             specs = signature.structured_input_signature[1]
-            self.input_names = sorted(specs, key=_natural_key)
+            self.input_names = sorted(specs, key=natural_key)
             self.input_shapes = [tuple(-1 if d is None else int(d) for d in specs[n].shape) for n in self.input_names]
             self.input_dtypes = [specs[n].dtype.name for n in self.input_names]
             outs = signature.structured_outputs
-            self.output_names = sorted(outs, key=_natural_key)
+            self.output_names = sorted(outs, key=natural_key)
             self.output_shapes = [tuple(-1 if d is None else int(d) for d in outs[n].shape) for n in self.output_names]
 
     def lite_bytes(self) -> bytes:

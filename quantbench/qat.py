@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .conversion import as_inputs
 from .errors import ConversionError, InputError, TrainingError, one_line
 from .quiet import import_tensorflow, silenced
 
@@ -53,10 +54,6 @@ def float_ops(content: bytes) -> list[str]:
     return found
 
 
-def _as_list(x) -> list[np.ndarray]:
-    return [np.asarray(a) for a in x] if isinstance(x, (list, tuple)) else [np.asarray(x)]
-
-
 def _check(model, x, y, epochs, batch_size, learning_rate):
     """Validate every argument before anything trains; return x as a list of float32 arrays."""
     if epochs < 1 or batch_size < 1:
@@ -72,7 +69,7 @@ def _check(model, x, y, epochs, batch_size, learning_rate):
     if len(model.outputs) != 1:
         raise InputError(f"QAT got a model with {len(model.outputs)} outputs. Expected one output. "
                          "Fix: fine-tune a single-output model (wrap the head you ship).")
-    arrays = _as_list(x)
+    arrays = as_inputs(x)
     if len(arrays) != len(model.inputs):
         raise InputError(f"QAT got {len(arrays)} input array(s) for a model with {len(model.inputs)} inputs. "
                          "Fix: pass a list with one array per model input.")
@@ -163,7 +160,7 @@ def _validation(model, validation, y_given: bool):
     if validation is None:
         return None
     xv, yv = validation if isinstance(validation, tuple) and len(validation) == 2 else (validation, None)
-    xv = [a.astype(np.float32) for a in _as_list(xv)]
+    xv = [a.astype(np.float32) for a in as_inputs(xv)]
     if yv is None and y_given:
         raise InputError("validation has inputs but no labels while training uses labels. "
                          "Expected (x_val, y_val). Fix: pass validation=(x_val, y_val).")
@@ -278,7 +275,7 @@ def _fine_tune(model, x, y, *, epochs, batch_size, validation, calib, seed, on_e
         if calib is None:
             idx = np.sort(np.random.default_rng(seed).permutation(len(arrays[0]))[:200])
             calib = [a[idx] for a in arrays]
-        qmodel, float_layers = _prepare_keras(model, [a.astype(np.float32) for a in _as_list(calib)])
+        qmodel, float_layers = _prepare_keras(model, [a.astype(np.float32) for a in as_inputs(calib)])
         engine = "quantbench"
         for name, reason in float_layers:
             warnings.warn(f"QAT leaves layer {name!r} in float: {reason}.", stacklevel=3)

@@ -51,7 +51,8 @@ def _tensor_info(detail: dict, name: str | None = None) -> TensorInfo:
     )
 
 
-def _natural_key(name: str):
+def natural_key(name: str):
+    """Sort key that puts output_2 before output_10."""
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
@@ -145,9 +146,9 @@ class LiteModel:
             # Order tensors by their signature names: stable and meaningful across converters.
             sig = next(iter(signatures.values()))
             inputs = [_tensor_info(in_details[i], n) for n, i in
-                      sorted(sig["inputs"].items(), key=lambda kv: _natural_key(kv[0]))]
+                      sorted(sig["inputs"].items(), key=lambda kv: natural_key(kv[0]))]
             outputs = [_tensor_info(out_details[i], n) for n, i in
-                       sorted(sig["outputs"].items(), key=lambda kv: _natural_key(kv[0]))]
+                       sorted(sig["outputs"].items(), key=lambda kv: natural_key(kv[0]))]
             if len(inputs) == len(in_details) and len(outputs) == len(out_details):
                 return inputs, outputs
         return ([_tensor_info(d) for d in in_details.values()],
