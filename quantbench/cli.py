@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -238,16 +239,26 @@ def qat_command(
     from .progress import reporter
     from .qat import qat_file
 
-    keys = ("loss", "accuracy", "agreement", "val_accuracy")
-    with reporter(quiet).task("Fine-tuning (QAT)", epochs) as advance:
-        result = qat_file(model, data_file, out, epochs=epochs, val=val, batch_size=batch_size, seed=seed,
-                          learning_rate=learning_rate, unsafe=unsafe, force=force,
-                          on_epoch=lambda e, logs: advance(note=" ".join(f"{k} {logs[k]:.4f}" for k in keys if k in logs)))
+    result = qat_file(model, data_file, out, epochs=epochs, val=val, batch_size=batch_size, seed=seed,
+                      learning_rate=learning_rate, unsafe=unsafe, force=force, reporter=reporter(quiet))
     for name, reason in result.float_layers:
         print(f"left in float during training: {name}: {reason}", file=sys.stderr)
     if not quiet:
         print(f"Wrote {out} ({len(result.content):,} bytes, integer-only int8, int8 input and output; "
               f"{result.engine}, {result.seconds:.1f} s)", file=sys.stderr)
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM: unwinds like KeyboardInterrupt (every `finally` cleans up), but no library code, and
+    not click, catches it on the way."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.exit_code = 128 + signum  # 130 for SIGINT, 143 for SIGTERM, as shells report them
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signum)
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: `--debug` anywhere shows tracebacks and TensorFlow's own logs."""
@@ -259,13 +270,17 @@ def main(argv: list[str] | None = None) -> int:
     from .quiet import configure, debug_enabled
 
     configure()
+    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         # typer handles usage errors itself (message and exit code 2) and exits through SystemExit
         app(args=argv, prog_name="quantbench")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except Interrupted as exc:
+        print(f"quantbench: interrupted ({exc}); unfinished output removed", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
-        print("quantbench: interrupted", file=sys.stderr)
+        print("quantbench: interrupted; unfinished output removed", file=sys.stderr)
         return 130
     except QuantbenchError as exc:
         if debug_enabled():
@@ -278,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"quantbench: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
               " (run again with --debug for the traceback)", file=sys.stderr)
         return 1
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     return 0
 
 

@@ -12,6 +12,14 @@ class InputError(QuantbenchError, ValueError):
     """
 
 
+class LiteRTError(InputError):
+    """LiteRT refused a model (at load or at invoke); `reason` is LiteRT's own words, in one line."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 class ConversionError(QuantbenchError):
     """The converter refused a technique; the message is the converter's reason in one line."""
 

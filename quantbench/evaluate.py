@@ -54,6 +54,27 @@ def fidelity(outputs: list, reference: list, names: list[str], classes: set[int]
     } for i, (name, out, ref) in enumerate(zip(names, outputs, reference))]
 
 
+def degenerate(reference: list, names: list[str], labelled: bool = False) -> list[dict]:
+    """The float model's outputs that cannot tell variants apart: no variance over the samples, or (class
+    outputs) the same top-1 class for every sample, which makes top-1 agreement 100 % for any variant."""
+    found = []
+    classes = class_outputs(reference, labelled)
+    for i, (name, ref) in enumerate(zip(names, reference)):
+        ref = np.asarray(ref)
+        if len(ref) < 2:
+            continue
+        flat = ref.reshape(len(ref), -1).astype(np.float64)
+        if not np.any(np.abs(flat - flat[:1]) > 1e-6 * max(float(np.max(np.abs(flat))), 1e-30)):
+            found.append({"output": name, "why": f"the float model's output {name!r} is the same for all "
+                          f"{len(ref)} evaluation samples (no variance), so fidelity figures cannot tell variants "
+                          "apart"})
+        elif i in classes and len(np.unique(top1(ref))) == 1:
+            found.append({"output": name, "why": f"the float model's top-1 class on {name!r} is "
+                          f"{int(top1(ref)[0])} for all {len(ref)} evaluation samples, so top-1 agreement is "
+                          "100 % for any variant and means nothing"})
+    return found
+
+
 def measure(outputs: dict, reference: str, labels=None, names: list[str] | None = None) -> dict[str, dict]:
     """Accuracy with its interval and test, and fidelity to the reference, for every variant.
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from .conversion import Conversion
 from .errors import ConversionError, InputError, one_line
-from .quiet import configure, silenced
+from .quiet import silenced
 from .runtime import LiteModel, load
 from .techniques import LQ, Technique, get
 
@@ -65,7 +65,6 @@ def quantize(float_tflite: bytes, technique: str | Technique, calib=None) -> Con
                 f"{technique.name}: the model has no single signature, and the quantizer calibrates one "
                 "signature by its input names. Fix: re-convert it with TFLiteConverter.")
         samples = _samples(technique, lite, calib, sample_bytes)
-    configure()
     start = time.perf_counter()
     try:
         with silenced():  # tqdm bars, absl warnings, LiteRT's XNNPACK and preserve-all-tensors notices

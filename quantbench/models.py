@@ -1,6 +1,8 @@
 """Models: the reference CNN of the article, and its seeded training."""
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from .quiet import import_tensorflow, silenced
@@ -8,12 +10,27 @@ from .runtime import natural_key
 
 
 def seed_everything(seed: int) -> None:
-    """Same seed, same weights, same accuracy figures: seeds Python, NumPy and TF, deterministic ops."""
-    tf = import_tensorflow()
+    """Seeds Python, NumPy and TF (Keras's `set_random_seed`); see `deterministic` for identical runs."""
+    import_tensorflow()
     import keras
 
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+
+
+@contextlib.contextmanager
+def deterministic(seed: int):
+    """Same seed, same weights, same accuracy figures: seeded, with TF's deterministic ops for the block
+    only; op determinism is switched off again afterwards unless the caller had switched it on."""
+    seed_everything(seed)
+    from tensorflow.python.framework import config
+
+    was = config.is_op_determinism_enabled()
+    config.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if not was:
+            config.disable_op_determinism()
 
 
 def reference_cnn(input_shape=(8, 8, 1), classes: int = 10):

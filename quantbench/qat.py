@@ -263,7 +263,12 @@ def _fine_tune(model, x, y, *, epochs, batch_size, validation, calib, seed, on_e
     from . import models
 
     arrays = _check(model, x, y, epochs, batch_size, learning_rate)
-    models.seed_everything(seed)
+    with models.deterministic(seed):
+        return _fine_tune_seeded(model, arrays, y, epochs=epochs, batch_size=batch_size, validation=validation,
+                                 calib=calib, seed=seed, on_epoch=on_epoch, learning_rate=learning_rate)
+
+
+def _fine_tune_seeded(model, arrays, y, *, epochs, batch_size, validation, calib, seed, on_epoch, learning_rate):
     reference = model.predict(arrays if len(arrays) > 1 else arrays[0], batch_size=256, verbose=0)
     val = _validation(model, validation, y is not None)
     if _is_tf_keras(model):
@@ -286,12 +291,13 @@ def _fine_tune(model, x, y, *, epochs, batch_size, validation, calib, seed, on_e
 
 
 def qat_file(model_path, data_path, out, *, epochs: int = 3, val=None, batch_size: int = 32, seed: int = 0,
-             learning_rate: float = 1e-4, unsafe: bool = False, force: bool = False, on_epoch=None) -> QatResult:
+             learning_rate: float = 1e-4, unsafe: bool = False, force: bool = False, reporter=None) -> QatResult:
     """`qat` on a model file and a data file, the result written to `out` (temporary name, then rename)."""
     import warnings
 
     from . import data, models
     from .files import check_new_file
+    from .progress import Silent
 
     check_new_file(out, force)  # fail before training, not after
     source = models.load_model(model_path, unsafe=unsafe)
@@ -304,9 +310,11 @@ def qat_file(model_path, data_path, out, *, epochs: int = 3, val=None, batch_siz
     if val is not None:
         v = data.load_data(val, source, role="--val")
         validation = (unpack(v), v.y) if v.y is not None else unpack(v)
-    with warnings.catch_warnings():
+    keys = ("loss", "accuracy", "agreement", "val_accuracy")
+    with warnings.catch_warnings(), (reporter or Silent()).task("Fine-tuning (QAT)", epochs) as advance:
         warnings.simplefilter("ignore")  # float layers are in the result, reported once by the caller
         result = qat(source.keras, unpack(train), train.y, epochs=epochs, batch_size=batch_size,
-                     validation=validation, seed=seed, on_epoch=on_epoch, learning_rate=learning_rate)
+                     validation=validation, seed=seed, learning_rate=learning_rate,
+                     on_epoch=lambda e, logs: advance(note=" ".join(f"{k} {logs[k]:.4f}" for k in keys if k in logs)))
     result.save(out, force)
     return result

@@ -1,11 +1,22 @@
-"""Keep TensorFlow's and LiteRT's own chatter (C++ logs, absl, converter prints) off the user's screen."""
+"""Keep TensorFlow's and LiteRT's own chatter (C++ logs, absl, converter prints) off the CLI user's screen.
+
+The library leaves the process alone: environment variables, warning filters and loggers are set only by
+`configure()`, which the CLI calls for its own process (a script may call it too). Until then `silenced()`
+redirects nothing, so no output of the caller's can be lost.
+"""
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
 import sys
+import threading
 import warnings
+
+_configured = False
+_lock = threading.Lock()
+_depth = 0        # nested or concurrent silenced() blocks: the first redirects, the last restores
+_saved: list = []
 
 
 def debug_enabled() -> bool:
@@ -13,7 +24,9 @@ def debug_enabled() -> bool:
 
 
 def configure() -> None:
-    """Set the log levels TensorFlow reads at import; call before importing it."""
+    """Quiet this process: TensorFlow's log levels (read at import), its loggers, its warnings, and from now
+    on `silenced()` around loads and conversions. For the CLI's process, or a script that wants the same."""
+    global _configured
     if debug_enabled():
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -21,44 +34,65 @@ def configure() -> None:
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("AUTOGRAPH_VERBOSITY", "0")
     warnings.filterwarnings("ignore", module=r"(tensorflow|keras|tf_keras|absl|ai_edge_litert)")
     for name in ("tensorflow", "absl", "keras", "h5py"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    _configured = True
+
+
+def _enter() -> None:
+    global _depth
+    with _lock:
+        _depth += 1
+        if _depth > 1:
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        _saved[:] = [os.dup(1), os.dup(2), devnull]
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+
+
+def _leave() -> None:
+    global _depth
+    with _lock:
+        _depth -= 1
+        if _depth > 0:
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        out, err, devnull = _saved
+        os.dup2(out, 1)
+        os.dup2(err, 2)
+        for fd in (out, err, devnull):
+            os.close(fd)
+        _saved.clear()
 
 
 @contextlib.contextmanager
 def silenced():
-    """Send stdout and stderr to /dev/null for the block: file descriptors 1 and 2 (C++) and sys.stdout/err."""
-    if debug_enabled():
+    """File descriptors 1 and 2 (C++ logs) and sys.stdout/err to /dev/null for the block, once `configure()`
+    was called and not under --debug. Safe when several threads enter it: the last one out restores."""
+    if not _configured or debug_enabled():
         yield
         return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
-    devnull = os.open(os.devnull, os.O_WRONLY)
+    _enter()
     try:
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
         # Python-level writers too (tqdm bars, prints): in a notebook sys.stderr is not file descriptor 2.
-        with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), contextlib.redirect_stderr(null), \
-                warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        # Only the CLI's main thread swaps them; another thread's swap would race with it.
+        if threading.current_thread() is threading.main_thread():
+            with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
+                yield
+        else:
             yield
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in (*saved, devnull):
-            os.close(fd)
+        _leave()
 
 
 def import_tensorflow():
-    """Import TensorFlow with its start-up logs silenced; every module gets TF through here."""
-    configure()
+    """Import TensorFlow (its start-up logs silenced when configured); every module gets TF through here."""
     with silenced():
         import tensorflow as tf
-    if not debug_enabled():
-        tf.get_logger().setLevel(logging.ERROR)
-        tf.autograph.set_verbosity(0)
     return tf

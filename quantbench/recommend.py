@@ -123,12 +123,10 @@ def drop_pp(v, ref) -> tuple[float, float | None]:
 
 
 def _agreement(v, get) -> float | None:
-    """Top-1 agreement with the float model: the first output's, else the worst of the class outputs'."""
-    agree = get(v, "agreement")
-    if agree is None:
-        values = [f["agreement"] for f in (get(v, "fidelity") or []) if f.get("agreement") is not None]
-        agree = min(values) if values else None
-    return agree
+    """Top-1 agreement with the float model: the worst of the class outputs' (the first output's when the
+    per-output figures are missing)."""
+    values = [f["agreement"] for f in (get(v, "fidelity") or []) if f.get("agreement") is not None]
+    return min(values) if values else get(v, "agreement")
 
 
 def _cost(v: Variant, optimize: str) -> tuple:
@@ -156,6 +154,9 @@ def choose(results: Results, max_drop_pp: float = 1.0, target: str = "cpu", opti
     b, ref = branch(target), _reference(results)
     metric = "accuracy" if ref.accuracy is not None else (
         "agreement" if _agreement(ref, getattr) is not None else "none")
+    degenerate = metric == "agreement" and bool(results.degenerate_outputs)
+    if degenerate:  # agreement with a float model whose top-1 never changes is 100 % for anything
+        metric = "none"
     excluded, within = [], []
     for v in results.variants:
         if v.technique in ("keras",) or v is ref:
@@ -174,7 +175,7 @@ def choose(results: Results, max_drop_pp: float = 1.0, target: str = "cpu", opti
                     f"has {n} float compute op(s)" if n else "its input or output is not integer")
                     + f", which --target {target} cannot run"})
                 continue
-        drop, worst = drop_pp(v, ref)
+        drop, worst = drop_pp(v, ref) if metric != "none" else (0.0, None)
         if drop > max_drop_pp:
             excluded.append({"technique": v.technique,
                              "why": f"{metric} {-drop:+.2f} pp is past the {max_drop_pp:g} pp budget"})
@@ -195,7 +196,11 @@ def choose(results: Results, max_drop_pp: float = 1.0, target: str = "cpu", opti
     words = (f"Ship {best.technique}: the {'smallest' if optimize == 'size' else 'fastest here'} of "
              f"{len(within)} variant(s) within the {max_drop_pp:g} pp budget for --target {target} "
              f"({_fmt(best, optimize)}, {metric} {-drop:+.2f} pp against the float model).")
-    if metric == "none":
+    if degenerate:
+        words += (" The float model's outputs are degenerate on these samples (" + results.degenerate_outputs[0]["why"]
+                  + "), so top-1 agreement cannot measure a drop: the budget was not applied; compare the SQNR "
+                  "column, and evaluate on data where the model's outputs vary, before shipping.")
+    elif metric == "none":
         words += (" No output is a class distribution and there are no labels, so no drop could be measured: "
                   "the budget was not applied; compare the SQNR column before shipping.")
     if uncertain:

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 
 from .errors import InputError
-from .files import write_file
+from .files import check_new_file, note_written, write_file
 from .results import BASELINE, REFERENCE, Results, Variant
 
 ALPHA = 0.05
@@ -130,8 +130,9 @@ def table(results: Results, full: bool = False) -> tuple[list[str], list[list[st
 
 
 def failures(results: Results) -> list[str]:
-    """One line per variant that did not convert, with the reason."""
-    return [f"{v.technique} {v.status}: {v.error or 'no reason given'}" for v in results.variants if not v.ok]
+    """One line per meaningless figure (a degenerate float model), then per variant that did not convert."""
+    return [f"Warning: {d['why']}." for d in results.degenerate_outputs] + \
+        [f"{v.technique} {v.status}: {v.error or 'no reason given'}" for v in results.variants if not v.ok]
 
 
 def rich_table(results: Results):
@@ -453,11 +454,16 @@ def write(results: Results, out: str | Path, force: bool = False) -> list[Path]:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"Report folder {out} is a file. Expected a folder. Fix: choose another --out.")
-    existing = [name for name in ("report.md", "report.html", *plots.NAMES.values()) if (out / name).exists()]
+    names = ("report.md", "report.html", *plots.NAMES.values())
+    existing = [name for name in names if (out / name).is_file()]
     if existing and not force:
         raise InputError(f"Report files already exist in {out}: {', '.join(existing)}. Expected a folder "
                          "without them. Fix: pass --force to replace them, or choose another --out.")
+    for name in names:  # every file checked before any is written: a refusal leaves nothing half-done
+        check_new_file(out / name, force, option="--out")
     figures = plots.figures(results)
     files = {"report.md": markdown(results, figures).encode(), "report.html": html_page(results, figures).encode()}
     files.update({f.name: f.png for f in figures})
-    return [write_file(out / name, content, force=True) for name, content in files.items()]
+    written = [write_file(out / name, content, force=force) for name, content in files.items()]
+    note_written(out, [p.name for p in written])
+    return written

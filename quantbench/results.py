@@ -53,6 +53,8 @@ class Results:
     variants: list[Variant] = field(default_factory=list)
     recommendation: dict | None = None  # recommend.Recommendation as a dict, with the decision tree
     studies: dict = field(default_factory=dict)  # "layer_errors", "selective", "calibration_sizes"
+    # the float model's outputs that cannot tell variants apart: [{"output", "why"}] (evaluate.degenerate)
+    degenerate_outputs: list = field(default_factory=list)
 
     def variant(self, technique: str) -> Variant:
         for v in self.variants:
@@ -90,7 +92,8 @@ class Results:
             raw = json.loads(path.read_text())
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InputError(f"{path} is not JSON ({str(exc).splitlines()[0]}). {expected}. {fix}") from None
-        top = [f.name for f in dataclasses.fields(cls) if f.name not in ("recommendation", "studies")]
+        top = [f.name for f in dataclasses.fields(cls) if f.name not in ("recommendation", "studies",
+                                                                       "degenerate_outputs")]
         row_keys = [f.name for f in dataclasses.fields(Variant) if f.default is dataclasses.MISSING]
         missing = [k for k in top if k not in raw] if isinstance(raw, dict) else top
         bad_rows = not missing and not (isinstance(raw["variants"], list) and all(

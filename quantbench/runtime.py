@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, LiteRTError
 from .quiet import silenced
 
 MAX_BATCH = 256  # larger inputs run in chunks of this many samples
@@ -94,8 +94,6 @@ class LiteModel:
     """A loaded `.tflite` model: `.inputs`, `.outputs` and `.predict(x)`."""
 
     def __init__(self, model: str | os.PathLike | bytes, num_threads: int = 1, delegates: bool = True):
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
         if isinstance(model, (bytes, bytearray)):
             content, self.path = bytes(model), None
         else:
@@ -111,18 +109,12 @@ class LiteModel:
                 f"{where} is not a TFLite flatbuffer (no 'TFL3' identifier in its header). "
                 "Expected a .tflite file written by a TFLite converter. "
                 "Fix: pass a .tflite file, or convert your model first with `quantbench convert`.")
-        try:
-            with silenced():  # LiteRT logs "Created TensorFlow Lite XNNPACK delegate" on stderr
-                resolver = OpResolverType.AUTO if delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-                self._interpreter = Interpreter(model_content=content, num_threads=num_threads,
-                                                experimental_op_resolver_type=resolver)
-                self._interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            reason = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip()) or type(exc).__name__
-            err = InputError(f"LiteRT could not load {where}: {reason} "
-                             "Expected a .tflite file LiteRT can run. Fix: re-create it with another technique.")
-            err.reason = reason
-            raise err from None
+        self._interpreter = self._open(content, where, num_threads, delegates, preserve=False)
+        if not self._signature_outputs_are_outputs():
+            # A signature output that is not a subgraph output (the LiteRT Quantizer makes these when an output
+            # also feeds another op) is read the way LiteRT's signature runner reads it: by its tensor index. The
+            # arena may reuse an intermediate tensor's memory, so keep every tensor for it to be read safely.
+            self._interpreter = self._open(content, where, num_threads, delegates, preserve=True)
         self.size_bytes = len(content)
         self.num_threads = num_threads
         self.inputs, self.outputs = self._describe()
@@ -137,22 +129,49 @@ class LiteModel:
                       out.index, out if out.quantized else None) \
             if len(self.inputs) == 1 and len(self.outputs) == 1 and self.resizable else None
 
-    def _describe(self) -> tuple[list[TensorInfo], list[TensorInfo]]:
+    @staticmethod
+    def _open(content: bytes, where, num_threads: int, delegates: bool, preserve: bool):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        try:
+            with silenced():  # LiteRT logs "Created TensorFlow Lite XNNPACK delegate" on stderr
+                resolver = OpResolverType.AUTO if delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+                interpreter = Interpreter(model_content=content, num_threads=num_threads,
+                                          experimental_op_resolver_type=resolver,
+                                          experimental_preserve_all_tensors=preserve)
+                interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            reason = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip()) or type(exc).__name__
+            raise LiteRTError(f"LiteRT could not load {where}: {reason} "
+                              "Expected a .tflite file LiteRT can run. Fix: re-create it with another technique.",
+                              reason) from None
+        return interpreter
+
+    def _signature(self) -> dict | None:
+        """The model's only signature ({"inputs": name -> index, "outputs": ...}), or None."""
         it = self._interpreter
-        in_details = {d["index"]: d for d in it.get_input_details()}
-        out_details = {d["index"]: d for d in it.get_output_details()}
         signatures = it._get_full_signature_list() if hasattr(it, "_get_full_signature_list") else {}
-        if len(signatures) == 1:
-            # Order tensors by their signature names: stable and meaningful across converters.
-            sig = next(iter(signatures.values()))
-            inputs = [_tensor_info(in_details[i], n) for n, i in
-                      sorted(sig["inputs"].items(), key=lambda kv: natural_key(kv[0]))]
-            outputs = [_tensor_info(out_details[i], n) for n, i in
-                       sorted(sig["outputs"].items(), key=lambda kv: natural_key(kv[0]))]
-            if len(inputs) == len(in_details) and len(outputs) == len(out_details):
-                return inputs, outputs
-        return ([_tensor_info(d) for d in in_details.values()],
-                [_tensor_info(d) for d in out_details.values()])
+        return next(iter(signatures.values())) if len(signatures) == 1 else None
+
+    def _signature_outputs_are_outputs(self) -> bool:
+        sig = self._signature()
+        outputs = {int(i) for i in self._interpreter._interpreter.OutputIndices()}
+        return sig is None or all(int(i) in outputs for i in sig["outputs"].values())
+
+    def _describe(self) -> tuple[list[TensorInfo], list[TensorInfo]]:
+        """Inputs and outputs as LiteRT's signature runner sees them: by signature name and tensor index."""
+        it = self._interpreter
+        sig = self._signature()
+        if sig is not None:
+            # Ordered by signature name: stable and meaningful across converters. Details by tensor index, as
+            # the signature runner reads them: a signature output need not be in get_output_details().
+            details = lambda i: it._get_tensor_details(int(i), 0)  # noqa: E731
+            return ([_tensor_info(details(i), n) for n, i in sorted(sig["inputs"].items(),
+                                                                     key=lambda kv: natural_key(kv[0]))],
+                    [_tensor_info(details(i), n) for n, i in sorted(sig["outputs"].items(),
+                                                                     key=lambda kv: natural_key(kv[0]))])
+        return ([_tensor_info(d) for d in it.get_input_details()],
+                [_tensor_info(d) for d in it.get_output_details()])
 
     @property
     def resizable(self) -> bool:

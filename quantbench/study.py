@@ -7,12 +7,12 @@ import numpy as np
 
 from . import __version__, bench, data, evaluate, lq, machine, models, recommend, report
 from .conversion import as_inputs, as_source, convert
-from .errors import ConversionError, InputError, TrainingError, one_line
+from .errors import ConversionError, InputError, LiteRTError, TrainingError
 from .files import check_new_dir, staged_dir
 from .progress import Silent
 from .results import REFERENCE, Results, Variant
 from .runtime import LiteModel
-from .techniques import DEFAULT_TECHNIQUES, LQ, Technique, get, parse_list
+from .techniques import LQ, Technique, get, resolve
 
 def align(names: list[str], arrays: list[np.ndarray], wanted: list[str]) -> list[np.ndarray]:
     """Reorder arrays named `names` into the order `wanted` names them; positional when names differ."""
@@ -88,13 +88,11 @@ def _selective(source, calib, x, y, reference, goal, folder: Path, reporter):
     """int8 with the most sensitive layers kept float, the fewest that meet the budget; None if none can."""
     from . import selective
 
-    ref_acc = evaluate.accuracy(reference[0], y) if y is not None else None
-
     def budget_ok(outputs):
+        # Judged exactly as the recommendation judges: the same measurements, the same drop (worst class output).
         outs = outputs if isinstance(outputs, list) else [outputs]
-        row = {"accuracy": None if ref_acc is None else evaluate.accuracy(outs[0], y),
-               "agreement": evaluate.agreement(outs[0], reference[0])}
-        drop = recommend.drop_pp(row, {"accuracy": ref_acc})[0]
+        m = evaluate.measure({"ref": reference, "v": outs}, "ref", y, source.output_names)
+        drop = recommend.drop_pp(m["v"], m["ref"])[0]
         return drop <= goal.max_drop_pp, -drop
 
     def run(content):
@@ -165,8 +163,7 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
     source = as_source(model)
     if not isinstance(evaluation, data.Dataset):
         evaluation = data.Dataset([evaluation] if not isinstance(evaluation, list) else evaluation, None, "array")
-    techniques = [t if isinstance(t, Technique) else parse_list(t)[0]
-                  for t in (techniques if techniques is not None else DEFAULT_TECHNIQUES)]
+    techniques = resolve(techniques)
     # A float .tflite given as the model is itself the float32 row, the reference of the others.
     reference_row = "float32" if source.lite is not None else REFERENCE
     techniques = [t for t in techniques if t.name != reference_row]
@@ -211,8 +208,8 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
                 else:
                     try:
                         lite[name], feeds[name], outputs[name] = _load_and_run(item[0], source, x, threads)
-                    except Exception as exc:  # LiteRT refusing a converted model is a row, not a crash
-                        reason = getattr(exc, "reason", None) or one_line(exc)
+                    except LiteRTError as exc:  # LiteRT refusing a converted model is a row; our own bugs surface
+                        reason = exc.reason
                         engine = next(t.engine for t in techniques if t.name == name)
                         rows[name] = Variant(name, engine, "failed", error=f"{name}: LiteRT cannot run it: {reason}")
                 advance(note=name)
@@ -268,7 +265,8 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
             quantbench_version=__version__, model=source.describe(),
             data={"eval_samples": n, "labels": y is not None, "eval_from": evaluation.origin, **(data_info or {})},
             machine=machine.describe(threads), settings={**(settings or {}), **goal.__dict__},
-            variants=variants, studies=studies)
+            variants=variants, studies=studies,
+            degenerate_outputs=evaluate.degenerate(reference, source.output_names, y is not None))
         results = _recommend(results, goal, folder)
         results.save(folder / "results.json")
         with reporter.task("Writing report", 1) as advance:
@@ -301,15 +299,14 @@ def compare(model, data_path, calib_path=None, techniques=None, out=None, *, cal
     Without `calib_path`, calibration samples come from `data_path` by a seeded split, and the rest
     is evaluated; with it, all of `data_path` is evaluated.
     """
-    techniques = parse_list(techniques, list(DEFAULT_TECHNIQUES)) if not isinstance(techniques, list) \
-        else techniques
+    techniques = resolve(techniques)
     source = model if isinstance(model, models.Source) else models.load_model(model, unsafe=unsafe)
     out = Path(out) if out is not None else Path("runs") / Path(str(source.path or source.name)).stem
     check_new_dir(out, force)
     dataset = data.load_data(data_path, source, x_key, y_key, role="--data")
     if calib_path is not None:
         pool = data.load_data(calib_path, source, x_key, y_key, role="--calib")
-        size = len(pool) if calib_size is None else calib_size
+        size = min(200, len(pool)) if calib_size is None else calib_size
         if size > len(pool):
             raise InputError(f"--calib-size {size} is larger than the {len(pool)} samples in {calib_path}. "
                              f"Expected at most {len(pool)}. Fix: pass --calib-size {len(pool)} or fewer.")
@@ -334,14 +331,12 @@ def demo(out="runs/demo", epochs: int = 10, seed: int = 0, calib_size: int = 200
          reporter=None) -> Results:
     """The reference experiment: train the article's CNN on digits, then study every technique."""
     reporter = reporter or Silent()
-    techniques = parse_list(techniques, list(DEFAULT_TECHNIQUES)) if not isinstance(techniques, list) \
-        else techniques
+    techniques = resolve(techniques)
     check_new_dir(out, force)  # fail before training, not after
     split = data.digits()
     calib = data.calibration_sample(split.x_train, calib_size, seed)
-    models.seed_everything(seed)
-    model = models.reference_cnn()
-    with reporter.task("Training", epochs) as advance:
+    with models.deterministic(seed), reporter.task("Training", epochs) as advance:
+        model = models.reference_cnn()
         models.train(model, split.x_train, split.y_train, epochs,
                      on_epoch=lambda e, logs: advance(note=f"loss {logs['loss']:.4f}"))
     return run_study(
@@ -365,6 +360,10 @@ def convert_file(model, technique, output, calib_path=None, *, calib_size: int =
     from .techniques import get
 
     technique = get(technique)
+    if technique.engine == "qat":
+        raise InputError(f"{technique.name} fine-tunes the model on training data before converting, which "
+                         "`convert` does not do. Expected a technique that converts the model as it is. Fix: run "
+                         "`quantbench qat MODEL --data train.npz -o OUT.tflite`.")
     check_new_file(output, force)
     source = models.load_model(model, unsafe=unsafe)
     if source.lite is not None and technique.engine != LQ:

@@ -46,6 +46,9 @@ def get(technique: str | Technique) -> Technique:
     """Resolve a name or a Technique to the registered Technique."""
     if isinstance(technique, Technique):
         return technique
+    if not isinstance(technique, str):
+        raise InputError(f"A technique is a name or a Technique; got {technique!r}. Expected one of: "
+                         f"{', '.join(_REGISTRY)}. Fix: pass the technique's name.")
     try:
         return _REGISTRY[technique]
     except KeyError:
@@ -62,6 +65,21 @@ def parse_list(text: str | None, default: list[str] | None = None) -> list[Techn
     if text.strip() == "all":
         return [get(n) for n in names() if get(n).engine != "selective"]
     return [get(n.strip()) for n in text.split(",") if n.strip()]
+
+
+def resolve(spec, default=None) -> list[Technique]:
+    """Techniques from any spelling: None (the default set), 'a,b' or 'all', a name or Technique, or an
+    iterable of names and Techniques. Every name is checked before anything runs."""
+    if spec is None or isinstance(spec, str):
+        return parse_list(spec, list(default) if default is not None else list(DEFAULT_TECHNIQUES))
+    if isinstance(spec, Technique):
+        return [spec]
+    try:
+        items = list(spec)
+    except TypeError:
+        raise InputError(f"techniques={spec!r} is not a technique list. Expected a name, 'a,b', a Technique or "
+                         "a list of them. Fix: pass e.g. techniques=['float32', 'int8-only'].") from None
+    return [get(t) for t in items]
 
 
 register(Technique("float32", "Plain float32 conversion; the baseline every variant is compared to."))

@@ -1,6 +1,9 @@
 """Session-scoped fixtures: one tiny trained model and its variants, built once for the whole suite."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -84,3 +87,14 @@ def spiky_model(digits):
     kernel[0, :] = SPIKE * np.abs(kernel).max()
     model.get_layer("spiky").set_weights([kernel, bias])
     return model
+
+
+@pytest.fixture(scope="session")
+def demo_cli(tmp_path_factory):
+    """`quantbench demo` with its defaults, through the CLI, as a user runs it."""
+    out = tmp_path_factory.mktemp("demo") / "run"
+    proc = subprocess.run([sys.executable, "-m", "quantbench", "demo", "--out", str(out), "--json",
+                           "--max-accuracy-drop", "0.5", "--target", "cpu", "--optimize", "size"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return out, proc

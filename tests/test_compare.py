@@ -149,3 +149,10 @@ def test_cli_bad_input_is_one_line_exit_2(args, message, tmp_path, tiny_keras_pa
     assert message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     assert not (tmp_path / "o.tflite").exists()
+
+
+def test_calib_file_without_calib_size_draws_up_to_200(tiny_keras_path, digits_npz, tmp_path):
+    res = study.compare(tiny_keras_path, digits_npz[0], calib_path=digits_npz[1], techniques=("float32",),
+                        out=tmp_path / "s")
+    assert res.data["calibration"]["samples"] == 200  # not the whole 1347-sample file
+    assert [v.technique for v in res.variants] == ["keras", "float32"]

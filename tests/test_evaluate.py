@@ -65,3 +65,18 @@ def test_without_float32_there_is_no_test(outputs):
     del outs["float32"]
     m = evaluate.measure(outs, "keras", labels)
     assert m["int8-only"]["accuracy"] == 0.7 and m["int8-only"]["p_vs_float32"] is None
+
+
+def test_degenerate_reference_outputs_are_named():
+    from quantbench.evaluate import degenerate
+
+    rng = np.random.default_rng(0)
+    uniform = np.full((50, 10), 0.1, np.float32)
+    constant_top1 = np.tile(np.eye(10, dtype=np.float32)[3], (50, 1)) * 0.5 + rng.uniform(0, 0.01, (50, 10))
+    constant_top1 /= constant_top1.sum(axis=1, keepdims=True)
+    fine = rng.dirichlet(np.ones(10), 50).astype(np.float32)
+    found = degenerate([uniform, constant_top1, fine], ["u", "c", "f"])
+    assert [d["output"] for d in found] == ["u", "c"]
+    assert "is the same for all 50 evaluation samples (no variance)" in found[0]["why"]
+    assert "top-1 class on 'c' is 3 for all 50 evaluation samples" in found[1]["why"]
+    assert degenerate([fine], ["f"]) == []

@@ -147,3 +147,78 @@ def test_regression_outputs_only_apply_no_budget():
     assert rec.metric == "none" and rec.technique == "int8-only" and "no drop could be measured" in rec.summary
     metrics = {v.technique: {"accuracy": None, "agreement": None, "fidelity": v.fidelity} for v in rows}
     assert not recommend.needs_rescue(metrics, "keras", recommend.Goal())
+
+
+def test_the_worst_class_output_decides_when_the_first_is_a_class_output_too():
+    def row(name, agree_first, agree_second):
+        return Variant(name, "converter", "ok", path=f"{name}.tflite", bytes=10, latency_ms={"median": 1.0},
+                       agreement=agree_first, fidelity=[{"output": "a", "agreement": agree_first},
+                                                        {"output": "b", "agreement": agree_second}])
+    res = Results("0", {}, {}, {}, {}, [row("keras", 1.0, 1.0), row("float32", 1.0, 1.0), row("int8-only", 1.0, 0.9)])
+    rec = recommend.choose(res, 1.0, "cpu", "size")
+    assert rec.technique == "float32" and "agreement -10.00 pp" in rec.excluded[0]["why"]
+    metrics = {v.technique: {"accuracy": None, "agreement": v.agreement, "fidelity": v.fidelity} for v in res.variants}
+    assert recommend.needs_rescue(metrics, "keras", recommend.Goal())  # the rescue sees the same drop
+
+
+def test_a_degenerate_float_model_does_not_let_agreement_decide():
+    rows = [Variant(n, "converter", "ok", path=f"{n}.tflite", bytes=kb, latency_ms={"median": 1.0}, agreement=a,
+                    fidelity=[{"output": "output_0", "agreement": a}])
+            for n, kb, a in (("keras", 9, 1.0), ("float32", 5, 1.0), ("dynamic", 3, 0.98), ("int8-only", 2, 1.0))]
+    why = "the float model's top-1 class on 'output_0' is 3 for all 100 evaluation samples"
+    res = Results("0", {}, {}, {}, {}, rows, degenerate_outputs=[{"output": "output_0", "why": why}])
+    rec = recommend.choose(res, 1.0, "cpu", "size")
+    assert rec.metric == "none" and "top-1 agreement cannot measure a drop" in rec.summary and why in rec.summary
+    assert rec.technique == "int8-only"
+    assert not any("budget" in e["why"] for e in rec.excluded)
+
+
+def test_selective_search_judges_the_class_output_the_recommendation_judges(tmp_path, digits, calib):
+    """Output 0 is a regression head that int8 barely moves; output 1 is the class output it ruins."""
+    import keras
+    import numpy as np
+
+    from quantbench import models
+    from quantbench.study import run_study
+
+    models.seed_everything(4)
+    inputs = keras.Input((8, 8, 1), name="image")
+    flat = keras.layers.Flatten()(keras.layers.Rescaling(1 / 16)(inputs))
+    reg = keras.layers.Dense(1, name="reg")(flat)
+    hidden = keras.layers.Dense(32, activation="relu", name="spiky")(flat)
+    cls = keras.layers.Dense(10, activation="softmax", name="cls")(hidden)
+    model = keras.Model(inputs, [reg, cls])
+    model.compile("adam", ["mse", "sparse_categorical_crossentropy"])
+    model.fit(digits.x_train, [np.zeros(len(digits.x_train)), digits.y_train], epochs=6, verbose=0)
+    kernel, bias = model.get_layer("spiky").get_weights()
+    kernel[0, :] = 1000.0 * np.abs(kernel).max()  # pixel 0 is always 0: float unchanged, int8 ruined
+    model.get_layer("spiky").set_weights([kernel, bias])
+    res = run_study(model, digits.x_test[:200], calib, "float32,int8-fallback", tmp_path / "s",
+                    goal=recommend.Goal(max_drop_pp=2.0))
+    sel = res.studies["selective"]
+    assert sel["met"] and "spiky" in " ".join(sel["float_layers"])
+    assert res.recommendation["technique"] in ("int8-selective", "float32")
+    chosen = res.variant("int8-selective")
+    assert min(f["agreement"] for f in chosen.fidelity if f["agreement"] is not None) >= 0.98
+
+
+def test_a_study_of_a_degenerate_model_says_so_everywhere(tmp_path, digits, calib):
+    """Zero weights into a softmax: every image gets the same uniform output, as with MobileNetV2's random init."""
+    import keras
+    from rich.console import Console
+
+    from quantbench import report
+    from quantbench.study import run_study
+
+    inputs = keras.Input((8, 8, 1), name="image")
+    outputs = keras.layers.Dense(10, activation="softmax", kernel_initializer="zeros")(keras.layers.Flatten()(inputs))
+    res = run_study(keras.Model(inputs, outputs), digits.x_test[:60], calib, "float32,dynamic", tmp_path / "s")
+    assert res.degenerate_outputs and "(no variance)" in res.degenerate_outputs[0]["why"]
+    assert res.recommendation["metric"] == "none" and "cannot measure a drop" in res.recommendation["summary"]
+    saved = Results.load(tmp_path / "s" / "results.json")
+    assert saved.degenerate_outputs == res.degenerate_outputs
+    console = Console(width=200, record=True)
+    console.print(report.rich_table(saved))
+    assert "Warning: the float model's output 'output_0' is the same for all 60" in console.export_text()
+    for name in ("report.md", "report.html"):
+        assert "is the same for all 60 evaluation samples (no variance)" in (tmp_path / "s" / name).read_text()

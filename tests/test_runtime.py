@@ -102,3 +102,35 @@ def test_fast_path_equals_the_general_path(name, tiny_variants, digits):
     np.testing.assert_array_equal(m.predict(x.astype(np.float64)), m.predict([x]))
     raw = m.prepare(x)[0]
     np.testing.assert_array_equal(m.predict(raw, raw=True), m.predict({m.inputs[0].name: raw}, raw=True))
+
+
+def test_outputs_the_signature_names_but_the_subgraph_does_not_list(tmp_path):
+    """The LiteRT Quantizer, on a model whose outputs also feed another op, leaves the signature naming
+    tensors that get_output_details() does not hold: read them as the signature runner does."""
+    import keras
+
+    from quantbench import load, lq, models
+    from quantbench.conversion import convert
+
+    models.seed_everything(0)
+    inp = keras.Input((64, 1), name="audio")
+    h = keras.layers.Conv1D(4, 5, strides=2, activation="relu")(inp)
+    a = keras.layers.Dense(3, activation="sigmoid", name="a")(h)
+    b = keras.layers.Dense(3, activation="sigmoid", name="b")(h)
+    c = keras.layers.Concatenate(name="c")([a, b, keras.layers.Dense(2)(h)])
+    float_bytes = convert(keras.Model(inp, [a, b, c]), "float32").content
+    x = np.random.default_rng(0).normal(size=(16, 64, 1)).astype(np.float32)
+    reference = load(float_bytes).predict(x)
+    for technique in ("lq-int8", "lq-int16x8"):
+        content = lq.make(float_bytes, technique, x).content
+        from ai_edge_litert.interpreter import Interpreter
+
+        it = Interpreter(model_content=content)
+        named = set(it._get_full_signature_list()["serving_default"]["outputs"].values())
+        assert not named <= {d["index"] for d in it.get_output_details()}  # the case itself
+        m = load(content)
+        assert [t.name for t in m.outputs] == ["output_0", "output_1", "output_2"]
+        outs = m.predict(x)
+        assert [o.shape for o in outs] == [r.shape for r in reference]
+        for out, ref, t in zip(outs, reference, m.outputs):
+            assert np.max(np.abs(out - ref)) < 0.05, (technique, t)

@@ -15,17 +15,6 @@ VARIANT_KEYS = {"technique", "status", "error", "path", "bytes", "input_dtype", 
 
 
 @pytest.fixture(scope="session")
-def demo_cli(tmp_path_factory):
-    """`quantbench demo` with its defaults, through the CLI, as a user runs it."""
-    out = tmp_path_factory.mktemp("demo") / "run"
-    proc = subprocess.run([sys.executable, "-m", "quantbench", "demo", "--out", str(out), "--json",
-                           "--max-accuracy-drop", "0.5", "--target", "cpu", "--optimize", "size"],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    return out, proc
-
-
-@pytest.fixture(scope="session")
 def demo_results(demo_cli):
     return Results.load(demo_cli[0] / "results.json")
 

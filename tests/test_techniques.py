@@ -2,7 +2,7 @@ import pytest
 
 from quantbench import techniques
 from quantbench.errors import InputError
-from quantbench.techniques import Technique
+from quantbench.techniques import Technique, get, resolve
 
 
 def test_registry_lists_the_converter_techniques_in_order():
@@ -32,3 +32,18 @@ def test_parse_list_checks_every_name_before_running():
     assert every == [n for n in techniques.names() if n != "int8-selective"]  # the recommendation makes that one
     with pytest.raises(InputError, match="'bogus'"):
         techniques.parse_list("float16,bogus")
+
+
+@pytest.mark.parametrize("spec, expected", [
+    (("float32",), ["float32"]), (["float32", "dynamic"], ["float32", "dynamic"]), ("lq-dynamic", ["lq-dynamic"]),
+    ("float32, int8-only", ["float32", "int8-only"]), (get("float16"), ["float16"])])
+def test_resolve_takes_every_spelling(spec, expected):
+    assert [t.name for t in resolve(spec)] == expected
+
+
+@pytest.mark.parametrize("spec, message", [
+    (5, "is not a technique list"), ([5], "A technique is a name or a Technique; got 5"),
+    ("int7", "Unknown technique 'int7'")])
+def test_resolve_refuses_with_a_clear_message(spec, message):
+    with pytest.raises(InputError, match=message):
+        resolve(spec)
