@@ -21,6 +21,11 @@ OPTIMIZE = typer.Option("size", "--optimize", help="Among variants within budget
 CALIB_SIZES = typer.Option(None, "--calib-sizes", help="e.g. 1,10,100,500: int8-only accuracy against calibration "
                            "samples.")
 QUIET = typer.Option(False, "--quiet", help="No progress bars and no table.")
+WORKERS = typer.Option(None, "--workers", help="Worker processes for conversions and evaluation (0: in this "
+                       "process). Default: one per usable core for a model of 1 MB or more, 0 for smaller ones.")
+RAY = typer.Option(None, "--ray", envvar="RAY_ADDRESS", help="Run the study's tasks on this Ray cluster "
+                   "(host:port; also RAY_ADDRESS). Needs `pip install 'quantbench[ray]'`.")
+TIME_BUDGET = typer.Option(None, "--time-budget", help="Seconds the timing phase may take (default: bench's).")
 AS_JSON = typer.Option(False, "--json", help="Print results.json on stdout.")
 
 
@@ -75,7 +80,10 @@ def demo(
     target: str = TARGET,
     optimize: str = OPTIMIZE,
     calib_sizes: Optional[str] = CALIB_SIZES,
-    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+    workers: Optional[int] = WORKERS,
+    ray: Optional[str] = RAY,
+    time_budget: Optional[float] = TIME_BUDGET,
+    force: bool = typer.Option(False, "--force", help="Replace --out if it is a study quantbench wrote."),
     quiet: bool = QUIET,
     as_json: bool = AS_JSON,
 ):
@@ -90,7 +98,7 @@ def demo(
     results = run_demo(out=out, epochs=epochs, seed=seed, calib_size=calib_size, force=force,
                        techniques=techniques, threads=threads, batch=batch, qat_epochs=qat_epochs,
                        goal=Goal(max_drop, target, optimize), calib_sizes=_sizes(calib_sizes),
-                       reporter=reporter(quiet or as_json))
+                       workers=workers, ray=ray, time_budget=time_budget, reporter=reporter(quiet or as_json))
     _show(results, as_json, quiet)
     if not (quiet or as_json):
         print(f"Wrote {out}/ (report.html, report.md, results.json, model.keras, one .tflite per technique)",
@@ -135,7 +143,10 @@ def compare(
     target: str = TARGET,
     optimize: str = OPTIMIZE,
     calib_sizes: Optional[str] = CALIB_SIZES,
-    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+    workers: Optional[int] = WORKERS,
+    ray: Optional[str] = RAY,
+    time_budget: Optional[float] = TIME_BUDGET,
+    force: bool = typer.Option(False, "--force", help="Replace --out if it is a study quantbench wrote."),
     quiet: bool = QUIET,
     as_json: bool = AS_JSON,
 ):
@@ -150,7 +161,8 @@ def compare(
     results = run_compare(model, data, calib, techniques, out, calib_size=calib_size, seed=seed, x_key=x_key,
                           y_key=y_key, unsafe=unsafe, force=force, threads=threads, batch=batch,
                           qat_epochs=qat_epochs, goal=Goal(max_drop, target, optimize),
-                          calib_sizes=_sizes(calib_sizes), reporter=reporter(quiet or as_json))
+                          calib_sizes=_sizes(calib_sizes), workers=workers, ray=ray, time_budget=time_budget,
+                          reporter=reporter(quiet or as_json))
     _show(results, as_json, quiet)
 
 

@@ -28,8 +28,8 @@ def _representative(calib: list[np.ndarray], names: list[str]):
 
 
 def as_inputs(calib) -> list[np.ndarray]:
-    if hasattr(calib, "x"):  # a data.Dataset
-        return list(calib.x)
+    if hasattr(calib, "arrays"):  # a data.Dataset
+        return calib.arrays()
     if isinstance(calib, (list, tuple)):
         return [np.asarray(a) for a in calib]
     return [np.asarray(calib)]

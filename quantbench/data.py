@@ -39,8 +39,11 @@ def npz_bytes(**arrays) -> bytes:
 
 def calibration_sample(x, size: int, seed: int):
     """Up to `size` samples drawn without replacement, seeded; `x` is an array or a list of arrays."""
-    arrays = list(x) if isinstance(x, (list, tuple)) else [x]
-    n = len(arrays[0])
+    if isinstance(x, Dataset):
+        n = len(x)
+    else:
+        arrays = list(x) if isinstance(x, (list, tuple)) else [x]
+        n = len(arrays[0])
     if size < 1:
         raise InputError(f"--calib-size is {size}. Expected a positive number of calibration samples. "
                          "Fix: pass --calib-size 200 (the default) or another count ≥ 1.")
@@ -48,6 +51,8 @@ def calibration_sample(x, size: int, seed: int):
         raise InputError(f"--calib-size {size} is larger than the {n} samples available for calibration. "
                          f"Expected at most {n}. Fix: pass --calib-size {n} or fewer, or give more data.")
     idx = np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+    if isinstance(x, Dataset):
+        return x.rows(idx)
     picked = [a[idx] for a in arrays]
     return picked if isinstance(x, (list, tuple)) else picked[0]
 
@@ -58,19 +63,101 @@ DATA_KINDS = ".npz with an array 'x' (and optional 'y'), .npy with inputs only, 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
+class LazyNpy:
+    """An `.npy` file read through a memory map: rows are read when asked for, so files larger than memory
+    stream. Pickles as its path (each process maps the file itself)."""
+
+    def __init__(self, path, shape: tuple, dtype):
+        self.path, self.shape, self.dtype = str(path), tuple(shape), np.dtype(dtype)
+        self._map = None
+
+    ndim = property(lambda self: len(self.shape))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, idx) -> np.ndarray:
+        if self._map is None:
+            self._map = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        return np.asarray(self._map[idx])
+
+    def __getstate__(self):
+        return {"path": self.path, "shape": self.shape, "dtype": self.dtype, "_map": None}
+
+
+class ImageFolderArray:
+    """A folder of class sub-folders of images as an array of shape (N, h, w, c): images are decoded (and
+    resized) when their rows are asked for, a chunk at a time."""
+
+    def __init__(self, files: list, shape: tuple):
+        self.files, self.shape, self.dtype = list(files), tuple(shape), np.dtype(np.float32)
+
+    ndim = property(lambda self: len(self.shape))
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, idx) -> np.ndarray:
+        from PIL import Image
+
+        picked = self.files[idx] if isinstance(idx, slice) else [self.files[i] for i in np.atleast_1d(idx)]
+        h, w, c = self.shape[1:]
+        images = []
+        for f in picked:
+            try:
+                with Image.open(f) as im:
+                    images.append(np.asarray(im.convert("L" if c == 1 else "RGB").resize((w, h)),
+                                             dtype=np.float32).reshape(h, w, c))
+            except (OSError, ValueError, SyntaxError) as exc:  # Pillow's errors for a broken image
+                raise InputError(f"Image {f} cannot be read ({str(exc).splitlines()[0] if str(exc) else exc}). "
+                                 "Expected an image file. Fix: remove or replace it.") from None
+        return np.stack(images) if images else np.empty((0, h, w, c), np.float32)
+
+
 @dataclass(frozen=True)
 class Dataset:
-    """Inputs (one array per model input) and optional labels (sparse class indices)."""
+    """Inputs (one array per model input) and optional labels (sparse class indices).
+
+    `x` holds arrays or array-likes read lazily (`LazyNpy`, `ImageFolderArray`); `index` selects rows (a
+    split) without reading them. Read with `chunk` or `rows`, which return float32 arrays where the model
+    takes floats; `arrays()` reads everything, for the small sets (calibration, training) that need it.
+    """
 
     x: list
     y: np.ndarray | None
     origin: str
+    index: np.ndarray | None = None
+    cast: tuple | None = None  # per input: the dtype rows are returned in (None: as stored)
 
     def __len__(self) -> int:
-        return len(self.x[0])
+        return len(self.index) if self.index is not None else len(self.x[0])
+
+    def rows(self, idx) -> list[np.ndarray]:
+        real = self.index[idx] if self.index is not None else idx
+        cast = self.cast or (None,) * len(self.x)
+        return [np.asarray(a[real]) if c is None else np.asarray(a[real]).astype(c, copy=False)
+                for a, c in zip(self.x, cast)]
+
+    def chunk(self, start: int, stop: int) -> list[np.ndarray]:
+        return self.rows(slice(start, stop))
+
+    def arrays(self) -> list[np.ndarray]:
+        return self.rows(slice(None))
+
+    def labels(self, start: int = 0, stop: int | None = None):
+        if self.y is None:
+            return None
+        return self.y[self.index[start:stop]] if self.index is not None else self.y[start:stop]
 
     def take(self, idx) -> "Dataset":
-        return Dataset([a[idx] for a in self.x], None if self.y is None else self.y[idx], self.origin)
+        idx = np.asarray(idx)
+        index = self.index[idx] if self.index is not None else idx
+        return Dataset(self.x, self.y, self.origin, index, self.cast)
+
+    @property
+    def streamed(self) -> bool:
+        """True when rows are read from disk as needed, not held in memory."""
+        return any(isinstance(a, (LazyNpy, ImageFolderArray)) for a in self.x)
 
 
 def _load_array(archive, key: str, where: str) -> np.ndarray:
@@ -134,8 +221,6 @@ def _load_npz(path, input_names, x_key, y_key):
 
 
 def _load_image_folder(path, input_shape):
-    from PIL import Image
-
     classes = sorted(p for p in path.iterdir() if p.is_dir())
     files = [(f, i) for i, c in enumerate(classes) for f in sorted(c.iterdir())
              if f.suffix.lower() in IMAGE_SUFFIXES]
@@ -145,17 +230,32 @@ def _load_image_folder(path, input_shape):
     if len(input_shape) != 4 or input_shape[1] < 1 or input_shape[2] < 1 or input_shape[3] not in (1, 3):
         raise InputError(f"Image folder {path} needs a model input of shape (N, height, width, 1 or 3); the model's "
                          f"input is {tuple(input_shape)}. Fix: pass the data as .npz instead.")
-    h, w, c = input_shape[1:]
-    mode = "L" if c == 1 else "RGB"
-    images = []
-    for f, _ in files:
-        try:
-            with Image.open(f) as im:
-                images.append(np.asarray(im.convert(mode).resize((w, h)), dtype=np.float32).reshape(h, w, c))
-        except OSError as exc:
-            raise InputError(f"Image {f} cannot be read ({exc}). Expected an image file. Fix: remove or replace it.") \
-                from None
-    return [np.stack(images)], np.array([i for _, i in files], dtype=np.int64)
+    images = ImageFolderArray([f for f, _ in files], (len(files), *input_shape[1:]))
+    return [images], np.array([i for _, i in files], dtype=np.int64)
+
+
+def _open_npy(path) -> LazyNpy:
+    """An .npy file, memory-mapped: checked now, read later."""
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        if "object" in str(exc) or "allow_pickle" in str(exc):
+            raise InputError(
+                f"{path} holds an object (pickled) array, which quantbench never unpickles. Expected a numeric "
+                "array. Fix: save it with a numeric dtype, e.g. np.save(f, x.astype('float32')).") from None
+        raise InputError(f"{path} is not a readable NumPy file ({str(exc).splitlines()[0]}). Expected {DATA_KINDS}. "
+                         "Fix: write it with np.savez or np.save.") from None
+    except (OSError, EOFError) as exc:
+        raise InputError(f"{path} is not a readable NumPy file ({str(exc).splitlines()[0]}). "
+                         f"Expected {DATA_KINDS}. Fix: write it with np.savez or np.save.") from None
+    if not isinstance(arr, np.ndarray):
+        raise InputError(f"{path} is an .npz archive, not an .npy array. Expected {DATA_KINDS}. "
+                         "Fix: rename it to .npz.")
+    if arr.dtype == object:
+        raise InputError(f"{path} has dtype object. Expected a numeric array. Fix: x.astype('float32').")
+    lazy = LazyNpy(path, arr.shape, arr.dtype)
+    del arr
+    return lazy
 
 
 def load_data(path, source=None, x_key: str = "x", y_key: str = "y", role: str = "--data") -> Dataset:
@@ -180,10 +280,7 @@ def load_data(path, source=None, x_key: str = "x", y_key: str = "y", role: str =
     elif path.suffix.lower() == ".npz":
         x, y = _load_npz(path, names, x_key, y_key)
     elif path.suffix.lower() == ".npy":
-        arr = _open_numpy(path)
-        if arr.dtype == object:
-            raise InputError(f"{path} has dtype object. Expected a numeric array. Fix: x.astype('float32').")
-        x, y = [arr], None
+        x, y = [_open_npy(path)], None
     else:
         raise InputError(f"{path} ({role}) is not a data file quantbench reads (suffix {path.suffix or 'none'!r}). "
                          f"Expected {DATA_KINDS}. Fix: save your arrays with np.savez(f, x=..., y=...).")
@@ -197,11 +294,11 @@ def validate(data: Dataset, source, role: str = "--data") -> Dataset:
     if len(data.x) != len(source.input_names):
         raise InputError(f"{where} has {len(data.x)} input array(s) but the model has {len(source.input_names)} "
                          f"inputs {source.input_names}. Fix: save one array per input as x_<input name>.")
-    xs = []
+    cast = []
     for a, name, shape, dtype in zip(data.x, source.input_names, source.input_shapes, source.input_dtypes):
         want = "(N, " + ", ".join("any" if d == -1 else str(d) for d in shape[1:]) + ")"
         if a.ndim != len(shape) or any(d not in (-1, g) for d, g in zip(shape[1:], a.shape[1:])):
-            raise InputError(f"Input {name!r} in {where} has shape {a.shape}, but the model expects {want}. "
+            raise InputError(f"Input {name!r} in {where} has shape {tuple(a.shape)}, but the model expects {want}. "
                              f"Fix: reshape the array to {want}.")
         if len(a) == 0:
             raise InputError(f"Input {name!r} in {where} has 0 samples. Expected at least one. Fix: pass a "
@@ -213,19 +310,32 @@ def validate(data: Dataset, source, role: str = "--data") -> Dataset:
             raise InputError(f"Input {name!r} in {where} holds integers ({a.dtype}) but the model expects {dtype}. "
                              "Integer images usually need the model's preprocessing (for example x / 255). "
                              f"Fix: apply it and save x.astype('{dtype}').")
-        if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
-            bad = int(np.sum(~np.isfinite(a)))
-            raise InputError(f"Input {name!r} in {where} contains {bad} NaN or Inf value(s). Expected finite "
-                             "numbers. Fix: clean or drop those samples.")
-        xs.append(a.astype(np.float32) if dtype.startswith("float") else a)
-    counts = {len(a) for a in xs}
+        _check_finite(a, name, where)
+        cast.append(np.float32 if dtype.startswith("float") else None)
+    counts = {len(a) for a in data.x}
     if len(counts) > 1:
         raise InputError(f"Inputs in {where} have different sample counts {sorted(counts)}. Expected one count. "
                          "Fix: align the arrays.")
     y = data.y
     if y is not None:
-        y = _labels(y, len(xs[0]), source, where)
-    return Dataset(xs, y, data.origin)
+        y = _labels(y, len(data.x[0]), source, where)
+    return Dataset(list(data.x), y, data.origin, data.index, tuple(cast))
+
+
+CHECK_ROWS = 64  # rows read at a time when a whole input is checked: the peak stays flat for any file size
+
+
+def _check_finite(a, name: str, where: str) -> None:
+    """Every value finite, read a chunk at a time (a streamed file or folder is read once, never held)."""
+    if not np.issubdtype(a.dtype, np.floating) and not isinstance(a, ImageFolderArray):
+        return
+    bad = 0
+    for start in range(0, len(a), CHECK_ROWS):
+        part = a[start:start + CHECK_ROWS]
+        bad += int(np.sum(~np.isfinite(part))) if np.issubdtype(part.dtype, np.floating) else 0
+    if bad:
+        raise InputError(f"Input {name!r} in {where} contains {bad} NaN or Inf value(s). Expected finite "
+                         "numbers. Fix: clean or drop those samples.")
 
 
 def _labels(y: np.ndarray, n: int, source, where: str) -> np.ndarray:

@@ -15,9 +15,12 @@ class InputError(QuantbenchError, ValueError):
 class LiteRTError(InputError):
     """LiteRT refused a model (at load or at invoke); `reason` is LiteRT's own words, in one line."""
 
-    def __init__(self, message: str, reason: str):
+    def __init__(self, message: str, reason: str = ""):
         super().__init__(message)
         self.reason = reason
+
+    def __reduce__(self):  # crosses process boundaries (workers) with its reason
+        return type(self), (str(self), self.reason)
 
 
 class ConversionError(QuantbenchError):

@@ -44,35 +44,152 @@ def _finite(value: float) -> float | None:
     return None if np.isinf(value) else round(float(value), 3)
 
 
-def fidelity(outputs: list, reference: list, names: list[str], classes: set[int]) -> list[dict]:
-    """Per output: top-1 agreement (class outputs), SQNR in dB (None when identical), max absolute error."""
-    return [{
-        "output": name,
-        "agreement": agreement(out, ref) if i in classes else None,
-        "sqnr_db": _finite(stats.sqnr_db(ref, out)),
-        "max_abs_err": float(np.max(np.abs(np.asarray(out, np.float64) - ref))) if np.size(ref) else 0.0,
-    } for i, (name, out, ref) in enumerate(zip(names, outputs, reference))]
+def _db(signal: float, noise: float) -> float | None:
+    if noise == 0.0:
+        return None  # identical outputs: infinite SQNR
+    return _finite(-np.inf if signal == 0.0 else 10 * np.log10(signal / noise))
+
+
+class Stream:
+    """One variant's outputs against the float model's, a chunk at a time: what the metrics need and no more.
+
+    Kept per output: top-1 classes (outputs shaped (N, classes)), signal and noise power for SQNR, the largest
+    absolute error; for the first output, KL sums and top-5 hits. Memory is a few numbers per sample, whatever
+    the evaluation set's size; streams of consecutive shards `merge` in order.
+    """
+
+    def __init__(self):
+        self.n = 0
+        self.top1: list = []       # per output: list of int arrays (None for non-class-shaped outputs)
+        self.signal: np.ndarray | None = None
+        self.noise: np.ndarray | None = None
+        self.max_err: np.ndarray | None = None
+        self.kl_sum = 0.0
+        self.top5: list = []       # chunks of bool: label among the first output's 5 best
+        # the float model's own properties, read only on the reference's stream
+        self.distribution: list | None = None   # per output: every row so far is a probability row
+        self.first_row: list | None = None
+        self.max_dev: np.ndarray | None = None
+        self.max_abs: np.ndarray | None = None
+
+    def update(self, outputs: list, reference: list, labels=None) -> "Stream":
+        outs = [np.asarray(o) for o in outputs]
+        refs = [np.asarray(r) for r in reference]
+        k = len(refs)
+        if self.signal is None:
+            self.top1 = [[] if is_classifier(r.shape) else None for r in refs]
+            self.signal, self.noise, self.max_err = np.zeros(k), np.zeros(k), np.zeros(k)
+            self.distribution = [is_classifier(r.shape) for r in refs]
+            self.first_row = [r[:1].reshape(1, -1).astype(np.float64) for r in refs]
+            self.max_dev, self.max_abs = np.zeros(k), np.zeros(k)
+        for i, (o, r) in enumerate(zip(outs, refs)):
+            o64 = o.reshape(len(o), -1).astype(np.float64)
+            r64 = r.reshape(len(r), -1).astype(np.float64)
+            diff = r64 - o64
+            self.signal[i] += float(np.sum(r64 * r64))
+            self.noise[i] += float(np.sum(diff * diff))
+            if diff.size:
+                self.max_err[i] = max(self.max_err[i], float(np.max(np.abs(diff))))
+                self.max_dev[i] = max(self.max_dev[i], float(np.max(np.abs(r64 - self.first_row[i]))))
+                self.max_abs[i] = max(self.max_abs[i], float(np.max(np.abs(r64))))
+            if self.top1[i] is not None:
+                self.top1[i].append(top1(o))
+                self.distribution[i] = self.distribution[i] and stats.is_distribution(r)
+        if is_classifier(refs[0].shape):
+            self.kl_sum += stats.mean_kl(refs[0], outs[0]) * len(outs[0]) if len(outs[0]) else 0.0
+            if labels is not None:
+                best = np.argsort(-outs[0], axis=1)[:, :5]
+                self.top5.append(np.any(best == np.asarray(labels)[:, None], axis=1))
+        self.n += len(outs[0])
+        return self
+
+    def merge(self, later: "Stream") -> "Stream":
+        """This stream followed by `later` (the next shard)."""
+        if later.signal is None:
+            return self
+        if self.signal is None:
+            return later
+        for i in range(len(self.signal)):
+            if self.top1[i] is not None:
+                self.top1[i] += later.top1[i]
+                self.distribution[i] = self.distribution[i] and later.distribution[i]
+            later_dev = later.max_dev[i] if np.array_equal(later.first_row[i], self.first_row[i]) else np.inf
+            self.max_dev[i] = max(self.max_dev[i], later_dev)
+        self.signal += later.signal
+        self.noise += later.noise
+        self.max_err = np.maximum(self.max_err, later.max_err)
+        self.max_abs = np.maximum(self.max_abs, later.max_abs)
+        self.kl_sum += later.kl_sum
+        self.top5 += later.top5
+        self.n += later.n
+        return self
+
+    def classes(self, i: int) -> np.ndarray:
+        return np.concatenate(self.top1[i]) if self.top1[i] else np.empty(0, np.int64)
+
+
+def degenerate_from(ref: Stream, names: list[str], labelled: bool = False) -> list[dict]:
+    """The float model's outputs that cannot tell variants apart: no variance over the samples, or (class
+    outputs) the same top-1 class for every sample, which makes top-1 agreement 100 % for any variant."""
+    if ref.n < 2:
+        return []
+    found = []
+    classes = _classes(ref, labelled)
+    for i, name in enumerate(names):
+        if ref.max_dev[i] <= 1e-6 * max(ref.max_abs[i], 1e-30):
+            found.append({"output": name, "why": f"the float model's output {name!r} is the same for all "
+                          f"{ref.n} evaluation samples (no variance), so fidelity figures cannot tell variants "
+                          "apart"})
+        elif i in classes and len(np.unique(ref.classes(i))) == 1:
+            found.append({"output": name, "why": f"the float model's top-1 class on {name!r} is "
+                          f"{int(ref.classes(i)[0])} for all {ref.n} evaluation samples, so top-1 agreement is "
+                          "100 % for any variant and means nothing"})
+    return found
 
 
 def degenerate(reference: list, names: list[str], labelled: bool = False) -> list[dict]:
-    """The float model's outputs that cannot tell variants apart: no variance over the samples, or (class
-    outputs) the same top-1 class for every sample, which makes top-1 agreement 100 % for any variant."""
-    found = []
-    classes = class_outputs(reference, labelled)
-    for i, (name, ref) in enumerate(zip(names, reference)):
-        ref = np.asarray(ref)
-        if len(ref) < 2:
-            continue
-        flat = ref.reshape(len(ref), -1).astype(np.float64)
-        if not np.any(np.abs(flat - flat[:1]) > 1e-6 * max(float(np.max(np.abs(flat))), 1e-30)):
-            found.append({"output": name, "why": f"the float model's output {name!r} is the same for all "
-                          f"{len(ref)} evaluation samples (no variance), so fidelity figures cannot tell variants "
-                          "apart"})
-        elif i in classes and len(np.unique(top1(ref))) == 1:
-            found.append({"output": name, "why": f"the float model's top-1 class on {name!r} is "
-                          f"{int(top1(ref)[0])} for all {len(ref)} evaluation samples, so top-1 agreement is "
-                          "100 % for any variant and means nothing"})
-    return found
+    """`degenerate_from` for outputs held in memory."""
+    return degenerate_from(Stream().update(reference, reference), names, labelled)
+
+
+def _classes(ref: Stream, labelled: bool) -> set[int]:
+    found = {i for i, d in enumerate(ref.distribution or []) if d}
+    return found | ({0} if labelled and ref.top1 and ref.top1[0] is not None else set())
+
+
+def finish(streams: dict[str, Stream], reference: str, labels=None, names: list[str] | None = None) -> dict:
+    """The metrics of every variant from its stream; see `measure` for the fields."""
+    ref = streams[reference]
+    k = len(ref.signal)
+    names = names or [f"output_{i}" for i in range(k)]
+    labelled = labels is not None and ref.top1[0] is not None
+    classes = _classes(ref, labelled)
+    probs = 0 in classes and bool(ref.distribution[0])
+    labels = np.asarray(labels) if labelled else None
+    ref_top1 = {i: ref.classes(i) for i in classes}
+    correct = {} if labels is None else {name: s.classes(0) == labels for name, s in streams.items()}
+    base = correct.get(BASELINE)
+    n = len(labels) if labels is not None else 0
+    result = {}
+    for name, s in streams.items():
+        agree = {i: float(np.mean(s.classes(i) == ref_top1[i])) for i in classes}
+        row = {"accuracy": None, "accuracy_ci": None, "drop_ci_pp": None, "accuracy_delta_pp": None,
+               "p_vs_float32": None, "top5": None, "agreement": agree.get(0),
+               "sqnr_db": _db(float(np.sum(s.signal)), float(np.sum(s.noise))),
+               "kl": s.kl_sum / s.n if probs and name != reference and s.n else None,
+               "fidelity": [{"output": names[i], "agreement": agree.get(i), "sqnr_db": _db(s.signal[i], s.noise[i]),
+                             "max_abs_err": float(s.max_err[i])} for i in range(k)]}
+        if labels is not None:
+            hits = int(correct[name].sum())
+            row.update(accuracy=hits / n, accuracy_ci=stats.wilson(hits, n),
+                       drop_ci_pp=stats.paired_drop_ci(correct[reference], correct[name]))
+            if ref.top1[0] is not None and len(ref.first_row[0][0]) > 5 and s.top5:
+                row["top5"] = float(np.mean(np.concatenate(s.top5)))
+            if base is not None:
+                row.update(accuracy_delta_pp=round((hits - int(base.sum())) / n * 100, 6),
+                           p_vs_float32=stats.mcnemar_exact(correct[name], base))
+        result[name] = row
+    return result
 
 
 def measure(outputs: dict, reference: str, labels=None, names: list[str] | None = None) -> dict[str, dict]:
@@ -91,33 +208,7 @@ def measure(outputs: dict, reference: str, labels=None, names: list[str] | None 
         reference's exactly (infinite SQNR); agreement and kl are None where the first output is not
         read as classes.
     """
-    outputs = {k: v if isinstance(v, (list, tuple)) else [v] for k, v in outputs.items()}
+    outputs = {k: list(v) if isinstance(v, (list, tuple)) else [v] for k, v in outputs.items()}
     ref = outputs[reference]
-    names = names or [f"output_{i}" for i in range(len(ref))]
-    labelled = labels is not None and is_classifier(ref[0].shape)
-    classes = class_outputs(ref, labelled)
-    flat = lambda outs: np.concatenate([np.asarray(a, np.float64).reshape(len(a), -1) for a in outs], axis=1)  # noqa: E731
-    ref_flat, probs = flat(ref), 0 in classes and stats.is_distribution(ref[0])
-    labels = np.asarray(labels) if labelled else None
-    correct = {} if labels is None else {name: top1(out[0]) == labels for name, out in outputs.items()}
-    base = correct.get(BASELINE)
-    result = {}
-    n = len(labels) if labels is not None else 0
-    for name, out in outputs.items():
-        row = {"accuracy": None, "accuracy_ci": None, "drop_ci_pp": None, "accuracy_delta_pp": None,
-               "p_vs_float32": None,
-               "top5": None, "agreement": agreement(out[0], ref[0]) if 0 in classes else None,
-               "sqnr_db": _finite(stats.sqnr_db(ref_flat, flat(out))),
-               "kl": stats.mean_kl(ref[0], out[0]) if probs and name != reference else None,
-               "fidelity": fidelity(out, ref, names, classes)}
-        if labels is not None:
-            k = int(correct[name].sum())
-            row.update(accuracy=k / n, accuracy_ci=stats.wilson(k, n),
-                       drop_ci_pp=stats.paired_drop_ci(correct[reference], correct[name]))
-            if ref[0].shape[-1] > 5:
-                row["top5"] = top_k(out[0], labels, 5)
-            if base is not None:
-                row.update(accuracy_delta_pp=round((k - int(base.sum())) / n * 100, 6),
-                           p_vs_float32=stats.mcnemar_exact(correct[name], base))
-        result[name] = row
-    return result
+    streams = {name: Stream().update(out, ref, labels) for name, out in outputs.items()}
+    return finish(streams, reference, labels, names)

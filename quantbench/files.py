@@ -132,6 +132,7 @@ def staged_dir(out: str | Path, force: bool):
         with _signals_held():
             check_new_dir(out, force)  # again: someone may have put work there while the study ran
             _mark(tmp)
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; a study folder gets the usual mode
             _replace_dir(tmp, out)
     finally:
         with _signals_held():
@@ -155,6 +156,12 @@ def _replace_dir(new: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def check_new_file(path: str | Path, force: bool, option: str = "-o") -> Path:
     """Refuse to write over a folder, ever, or over an existing file without `force`."""
     path = Path(path)
@@ -176,9 +183,7 @@ def write_file(path: str | Path, content: bytes, force: bool = False) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(content)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a written file gets the usual permissions
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a written file gets the usual permissions
         with _signals_held():
             check_new_file(path, force)
             os.replace(tmp, path)

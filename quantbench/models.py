@@ -80,12 +80,14 @@ class Source:
             self.input_dtypes = [t.dtype for t in lite.inputs]
             self.output_names = [t.name for t in lite.outputs]
             self.output_shapes = [t.shape for t in lite.outputs]
+            self.output_dtypes = [t.dtype for t in lite.outputs]
         elif keras_model is not None:
             self.input_names = [t.name for t in keras_model.inputs]
             self.input_shapes = [tuple(-1 if d is None else int(d) for d in t.shape) for t in keras_model.inputs]
             self.input_dtypes = [str(t.dtype).replace("<dtype: '", "").rstrip("'>") for t in keras_model.inputs]
             self.output_names = [f"output_{i}" for i in range(len(keras_model.outputs))]
             self.output_shapes = [tuple(-1 if d is None else int(d) for d in t.shape) for t in keras_model.outputs]
+            self.output_dtypes = [str(t.dtype).replace("<dtype: '", "").rstrip("'>") for t in keras_model.outputs]
         else:
             specs = signature.structured_input_signature[1]
             self.input_names = sorted(specs, key=natural_key)
@@ -94,6 +96,7 @@ class Source:
             outs = signature.structured_outputs
             self.output_names = sorted(outs, key=natural_key)
             self.output_shapes = [tuple(-1 if d is None else int(d) for d in outs[n].shape) for n in self.output_names]
+            self.output_dtypes = [outs[n].dtype.name for n in self.output_names]
 
     def lite_bytes(self) -> bytes:
         """The file's bytes, for a `.tflite` source."""

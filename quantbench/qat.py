@@ -305,7 +305,7 @@ def qat_file(model_path, data_path, out, *, epochs: int = 3, val=None, batch_siz
         raise InputError(f"{model_path} is a {source.kind}; QAT fine-tunes a Keras model. Expected a .keras or "
                          ".h5 file. Fix: pass the Keras model the file was made from.")
     train = data.load_data(data_path, source, role="--data")
-    unpack = lambda d: d.x if len(d.x) > 1 else d.x[0]  # noqa: E731
+    unpack = lambda d: d.arrays() if len(d.x) > 1 else d.arrays()[0]  # noqa: E731
     validation = None
     if val is not None:
         v = data.load_data(val, source, role="--val")

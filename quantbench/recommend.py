@@ -3,37 +3,42 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from typing import Callable
+
 from .errors import InputError
 from .results import Results, Variant
+from .techniques import Technique, get, names
 
 TARGETS = ("cpu", "gpu", "int-only")
 OPTIMIZE = ("size", "latency")
-INTEGER_VARIANTS = ("int8-fallback", "int8-only", "uint8-only", "lq-int8", "qat-int8", "int8-selective")
 
 
 @dataclass(frozen=True)
 class Branch:
-    """One branch of the decision tree: a deployment target, what can serve it, and why."""
+    """One branch of the decision tree: a deployment target, what can serve it (a test of the technique's
+    fields, not a list of names), and why."""
 
     target: str
     question: str
-    allowed: tuple[str, ...] | None  # technique names that can serve the target; None: every one
+    accepts: Callable[[Technique], bool]
     prefer: tuple[str, ...]          # tried first when measurements tie
     why: str
     float_ops_allowed: bool = True
 
+    def allows(self, technique) -> bool:
+        return self.accepts(get(technique))
+
 
 DECISION_TREE = (
     Branch("int-only", "Must it run on integer-only hardware (microcontroller, Edge TPU, NPU)?",
-           ("int8-only", "uint8-only", "lq-int8", "qat-int8"), ("int8-only", "qat-int8"),
+           lambda t: t.integer_only, ("int8-only", "qat-int8"),
            "integer-only accelerators execute no float op, so only full-integer variants with integer "
            "input and output can run there", float_ops_allowed=False),
     Branch("gpu", "Will it run on a mobile GPU delegate?",
-           ("float32", "float16", "int8-fallback", "weight-only-int8", "weight-only-int4", "int8-selective"),
-           ("float16",),
+           lambda t: t.io_dtype is None and t.compute in ("float", "int8"), ("float16",),
            "GPU delegates compute in float (float16 natively): float16 weights halve the file at no accuracy "
            "cost, and hybrid dynamic-range kernels do not run there"),
-    Branch("cpu", "Otherwise: a CPU (phone, edge box, server).", None, ("dynamic", "int8-fallback"),
+    Branch("cpu", "Otherwise: a CPU (phone, edge box, server).", lambda t: True, ("dynamic", "int8-fallback"),
            "every technique runs on CPU; which is smallest or fastest is a matter of measurement, not rule"),
 )
 
@@ -75,7 +80,7 @@ def plan(techniques, target: str) -> tuple[list, dict[str, str]]:
     kept, skipped = [], {}
     for t in techniques:
         name = getattr(t, "name", t)
-        if b.allowed is None or name in b.allowed:
+        if b.allows(t):
             kept.append(t)
         else:
             skipped[name] = f"cannot serve --target {target}: {b.why}"
@@ -164,7 +169,7 @@ def choose(results: Results, max_drop_pp: float = 1.0, target: str = "cpu", opti
         if not v.ok:
             excluded.append({"technique": v.technique, "why": f"{v.status}: {v.error}"})
             continue
-        if b.allowed is not None and v.technique not in b.allowed:
+        if not b.allows(v.technique):
             excluded.append({"technique": v.technique, "why": f"cannot serve --target {target}"})
             continue
         if not b.float_ops_allowed:
@@ -216,14 +221,14 @@ def needs_rescue(metrics: dict, reference: str, goal: Goal) -> bool:
     quantization should be tried. `metrics` maps technique -> measured fields (evaluate.measure)."""
     if not branch(goal.target).float_ops_allowed:
         return False
-    get = lambda o, k: o.get(k)  # noqa: E731
-    measured = [n for n in metrics if n in INTEGER_VARIANTS and
-                (metrics[n].get("accuracy") is not None or _agreement(metrics[n], get) is not None)]
+    read = lambda o, k: o.get(k)  # noqa: E731
+    measured = [n for n in metrics if n in names() and get(n).compute == "int8" and
+                (metrics[n].get("accuracy") is not None or _agreement(metrics[n], read) is not None)]
     return bool(measured) and all(drop_pp(metrics[n], metrics[reference])[0] > goal.max_drop_pp for n in measured)
 
 
 def tree_rows() -> list[dict]:
     """The decision tree, for the report."""
     return [{"target": b.target, "question": b.question,
-             "techniques": "all" if b.allowed is None else ", ".join(b.allowed), "why": b.why}
+             "techniques": ", ".join(n for n in names() if b.allows(n)), "why": b.why}
             for b in DECISION_TREE]

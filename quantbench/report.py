@@ -13,11 +13,11 @@ from pathlib import Path
 from .errors import InputError
 from .files import check_new_file, note_written, write_file
 from .results import BASELINE, REFERENCE, Results, Variant
+from .techniques import get, names
 
 ALPHA = 0.05
 NO_CHANGE = "no significant change"
 # variants whose arithmetic is int8: the ones a CPU without int8 dot-product instructions may not speed up
-INT8_COMPUTE = ("int8-fallback", "int8-only", "uint8-only", "qat-int8", "lq-int8", "int8-selective")
 
 
 # ---- cells -------------------------------------------------------------------------------------
@@ -217,7 +217,7 @@ def reading(results: Results) -> list[str]:
         if same:
             parts.append(f"No clear difference (95 % intervals overlap): {_names([v.technique for v in same])}.")
         out.append(" ".join(parts))
-        int8 = [v for v in timed if v.technique in INT8_COMPUTE]
+        int8 = [v for v in timed if v.technique in names() and get(v.technique).compute == "int8"]
         if int8 and not any(v in faster for v in int8):
             flags = ", ".join(s.upper() for s in m.get("simd", [])) or "unknown SIMD"
             if m.get("int8_dot") is False:

@@ -290,6 +290,16 @@ class LiteModel:
         return f"LiteModel({self.path or 'bytes'}, {self.size_bytes} bytes, inputs: {ins}, outputs: {outs})"
 
 
+def tensor_bytes(content: bytes) -> int:
+    """Bytes of every tensor of a `.tflite` at its stored shapes (batch 1 for most models): an upper bound of
+    what one sample costs an interpreter, weights included."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    with silenced():
+        it = Interpreter(model_content=bytes(content))
+    return sum(int(np.prod(d["shape"])) * np.dtype(d["dtype"]).itemsize for d in it.get_tensor_details())
+
+
 def load(model: str | os.PathLike | bytes, num_threads: int = 1) -> LiteModel:
     """Load a `.tflite` file (or its bytes) for inference."""
     return LiteModel(model, num_threads=num_threads)

@@ -61,7 +61,7 @@ class _Calibrated:
         converter = source.converter()  # a .tflite source is refused here, with the fix
         if calib is None:
             apply(converter, get(TECHNIQUE), None)  # raises the "needs calibration samples" InputError
-        arrays = validate(Dataset(as_inputs(calib), None, "calibration inputs"), source, "calib").x
+        arrays = validate(Dataset(as_inputs(calib), None, "calibration inputs"), source, "calib").arrays()
         apply(converter, get(TECHNIQUE), arrays, source.input_names)
         self._arrays, self._order, self.passes = arrays, list(range(len(arrays))), 0
         try:

@@ -1,146 +1,66 @@
-"""The study: convert a model with every technique, evaluate and time each variant, write the results."""
+"""The study: a plan of tasks (convert, evaluate in shards, side studies, timing) run by an executor, then
+the decision and the report. Memory is bounded by design: data and outputs live in `.npy` files that every
+process reads a chunk at a time, and an interpreter lives only as long as its task."""
 from __future__ import annotations
 
+import dataclasses
+import shutil
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__, bench, data, evaluate, lq, machine, models, recommend, report
-from .conversion import as_inputs, as_source, convert
-from .errors import ConversionError, InputError, LiteRTError, TrainingError
+from . import __version__, data, evaluate, executor, machine, models, recommend, report, tasks
+from .conversion import as_inputs, as_source
+from .errors import InputError
+from .executor import Died, Task
 from .files import check_new_dir, staged_dir
 from .progress import Silent
 from .results import REFERENCE, Results, Variant
-from .runtime import LiteModel
-from .techniques import LQ, Technique, get, resolve
+from .techniques import LQ, get, resolve
 
-def align(names: list[str], arrays: list[np.ndarray], wanted: list[str]) -> list[np.ndarray]:
-    """Reorder arrays named `names` into the order `wanted` names them; positional when names differ."""
-    if len(arrays) == 1 or sorted(names) != sorted(wanted):
-        return list(arrays)
-    by_name = dict(zip(names, arrays))
-    return [by_name[n] for n in wanted]
+SHARD = 512  # evaluation samples per task: shards of one variant run in parallel on several workers
 
 
-def _make(source, technique: Technique, calib, float_cache: dict, qat_args: dict | None = None):
-    """One variant by the technique's engine; the LiteRT Quantizer starts from the float32 `.tflite`, and
-    qat-int8 fine-tunes first (on `train`, else distils on the calibration inputs)."""
-    if technique.engine == "qat":
-        from .qat import qat
+def _spill(folder: Path, stem: str, arrays: list, chunk: int = 256) -> None:
+    """Write arrays (or a Dataset's rows) to `stem_i.npy`, a chunk at a time: every process maps them."""
+    from numpy.lib.format import open_memmap
 
-        x, y = qat_args["train"] or (calib, None)
-        return qat(source.keras, x, y, epochs=qat_args["epochs"], calib=calib, seed=qat_args["seed"])
-    if technique.engine != LQ:
-        return convert(source, technique, calib)
-    if "bytes" not in float_cache:
-        float_cache["bytes"] = source.lite_bytes() if source.lite is not None else \
-            convert(source, "float32").content
-    if calib is not None and technique.calibrate:
-        calib = calib if len(calib) == 1 else dict(zip(source.input_names, calib))
-    return lq.make(float_cache["bytes"], technique, calib if technique.calibrate else None)
-
-
-def _skip_reason(source, t: Technique, qat_args: dict) -> str | None:
-    if source.lite is not None and t.engine != LQ:
-        return "needs the TensorFlow model (.keras, .h5 or SavedModel); only a .tflite was given"
-    if t.engine == "qat" and qat_args["epochs"] < 1:
-        return f"{t.name} fine-tunes the model: pass --qat-epochs N (N ≥ 1)"
-    if t.engine == "qat" and source.keras is None:
-        return f"{t.name} fine-tunes a Keras model; a {source.kind} cannot be trained"
-    return None
+    if isinstance(arrays, data.Dataset):
+        n, first = len(arrays), arrays.chunk(0, 1)
+        maps = [open_memmap(folder / f"{stem}_{i}.npy", mode="w+", dtype=a.dtype, shape=(n, *a.shape[1:]))
+                for i, a in enumerate(first)]
+        for start in range(0, n, chunk):
+            for m, a in zip(maps, arrays.chunk(start, start + chunk)):
+                m[start:start + len(a)] = a
+        for m in maps:
+            m.flush()
+        return
+    for i, a in enumerate(arrays):
+        np.save(folder / f"{stem}_{i}.npy", np.asarray(a))
 
 
-def _convert_all(source, techniques: list[Technique], calib, folder: Path, reporter, qat_args: dict) -> dict:
-    """Each technique on its own: a refusal becomes a failed row and the others go on."""
-    done, float_cache = {}, {}
-    with reporter.task("Converting", len(techniques)) as advance:
-        for t in techniques:
-            reason = _skip_reason(source, t, qat_args)
-            if reason:
-                done[t.name] = Variant(t.name, t.engine, "skipped", error=reason)
-                advance(note=t.name)
-                continue
-            try:
-                conv = _make(source, t, calib, float_cache, qat_args)
-            except (ConversionError, TrainingError) as exc:
-                done[t.name] = Variant(t.name, t.engine, "failed", error=str(exc))
-            else:
-                path = folder / f"{t.name}.tflite"
-                path.write_bytes(conv.content)
-                done[t.name] = (path, conv.seconds)
-            advance(note=t.name)
-    return done
-
-
-def _load_and_run(path: Path, source, x: list[np.ndarray], threads: int):
-    """The variant loaded and its outputs on `x`, in the source's output order."""
-    m = LiteModel(path, num_threads=threads)
-    feed = align(source.input_names, x, [t.name for t in m.inputs])
-    outs = m.predict(feed)
-    outs = outs if isinstance(outs, list) else [outs]
-    return m, feed, align([t.name for t in m.outputs], outs, source.output_names)
-
-
-MAX_FLOAT_LAYERS = 10  # the greedy search stops here: past it, int8 is not what is being shipped any more
-
-
-def _selective(source, calib, x, y, reference, goal, folder: Path, reporter):
-    """int8 with the most sensitive layers kept float, the fewest that meet the budget; None if none can."""
-    from . import selective
-
-    def budget_ok(outputs):
-        # Judged exactly as the recommendation judges: the same measurements, the same drop (worst class output).
-        outs = outputs if isinstance(outputs, list) else [outputs]
-        m = evaluate.measure({"ref": reference, "v": outs}, "ref", y, source.output_names)
-        drop = recommend.drop_pp(m["v"], m["ref"])[0]
-        return drop <= goal.max_drop_pp, -drop
-
-    def run(content):
-        return _load_and_run(content, source, x, 1)[2]
-
-    with reporter.task("Selective int8", 1) as advance:
-        try:
-            found = selective.selective(source, calib, run, budget_ok, max_float_layers=MAX_FLOAT_LAYERS,
-                                        on_step=lambda step: advance(0, note=(
-                f"{len(step.float_layers)} float layer(s)")))
-        except ConversionError as exc:
-            return None, {"error": str(exc)}
-        advance()
-    study = {"met": found.met, "float_layers": list(found.float_layers), "conversions": found.conversions,
-             "seconds": round(found.seconds, 2),
-             "steps": [{"float_layers": list(st.float_layers), "bytes": st.bytes, "drop_pp": round(-st.score, 4),
-                        "ok": st.ok} for st in found.steps]}
-    if not found.met:
-        return None, study
-    path = folder / "int8-selective.tflite"
-    path.write_bytes(found.content)
-    return (path, found.seconds), study
-
-
-def _calibration_sizes(source, pool, sizes, x, y, reference, seed, reporter) -> dict:
-    """int8-only accuracy (or agreement) against the number of calibration samples."""
-    rows = []
-    with reporter.task("Calibration sizes", len(sizes)) as advance:
-        for size in sizes:
-            calib = data.calibration_sample(pool, size, seed)
-            try:
-                content = convert(source, "int8-only", calib).content
-            except ConversionError as exc:
-                rows.append({"samples": size, "error": str(exc)})
-            else:
-                outs = _load_and_run(content, source, x, 1)[2]
-                m = evaluate.measure({"ref": reference, "v": outs}, "ref", y)["v"]
-                rows.append({"samples": size, "accuracy": m["accuracy"], "accuracy_ci": m["accuracy_ci"],
-                             "agreement": m["agreement"], "bytes": len(content)})
-            advance(note=f"{size} samples")
-    return {"technique": "int8-only", "rows": rows}
+def _model_file(source, folder: Path, work: Path, save_keras: bool) -> tuple[str, str | None, int | None]:
+    """A file every process can load the model from, and the reference row's path and bytes for the table."""
+    if save_keras:
+        source.keras.save(folder / "model.keras")
+        return str(folder / "model.keras"), "model.keras", (folder / "model.keras").stat().st_size
+    if source.path is not None:
+        return str(source.path), str(source.path), source.size_bytes
+    legacy = type(source.keras).__module__.startswith("tf_keras")
+    path = work / ("model.h5" if legacy else "model.keras")
+    try:
+        source.keras.save(path)
+    except Exception:  # a model Keras cannot save (custom objects): only this process can run its tasks
+        return "", None, None
+    return str(path), None, None
 
 
 def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, force: bool = False,
               data_info: dict | None = None, settings: dict | None = None, threads: int = 1,
               batch: int = 32, save_keras: bool = False, artifacts: dict[str, bytes] | None = None,
               qat_epochs: int = 0, train=None, seed: int = 0, goal=None, calib_sizes=None, calib_pool=None,
-              reporter=None) -> Results:
+              workers: int | None = None, ray: str | None = None, time_budget: float | None = None,
+              unsafe: bool = False, reporter=None) -> Results:
     """Convert, evaluate and time `model` with each technique; write everything into `out`.
 
     Args:
@@ -148,8 +68,8 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
         evaluation: a `data.Dataset` (or an input array) to evaluate on; labels optional.
         calib: calibration inputs (array, list of arrays or Dataset), kept apart from `evaluation`.
         techniques: names or Techniques; None means the default set (both engines).
-        out: the study folder; refused if it exists and is not empty, unless `force`.
-        threads, batch: LiteRT threads, and the batch size throughput is measured at.
+        out: the study folder; refused if it exists and is not empty, unless `force` (see `files`).
+        threads, batch: LiteRT threads for timing, and the largest batch throughput is measured at.
         save_keras: write the Keras model into the folder as `model.keras` (the demo does).
         artifacts: more files to write into the folder, by name.
         qat_epochs: when > 0, adds the row qat-int8: fine-tuned on `train` = (x, y), else on `calib`
@@ -158,6 +78,10 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
             the target are skipped before converting; `recommended.tflite` is the choice.
         calib_sizes: sample counts for a study of int8-only accuracy against calibration size, drawn from
             `calib_pool` (default: `calib`).
+        workers: worker processes for conversions and evaluation (0: this process; None: one per usable core
+            for a model of 1 MB or more, this process for smaller ones).
+        ray: a Ray cluster's address: the same plan runs there.
+        time_budget: seconds the timing phase may take (see `bench.measure`).
     """
     reporter = reporter or Silent()
     source = as_source(model)
@@ -175,104 +99,212 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
     goal = goal or recommend.Goal()
     order = [t.name for t in techniques]
     techniques, skipped = recommend.plan(techniques, goal.target)
-    x, y = evaluation.x, evaluation.y
     calib = None if calib is None else as_inputs(calib)
-    pool = calib if calib_pool is None else as_inputs(calib_pool)
+    pool = calib if calib_pool is None else (calib_pool if isinstance(calib_pool, data.Dataset)
+                                              else as_inputs(calib_pool))
+    pool_size = None if pool is None else (len(pool) if isinstance(pool, data.Dataset) else len(pool[0]))
     if calib_sizes and pool is None:
         raise InputError("--calib-sizes needs calibration samples to draw from, and none were given. "
                          "Fix: pass --calib FILE, or drop --calib-sizes.")
     for size in calib_sizes or []:
-        if not 1 <= size <= len(pool[0]):
-            raise InputError(f"--calib-sizes asks for {size} samples; the calibration pool has {len(pool[0])}. "
-                             f"Expected sizes from 1 to {len(pool[0])}. Fix: pass smaller sizes, or more data.")
-    with staged_dir(out, force) as folder:
-        if save_keras:
-            source.keras.save(folder / "model.keras")
-            ref_path, ref_bytes = "model.keras", (folder / "model.keras").stat().st_size
-        else:
-            ref_path, ref_bytes = str(source.path) if source.path else None, \
-                source.size_bytes if source.path else None
+        if not 1 <= size <= pool_size:
+            raise InputError(f"--calib-sizes asks for {size} samples; the calibration pool has {pool_size}. "
+                             f"Expected sizes from 1 to {pool_size}. Fix: pass smaller sizes, or more data.")
+    run = executor.make(_default_workers(source) if workers is None and not ray else workers, ray)
+    with staged_dir(out, force) as folder, run:
+        work = folder / ".work"
+        work.mkdir()
+        model_path, ref_path, ref_bytes = _model_file(source, folder, work, save_keras)
+        if not model_path and not isinstance(run, executor.InProcess):
+            run.close()
+            run = executor.InProcess()  # the model exists only in this process
         for name, content in (artifacts or {}).items():
             (folder / name).write_bytes(content)
-        converted = _convert_all(source, techniques, calib, folder, reporter,
-                                 {"epochs": qat_epochs, "train": train, "seed": seed})
-
-        rows: dict[str, Variant] = {}
-        lite, feeds, outputs = {}, {}, {}
-        with reporter.task("Evaluating", len(techniques) + 1) as advance:
-            reference = source.predict(x)
-            advance(note=reference_row)
-            for name, item in converted.items():
-                if isinstance(item, Variant):
-                    rows[name] = item
-                else:
-                    try:
-                        lite[name], feeds[name], outputs[name] = _load_and_run(item[0], source, x, threads)
-                    except LiteRTError as exc:  # LiteRT refusing a converted model is a row; our own bugs surface
-                        reason = exc.reason
-                        engine = next(t.engine for t in techniques if t.name == name)
-                        rows[name] = Variant(name, engine, "failed", error=f"{name}: LiteRT cannot run it: {reason}")
-                advance(note=name)
-
+        _spill(work, "eval", evaluation)
+        if calib is not None:
+            _spill(work, "calib", calib)
+        if calib_sizes:
+            _spill(work, "pool", pool)
+        if qat_epochs > 0 and train is not None:
+            _spill(work, "train", as_inputs(train[0]))
+            np.save(work / "train_y.npy", np.asarray(train[1]))
         n = len(evaluation)
-        outputs[reference_row] = reference
-        metrics = evaluate.measure(outputs, reference_row, y, source.output_names)
-        studies = {}
-        if source.lite is None and calib is not None and any(
-                t.name in ("int8-fallback", "int8-only", "uint8-only") and t.name in lite for t in techniques):
-            from . import selective
+        y = evaluation.labels()
+        job = tasks.Job(model_path or "<in memory>", unsafe, str(folder), str(work),
+                        n, len(source.input_names), tuple(source.input_names), tuple(source.output_names),
+                        chunk=_chunk(source, evaluation), labels=y, has_calib=calib is not None,
+                        has_pool=bool(calib_sizes),
+                        qat={"epochs": qat_epochs, "train": qat_epochs > 0 and train is not None, "seed": seed})
+        tasks.remember(job, source)
 
-            studies["layer_errors"] = {"techniques": ["int8-fallback", "int8-only", "uint8-only"], "rows": []}
-            with reporter.task("Per-layer int8 error", 1) as advance:
-                try:
-                    rows_ = selective.layer_errors(source, calib, top=10)
-                except ConversionError as exc:  # the study goes on; the report says why the table is missing
-                    studies["layer_errors"]["error"] = str(exc)
-                else:  # a zero-scale tensor has no finite error: JSON holds null for it, not NaN
-                    studies["layer_errors"]["rows"] = [
-                        {k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in r.items()}
-                        for r in rows_]
-                advance()
-        if source.lite is None and calib is not None and recommend.needs_rescue(metrics, reference_row, goal):
-            found, studies["selective"] = _selective(source, calib, x, y, reference, goal, folder, reporter)
-            if found:
-                techniques.append(get("int8-selective"))
-                converted["int8-selective"] = found
-                lite["int8-selective"], feeds["int8-selective"], outputs["int8-selective"] = \
-                    _load_and_run(found[0], source, x, threads)
-                metrics = evaluate.measure(outputs, reference_row, y, source.output_names)
-        if calib_sizes and source.lite is None:
-            studies["calibration_sizes"] = _calibration_sizes(source, pool, calib_sizes, x, y, reference, seed,
-                                                              reporter)
-        timing = bench.measure(source, lite, feeds, x, batch=batch, reporter=reporter, reference=reference_row)
+        rows, streams, converted = _convert_and_evaluate(run, job, techniques, reference_row, reporter)
+        metrics = evaluate.finish(streams, reference_row, y, list(source.output_names))
+        studies = _side_studies(run, job, techniques, converted, metrics, reference_row, goal, calib_sizes, seed,
+                                source, reporter)
+        if "int8-selective" in converted:
+            techniques.append(get("int8-selective"))
+            more_rows, more, _ = _convert_and_evaluate(run, job, [], reference_row, reporter,
+                                                       evaluate_only={"int8-selective": converted["int8-selective"]})
+            rows.update(more_rows)
+            streams.update({k: v for k, v in more.items() if k != reference_row})
+            metrics = evaluate.finish(streams, reference_row, y, list(source.output_names))
+        ok = [name for name in converted if name not in rows]
+        throughput_batch = _throughput_batch(job, ok, batch)
+        with reporter.task("Timing (alone)", 1) as advance:
+            timed = run.run([Task("timing", tasks.timing, (job, ok, reference_row, threads, throughput_batch,
+                                                           time_budget), exclusive=True)])["timing"]
+            advance()
+        if isinstance(timed, Died):
+            raise InputError(f"The timing task did not finish: {timed.reason}. Fix: run again with fewer "
+                             "techniques or more memory.")
+        timing = timed["timing"]
+        shutil.rmtree(work)
 
         def measured(name, engine, path, size, seconds, ins, outs):
             return Variant(technique=name, engine=engine, status="ok", path=path, bytes=size, input_dtype=ins,
                            output_dtype=outs, convert_s=seconds, **metrics[name], **timing[name])
 
         variants = [measured(reference_row, "input" if source.lite is not None else source.kind, ref_path,
-                             ref_bytes, None, ",".join(source.input_dtypes),
-                             ",".join(str(r.dtype) for r in reference))]
+                             ref_bytes, None, ",".join(source.input_dtypes), ",".join(source.output_dtypes))]
+        from .runtime import LiteModel
+
         for t in sorted(techniques, key=lambda t: order.index(t.name) if t.name in order else len(order)):
             if t.name in rows:
                 variants.append(rows[t.name])
                 continue
-            m, (path, seconds) = lite[t.name], converted[t.name]
-            variants.append(measured(t.name, t.engine, path.name, path.stat().st_size, round(seconds, 4),
-                                     ",".join(i.dtype for i in m.inputs), ",".join(o.dtype for o in m.outputs)))
+            info = converted[t.name]
+            m = LiteModel(folder / info["path"])
+            variants.append(measured(t.name, t.engine, info["path"], (folder / info["path"]).stat().st_size,
+                                     info["seconds"], ",".join(i.dtype for i in m.inputs),
+                                     ",".join(o.dtype for o in m.outputs)))
+            del m
         variants += [Variant(name, get(name).engine, "skipped", error=why) for name, why in skipped.items()]
         results = Results(
             quantbench_version=__version__, model=source.describe(),
-            data={"eval_samples": n, "labels": y is not None, "eval_from": evaluation.origin, **(data_info or {})},
-            machine=machine.describe(threads), settings={**(settings or {}), **goal.__dict__},
+            data={"eval_samples": n, "labels": y is not None, "eval_from": evaluation.origin,
+                  "streamed": evaluation.streamed, **(data_info or {})},
+            machine=machine.describe(threads),
+            settings={**(settings or {}), **goal.__dict__, "workers": getattr(run, "n", 0),
+                      "executor": type(run).__name__, "chunk": job.chunk, "throughput_batch": throughput_batch},
             variants=variants, studies=studies,
-            degenerate_outputs=evaluate.degenerate(reference, source.output_names, y is not None))
+            degenerate_outputs=evaluate.degenerate_from(streams[reference_row], list(source.output_names),
+                                                        y is not None))
         results = _recommend(results, goal, folder)
         results.save(folder / "results.json")
         with reporter.task("Writing report", 1) as advance:
             report.write(Results.load(folder / "results.json"), folder, force=True)  # from the JSON alone
             advance(note="report.html")
     return results
+
+
+WORKERS_FROM_BYTES = 2 ** 20  # a model this big pays for a worker's start (TensorFlow's import, the model's load)
+
+
+def _default_workers(source) -> int:
+    """One worker per usable core for a model of 1 MB or more; this process for smaller ones."""
+    size = source.size_bytes if source.path is not None else sum(
+        int(np.prod(w.shape)) * 4 for w in getattr(source.keras, "weights", []))
+    return executor.usable_cores() if size >= WORKERS_FROM_BYTES else 0
+
+
+def _chunk(source, evaluation) -> int:
+    """Samples per predict call: a float32 conversion's tensors bound what one sample costs an interpreter."""
+    if source.lite is not None:
+        return tasks.chunk_rows(source.lite_bytes())
+    per_sample = sum(int(np.prod([d for d in s[1:] if d > 0] or [1])) * 4
+                     for s in [*source.input_shapes, *source.output_shapes])
+    # activations are unknown before converting: bound by the inputs and outputs, times a margin of 16
+    return int(max(1, min(32, tasks.MEMORY_BOUND // max(16 * per_sample, 1))))
+
+
+def _throughput_batch(job, names: list[str], batch: int) -> int:
+    """The largest batch up to `batch` at which every variant's tensors stay within the memory bound."""
+    smallest = min((tasks.chunk_rows(job.path(f"{n}.tflite").read_bytes()) for n in names), default=batch)
+    return int(max(1, min(batch, smallest)))
+
+
+def _convert_and_evaluate(run, job, techniques, reference_row, reporter, evaluate_only=None):
+    """Conversions and the float model's outputs, then every variant's evaluation in shards, as one plan.
+
+    Returns the failed or skipped rows, the metric streams (merged over shards) and the converted files.
+    """
+    plan, converted = [], dict(evaluate_only or {})
+    if evaluate_only is None:
+        plan.append(Task("reference", tasks.reference, (job,)))
+        has_float = any(t.name == "float32" for t in techniques)
+        for t in techniques:
+            from . import engines
+
+            needs = ("convert:float32",) if engines.of(t).needs_float_tflite and has_float else ()
+            plan.append(Task(f"convert:{t.name}", tasks.convert, (job, t), needs=needs, leaky=t.engine != LQ))
+    shards = [(a, min(a + SHARD, job.n)) for a in range(0, job.n, SHARD)]
+    names = list(converted) or [t.name for t in techniques]
+    for name in names:
+        needs = () if evaluate_only else ("reference", f"convert:{name}")
+        plan += [Task(f"evaluate:{name}:{a}", tasks.evaluate_shard, (job, name, a, b), needs=needs)
+                 for a, b in shards]
+    rows, streams = {}, {}
+    with reporter.task("Converting, evaluating" if evaluate_only is None else "Evaluating", len(plan)) as advance:
+        results = run.run(plan, on_done=lambda task, result: advance(note=task.key))
+    for key, result in results.items():
+        kind, _, rest = key.partition(":")
+        name = rest.split(":")[0]
+        if kind == "reference":
+            streams[reference_row] = result
+        elif kind == "convert":
+            if isinstance(result, Died):
+                rows[name] = Variant(name, get(name).engine, "failed", error=result.reason)
+            elif result["status"] != "ok":
+                rows[name] = Variant(name, get(name).engine, result["status"], error=result["error"])
+            else:
+                converted[name] = result
+    if isinstance(streams.get(reference_row), Died) or (evaluate_only is None and reference_row not in streams):
+        reason = streams[reference_row].reason if reference_row in streams else "not run"
+        raise InputError(f"The float model could not be run on the evaluation data: {reason}. Fix: check the "
+                         "model and data, or free memory.")
+    for name in names:
+        if name in rows:
+            continue
+        parts = [results[f"evaluate:{name}:{a}"] for a, _ in shards]
+        bad = next((p for p in parts if not isinstance(p, evaluate.Stream)), None)
+        if bad is not None:
+            error = bad.reason if isinstance(bad, Died) else bad["error"]
+            rows[name] = Variant(name, get(name).engine, "failed", error=error)
+            continue
+        stream = parts[0]
+        for p in parts[1:]:
+            stream = stream.merge(p)
+        streams[name] = stream
+    return rows, streams, converted
+
+
+def _side_studies(run, job, techniques, converted, metrics, reference_row, goal, calib_sizes, seed, source,
+                  reporter) -> dict:
+    """Per-layer int8 error, calibration sizes and (when no integer variant met the budget) the selective
+    search, as one plan."""
+    plan = []
+    names = {t.name for t in techniques}
+    if source.lite is None and job.has_calib and names & {"int8-fallback", "int8-only", "uint8-only"} & set(converted):
+        plan.append(Task("layer_errors", tasks.layer_errors, (job,), leaky=True))
+    if source.lite is None and job.has_calib and recommend.needs_rescue(metrics, reference_row, goal):
+        plan.append(Task("selective", tasks.selective_search, (job, goal.max_drop_pp), leaky=True))
+    if calib_sizes and source.lite is None:
+        plan.append(Task("calibration_sizes", tasks.calibration_sizes, (job, list(calib_sizes), seed), leaky=True))
+    if not plan:
+        return {}
+    with reporter.task("Side studies", len(plan)) as advance:
+        results = run.run(plan, on_done=lambda task, result: advance(note=task.key))
+    studies = {}
+    for key, result in results.items():
+        if isinstance(result, Died):
+            studies[key] = {"error": result.reason, "rows": []}
+        elif key == "selective":
+            studies["selective"] = result["study"]
+            if "path" in result:
+                converted["int8-selective"] = {"status": "ok", "path": result["path"], "seconds": result["seconds"]}
+        else:
+            studies[key] = result
+    return studies
 
 
 def _recommend(results: Results, goal, folder: Path) -> Results:
@@ -293,6 +325,7 @@ def _recommend(results: Results, goal, folder: Path) -> Results:
 def compare(model, data_path, calib_path=None, techniques=None, out=None, *, calib_size: int | None = None,
             seed: int = 0, x_key: str = "x", y_key: str = "y", unsafe: bool = False, force: bool = False,
             threads: int = 1, batch: int = 32, qat_epochs: int = 0, goal=None, calib_sizes=None,
+            workers: int | None = None, ray: str | None = None, time_budget: float | None = None,
             reporter=None) -> Results:
     """Study a user's model file on a user's data file: every technique, one table.
 
@@ -310,24 +343,25 @@ def compare(model, data_path, calib_path=None, techniques=None, out=None, *, cal
         if size > len(pool):
             raise InputError(f"--calib-size {size} is larger than the {len(pool)} samples in {calib_path}. "
                              f"Expected at most {len(pool)}. Fix: pass --calib-size {len(pool)} or fewer.")
-        calib = data.calibration_sample(pool.x, min(size, len(pool)), seed)
+        calib = data.calibration_sample(pool, min(size, len(pool)), seed)
         info = {"calibration": {"samples": int(len(calib[0])), "from": str(calib_path), "seed": seed}}
         evaluation, train = dataset, pool
     else:
         train, evaluation, info = data.split_for_calibration(dataset, calib_size, seed)
-        calib = train.x
+        calib = train.arrays()
     # QAT learns from the calibration samples, never the evaluation ones: on their labels, else by distillation.
     return run_study(source, evaluation, calib, techniques, out, force=force, threads=threads, batch=batch,
                      reporter=reporter, qat_epochs=qat_epochs, seed=seed, goal=goal, calib_sizes=calib_sizes,
-                     calib_pool=train.x,
-                     train=(train.x if len(train.x) > 1 else train.x[0], train.y) if train.y is not None else None,
+                     calib_pool=train, unsafe=unsafe, workers=workers, ray=ray, time_budget=time_budget,
+                     train=(train.arrays(), train.y) if train.y is not None and qat_epochs > 0 else None,
                      data_info={"name": Path(str(data_path)).name, **info},
                      settings={"seed": seed, "calib_size": calib_size, "threads": threads, "batch": batch,
-                               "qat_epochs": qat_epochs})
+                               "qat_epochs": qat_epochs, "time_budget": time_budget})
 
 
 def demo(out="runs/demo", epochs: int = 10, seed: int = 0, calib_size: int = 200, force: bool = False,
          techniques=None, threads: int = 1, batch: int = 32, qat_epochs: int = 0, goal=None, calib_sizes=None,
+         workers: int | None = None, ray: str | None = None, time_budget: float | None = None,
          reporter=None) -> Results:
     """The reference experiment: train the article's CNN on digits, then study every technique."""
     reporter = reporter or Silent()
@@ -342,15 +376,15 @@ def demo(out="runs/demo", epochs: int = 10, seed: int = 0, calib_size: int = 200
     return run_study(
         model, data.Dataset([split.x_test], split.y_test, "sklearn digits test split"), calib, techniques, out,
         force=force, threads=threads, batch=batch, reporter=reporter, save_keras=True,
-        qat_epochs=qat_epochs, train=(split.x_train, split.y_train), seed=seed, goal=goal,
-        calib_sizes=calib_sizes, calib_pool=split.x_train,
+        qat_epochs=qat_epochs, train=([split.x_train], split.y_train), seed=seed, goal=goal,
+        calib_sizes=calib_sizes, calib_pool=split.x_train, workers=workers, ray=ray, time_budget=time_budget,
         # the data beside the model, so `quantbench compare` can be tried on it
         artifacts={"digits-train.npz": data.npz_bytes(x=split.x_train, y=split.y_train),
                    "digits-test.npz": data.npz_bytes(x=split.x_test, y=split.y_test)},
         data_info={"name": "sklearn digits", "train": len(split.x_train),
                    "calibration": {"samples": calib_size, "from": "train split", "seed": seed}},
         settings={"epochs": epochs, "seed": seed, "calib_size": calib_size, "threads": threads, "batch": batch,
-                  "qat_epochs": qat_epochs})
+                  "qat_epochs": qat_epochs, "time_budget": time_budget})
 
 
 def convert_file(model, technique, output, calib_path=None, *, calib_size: int = 200, seed: int = 0,
@@ -374,7 +408,15 @@ def convert_file(model, technique, output, calib_path=None, *, calib_size: int =
             raise InputError(f"Technique {technique.name!r} needs calibration data. Expected --calib FILE with a few "
                              "hundred representative inputs (.npz or .npy). Fix: pass --calib train.npz.")
         pool = data.load_data(calib_path, source, x_key, role="--calib")
-        calib = data.calibration_sample(pool.x, min(calib_size, len(pool)), seed)
-    conv = _make(source, technique, calib, {})
+        calib = data.calibration_sample(pool, min(calib_size, len(pool)), seed)
+    from . import engines
+
+    engine = engines.of(technique)
+    given = engines.Inputs(calib=calib)
+    reason = engine.skip(source, technique, given)
+    if reason:
+        raise InputError(f"{technique.name} cannot be made from {model}: {reason}. Fix: pick another technique "
+                         "(see `quantbench techniques`).")
+    conv = engine.make(source, technique, given)
     write_file(output, conv.content, force=force)
     return conv

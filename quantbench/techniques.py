@@ -23,6 +23,7 @@ class Technique:
     types: tuple[str, ...] = ()     # converter.target_spec.supported_types
     io_dtype: str | None = None     # inference_input_type / inference_output_type
     integer_only: bool = False      # runs on integer-only hardware
+    compute: str = "float"          # what its kernels compute in: float, hybrid (int weights, float math), int8, int16
     recipe: tuple[tuple[str, object], ...] = ()  # LiteRT Quantizer: (("mode", "static"), (arg, value), ...)
 
 
@@ -85,23 +86,25 @@ def resolve(spec, default=None) -> list[Technique]:
 register(Technique("float32", "Plain float32 conversion; the baseline every variant is compared to."))
 register(Technique(
     "dynamic", "Dynamic-range: int8 weights, activations quantized on the fly; float I/O.",
-    optimize=True))
+    optimize=True, compute="hybrid"))
 register(Technique(
     "int8-fallback", "Full-integer int8 from calibration, float ops where no int8 kernel exists; float I/O.",
-    optimize=True, calibrate=True))
+    optimize=True, calibrate=True, compute="int8"))
 register(Technique(
     "int8-only", "Integer-only int8, int8 input and output; fails if any op lacks an int8 kernel.",
-    optimize=True, calibrate=True, ops=("TFLITE_BUILTINS_INT8",), io_dtype="int8", integer_only=True))
+    optimize=True, calibrate=True, ops=("TFLITE_BUILTINS_INT8",), io_dtype="int8", integer_only=True,
+    compute="int8"))
 register(Technique(
     "uint8-only", "Integer-only int8 with uint8 input and output, for pipelines that feed raw bytes.",
-    optimize=True, calibrate=True, ops=("TFLITE_BUILTINS_INT8",), io_dtype="uint8", integer_only=True))
+    optimize=True, calibrate=True, ops=("TFLITE_BUILTINS_INT8",), io_dtype="uint8", integer_only=True,
+    compute="int8"))
 register(Technique(
     "float16", "float16 weights, dequantized to float32 at load on CPU; half the size.",
     optimize=True, types=("float16",)))
 register(Technique(
     "int16x8", "int16 activations with int8 weights: more accurate than int8, slower kernels.",
     optimize=True, calibrate=True,
-    ops=("EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8",)))
+    ops=("EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8",), compute="int16"))
 
 CONVERTER_TECHNIQUES = tuple(names())
 
@@ -120,23 +123,23 @@ register(Technique(
 register(Technique(
     "dynamic-int4",
     "int4 weights, activations quantized on the fly for integer compute: small and fast, more accuracy risk.",
-    engine=LQ, recipe=(("mode", "dynamic"), ("num_bits", 4), ("granularity", "CHANNELWISE"))))
+    engine=LQ, compute="hybrid", recipe=(("mode", "dynamic"), ("num_bits", 4), ("granularity", "CHANNELWISE"))))
 register(Technique(
     "lq-int8",
     "Static int8 weights and activations from calibration, int8 I/O: integer kernels, coarser activations.",
-    engine=LQ, calibrate=True,
+    engine=LQ, calibrate=True, compute="int8", io_dtype="int8", integer_only=True,
     recipe=(("mode", "static"), ("activation_num_bits", 8), ("weight_num_bits", 8),
             ("weight_granularity", "CHANNELWISE"))))
 register(Technique(
     "lq-int16x8",
     "int8 weights, int16 activations and I/O from calibration: closer to float than int8, slower kernels.",
-    engine=LQ, calibrate=True,
+    engine=LQ, calibrate=True, compute="int16", io_dtype="int16",
     recipe=(("mode", "static"), ("activation_num_bits", 16), ("weight_num_bits", 8),
             ("weight_granularity", "CHANNELWISE"))))
 register(Technique(
     "lq-dynamic",
     "Dynamic-range int8 from a float .tflite: int8 weights, activations quantized on the fly; float I/O.",
-    engine=LQ, recipe=(("mode", "dynamic"), ("num_bits", 8), ("granularity", "CHANNELWISE"))))
+    engine=LQ, compute="hybrid", recipe=(("mode", "dynamic"), ("num_bits", 8), ("granularity", "CHANNELWISE"))))
 
 LQ_TECHNIQUES = tuple(n for n in names() if n not in CONVERTER_TECHNIQUES)
 
@@ -148,10 +151,10 @@ DEFAULT_TECHNIQUES = CONVERTER_TECHNIQUES + LQ_TECHNIQUES
 # it sees the fake-quant ops; quantbench.qat checks instead that no float op is left.
 register(Technique(
     "qat-int8", "Quantization-aware training, then integer-only int8 with int8 input and output.",
-    engine="qat", optimize=True, io_dtype="int8", integer_only=True))
+    engine="qat", optimize=True, io_dtype="int8", integer_only=True, compute="int8"))
 
 # Made by the recommendation step when no integer variant meets the budget: int8 with the layers that
 # lose the most kept in float (quantbench.selective), float I/O.
 register(Technique(
     "int8-selective", "int8 with the most sensitive layers kept float, the fewest that meet the accuracy budget.",
-    engine="selective", optimize=True, calibrate=True))
+    engine="selective", optimize=True, calibrate=True, compute="int8"))

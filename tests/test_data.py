@@ -19,7 +19,7 @@ def save(tmp_path, name="d.npz", **arrays):
 
 def test_reads_npz_with_sparse_labels(source, digits, tmp_path):
     ds = data.load_data(save(tmp_path, x=digits.x_test, y=digits.y_test), source)
-    assert len(ds) == 450 and ds.x[0].dtype == np.float32
+    assert len(ds) == 450 and ds.arrays()[0].dtype == np.float32
     np.testing.assert_array_equal(ds.y, digits.y_test)
 
 
@@ -48,7 +48,7 @@ def test_image_folder_is_resized_and_labelled(source, tmp_path):
         for i in range(3):
             Image.fromarray(np.full((20, 30, 3), 40 * i, np.uint8)).save(tmp_path / label / f"{i}.png")
     ds = data.load_data(tmp_path, source)
-    assert ds.x[0].shape == (6, 8, 8, 1) and ds.x[0].dtype == np.float32
+    assert ds.arrays()[0].shape == (6, 8, 8, 1) and ds.arrays()[0].dtype == np.float32
     np.testing.assert_array_equal(ds.y, [0, 0, 0, 1, 1, 1])
 
 
@@ -134,11 +134,11 @@ def test_split_keeps_calibration_apart(source, tmp_path):
     calib, evaluation, info = data.split_for_calibration(ds, 100, seed=3)
     assert len(calib) == 100 and len(evaluation) == 350
     assert info["calibration"]["samples"] == 100 and info["eval_samples"] == 350
-    firsts = lambda d: set(d.x[0][:, 0, 0, 0].tolist())  # noqa: E731
+    firsts = lambda d: set(d.arrays()[0][:, 0, 0, 0].tolist())  # noqa: E731
     assert not firsts(calib) & firsts(evaluation)
     assert firsts(calib) | firsts(evaluation) == set(x[:, 0, 0, 0].tolist())
     again = data.split_for_calibration(ds, 100, seed=3)[0]
-    np.testing.assert_array_equal(again.x[0], calib.x[0])
+    np.testing.assert_array_equal(again.arrays()[0], calib.arrays()[0])
 
 
 def test_calib_size_larger_than_data(source, digits, tmp_path):

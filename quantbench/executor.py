@@ -1,0 +1,267 @@
+"""Executors run a study's plan of tasks: in this process, in worker processes, or on a Ray cluster.
+
+A task is a module-level function and its (picklable) arguments, with the keys of the tasks it needs. Every
+executor gives the same results for the same plan; they differ only in where the work runs. A task whose
+worker dies (killed, out of memory) ends as `Died` with the reason, and the study goes on.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .errors import InputError, QuantbenchError
+
+RECYCLE_AFTER = 6  # leaky tasks (conversions) a worker runs before it is replaced: TF's converter leaks per call
+
+
+@dataclass(frozen=True)
+class Task:
+    key: str
+    fn: Callable
+    args: tuple = ()
+    needs: tuple[str, ...] = ()
+    leaky: bool = False       # grows the process (a TF conversion): counts towards recycling the worker
+    exclusive: bool = False   # runs alone on the machine (timing): nothing else is in flight
+
+
+@dataclass(frozen=True)
+class Died:
+    """A task that did not return: its worker died, or a task it needed did."""
+
+    key: str
+    reason: str
+
+
+class TaskBug(RuntimeError):
+    """An exception in quantbench's own code inside a task: a bug, surfaced with the task's traceback."""
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _order(tasks: list[Task]) -> list[Task]:
+    keys = {t.key for t in tasks}
+    for t in tasks:
+        missing = [k for k in t.needs if k not in keys]
+        if missing:
+            raise ValueError(f"Task {t.key!r} needs {missing}, which are not in the plan.")
+    return tasks
+
+
+def _blocked(task: Task, results: dict) -> Died | None:
+    for k in task.needs:
+        if isinstance(results.get(k), Died):
+            return Died(task.key, f"not run: {k} did not finish ({results[k].reason})")
+    return None
+
+
+class InProcess:
+    """Runs every task in this process, one after the other, in plan order."""
+
+    workers = 0
+
+    def run(self, tasks: list[Task], on_done: Callable | None = None) -> dict:
+        results: dict = {}
+        pending = list(_order(tasks))
+        while pending:
+            task = next(t for t in pending if all(k in results for k in t.needs))
+            pending.remove(task)
+            results[task.key] = _blocked(task, results) or task.fn(*task.args)
+            if on_done:
+                on_done(task, results[task.key])
+        return results
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _worker_main(conn, debug: bool) -> None:
+    """A worker: run tasks sent over `conn` until told to stop. Ctrl-C is the parent's to handle."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if debug:
+        os.environ["QUANTBENCH_DEBUG"] = "1"
+    from .quiet import configure
+
+    configure()  # a worker is quantbench's own process: keep TensorFlow's chatter off the user's terminal
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:
+            return
+        if message is None:
+            return
+        fn, args = message
+        try:
+            reply = ("ok", fn(*args))
+        except QuantbenchError as exc:
+            reply = ("error", exc)
+        except Exception as exc:  # a bug: sent back with its traceback, raised in the parent
+            reply = ("bug", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        try:
+            conn.send(reply)
+        except Exception as exc:  # an unpicklable result or exception is a bug too
+            conn.send(("bug", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        hint = " (the system may have run out of memory)" if -exitcode == signal.SIGKILL else ""
+        return f"its worker process was killed by {name}{hint}"
+    return f"its worker process exited with code {exitcode}"
+
+
+@dataclass
+class _Worker:
+    process: object
+    conn: object
+    task: Task | None = None
+    leaks: int = 0
+
+
+@dataclass
+class Workers:
+    """Runs tasks in `n` worker processes (spawned: no state shared with this one). A worker is replaced after
+    `recycle_after` leaky tasks, and when it dies, its task becomes `Died` and a new worker takes its place."""
+
+    n: int = field(default_factory=usable_cores)
+    recycle_after: int = RECYCLE_AFTER
+
+    def __post_init__(self):
+        if self.n < 1:
+            raise InputError(f"--workers is {self.n}. Expected a number of worker processes ≥ 1 (0 runs in "
+                             "this process). Fix: pass --workers 1 or more.")
+        self._ctx = multiprocessing.get_context("spawn")
+        self._idle: list[_Worker] = []
+        self._all: list[_Worker] = []
+
+    def _start(self) -> _Worker:
+        from .quiet import debug_enabled
+
+        parent, child = self._ctx.Pipe()
+        process = self._ctx.Process(target=_worker_main, args=(child, debug_enabled()), daemon=True,
+                                    name="quantbench-worker")
+        process.start()
+        child.close()
+        worker = _Worker(process, parent)
+        self._all.append(worker)
+        return worker
+
+    def _retire(self, worker: _Worker) -> None:
+        try:
+            worker.conn.send(None)
+        except (OSError, ValueError):
+            pass
+        worker.process.join(10)
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join()
+        worker.conn.close()
+        self._all.remove(worker)
+
+    def run(self, tasks: list[Task], on_done: Callable | None = None) -> dict:
+        from multiprocessing.connection import wait
+
+        results: dict = {}
+        pending = list(_order(tasks))
+        busy: list[_Worker] = []
+        while pending or busy:
+            ready = [t for t in pending if all(k in results for k in t.needs)]
+            for task in ready:
+                blocked = _blocked(task, results)
+                if blocked:
+                    pending.remove(task)
+                    results[task.key] = blocked
+                    if on_done:
+                        on_done(task, blocked)
+            ready = [t for t in ready if t in pending]
+            exclusive_running = any(w.task.exclusive for w in busy)
+            while ready and len(busy) < self.n and not exclusive_running:
+                task = ready[0]
+                if task.exclusive and busy:
+                    break  # waits until nothing else runs
+                ready.pop(0)
+                pending.remove(task)
+                worker = self._idle.pop() if self._idle else self._start()
+                worker.task = task
+                worker.conn.send((task.fn, task.args))
+                busy.append(worker)
+                exclusive_running = task.exclusive
+            if not busy:
+                continue
+            done = wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
+            for worker in [w for w in busy if w.conn in done or w.process.sentinel in done]:
+                task = worker.task
+                try:
+                    reply = worker.conn.recv() if worker.conn.poll() else None
+                except (EOFError, OSError):
+                    reply = None
+                busy.remove(worker)
+                worker.task = None
+                if reply is None:  # the process died without answering
+                    worker.process.join(5)
+                    result = Died(task.key, f"{task.key}: {_death(worker.process.exitcode)}")
+                    self._all.remove(worker)
+                else:
+                    worker.leaks += task.leaky
+                    if worker.leaks >= self.recycle_after:
+                        self._retire(worker)
+                    else:
+                        self._idle.append(worker)
+                    if reply[0] == "error":
+                        raise reply[1]
+                    if reply[0] == "bug":
+                        raise TaskBug(f"{reply[1]} (in task {task.key}; worker traceback:\n{reply[2]})")
+                    result = reply[1]
+                results[task.key] = result
+                if on_done:
+                    on_done(task, result)
+        return results
+
+    def close(self) -> None:
+        """Stop every worker: politely, then by its PID."""
+        for worker in list(self._all):
+            if worker.task is None:
+                self._retire(worker)
+        for worker in list(self._all):  # still working (an interrupt): stopped now
+            worker.process.terminate()
+            worker.process.join(5)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+            worker.conn.close()
+            self._all.remove(worker)
+        self._idle.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def make(workers: int | None = None, ray: str | None = None):
+    """The executor a study asked for: Ray at `ray`, else `workers` processes (0: this process)."""
+    if ray:
+        from .raycluster import RayExecutor
+
+        return RayExecutor(ray)
+    workers = usable_cores() if workers is None else workers
+    if workers < 0:
+        raise InputError(f"--workers is {workers}. Expected 0 (in this process) or more worker processes. "
+                         "Fix: pass --workers 2, or leave it out for one per usable core.")
+    return InProcess() if workers == 0 else Workers(workers)

@@ -1,0 +1,275 @@
+"""The tasks of a study, each a function that runs in any process: this one, a worker, or a Ray node.
+
+Everything a task needs travels in a `Job` (paths, not arrays): the model file, the staging folder, and the
+work folder where the study keeps its data as `.npy` files that every process memory-maps. A task reads its
+inputs a chunk at a time and returns small things (a stream of metrics, a file name, a dict), so memory
+stays flat whatever the size of the evaluation set.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import engines, evaluate
+from .errors import ConversionError, LiteRTError, TrainingError
+from .techniques import Technique
+
+SIDE_SAMPLES = 256    # evaluation samples the side studies (selective search, calibration sizes) use at most
+TIMING_SAMPLES = 64   # distinct samples the timing cycles through
+MEMORY_BOUND = 256 * 2 ** 20  # bytes of tensors one chunk may hold in one interpreter
+
+
+@dataclass(frozen=True)
+class Job:
+    """A study's shared facts, by path: picklable, small, the same in every process."""
+
+    model: str                 # the float model's file or SavedModel folder
+    unsafe: bool
+    folder: str                # the staging folder the variants are written into
+    work: str                  # scratch folder for data (.npy), removed before the study is moved into place
+    n: int                     # evaluation samples
+    n_inputs: int
+    input_names: tuple
+    output_names: tuple
+    chunk: int                 # samples per predict call
+    labels: np.ndarray | None = None
+    has_calib: bool = False
+    has_pool: bool = False
+    qat: dict = field(default_factory=lambda: {"epochs": 0, "train": False, "seed": 0})
+
+    def path(self, name: str) -> Path:
+        return Path(self.folder) / name
+
+    def _arrays(self, stem: str) -> list[np.ndarray]:
+        return [np.load(Path(self.work) / f"{stem}_{i}.npy", mmap_mode="r") for i in range(self.n_inputs)]
+
+    def eval_rows(self, start: int, stop: int) -> list[np.ndarray]:
+        return [np.asarray(a[start:stop]) for a in self._arrays("eval")]
+
+    def reference_rows(self, start: int, stop: int) -> list[np.ndarray]:
+        return [np.asarray(np.load(Path(self.work) / f"reference_{k}.npy", mmap_mode="r")[start:stop])
+                for k in range(len(self.output_names))]
+
+    def calib(self) -> list[np.ndarray] | None:
+        return [np.asarray(a) for a in self._arrays("calib")] if self.has_calib else None
+
+    def pool(self) -> list[np.ndarray] | None:
+        return self._arrays("pool") if self.has_pool else None  # memory-mapped: a draw reads only its rows
+
+    def train(self):
+        if not self.qat["train"]:
+            return None
+        x = [np.asarray(a) for a in self._arrays("train")]
+        y = np.load(Path(self.work) / "train_y.npy")
+        return (x if len(x) > 1 else x[0], y)
+
+    def labels_of(self, start: int, stop: int):
+        return None if self.labels is None else self.labels[start:stop]
+
+    def inputs(self) -> engines.Inputs:
+        return engines.Inputs(calib=self.calib(), float_tflite=str(self.path("float32.tflite")),
+                              qat={"epochs": self.qat["epochs"], "train": self.train(), "seed": self.qat["seed"]})
+
+
+_SOURCES: dict = {}
+
+
+def remember(job: Job, source) -> None:
+    """Give this process the already-loaded model, so in-process tasks do not load it again."""
+    _SOURCES[(job.model, job.unsafe)] = source
+
+
+def source_of(job: Job):
+    """The float model, loaded once per process."""
+    key = (job.model, job.unsafe)
+    if key not in _SOURCES:
+        from .models import load_model
+
+        _SOURCES[key] = load_model(job.model, unsafe=job.unsafe)
+    return _SOURCES[key]
+
+
+def align(names, arrays: list, wanted) -> list:
+    """Reorder arrays named `names` into the order `wanted` names them; positional when names differ."""
+    if len(arrays) == 1 or sorted(names) != sorted(wanted):
+        return list(arrays)
+    by_name = dict(zip(names, arrays))
+    return [by_name[n] for n in wanted]
+
+
+# ---- the tasks -------------------------------------------------------------------------------------
+
+def reference(job: Job) -> evaluate.Stream:
+    """The float model's outputs on every evaluation sample, written to the work folder a chunk at a time."""
+    from numpy.lib.format import open_memmap
+
+    source = source_of(job)
+    stream, maps = evaluate.Stream(), None
+    for start in range(0, job.n, job.chunk):
+        stop = min(start + job.chunk, job.n)
+        outs = [np.asarray(o, np.float32) for o in source.predict(job.eval_rows(start, stop))]
+        if maps is None:
+            maps = [open_memmap(Path(job.work) / f"reference_{k}.npy", mode="w+", dtype=np.float32,
+                                shape=(job.n, *o.shape[1:])) for k, o in enumerate(outs)]
+        for m, o in zip(maps, outs):
+            m[start:stop] = o
+        stream.update(outs, outs, job.labels_of(start, stop))
+    for m in maps or []:
+        m.flush()
+    return stream
+
+
+def convert(job: Job, technique: Technique) -> dict:
+    """One technique's variant, written into the staging folder; a refusal is a row with the engine's reason."""
+    source = source_of(job)
+    engine = engines.of(technique)
+    given = job.inputs()
+    reason = engine.skip(source, technique, given)
+    if reason:
+        return {"status": "skipped", "error": reason}
+    try:
+        conv = engine.make(source, technique, given)
+    except (ConversionError, TrainingError) as exc:
+        return {"status": "failed", "error": str(exc)}
+    path = job.path(f"{technique.name}.tflite")
+    path.write_bytes(conv.content)
+    return {"status": "ok", "path": path.name, "seconds": round(conv.seconds, 4)}
+
+
+def _refused(name: str, exc: Exception) -> dict:
+    reason = getattr(exc, "reason", None) or " ".join(str(exc).split())
+    return {"status": "failed", "error": f"{name}: LiteRT cannot run it: {reason}"}
+
+
+def evaluate_shard(job: Job, name: str, start: int, stop: int):
+    """One variant's stream of metrics on samples [start, stop), one interpreter, a chunk at a time."""
+    from .runtime import LiteModel
+
+    if not job.path(f"{name}.tflite").is_file():
+        return {"status": "not converted", "error": f"{name} was not converted"}  # its row says why
+    try:
+        model = LiteModel(job.path(f"{name}.tflite"))
+    except LiteRTError as exc:  # LiteRT refusing a converted model is a row; quantbench's own bugs surface
+        return _refused(name, exc)
+    stream = evaluate.Stream()
+    for a in range(start, stop, job.chunk):
+        b = min(a + job.chunk, stop)
+        feed = align(job.input_names, job.eval_rows(a, b), [t.name for t in model.inputs])
+        try:
+            outs = model.predict(feed)
+        except (LiteRTError, RuntimeError) as exc:  # RuntimeError: LiteRT's invoke refusing, e.g. in XNNPACK
+            return _refused(name, exc)
+        outs = outs if isinstance(outs, list) else [outs]
+        stream.update(align([t.name for t in model.outputs], outs, job.output_names), job.reference_rows(a, b),
+                      job.labels_of(a, b))
+    return stream
+
+
+def layer_errors(job: Job, top: int = 10) -> dict:
+    """TF's QuantizationDebugger on the calibration samples: the layers int8 hurts most."""
+    from . import selective
+
+    study = {"techniques": ["int8-fallback", "int8-only", "uint8-only"], "rows": []}
+    try:
+        rows = selective.layer_errors(source_of(job), job.calib(), top=top)
+    except ConversionError as exc:  # the study goes on; the report says why the table is missing
+        study["error"] = str(exc)
+    else:  # a zero-scale tensor has no finite error: JSON holds null for it, not NaN
+        study["rows"] = [{k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in r.items()}
+                         for r in rows]
+    return study
+
+
+def _side_rows(job: Job) -> tuple[list, list, np.ndarray | None]:
+    n = min(job.n, SIDE_SAMPLES)
+    return job.eval_rows(0, n), job.reference_rows(0, n), job.labels_of(0, n)
+
+
+def _outputs_on(content, job: Job, x: list) -> list:
+    from .runtime import LiteModel
+
+    model = LiteModel(content)
+    outs = model.predict(align(job.input_names, x, [t.name for t in model.inputs]))
+    outs = outs if isinstance(outs, list) else [outs]
+    return align([t.name for t in model.outputs], outs, job.output_names)
+
+
+MAX_FLOAT_LAYERS = 10  # the greedy search stops here: past it, int8 is not what is being shipped any more
+
+
+def selective_search(job: Job, max_drop_pp: float) -> dict:
+    """int8 with the most sensitive layers kept float, the fewest that meet the budget, judged as the
+    recommendation judges (same measurements, worst class output) on up to SIDE_SAMPLES samples."""
+    from . import recommend, selective
+
+    x, ref, y = _side_rows(job)
+
+    def budget_ok(outputs):
+        m = evaluate.measure({"ref": ref, "v": outputs}, "ref", y, list(job.output_names))
+        drop = recommend.drop_pp(m["v"], m["ref"])[0]
+        return drop <= max_drop_pp, -drop
+
+    try:
+        found = selective.selective(source_of(job), job.calib(), lambda c: _outputs_on(c, job, x), budget_ok,
+                                    max_float_layers=MAX_FLOAT_LAYERS)
+    except ConversionError as exc:
+        return {"study": {"error": str(exc)}}
+    study = {"met": found.met, "float_layers": list(found.float_layers), "conversions": found.conversions,
+             "seconds": round(found.seconds, 2), "samples": len(x[0]),
+             "steps": [{"float_layers": list(st.float_layers), "bytes": st.bytes, "drop_pp": round(-st.score, 4),
+                        "ok": st.ok} for st in found.steps]}
+    if not found.met:
+        return {"study": study}
+    path = job.path("int8-selective.tflite")
+    path.write_bytes(found.content)
+    return {"study": study, "path": path.name, "seconds": round(found.seconds, 4)}
+
+
+def calibration_sizes(job: Job, sizes: list[int], seed: int) -> dict:
+    """int8-only accuracy (or agreement) against the number of calibration samples."""
+    from . import data
+    from .conversion import convert as convert_with
+
+    x, ref, y = _side_rows(job)
+    pool, source, rows = job.pool(), source_of(job), []
+    for size in sizes:
+        calib = data.calibration_sample(pool, size, seed)
+        try:
+            content = convert_with(source, "int8-only", calib).content
+        except ConversionError as exc:
+            rows.append({"samples": size, "error": str(exc)})
+            continue
+        m = evaluate.measure({"ref": ref, "v": _outputs_on(content, job, x)}, "ref", y)["v"]
+        rows.append({"samples": size, "accuracy": m["accuracy"], "accuracy_ci": m["accuracy_ci"],
+                     "agreement": m["agreement"], "bytes": len(content)})
+    return {"technique": "int8-only", "rows": rows, "samples": len(x[0])}
+
+
+def timing(job: Job, names: list[str], reference_row: str, threads: int, batch: int,
+           time_budget: float | None = None) -> dict:
+    """Latency and throughput of the float model and every variant, interleaved; run alone on the machine."""
+    from . import bench
+    from .runtime import LiteModel
+
+    source = source_of(job)
+    n = min(job.n, TIMING_SAMPLES)
+    x = job.eval_rows(0, n)
+    lite, feeds = {}, {}
+    for name in names:
+        lite[name] = LiteModel(job.path(f"{name}.tflite"), num_threads=threads)
+        feeds[name] = align(job.input_names, x, [t.name for t in lite[name].inputs])
+    start = time.perf_counter()
+    result = bench.measure(source, lite, feeds, x, batch=batch, reference=reference_row,
+                           **({"time_budget": time_budget} if time_budget is not None else {}))
+    return {"timing": result, "seconds": round(time.perf_counter() - start, 2)}
+
+
+def chunk_rows(content: bytes) -> int:
+    """Samples per predict call that keep one interpreter's tensors within MEMORY_BOUND."""
+    from .runtime import tensor_bytes
+
+    return int(max(1, min(32, MEMORY_BOUND // max(tensor_bytes(content), 1))))
+
