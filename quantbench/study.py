@@ -11,16 +11,8 @@ from .errors import ConversionError, InputError, TrainingError, one_line
 from .files import check_new_dir, staged_dir
 from .progress import Silent
 from .results import REFERENCE, Results, Variant
-from .runtime import LiteModel
+from .runtime import LiteModel, align
 from .techniques import DEFAULT_TECHNIQUES, LQ, Technique, get, parse_list
-
-def align(names: list[str], arrays: list[np.ndarray], wanted: list[str]) -> list[np.ndarray]:
-    """Reorder arrays named `names` into the order `wanted` names them; positional when names differ."""
-    if len(arrays) == 1 or sorted(names) != sorted(wanted):
-        return list(arrays)
-    by_name = dict(zip(names, arrays))
-    return [by_name[n] for n in wanted]
-
 
 def _make(source, technique: Technique, calib, float_cache: dict, qat_args: dict | None = None):
     """One variant by the technique's engine; the LiteRT Quantizer starts from the float32 `.tflite`, and
@@ -247,11 +239,21 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
         if calib_sizes and source.lite is None:
             studies["calibration_sizes"] = _calibration_sizes(source, pool, calib_sizes, x, y, reference, seed,
                                                               reporter)
+        # ---- TFLite Micro (issue 12): for --target mcu, every variant LiteRT ran, on the microcontroller
+        # interpreter in a child process; the facts go under `mcu` in each Variant (quantbench.mcu). ----
+        mcu_facts = {}
+        if recommend.branch(goal.target).tflite_micro:
+            from . import mcu
+
+            mcu_facts = mcu.measure_variants({n: converted[n][0] for n in lite}, feeds, outputs, reference, y,
+                                             source.output_names, seed, reporter=reporter)
+        # ---- end TFLite Micro ----
         timing = bench.measure(source, lite, feeds, x, batch=batch, reporter=reporter, reference=reference_row)
 
         def measured(name, engine, path, size, seconds, ins, outs):
             return Variant(technique=name, engine=engine, status="ok", path=path, bytes=size, input_dtype=ins,
-                           output_dtype=outs, convert_s=seconds, **metrics[name], **timing[name])
+                           output_dtype=outs, convert_s=seconds, **metrics[name], **timing[name],
+                           mcu=mcu_facts.get(name))
 
         variants = [measured(reference_row, "input" if source.lite is not None else source.kind, ref_path,
                              ref_bytes, None, ",".join(source.input_dtypes),
@@ -286,7 +288,8 @@ def _recommend(results: Results, goal, folder: Path) -> Results:
 
     float_ops = {v.technique: inspect(folder / v.path).float_compute_ops for v in results.variants
                  if v.ok and v.path and v.path.endswith(".tflite") and (folder / v.path).is_file()}
-    rec = recommend.choose(results, goal.max_drop_pp, goal.target, goal.optimize, float_ops)
+    rec = recommend.choose(results, goal.max_drop_pp, goal.target, goal.optimize, float_ops,
+                           max_ram_kb=goal.max_ram_kb, max_flash_kb=goal.max_flash_kb)
     if rec.technique is not None:
         shutil.copyfile(folder / results.variant(rec.technique).path, folder / "recommended.tflite")
     return dataclasses.replace(results, recommendation={**rec.to_dict(), "decision_tree": recommend.tree_rows()})
