@@ -22,9 +22,10 @@ from .runtime import LiteModel, TensorInfo, align, dequantize, quantize
 
 WORKER = Path(__file__).with_name("mcu_worker.py")
 MAX_SAMPLES = 500         # evaluation samples run on TFLite Micro; more are a seeded draw of this many
-# "Wrong on TFLite Micro": an output departs from LiteRT's reference kernels (XNNPACK off) by more than this
-# many 8-bit steps of that output (see _steps). Both run TFLite's reference integer arithmetic: int8 variants
-# agree bit for bit; int16 softmax differs by about 13 int16 steps, a twentieth of one 8-bit step.
+# "Wrong on TFLite Micro": an output departs from LiteRT's built-in kernels (XNNPACK off) by more than this
+# many 8-bit steps of that output (see _steps). Both follow TFLite's integer arithmetic: on the demo, int8
+# variants agree bit for bit, int16 softmax by about 13 int16 steps (a twentieth of an 8-bit step), while
+# XNNPACK's int8 outputs differ from both by up to 13 steps, so XNNPACK is not the yardstick.
 TOLERANCE_STEPS = 2
 ARENA_SHORT = re.compile(r"missing: \d+|Failed to resize buffer|Failed starting model allocation")
 LIMITS = ("The arena is measured by TFLite Micro's x86-64 build; pointers on a 32-bit microcontroller are "
@@ -108,42 +109,85 @@ def _arena_for(content: bytes) -> int:
     return -(-max(10 * len(content), 65536) // 16) * 16
 
 
-def run(content: bytes, inputs: list[np.ndarray], arena: int | None = None, timeout: float | None = None) -> Run:
+class Worker:
+    """A child process running TFLite Micro jobs one after another; a crash ends only the job it happened in,
+    and the next job starts a new child. Use as a context manager."""
+
+    def __init__(self):
+        self._dir = tempfile.TemporaryDirectory(prefix="quantbench-mcu-")
+        self.folder = Path(self._dir.name)
+        self._log = self.folder / "stderr.txt"  # a file, not a pipe: TFLite Micro may write more than a pipe holds
+        self._proc = None
+
+    def __enter__(self) -> "Worker":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._proc is not None:
+            self._proc.stdin.close()
+            self._proc.wait()
+            self._proc = None
+        self._dir.cleanup()
+
+    def job(self, args: list[str]) -> tuple[dict | None, str | None, str]:
+        """(the worker's JSON report or None, the signal that ended it or None, its fd 2 during the job)."""
+        if self._proc is None:
+            with open(self._log, "ab") as log:  # append mode: the child's writes never overwrite
+                self._proc = subprocess.Popen([sys.executable, str(WORKER), "--serve"], stdin=subprocess.PIPE,
+                                              stdout=subprocess.PIPE, stderr=log, text=True)
+        start = self._log.stat().st_size
+        self._proc.stdin.write(json.dumps(args) + "\n")
+        self._proc.stdin.flush()
+        line = self._proc.stdout.readline()
+        ended = None
+        if not line:
+            code = self._proc.wait()
+            self._proc = None
+            ended = signal.Signals(-code).name if code < 0 else f"exit code {code}"
+        with open(self._log, "rb") as f:
+            f.seek(start)
+            text = f.read().decode(errors="replace")
+        try:
+            return (json.loads(line) if line else None), ended, text
+        except json.JSONDecodeError:
+            return None, f"unreadable report {line[:200]!r}", text
+
+
+def run(content: bytes, inputs: list[np.ndarray], arena: int | None = None, worker: Worker | None = None) -> Run:
     """Run `content` on TFLite Micro in a child process over `inputs` (the model's own dtypes and input order).
 
     A refusal, an error or a crash of the child is a Run with runs=False and the reason; never an exception.
     """
+    if worker is None:
+        with Worker() as own:
+            return run(content, inputs, arena, own)
     arena = arena or _arena_for(content)
-    with tempfile.TemporaryDirectory(prefix="quantbench-mcu-") as tmp:
-        tmp = Path(tmp)
-        (tmp / "model.tflite").write_bytes(bytes(content))
-        np.savez(tmp / "in.npz", **{f"in_{i}": np.ascontiguousarray(a) for i, a in enumerate(inputs)})
-        for _ in range(4):  # an arena too small even for the first run: retry 8× larger
-            proc = subprocess.run([sys.executable, str(WORKER), str(tmp / "model.tflite"), str(tmp / "in.npz"),
-                                   str(tmp / "out.npz"), str(arena)], capture_output=True, text=True,
-                                  timeout=timeout)
-            segments = _segments(proc.stderr)
-            if proc.returncode < 0:
-                name = signal.Signals(-proc.returncode).name
-                step, text = segments[-1]
-                said = _reason(text)
-                return Run(False, f"TFLite Micro crashed ({name}) at step '{step}'" + (f": {said}" if said else ""))
-            try:
-                report = json.loads(proc.stdout.strip().splitlines()[-1])
-            except (IndexError, json.JSONDecodeError):
-                tail = _reason(proc.stderr[-2000:])
-                return Run(False, f"the TFLite Micro worker ended with exit code {proc.returncode}: {tail}")
-            if report["runs"]:
-                with np.load(tmp / "out.npz", allow_pickle=False) as f:
-                    outputs = [f[f"out_{k}"] for k in range(len(f.files))]
-                return Run(True, None, report["arena_bytes"], report["recorded_arena"],
-                           {int(k): v for k, v in report["probes"].items()}, outputs)
-            text = dict(segments).get(report["step"], "")
-            if report["step"] in ("load", "first sample") and ARENA_SHORT.search(text) and arena < 2 ** 30:
-                arena *= 8
-                continue
-            said = _reason(text) or report["error"]
-            return Run(False, said if report["step"] == "load" else f"at step '{report['step']}': {said}")
+    folder = worker.folder
+    (folder / "model.tflite").write_bytes(bytes(content))
+    np.savez(folder / "in.npz", **{f"in_{i}": np.ascontiguousarray(a) for i, a in enumerate(inputs)})
+    for _ in range(4):  # an arena too small even for the first run: retry 8× larger
+        report, ended, stderr = worker.job([str(folder / "model.tflite"), str(folder / "in.npz"),
+                                            str(folder / "out.npz"), str(arena)])
+        segments = _segments(stderr)
+        if report is None:
+            step, text = segments[-1]
+            said = _reason(text)
+            what = f"crashed ({ended})" if ended and ended.startswith("SIG") else f"worker ended ({ended})"
+            return Run(False, f"TFLite Micro {what} at step '{step}'" + (f": {said}" if said else ""))
+        if report["runs"]:
+            with np.load(folder / "out.npz", allow_pickle=False) as f:
+                outputs = [f[f"out_{k}"] for k in range(len(f.files))]
+            return Run(True, None, report["arena_bytes"], report["recorded_arena"],
+                       {int(k): v for k, v in report["probes"].items()}, outputs)
+        text = dict(segments).get(report["step"], "")
+        if report["step"] in ("load", "first sample") and ARENA_SHORT.search(text) and arena < 2 ** 30:
+            arena *= 8
+            continue
+        said = _reason(text) or report["error"]
+        return Run(False, said if report["step"] == "load" else f"at step '{report['step']}': {said}")
     return Run(False, f"no arena up to {arena:,} bytes was enough")
 
 
@@ -157,11 +201,10 @@ def _bits(dtype) -> int:
     return np.iinfo(dtype).bits
 
 
-def _steps(content: bytes, outputs: list[TensorInfo], reference: list[np.ndarray]) -> list[float]:
+def _steps(plain: LiteModel, outputs: list[TensorInfo], reference: list[np.ndarray]) -> list[float]:
     """Each output's 8-bit step, the unit TOLERANCE_STEPS counts in: its int8 scale (an int16 scale × 256),
     the same for the integer tensor a float output is dequantized from, and for float compute its range
     in LiteRT over 255."""
-    plain = LiteModel(content, delegates=False)  # the file's own ops, not delegate nodes
     tensors = {d["index"]: d for d in plain._interpreter.get_tensor_details()}
     producer = {int(o): op for op in plain._interpreter._get_ops_details() for o in op["outputs"]}
     steps = []
@@ -193,7 +236,8 @@ def sample_rows(n: int, max_samples: int = MAX_SAMPLES, seed: int = 0) -> np.nda
 
 
 def measure(model, inputs: list[np.ndarray], litert: list[np.ndarray] | None = None,
-            reference: list[np.ndarray] | None = None, labels=None, output_names: list[str] | None = None) -> Facts:
+            reference: list[np.ndarray] | None = None, labels=None, output_names: list[str] | None = None,
+            worker: Worker | None = None) -> Facts:
     """One `.tflite` file on TFLite Micro, against LiteRT and the float model on the same float inputs.
 
     Args:
@@ -207,7 +251,7 @@ def measure(model, inputs: list[np.ndarray], litert: list[np.ndarray] | None = N
     content = m.path.read_bytes() if m.path else bytes(model)
     ins, outs = _subgraph_order(m)
     by_index = dict(zip([t.index for t in m.inputs], inputs))
-    result = run(content, [quantize(np.asarray(by_index[t.index], np.float32), t) for t in ins])
+    result = run(content, [quantize(np.asarray(by_index[t.index], np.float32), t) for t in ins], worker=worker)
     n = len(inputs[0])
     if not result.runs:
         return Facts(False, result.reason, flash_bytes=len(content), samples=n)
@@ -220,8 +264,9 @@ def measure(model, inputs: list[np.ndarray], litert: list[np.ndarray] | None = N
         return align([t.name for t in model_.outputs], out if isinstance(out, list) else [out], wanted)
 
     litert = predicted(m) if litert is None else litert
-    kernels = predicted(LiteModel(content, delegates=False))  # the same arithmetic as TFLite Micro's
-    steps = _steps(content, align([t.name for t in outs], outs, wanted), kernels)
+    plain = LiteModel(content, delegates=False)  # built-in kernels: TFLite Micro's arithmetic, the file's own ops
+    kernels = predicted(plain)
+    steps = _steps(plain, align([t.name for t in outs], outs, wanted), kernels)
     diffs = [float(np.max(np.abs(np.asarray(a, np.float64) - b))) / s if np.size(b) else 0.0
              for a, b, s in zip(tflm, kernels, steps)]
     worst = max(diffs) if diffs else 0.0
@@ -252,10 +297,11 @@ def measure_variants(paths: dict, feeds: dict, litert: dict, reference: list, la
     rows = sample_rows(len(reference[0]), max_samples, seed)
     pick = lambda arrays: [np.asarray(a)[rows] for a in arrays]  # noqa: E731
     facts = {}
-    with reporter.task("TFLite Micro", len(paths)) as advance:
+    with reporter.task("TFLite Micro", len(paths)) as advance, Worker() as worker:
         for name, path in paths.items():
             facts[name] = measure(path, pick(feeds[name]), pick(litert[name]), pick(reference),
-                                  None if labels is None else np.asarray(labels)[rows], output_names).to_dict()
+                                  None if labels is None else np.asarray(labels)[rows], output_names,
+                                  worker).to_dict()
             advance(note=name)
     return facts
 

@@ -5,6 +5,7 @@ its arena figures to file descriptor 2 only, so it never runs inside quantbench'
 imports only numpy and tflite_micro.
 
 Usage: python mcu_worker.py MODEL.tflite INPUTS.npz OUTPUTS.npz ARENA_BYTES
+       python mcu_worker.py --serve    (one job a line on stdin: a JSON list of those four arguments)
   INPUTS.npz holds in_0, in_1, ... in the model's own input order and dtypes, one row per sample.
   The outputs of every sample are written to OUTPUTS.npz as out_0, out_1, ...; one JSON line goes to stdout.
   Before each step a marker line `@quantbench-mcu <step>` goes to fd 2, so the parent can tell which step
@@ -146,5 +147,15 @@ def main(argv: list[str]) -> dict:
     return report
 
 
+def serve() -> None:
+    """Jobs one after another in this process: the interpreter's start-up (imports) is paid once."""
+    for line in sys.stdin:
+        mark("job")
+        print(json.dumps(main(json.loads(line))), flush=True)
+
+
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1:])), flush=True)
+    if sys.argv[1:] == ["--serve"]:
+        serve()
+    else:
+        print(json.dumps(main(sys.argv[1:])), flush=True)

@@ -116,6 +116,8 @@ def has_mcu(results: Results) -> bool:
 def _columns(results: Results):
     base = next((v.bytes for v in results.variants if v.technique == BASELINE and v.ok), None)
     mcu = [("MCU RAM\nKB", _ram, "both"), ("MCU flash\nKB", _flash, "both")] if has_mcu(results) else []
+    # for a microcontroller the terminal shows RAM and flash in the width host timings took; the report has both
+    timing = "report" if mcu else "both"
     return [
         ("technique", lambda v: v.technique, "both"),
         ("engine", lambda v: v.engine, "both"),
@@ -128,10 +130,10 @@ def _columns(results: Results):
         ("KB", lambda v: "—" if v.bytes is None else f"{v.bytes / 1024:.1f}", "both"),
         ("size", lambda v: f"{v.bytes / base:.2f}×" if base and v.bytes else "", "both"),
         *mcu,
-        ("ms/sample\n(95% CI)", _latency, "both"),
+        ("ms/sample\n(95% CI)", _latency, timing),
         ("p90 / p99 ms", lambda v: f"{_ms(v.latency_ms['p90'])} / {_ms(v.latency_ms['p99'])}"
          if v.latency_ms and "p99" in v.latency_ms else "—", "report"),
-        (f"samples/s\n@{_batch(results)}", _throughput, "terminal"),
+        (f"samples/s\n@{_batch(results)}", _throughput, "terminal" if timing == "both" else "none"),
         (f"samples/s @{_batch(results)} (95% CI)", lambda v: _throughput(v, True), "report"),
         ("I/O", lambda v: v.input_dtype if v.input_dtype == v.output_dtype else f"{v.input_dtype}→{v.output_dtype}",
          "both"),
@@ -164,7 +166,7 @@ def mcu_notes(results: Results) -> list[str]:
     """One line per variant that cannot ship to TFLite Micro, with the reason."""
     from .recommend import mcu_refusal
 
-    return [f"{v.technique} on TFLite Micro: {mcu_refusal(v)}" for v in results.variants
+    return [f"{v.technique}: {mcu_refusal(v)}" for v in results.variants
             if v.mcu and _mcu_state(v.mcu)]
 
 
@@ -400,8 +402,8 @@ def mcu_section(results: Results):
             f"{drawn}, integer inputs quantized with each input tensor's own scale and zero-point. RAM is the "
             "smallest tensor arena that runs it: the interpreter's recorded total, then a search to the byte, "
             "each size tried on a fresh interpreter (it runs at that size and not one byte less). Flash is the "
-            f"model file. A variant is wrong on TFLite Micro when an output departs from LiteRT's reference "
-            f"kernels (the arithmetic TFLite Micro implements) by more than {TOLERANCE_STEPS} steps of an 8-bit "
+            f"model file. A variant is wrong on TFLite Micro when an output departs from LiteRT's built-in "
+            f"kernels (XNNPACK off: the integer arithmetic TFLite Micro implements) by more than {TOLERANCE_STEPS} steps of an 8-bit "
             "quantization of that output (its int8 scale; an int16 scale × 256; a float output's range / 255): "
             "such a variant is never recommended.", LIMITS]
 
