@@ -43,6 +43,7 @@ class Run:
     arena_bytes: int | None = None
     recorded_arena: int | None = None       # print_allocations' total, where the search started
     probes: dict = field(default_factory=dict)  # arena bytes -> ran
+    short: str | None = None                # the largest arena that failed, and TFLite Micro's reason
     outputs: list = field(default_factory=list)  # raw, in the model's own output order
 
 
@@ -61,6 +62,7 @@ class Facts:
     max_diff_steps: float | None = None    # largest |TFLite Micro - LiteRT|, in output quantization steps
     wrong: bool = False                    # runs, but departs from LiteRT past TOLERANCE_STEPS
     arena_probes: list = field(default_factory=list)  # [[bytes, ran], ...] of the search, checked runs
+    arena_short: str | None = None         # "6,927 bytes: <TFLite Micro's reason>": one byte less, failing
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -180,8 +182,12 @@ def run(content: bytes, inputs: list[np.ndarray], arena: int | None = None, work
         if report["runs"]:
             with np.load(folder / "out.npz", allow_pickle=False) as f:
                 outputs = [f[f"out_{k}"] for k in range(len(f.files))]
-            return Run(True, None, report["arena_bytes"], report["recorded_arena"],
-                       {int(k): v for k, v in report["probes"].items()}, outputs)
+            probes = {int(k): v for k, v in report["probes"].items()}
+            failed = max((k for k, ran in probes.items() if not ran), default=None)
+            said = dict(segments).get(f"probe {failed}", "")
+            short = None if failed is None else f"{failed:,} bytes: {_reason(said) or 'failed'}"
+            return Run(True, None, report["arena_bytes"], report["recorded_arena"], probes, short=short,
+                       outputs=outputs)
         text = dict(segments).get(report["step"], "")
         if report["step"] in ("load", "first sample") and ARENA_SHORT.search(text) and arena < 2 ** 30:
             arena *= 8
@@ -275,7 +281,8 @@ def measure(model, inputs: list[np.ndarray], litert: list[np.ndarray] | None = N
     return Facts(True, None, result.arena_bytes, len(content), n, accuracy,
                  _top1_agreement(first, np.asarray(litert[0])),
                  None if reference is None else _top1_agreement(first, np.asarray(reference[0])),
-                 round(worst, 3), worst > TOLERANCE_STEPS, sorted([k, v] for k, v in result.probes.items()))
+                 round(worst, 3), worst > TOLERANCE_STEPS, sorted([k, v] for k, v in result.probes.items()),
+                 result.short)
 
 
 def measure_variants(paths: dict, feeds: dict, litert: dict, reference: list, labels=None,
@@ -346,8 +353,7 @@ def render(facts: Facts) -> str:
         lines += ["  runs: no", f"  reason: {facts.reason}",
                   f"  flash: {facts.flash_bytes:,} bytes ({facts.flash_bytes / 1024:.1f} KB), the model file"]
         return "\n".join(lines)
-    below = [size for size, ran in facts.arena_probes if not ran and size < facts.arena_bytes]
-    checked = f": runs with exactly that, not with {max(below):,}" if below else ""
+    checked = f": runs with exactly that, not with {facts.arena_short}" if facts.arena_short else ""
     diff = steps_text(facts.max_diff_steps)
     verdict = (f"WRONG: departs from LiteRT by {diff} 8-bit steps (more than {TOLERANCE_STEPS})"
                if facts.wrong else f"same results (largest difference {diff} 8-bit steps, "

@@ -56,6 +56,7 @@ def test_int8_only_runs_at_its_arena_and_not_16_bytes_less(files, x, tiny_model)
     assert facts.agreement_litert == 1.0 and facts.max_diff_steps <= mcu.TOLERANCE_STEPS
     assert facts.agreement_float is not None and facts.agreement_float > 0.9
     assert [facts.arena_bytes, True] in facts.arena_probes and [facts.arena_bytes - 1, False] in facts.arena_probes
+    assert facts.arena_short.startswith(f"{facts.arena_bytes - 1:,} bytes: Failed to allocate")  # TFLM's words
     assert runs_fresh(files["int8-only"], facts.arena_bytes)
     assert not runs_fresh(files["int8-only"], facts.arena_bytes - 16)
 
