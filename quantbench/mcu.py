@@ -59,7 +59,7 @@ class Facts:
     accuracy: float | None = None          # TFLite Micro's own top-1 accuracy on them, when labels exist
     agreement_litert: float | None = None  # top-1 agreement with LiteRT running the same file
     agreement_float: float | None = None   # top-1 agreement with the float model
-    max_diff_steps: float | None = None    # largest |TFLite Micro - LiteRT|, in output quantization steps
+    max_diff_steps: float | None = None    # largest |TFLite Micro - LiteRT built-in kernels|, in 8-bit steps
     wrong: bool = False                    # runs, but departs from LiteRT past TOLERANCE_STEPS
     arena_probes: list = field(default_factory=list)  # [[bytes, ran], ...] of the search, checked runs
     arena_short: str | None = None         # "6,927 bytes: <TFLite Micro's reason>": one byte less, failing

@@ -328,7 +328,8 @@ def machine_rows(results: Results) -> list[tuple[str, str]]:
     calib = results.data.get("calibration")
     if calib:
         rows.append(("calibration", f"{calib.get('samples')} samples from the {calib.get('from')}"))
-    rows += [(k, str(v)) for k, v in s.items() if k not in ("threads", "batch")]
+    # an option left unset (a budget not given) says nothing: no row for it
+    rows += [(k, str(v)) for k, v in s.items() if k not in ("threads", "batch") and v is not None]
     rows.append(("quantbench", results.quantbench_version))
     return rows
 

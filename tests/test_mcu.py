@@ -56,7 +56,9 @@ def test_int8_only_runs_at_its_arena_and_not_16_bytes_less(files, x, tiny_model)
     assert facts.agreement_litert == 1.0 and facts.max_diff_steps <= mcu.TOLERANCE_STEPS
     assert facts.agreement_float is not None and facts.agreement_float > 0.9
     assert [facts.arena_bytes, True] in facts.arena_probes and [facts.arena_bytes - 1, False] in facts.arena_probes
-    assert facts.arena_short.startswith(f"{facts.arena_bytes - 1:,} bytes: Failed to allocate")  # TFLM's words
+    # one byte less, with TFLite Micro's words from fd 2 (here its memory planner: "Too many buffers (max is 7)")
+    prefix = f"{facts.arena_bytes - 1:,} bytes: "
+    assert facts.arena_short.startswith(prefix) and len(facts.arena_short) > len(prefix) + 10
     assert runs_fresh(files["int8-only"], facts.arena_bytes)
     assert not runs_fresh(files["int8-only"], facts.arena_bytes - 16)
 
@@ -227,8 +229,8 @@ def test_demo_target_mcu_recommends_what_tflite_micro_runs_at_the_reported_arena
     assert "MCU RAM KB" in report and "## TFLite Micro" in report and "upper bound" in report
     assert f"| int8-only | yes | {arena:,} |" in report
     assert (mcu_demo / "accuracy_vs_arena.png").stat().st_size > 10_000
-    assert "accuracy_vs_arena.png" in (mcu_demo / "report.html").read_text() or \
-        "Accuracy on TFLite Micro vs RAM" in (mcu_demo / "report.html").read_text()
+    assert "<h2>Accuracy on TFLite Micro vs RAM</h2>" in (mcu_demo / "report.html").read_text()
+    assert "max_ram_kb" not in report  # a budget not given is no row of the report
 
 
 def test_compare_target_mcu_max_ram_8_on_the_demo_model(mcu_demo, tmp_path, capsys):
