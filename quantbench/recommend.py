@@ -230,8 +230,9 @@ def _unmet(runnable: list, ref, max_drop_pp: float, ram_kb, flash_kb, metric: st
             continue
         best = min(runnable, key=lambda v: v.mcu[key])
         if best.mcu[key] > kb * 1024:
-            parts.append(f"{option} {kb:g}: the least {what} is {best.technique}'s {_kb(best.mcu[key])}, "
-                         f"{_kb(best.mcu[key] - kb * 1024)} more")
+            need = best.mcu[key]
+            parts.append(f"{option} {kb:g}: the least {what} is {best.technique}'s {_kb(need)} ({need:,} bytes), "
+                         f"{need - kb * 1024:,.0f} bytes more")
     if parts:
         return "Nothing meets " + "; nor ".join(parts) + "."
     return ("Each budget is met by some variant, but no variant meets all of them at once (see the excluded "
@@ -307,7 +308,7 @@ def choose(results: Results, max_drop_pp: float = 1.0, target: str = "cpu", opti
                for v, d, _ in within[1:4]]
     least = "smallest in RAM plus flash" if b.tflite_micro else \
         ("smallest" if optimize == "size" else "fastest here")
-    limits = "".join(f", {o} {kb:g} KB" for o, kb in (("--max-ram", max_ram_kb), ("--max-flash", max_flash_kb))
+    limits = "".join(f" and {o} {kb:g} KB" for o, kb in (("--max-ram", max_ram_kb), ("--max-flash", max_flash_kb))
                      if kb is not None)
     words = (f"Ship {best.technique}: the {least} of "
              f"{len(within)} variant(s) within the {max_drop_pp:g} pp budget{limits} for --target {target} "

@@ -305,6 +305,17 @@ def reading(results: Results) -> list[str]:
         sq = f", output SQNR {worst.sqnr_db:.1f} dB" if worst.sqnr_db is not None else ""
         out.append(f"Least faithful to the Keras model: {worst.technique}, top-1 agreement "
                    f"{worst.agreement * 100:.2f} %{sq}.")
+    on_mcu = [v for v in ok if v.mcu]
+    if on_mcu:
+        right = [v for v in on_mcu if not _mcu_state(v.mcu)]
+        text = f"On TFLite Micro, {len(right)} of {len(on_mcu)} variants run and compute what LiteRT computes"
+        if right:
+            least = min(right, key=lambda v: v.mcu["arena_bytes"])
+            text += f"; the least RAM is {least.technique}'s, a {least.mcu['arena_bytes']:,}-byte tensor arena"
+        wrong = [v.technique for v in on_mcu if _mcu_state(v.mcu) == "wrong"]
+        if wrong:
+            text += f"; {_names(wrong)} run{'s' if len(wrong) == 1 else ''} there but wrong"
+        out.append(text + ".")
     failed = [v for v in results.variants if not v.ok]
     if failed:
         out.append("Did not convert: " + "; ".join(f"{v.technique} ({v.error or v.status})" for v in failed) + ".")

@@ -157,18 +157,27 @@ def test_mcu_choice_is_the_smallest_that_runs_right(measured):
 
 def test_ram_and_flash_budgets(measured):
     rec = recommend.choose(measured, 0.1, "mcu", max_ram_kb=13)  # int8-only is 0.5 pp down: int16x8 it is
-    assert rec.technique == "int16x8" and "--max-ram 13 KB" in rec.summary
+    assert rec.technique == "int16x8" and "within the 0.1 pp budget and --max-ram 13 KB for --target mcu" in rec.summary
     why = {e["technique"]: e["why"] for e in rec.excluded}
     assert why["float32"] == "needs 14.6 KB of RAM (arena), past --max-ram 13"
     rec = recommend.choose(measured, 1.0, "mcu", max_ram_kb=6)
     assert rec.technique is None
-    assert ("Nothing meets --max-ram 6: the least RAM (arena) is int8-only's 6.8 KB, 0.8 KB more."
-            in rec.summary)
+    assert ("Nothing meets --max-ram 6: the least RAM (arena) is int8-only's 6.8 KB (6,928 bytes), 784 bytes "
+            "more." in rec.summary)
     rec = recommend.choose(measured, 1.0, "mcu", max_flash_kb=40)
-    assert rec.technique is None and "--max-flash 40: the least flash is int8-only's 41.6 KB, 1.6 KB more" \
-        in rec.summary
+    assert rec.technique is None and "--max-flash 40: the least flash is int8-only's 41.6 KB (42,552 bytes), " \
+        "1,592 bytes more" in rec.summary
     rec = recommend.choose(measured, 0.1, "mcu", max_ram_kb=8)
     assert rec.technique is None and "Each budget is met by some variant, but no variant meets all" in rec.summary
+
+
+def test_nothing_accurate_enough_says_by_how_much(measured):
+    only = Results("0", {}, {}, {}, {}, [v for v in measured.variants if v.technique in ("keras", "int8-only")])
+    rec = recommend.choose(only, 0.2, "mcu", max_ram_kb=64)
+    assert rec.technique is None
+    assert rec.summary == ("No variant meets every budget for --target mcu. Nothing meets the accuracy budget: "
+                           "the smallest drop is int8-only's 0.50 pp (accuracy), 0.30 pp past "
+                           "--max-accuracy-drop 0.2.")
 
 
 @pytest.mark.parametrize("value", ["abc", "0", "-4", "nan", "inf", ""])
@@ -228,6 +237,8 @@ def test_demo_target_mcu_recommends_what_tflite_micro_runs_at_the_reported_arena
     report = (mcu_demo / "report.md").read_text()
     assert "MCU RAM KB" in report and "## TFLite Micro" in report and "upper bound" in report
     assert f"| int8-only | yes | {arena:,} |" in report
+    assert (f"On TFLite Micro, 1 of 4 variants run and compute what LiteRT computes; the least RAM is int8-only's, "
+            f"a {arena:,}-byte tensor arena; weight-only-int8 runs there but wrong.") in report
     assert (mcu_demo / "accuracy_vs_arena.png").stat().st_size > 10_000
     assert "<h2>Accuracy on TFLite Micro vs RAM</h2>" in (mcu_demo / "report.html").read_text()
     assert "max_ram_kb" not in report  # a budget not given is no row of the report
