@@ -414,9 +414,9 @@ def mcu_section(results: Results):
             f"{drawn}, integer inputs quantized with each input tensor's own scale and zero-point. RAM is the "
             "smallest tensor arena that runs it: the interpreter's recorded total, then a search to the byte, "
             "each size tried on a fresh interpreter (it runs at that size and not one byte less). Flash is the "
-            f"model file. A variant is wrong on TFLite Micro when an output departs from LiteRT's built-in "
-            f"kernels (XNNPACK off: the integer arithmetic TFLite Micro implements) by more than {TOLERANCE_STEPS} steps of an 8-bit "
-            "quantization of that output (its int8 scale; an int16 scale × 256; a float output's range / 255): "
+            "model file. A variant is wrong on TFLite Micro when an output departs from LiteRT's built-in kernels "
+            f"(XNNPACK off: the integer arithmetic TFLite Micro implements) by more than {TOLERANCE_STEPS} steps of an "
+            "8-bit quantization of that output (its int8 scale; an int16 scale × 256; a float output's range / 255): "
             "such a variant is never recommended.", LIMITS]
 
     def pct(x):

@@ -195,7 +195,8 @@ def test_target_mcu_without_tflite_micro_says_how_to_install_it(monkeypatch):
 
 
 def test_budgets_and_latency_need_the_mcu_target():
-    with pytest.raises(InputError, match="--max-ram and --max-flash are microcontroller budgets.*Fix: add --target mcu"):
+    with pytest.raises(InputError, match="--max-ram and --max-flash are microcontroller budgets.*Fix: add --target "
+                                         "mcu"):
         recommend.Goal(target="cpu", max_flash_kb=64)
     with pytest.raises(InputError, match="latency on this host says nothing about a microcontroller"):
         recommend.Goal(target="mcu", optimize="latency")
