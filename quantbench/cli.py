@@ -15,7 +15,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 # Options that demo and compare share: one definition each.
 MAX_DROP = typer.Option(1.0, "--max-accuracy-drop", help="Accuracy budget, in points against the float model.")
-TARGET = typer.Option("cpu", "--target", help="Where it will run: cpu, gpu or int-only.")
+TARGET = typer.Option("cpu", "--target", help="Where it will run: cpu, gpu, int-only or mcu (TFLite Micro).")
+# Read as text so a bad value is quantbench's one-line error (recommend.budget_kb), not a usage panel.
+MAX_RAM = typer.Option(None, "--max-ram", metavar="KB", help="--target mcu: tensor arena budget, KB (1,024 B).")
+MAX_FLASH = typer.Option(None, "--max-flash", metavar="KB", help="--target mcu: model file budget, KB (1,024 B).")
 OPTIMIZE = typer.Option("size", "--optimize", help="Among variants within budget: smallest (size) or fastest here "
                         "(latency).")
 CALIB_SIZES = typer.Option(None, "--calib-sizes", help="e.g. 1,10,100,500: int8-only accuracy against calibration "
@@ -79,6 +82,8 @@ def demo(
     max_drop: float = MAX_DROP,
     target: str = TARGET,
     optimize: str = OPTIMIZE,
+    max_ram: Optional[str] = MAX_RAM,
+    max_flash: Optional[str] = MAX_FLASH,
     calib_sizes: Optional[str] = CALIB_SIZES,
     workers: Optional[int] = WORKERS,
     ray: Optional[str] = RAY,
@@ -92,12 +97,13 @@ def demo(
     Example: quantbench demo --out runs/demo --epochs 10 --seed 0 --qat-epochs 3
     """
     from .progress import reporter
-    from .recommend import Goal
+    from .recommend import Goal, budget_kb
     from .study import demo as run_demo
 
     results = run_demo(out=out, epochs=epochs, seed=seed, calib_size=calib_size, force=force,
                        techniques=techniques, threads=threads, batch=batch, qat_epochs=qat_epochs,
-                       goal=Goal(max_drop, target, optimize), calib_sizes=_sizes(calib_sizes),
+                       goal=Goal(max_drop, target, optimize, budget_kb(max_ram, "--max-ram"),
+                                 budget_kb(max_flash, "--max-flash")), calib_sizes=_sizes(calib_sizes),
                        workers=workers, ray=ray, time_budget=time_budget, reporter=reporter(quiet or as_json))
     _show(results, as_json, quiet)
     if not (quiet or as_json):
@@ -142,6 +148,8 @@ def compare(
     max_drop: float = MAX_DROP,
     target: str = TARGET,
     optimize: str = OPTIMIZE,
+    max_ram: Optional[str] = MAX_RAM,
+    max_flash: Optional[str] = MAX_FLASH,
     calib_sizes: Optional[str] = CALIB_SIZES,
     workers: Optional[int] = WORKERS,
     ray: Optional[str] = RAY,
@@ -155,12 +163,14 @@ def compare(
     Example: quantbench compare model.keras --data test.npz --calib train.npz --out runs/mine
     """
     from .progress import reporter
-    from .recommend import Goal
+    from .recommend import Goal, budget_kb
     from .study import compare as run_compare
 
     results = run_compare(model, data, calib, techniques, out, calib_size=calib_size, seed=seed, x_key=x_key,
                           y_key=y_key, unsafe=unsafe, force=force, threads=threads, batch=batch,
-                          qat_epochs=qat_epochs, goal=Goal(max_drop, target, optimize),
+                          qat_epochs=qat_epochs, goal=Goal(max_drop, target, optimize,
+                                                           budget_kb(max_ram, "--max-ram"),
+                                                           budget_kb(max_flash, "--max-flash")),
                           calib_sizes=_sizes(calib_sizes), workers=workers, ray=ray, time_budget=time_budget,
                           reporter=reporter(quiet or as_json))
     _show(results, as_json, quiet)
@@ -190,14 +200,20 @@ def convert_cmd(
 
 
 @app.command("inspect")
-def inspect_cmd(model: Path = typer.Argument(..., help="A .tflite file.")):
+def inspect_cmd(model: Path = typer.Argument(..., help="A .tflite file."),
+                mcu: bool = typer.Option(False, "--mcu", help="Also run it on TFLite Micro: runs?, RAM, flash, "
+                                         "agreement with LiteRT on generated inputs.")):
     """Show a .tflite file's inputs, outputs, ops, and which ops run in float or integer.
 
-    Example: quantbench inspect runs/demo/int8-only.tflite
+    Example: quantbench inspect runs/demo/int8-only.tflite --mcu
     """
     from .inspection import inspect, render
 
     print(render(inspect(model)))
+    if mcu:
+        from . import mcu as micro
+
+        print(micro.render(micro.inspect_file(model)))
 
 
 @app.command()

@@ -8,7 +8,7 @@ from .results import REFERENCE, Results, Variant
 
 # file names, fixed so a report can refuse to overwrite before drawing; without labels the y axis is agreement
 NAMES = {"size": "accuracy_vs_size.png", "latency": "accuracy_vs_latency.png", "distribution": "latency.png",
-         "calibration": "calibration_sizes.png"}
+         "calibration": "calibration_sizes.png", "arena": "accuracy_vs_arena.png"}
 BOX = "#1b6ca8"
 
 
@@ -188,8 +188,47 @@ def calibration_sizes(results: Results) -> Figure | None:
     return Figure(NAMES["calibration"], title, alt, caption, _png(fig))
 
 
+def arena(results: Results) -> Figure | None:
+    """TFLite Micro's own accuracy (or agreement with the float model) against the tensor arena (RAM)."""
+    rows = [v for v in results.variants if v.mcu and v.mcu["runs"]]
+    labels = any(v.mcu.get("accuracy") is not None for v in rows)
+    key = "accuracy" if labels else "agreement_float"
+    rows = [v for v in rows if v.mcu.get(key) is not None]
+    if not rows:
+        return None
+    order = {v.technique: i for i, v in enumerate(results.variants)}
+    fig, ax = _new_figure(width=8.4)
+    for v in rows:
+        x, y = v.mcu["arena_bytes"] / 1024, 100 * v.mcu[key]
+        color, marker = _style(order[v.technique])
+        if v.mcu["wrong"]:
+            ax.plot(x, y, "x", color="#b4451f", markersize=10, markeredgewidth=2, zorder=3,
+                    label=f"{v.technique} (wrong on TFLite Micro)")
+        else:
+            ax.plot(x, y, marker, color=color, markersize=8, zorder=3, label=v.technique)
+    what = "accuracy on TFLite Micro" if labels else "top-1 agreement with the float model on TFLite Micro"
+    ax.set_xscale("log")
+    _plain_log_axis(ax.xaxis)
+    ax.set_xlabel("tensor arena (RAM), KB (log scale)")
+    ax.set_ylabel(f"{what} (%)")
+    ax.margins(x=0.08, y=0.12)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False, borderaxespad=0)
+    title = f"{what[0].upper()}{what[1:]} vs RAM"
+    ax.set_title(title, fontsize=11)
+    n = rows[0].mcu.get("samples")
+    refused = [v.technique for v in results.variants if v.mcu and not v.mcu["runs"]]
+    caption = (f"Each variant that runs on TFLite Micro: its {what} over {n} samples against the smallest tensor "
+               "arena it runs in (x86-64 build: an upper bound on a 32-bit microcontroller). A red cross marks a "
+               "variant whose outputs depart from LiteRT's, never recommended."
+               + (f" Not shown, TFLite Micro cannot run them: {', '.join(refused)}." if refused else ""))
+    alt = f"Scatter plot of {what} against tensor arena size for " + ", ".join(
+        f"{v.technique} ({v.mcu['arena_bytes'] / 1024:.3g} KB, {100 * v.mcu[key]:.2f} %)" for v in rows)
+    return Figure(NAMES["arena"], title, alt, caption, _png(fig))
+
+
 def figures(results: Results) -> list[Figure]:
     """Every figure the results allow, in report order."""
-    made = [quality_vs(results, "size"), quality_vs(results, "latency"), latency_distribution(results),
+    made = [quality_vs(results, "size"), quality_vs(results, "latency"), arena(results), latency_distribution(results),
             calibration_sizes(results)]
     return [f for f in made if f is not None]

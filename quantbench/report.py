@@ -88,9 +88,36 @@ def _batch(results: Results) -> str:
     return str(t["batch"]) if t else "B"
 
 
+def _mcu_state(m: dict) -> str | None:
+    """'refused', 'crashed' or 'wrong' for a variant that cannot ship to TFLite Micro; None if it can."""
+    if not m["runs"]:
+        return "crashed" if "crashed" in (m.get("reason") or "") else "refused"
+    return "wrong" if m["wrong"] else None
+
+
+def _ram(v: Variant) -> str:
+    if not v.mcu:
+        return "—"
+    state = _mcu_state(v.mcu)
+    if state and not v.mcu["runs"]:
+        return state
+    return f"{v.mcu['arena_bytes'] / 1024:.1f}" + (" wrong" if state else "")
+
+
+def _flash(v: Variant) -> str:
+    return "—" if not v.mcu or not v.mcu["runs"] else f"{v.mcu['flash_bytes'] / 1024:.1f}"
+
+
+def has_mcu(results: Results) -> bool:
+    return any(v.mcu for v in results.variants)
+
+
 # One column each: header, cell, and where it shows: "both", "terminal" (compact) or "report" (full).
 def _columns(results: Results):
     base = next((v.bytes for v in results.variants if v.technique == BASELINE and v.ok), None)
+    mcu = [("MCU RAM\nKB", _ram, "both"), ("MCU flash\nKB", _flash, "both")] if has_mcu(results) else []
+    # for a microcontroller the terminal shows RAM and flash in the width host timings took; the report has both
+    timing = "report" if mcu else "both"
     return [
         ("technique", lambda v: v.technique, "both"),
         ("engine", lambda v: v.engine, "both"),
@@ -102,10 +129,11 @@ def _columns(results: Results):
         ("KL", lambda v: "—" if v.kl is None else f"{v.kl:.2g}", "report"),
         ("KB", lambda v: "—" if v.bytes is None else f"{v.bytes / 1024:.1f}", "both"),
         ("size", lambda v: f"{v.bytes / base:.2f}×" if base and v.bytes else "", "both"),
-        ("ms/sample\n(95% CI)", _latency, "both"),
+        *mcu,
+        ("ms/sample\n(95% CI)", _latency, timing),
         ("p90 / p99 ms", lambda v: f"{_ms(v.latency_ms['p90'])} / {_ms(v.latency_ms['p99'])}"
          if v.latency_ms and "p99" in v.latency_ms else "—", "report"),
-        (f"samples/s\n@{_batch(results)}", _throughput, "terminal"),
+        (f"samples/s\n@{_batch(results)}", _throughput, "terminal" if timing == "both" else "none"),
         (f"samples/s @{_batch(results)} (95% CI)", lambda v: _throughput(v, True), "report"),
         ("I/O", lambda v: v.input_dtype if v.input_dtype == v.output_dtype else f"{v.input_dtype}→{v.output_dtype}",
          "both"),
@@ -135,13 +163,21 @@ def failures(results: Results) -> list[str]:
         [f"{v.technique} {v.status}: {v.error or 'no reason given'}" for v in results.variants if not v.ok]
 
 
+def mcu_notes(results: Results) -> list[str]:
+    """One line per variant that cannot ship to TFLite Micro, with the reason."""
+    from .recommend import mcu_refusal
+
+    return [f"{v.technique}: {mcu_refusal(v)}" for v in results.variants
+            if v.mcu and _mcu_state(v.mcu)]
+
+
 def rich_table(results: Results):
     from rich import box
     from rich.table import Table
 
     headers, rows = table(results)
     # no vertical rules: the intervals need the width (the whole table fits 160 columns)
-    caption = "\n".join([*failures(results), _table_note(results)])
+    caption = "\n".join([*failures(results), *mcu_notes(results), _table_note(results)])
     t = Table(title=_title(results), caption=caption, caption_justify="left", box=box.SIMPLE_HEAD,
               pad_edge=False)
     for h in headers:
@@ -158,11 +194,13 @@ def _title(results: Results) -> str:
 
 def _table_note(results: Results) -> str:
     m = results.machine
+    mcu = (" MCU RAM: the smallest TFLite Micro tensor arena that runs the variant; MCU flash: its file; both "
+           "in KB of 1,024 bytes, measured on this host (see the TFLite Micro section)." if has_mcu(results) else "")
     return (f"Intervals are 95 %: Wilson for accuracy, order statistics for the median latency. "
             f"'{NO_CHANGE}': exact McNemar test against float32 on the same samples, p ≥ {ALPHA}. "
             f"Latency at batch 1, throughput at batch {_batch(results)}; {_threads(m)} on "
             f"{m.get('cpu', 'an unknown CPU')}. Latency intervals cover this run's sampling, not the machine's "
-            "load changing between runs: compare variants within one run.")
+            "load changing between runs: compare variants within one run." + mcu)
 
 
 def _threads(machine: dict) -> str:
@@ -268,6 +306,17 @@ def reading(results: Results) -> list[str]:
         sq = f", output SQNR {worst.sqnr_db:.1f} dB" if worst.sqnr_db is not None else ""
         out.append(f"Least faithful to the Keras model: {worst.technique}, top-1 agreement "
                    f"{worst.agreement * 100:.2f} %{sq}.")
+    on_mcu = [v for v in ok if v.mcu]
+    if on_mcu:
+        right = [v for v in on_mcu if not _mcu_state(v.mcu)]
+        text = f"On TFLite Micro, {len(right)} of {len(on_mcu)} variants run and compute what LiteRT computes"
+        if right:
+            least = min(right, key=lambda v: v.mcu["arena_bytes"])
+            text += f"; the least RAM is {least.technique}'s, a {least.mcu['arena_bytes']:,}-byte tensor arena"
+        wrong = [v.technique for v in on_mcu if _mcu_state(v.mcu) == "wrong"]
+        if wrong:
+            text += f"; {_names(wrong)} run{'s' if len(wrong) == 1 else ''} there but wrong"
+        out.append(text + ".")
     failed = [v for v in results.variants if not v.ok]
     if failed:
         out.append("Did not convert: " + "; ".join(f"{v.technique} ({v.error or v.status})" for v in failed) + ".")
@@ -291,7 +340,8 @@ def machine_rows(results: Results) -> list[tuple[str, str]]:
     calib = results.data.get("calibration")
     if calib:
         rows.append(("calibration", f"{calib.get('samples')} samples from the {calib.get('from')}"))
-    rows += [(k, str(v)) for k, v in s.items() if k not in ("threads", "batch")]
+    # an option left unset (a budget not given) says nothing: no row for it
+    rows += [(k, str(v)) for k, v in s.items() if k not in ("threads", "batch") and v is not None]
     rows.append(("quantbench", results.quantbench_version))
     return rows
 
@@ -315,6 +365,8 @@ def sections(results: Results) -> list[tuple[str, list[str], list[str], list[lis
             "Applied before measuring: a technique that cannot serve the target is not converted."],
             ["target", "question", "techniques", "why"],
             [[b["target"], b["question"], b["techniques"], b["why"]] for b in tree]))
+    if has_mcu(results):
+        out.append(mcu_section(results))
     studies = results.studies or {}
     sel = studies.get("selective")
     if sel:
@@ -351,6 +403,40 @@ def sections(results: Results) -> list[tuple[str, list[str], list[str], list[lis
     return out
 
 
+def mcu_section(results: Results):
+    """The TFLite Micro facts of every variant, how they were measured, and their limits."""
+    from .mcu import LIMITS, TOLERANCE_STEPS, steps_text
+
+    rows_ = [v for v in results.variants if v.mcu]
+    n, total = rows_[0].mcu.get("samples"), results.data.get("eval_samples")
+    drawn = (f"all {n} evaluation samples" if n == total else
+             f"{n} of the {total} evaluation samples, a seeded draw (seed {results.settings.get('seed', 0)})")
+    text = [f"Every variant LiteRT ran was run again on the TFLite Micro interpreter, in a child process, over "
+            f"{drawn}, integer inputs quantized with each input tensor's own scale and zero-point. RAM is the "
+            "smallest tensor arena that runs it: the interpreter's recorded total, then a search to the byte, "
+            "each size tried on a fresh interpreter (it runs at that size and not one byte less). Flash is the "
+            "model file. A variant is wrong on TFLite Micro when an output departs from LiteRT's built-in kernels "
+            f"(XNNPACK off: the integer arithmetic TFLite Micro implements) by more than {TOLERANCE_STEPS} steps of an "
+            "8-bit quantization of that output (its int8 scale; an int16 scale × 256; a float output's range / 255): "
+            "such a variant is never recommended.", LIMITS]
+
+    def pct(x):
+        return "—" if x is None else f"{x * 100:.2f}"
+    table_rows = []
+    for v in rows_:
+        m = v.mcu
+        if not m["runs"]:
+            table_rows.append([v.technique, _mcu_state(m), "—", f"{m['flash_bytes']:,}", "—", "—", "—", "—",
+                               m["reason"]])
+            continue
+        table_rows.append([v.technique, "wrong" if m["wrong"] else "yes", f"{m['arena_bytes']:,}",
+                           f"{m['flash_bytes']:,}", pct(m.get("accuracy")), pct(m["agreement_litert"]),
+                           pct(m["agreement_float"]), steps_text(m["max_diff_steps"]), ""])
+    return ("TFLite Micro", text, ["technique", "runs", "arena bytes (RAM)", "flash bytes", "accuracy %",
+                                   "agree LiteRT %", "agree float %", "max diff (8-bit steps)", "reason"],
+            table_rows)
+
+
 def markdown(results: Results, figures) -> str:
     headers, rows = table(results, full=True)
     lines = [f"# {_title(results)}", "", "## Reading", ""] + [f"- {s}" for s in reading(results)]
@@ -358,7 +444,8 @@ def markdown(results: Results, figures) -> str:
               "| " + " | ".join("---" if h in ("technique", "engine", "vs float32", "I/O") else "---:"
                                 for h in headers) + " |"]
     lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
-    lines += [""] + [f"- {_md_cell(f)}" for f in failures(results)] + ["", _table_note(results), ""]
+    lines += [""] + [f"- {_md_cell(f)}" for f in failures(results) + mcu_notes(results)]
+    lines += ["", _table_note(results), ""]
     for title, paragraphs, headers_, rows_ in sections(results):
         lines += [f"## {title}", ""] + [_md_cell(p) + "\n" for p in paragraphs]
         if rows_:
@@ -423,7 +510,7 @@ def html_page(results: Results, figures) -> str:
         cells = "".join(_html_cell(h, c) for h, c in zip(headers, row))
         parts.append(f'<tr class="failed">{cells}</tr>' if status != "ok" else f"<tr>{cells}</tr>")
     parts += ["</tbody>", "</table>", "</div>"]
-    failed = failures(results)
+    failed = failures(results) + mcu_notes(results)
     if failed:
         parts += ['<ul class="failed">'] + [f"<li>{esc(f)}</li>" for f in failed] + ["</ul>"]
     parts.append(f'<p class="note">{esc(_table_note(results))}</p>')

@@ -37,6 +37,7 @@ class Variant:
     latency_ms: dict | None = None   # batch 1: {"median", "ci95": [lo, hi], "p90", "p99", "n", "quantiles"}
     throughput: dict | None = None   # {"batch", "samples_per_s", "ci95": [lo, hi], "n"}
     convert_s: float | None = None
+    mcu: dict | None = None          # on TFLite Micro (--target mcu): quantbench.mcu.Facts as a dict
 
     @property
     def ok(self) -> bool:

@@ -56,6 +56,14 @@ def natural_key(name: str):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
+def align(names: list[str], arrays: list[np.ndarray], wanted: list[str]) -> list[np.ndarray]:
+    """Reorder arrays named `names` into the order `wanted` names them; positional when names differ."""
+    if len(arrays) == 1 or sorted(names) != sorted(wanted):
+        return list(arrays)
+    by_name = dict(zip(names, arrays))
+    return [by_name[n] for n in wanted]
+
+
 @functools.lru_cache(maxsize=None)
 def _qparams(info: TensorInfo) -> tuple:
     """dtype, scale, zero-point and the dtype's limits as float32 0-d arrays (the cheapest ufunc operands)."""

@@ -149,6 +149,16 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
             streams.update({k: v for k, v in more.items() if k != reference_row})
             metrics = evaluate.finish(streams, reference_row, y, list(source.output_names))
         ok = [name for name in converted if name not in rows]
+        mcu_facts = {}
+        if recommend.branch(goal.target).tflite_micro:  # every variant on the TFLite Micro interpreter (issue 12)
+            from . import mcu
+
+            mcu.check_available()
+            with reporter.task("TFLite Micro", 1) as advance:
+                mcu_facts = run.run([Task("mcu", tasks.mcu_facts, (job, ok, seed))])["mcu"]
+                advance()
+            if isinstance(mcu_facts, Died):
+                raise InputError(f"The TFLite Micro task did not finish: {mcu_facts.reason}.")
         throughput_batch = _throughput_batch(job, ok, batch)
         with reporter.task("Timing (alone)", 1) as advance:
             timed = run.run([Task("timing", tasks.timing, (job, ok, reference_row, threads, throughput_batch,
@@ -162,7 +172,8 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
 
         def measured(name, engine, path, size, seconds, ins, outs):
             return Variant(technique=name, engine=engine, status="ok", path=path, bytes=size, input_dtype=ins,
-                           output_dtype=outs, convert_s=seconds, **metrics[name], **timing[name])
+                           output_dtype=outs, convert_s=seconds, mcu=mcu_facts.get(name), **metrics[name],
+                           **timing[name])
 
         variants = [measured(reference_row, "input" if source.lite is not None else source.kind, ref_path,
                              ref_bytes, None, ",".join(source.input_dtypes), ",".join(source.output_dtypes))]
@@ -316,7 +327,8 @@ def _recommend(results: Results, goal, folder: Path) -> Results:
 
     float_ops = {v.technique: inspect(folder / v.path).float_compute_ops for v in results.variants
                  if v.ok and v.path and v.path.endswith(".tflite") and (folder / v.path).is_file()}
-    rec = recommend.choose(results, goal.max_drop_pp, goal.target, goal.optimize, float_ops)
+    rec = recommend.choose(results, goal.max_drop_pp, goal.target, goal.optimize, float_ops,
+                           max_ram_kb=goal.max_ram_kb, max_flash_kb=goal.max_flash_kb)
     if rec.technique is not None:
         shutil.copyfile(folder / results.variant(rec.technique).path, folder / "recommended.tflite")
     return dataclasses.replace(results, recommendation={**rec.to_dict(), "decision_tree": recommend.tree_rows()})

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import engines, evaluate
 from .errors import ConversionError, LiteRTError, TrainingError
+from .runtime import align
 from .techniques import Technique
 
 SIDE_SAMPLES = 256    # evaluation samples the side studies (selective search, calibration sizes) use at most
@@ -90,14 +91,6 @@ def source_of(job: Job):
 
         _SOURCES[key] = load_model(job.model, unsafe=job.unsafe)
     return _SOURCES[key]
-
-
-def align(names, arrays: list, wanted) -> list:
-    """Reorder arrays named `names` into the order `wanted` names them; positional when names differ."""
-    if len(arrays) == 1 or sorted(names) != sorted(wanted):
-        return list(arrays)
-    by_name = dict(zip(names, arrays))
-    return [by_name[n] for n in wanted]
 
 
 # ---- the tasks -------------------------------------------------------------------------------------
@@ -246,6 +239,28 @@ def calibration_sizes(job: Job, sizes: list[int], seed: int) -> dict:
         rows.append({"samples": size, "accuracy": m["accuracy"], "accuracy_ci": m["accuracy_ci"],
                      "agreement": m["agreement"], "bytes": len(content)})
     return {"technique": "int8-only", "rows": rows, "samples": len(x[0])}
+
+
+def mcu_facts(job: Job, names: list[str], seed: int) -> dict:
+    """Every variant on the TFLite Micro interpreter (in a child process of its own), over a seeded draw of
+    the evaluation samples: runs?, exact arena, flash, agreement with LiteRT and the float model."""
+    from . import mcu
+
+    rows = mcu.sample_rows(job.n, mcu.MAX_SAMPLES, seed)
+    inputs = [np.asarray(a[rows]) for a in job._arrays("eval")]
+    reference = [np.asarray(np.load(Path(job.work) / f"reference_{k}.npy", mmap_mode="r")[rows])
+                 for k in range(len(job.output_names))]
+    labels = None if job.labels is None else job.labels[rows]
+    from .runtime import LiteModel
+
+    facts = {}
+    with mcu.Worker() as worker:
+        for name in names:
+            path = job.path(f"{name}.tflite")
+            feed = align(job.input_names, inputs, [t.name for t in LiteModel(path).inputs])
+            facts[name] = mcu.measure(path, feed, None, reference, labels, list(job.output_names),
+                                      worker).to_dict()
+    return facts
 
 
 def timing(job: Job, names: list[str], reference_row: str, threads: int, batch: int,

@@ -77,7 +77,7 @@ def test_bad_options(args, message):
 
 def test_the_tree_is_data():
     rows = recommend.tree_rows()
-    assert [r["target"] for r in rows] == ["int-only", "gpu", "cpu"]
+    assert [r["target"] for r in rows] == ["mcu", "int-only", "gpu", "cpu"]
 
 
 # ---- The recommendation inside a real study -----------------------------------------------------

@@ -112,6 +112,6 @@ def test_recommends_the_smallest_within_budget(demo_cli, demo_results):
     assert rec["technique"] == best.technique and rec["max_drop_pp"] == 0.5
     assert (out / "recommended.tflite").read_bytes() == (out / best.path).read_bytes()
     assert rec["runners_up"] and "Runners-up: " + rec["runners_up"][0]["technique"] in rec["summary"]
-    assert [b["target"] for b in rec["decision_tree"]] == ["int-only", "gpu", "cpu"]
+    assert [b["target"] for b in rec["decision_tree"]] == ["mcu", "int-only", "gpu", "cpu"]
     assert demo_results.studies["layer_errors"]["rows"]
     assert "## Recommendation" in (out / "report.md").read_text()

@@ -1,0 +1,73 @@
+"""The demo's variants on TFLite Micro: arena (RAM) and flash of each, and the time the TFLite Micro stage takes.
+
+Usage: .venv/bin/python bench/mcu.py [--out DIR] [--runs 3]
+Runs `quantbench demo --target mcu` (default techniques) into DIR, prints the TFLite Micro facts of every variant
+as a Markdown table from its results.json, then times `mcu.measure_variants` alone on the same files, `--runs`
+times: the stage `--target mcu` adds to a study.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+
+    from quantbench import mcu, quiet
+    from quantbench.recommend import Goal
+    from quantbench.results import Results
+    from quantbench.runtime import LiteModel
+    from quantbench.study import demo
+
+    quiet.configure()
+    out = args.out or Path(tempfile.mkdtemp()) / "demo"
+    start = time.perf_counter()
+    demo(out=out, goal=Goal(target="mcu"), force=True)
+    print(f"quantbench demo --target mcu: {time.perf_counter() - start:.1f} s in-process (TensorFlow import "
+          f"not counted); rows from {out}/results.json\n")
+    results = Results.load(out / "results.json")
+    print("| variant | runs on TFLite Micro | arena (RAM) bytes | flash bytes | accuracy on TFLite Micro % "
+          "| max diff from LiteRT (8-bit steps) | why not |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
+    for v in results.variants:
+        m = v.mcu
+        if not m:
+            continue
+        if m["runs"]:
+            state = "**wrong**" if m["wrong"] else "yes"
+            print(f"| {v.technique} | {state} | {m['arena_bytes']:,} | {m['flash_bytes']:,} | "
+                  f"{100 * m['accuracy']:.2f} | {mcu.steps_text(m['max_diff_steps'])} | |")
+        else:
+            print(f"| {v.technique} | no | — | {m['flash_bytes']:,} | — | — | {m['reason']} |")
+    print(f"\nRecommended: {results.recommendation['technique']} — {results.recommendation['summary']}\n")
+
+    with np.load(out / "digits-test.npz") as f:
+        x, y = f["x"], f["y"]
+    import keras
+
+    reference = [keras.saving.load_model(out / "model.keras").predict(x, verbose=0)]
+    paths = {v.technique: out / v.path for v in results.variants if v.mcu}
+    litert = {}
+    for name, path in paths.items():
+        o = LiteModel(path).predict(x)
+        litert[name] = o if isinstance(o, list) else [o]
+    seconds = []
+    for _ in range(args.runs):
+        start = time.perf_counter()
+        mcu.measure_variants(paths, {n: [x] for n in paths}, litert, reference, y)
+        seconds.append(time.perf_counter() - start)
+    print(f"TFLite Micro stage alone, {len(paths)} variants x {len(x)} samples: median "
+          f"{statistics.median(seconds):.1f} s (min {min(seconds):.1f}, max {max(seconds):.1f}) over {args.runs} runs")
+
+
+if __name__ == "__main__":
+    main()
