@@ -299,14 +299,22 @@ def _side_studies(run, job, techniques, converted, metrics, reference_row, goal,
         plan.append(Task("layer_errors", tasks.layer_errors, (job,), leaky=True))
     if source.lite is None and job.has_calib and recommend.needs_rescue(metrics, reference_row, goal):
         plan.append(Task("selective", tasks.selective_search, (job, goal.max_drop_pp), leaky=True))
-    if calib_sizes and source.lite is None:
-        plan.append(Task("calibration_sizes", tasks.calibration_sizes, (job, list(calib_sizes), seed), leaky=True))
+    if calib_sizes and source.lite is None:  # one conversion per task: workers recycle as they go
+        plan += [Task(f"calibration_size:{size}", tasks.calibration_size, (job, size, seed), leaky=True)
+                 for size in calib_sizes]
     if not plan:
         return {}
     with reporter.task("Side studies", len(plan)) as advance:
         results = run.run(plan, on_done=lambda task, result: advance(note=task.key))
     studies = {}
+    sizes = [(key, result) for key, result in results.items() if key.startswith("calibration_size:")]
+    if sizes:
+        studies["calibration_sizes"] = {"technique": "int8-only", "samples": min(job.n, tasks.SIDE_SAMPLES), "rows": [
+            {"samples": int(key.split(":")[1]), "error": result.reason} if isinstance(result, Died) else result
+            for key, result in sizes]}
     for key, result in results.items():
+        if key.startswith("calibration_size:"):
+            continue
         if isinstance(result, Died):
             studies[key] = {"error": result.reason, "rows": []}
         elif key == "selective":

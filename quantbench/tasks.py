@@ -221,24 +221,20 @@ def selective_search(job: Job, max_drop_pp: float) -> dict:
     return {"study": study, "path": path.name, "seconds": round(found.seconds, 4)}
 
 
-def calibration_sizes(job: Job, sizes: list[int], seed: int) -> dict:
-    """int8-only accuracy (or agreement) against the number of calibration samples."""
+def calibration_size(job: Job, size: int, seed: int) -> dict:
+    """int8-only accuracy (or agreement) with `size` calibration samples drawn from the pool: one conversion."""
     from . import data
     from .conversion import convert as convert_with
 
     x, ref, y = _side_rows(job)
-    pool, source, rows = job.pool(), source_of(job), []
-    for size in sizes:
-        calib = data.calibration_sample(pool, size, seed)
-        try:
-            content = convert_with(source, "int8-only", calib).content
-        except ConversionError as exc:
-            rows.append({"samples": size, "error": str(exc)})
-            continue
-        m = evaluate.measure({"ref": ref, "v": _outputs_on(content, job, x)}, "ref", y)["v"]
-        rows.append({"samples": size, "accuracy": m["accuracy"], "accuracy_ci": m["accuracy_ci"],
-                     "agreement": m["agreement"], "bytes": len(content)})
-    return {"technique": "int8-only", "rows": rows, "samples": len(x[0])}
+    calib = data.calibration_sample(job.pool(), size, seed)
+    try:
+        content = convert_with(source_of(job), "int8-only", calib).content
+    except ConversionError as exc:
+        return {"samples": size, "error": str(exc)}
+    m = evaluate.measure({"ref": ref, "v": _outputs_on(content, job, x)}, "ref", y)["v"]
+    return {"samples": size, "accuracy": m["accuracy"], "accuracy_ci": m["accuracy_ci"],
+            "agreement": m["agreement"], "bytes": len(content)}
 
 
 def mcu_facts(job: Job, names: list[str], seed: int) -> dict:

@@ -1,0 +1,143 @@
+"""Real models at real scale: wall time and peak memory (RSS of the whole process tree) of `quantbench compare`.
+
+Cases (issue 11):
+  mobilenet     MobileNetV2 224x224x3 (keras.applications, weights=None), 300 random images in an .npz,
+                200 calibration / 100 evaluation (--calib-size 200), default compare
+  npy100/npy1000  the same model, evaluation images from an .npy (memory-mapped) and 200 calibration images
+                from another: the peak must stay flat as the evaluation set grows
+  audio         a Keras model with a 43,844-sample audio input and 3 outputs (172x88, 172x88, 172x264), 24 clips
+  workers       mobilenet at --workers 1 and --workers 2, interleaved
+  conversions   30 conversions in one study (14 techniques + 16 calibration sizes): the main process's RSS
+
+Usage:
+  .venv/bin/python bench/scale.py --cases mobilenet,npy100,npy1000,audio --workers 1
+  .venv/bin/python bench/scale.py --cases workers --rounds 2
+Models and data are built once into --cache (default /tmp/qb-scale). Nothing is downloaded.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+AUDIO_SAMPLES = 43844
+
+
+def build(cache: Path) -> None:
+    cache.mkdir(parents=True, exist_ok=True)
+    if (cache / "done").exists():
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    rng = np.random.default_rng(0)
+    keras.utils.set_random_seed(0)
+    keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3)).save(cache / "mobilenetv2.keras")
+    images = rng.uniform(-1, 1, (300, 224, 224, 3)).astype(np.float32)
+    np.savez(cache / "img300.npz", x=images)
+    np.save(cache / "calib200.npy", images[:200])
+    np.save(cache / "eval100.npy", images[200:])
+    big = np.lib.format.open_memmap(cache / "eval1000.npy", mode="w+", dtype=np.float32, shape=(1000, 224, 224, 3))
+    for start in range(0, 1000, 100):
+        big[start:start + 100] = rng.uniform(-1, 1, (100, 224, 224, 3)).astype(np.float32)
+    big.flush()
+    del big
+
+    inp = keras.Input((AUDIO_SAMPLES, 1), name="audio")
+    h = inp
+    for filters in (32, 64, 96, 128):  # stride 4 each: 43,844 samples -> 172 frames
+        h = keras.layers.Conv1D(filters, 9, strides=4, padding="same", activation="relu")(h)
+    h = keras.layers.Conv1D(256, 3, padding="same", activation="relu")(h)
+    h = keras.layers.Conv1D(256, 3, padding="same", activation="relu")(h)
+    onsets = keras.layers.Dense(88, activation="sigmoid", name="onsets")(h)
+    notes = keras.layers.Dense(88, activation="sigmoid", name="notes")(h)
+    contours = keras.layers.Dense(264, activation="sigmoid", name="contours")(h)
+    keras.Model(inp, [onsets, notes, contours], name="audio3").save(cache / "audio.keras")
+    np.savez(cache / "audio24.npz", x=rng.normal(0, 0.1, (24, AUDIO_SAMPLES, 1)).astype(np.float32))
+    (cache / "done").write_text("ok")
+
+
+def tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run(args: list[str], label: str) -> dict:
+    """One quantbench command; wall time, peak RSS of its process tree and of its main process."""
+    out = Path(tempfile.mkdtemp(prefix="qb-scale-")) / "study"
+    cmd = [sys.executable, "-m", "quantbench", *args, "--out", str(out), "--quiet"]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ps = psutil.Process(proc.pid)
+    peak, main_peak, main_series = 0, 0, []
+    while proc.poll() is None:
+        peak = max(peak, tree_rss(ps))
+        try:
+            rss = ps.memory_info().rss
+            main_peak = max(main_peak, rss)
+            main_series.append(rss)
+        except psutil.Error:
+            pass
+        time.sleep(0.1)
+    wall = time.perf_counter() - start
+    err = proc.stderr.read()
+    row = {"case": label, "wall_s": round(wall, 1), "peak_tree_gib": round(peak / 2 ** 30, 2),
+           "peak_main_gib": round(main_peak / 2 ** 30, 2), "exit": proc.returncode}
+    if proc.returncode != 0:
+        row["stderr"] = err.strip()[-400:]
+    else:
+        res = json.loads((out / "results.json").read_text())
+        row["rows"] = {v["technique"]: (v["status"], v.get("accuracy") or v.get("agreement")) for v in res["variants"]}
+        row["settings"] = {k: res["settings"].get(k) for k in ("workers", "executor", "chunk", "throughput_batch")}
+        row["eval_samples"] = res["data"]["eval_samples"]
+        series = main_series[len(main_series) // 3:]  # after start-up: does the main process grow?
+        row["main_rss_first_third_to_end_mib"] = [round(series[0] / 2 ** 20), round(series[-1] / 2 ** 20)] \
+            if series else None
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--cases", default="mobilenet,npy100,npy1000,audio")
+    p.add_argument("--workers", default="1")
+    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--cache", default="/tmp/qb-scale")
+    p.add_argument("--extra", default="", help="more arguments for every compare, space-separated")
+    a = p.parse_args()
+    cache = Path(a.cache)
+    build(cache)
+    extra = a.extra.split()
+    m = str(cache / "mobilenetv2.keras")
+    cases = {
+        "mobilenet": ["compare", m, "--data", str(cache / "img300.npz"), "--calib-size", "200"],
+        "npy100": ["compare", m, "--data", str(cache / "eval100.npy"), "--calib", str(cache / "calib200.npy")],
+        "npy1000": ["compare", m, "--data", str(cache / "eval1000.npy"), "--calib", str(cache / "calib200.npy")],
+        "audio": ["compare", str(cache / "audio.keras"), "--data", str(cache / "audio24.npz")],
+        "conversions": ["compare", m, "--data", str(cache / "img300.npz"), "--calib-size", "200", "--calib-sizes",
+                        "10,20,30,40,50,60,70,80,90,100,110,120,130,140,150,160"],
+    }
+    for _ in range(a.rounds):
+        for name in a.cases.split(","):
+            if name == "workers":  # interleaved, one run of each in turn
+                for w in ("1", "2"):
+                    run([*cases["mobilenet"], "--workers", w, *extra], f"mobilenet --workers {w}")
+                continue
+            run([*cases[name], "--workers", a.workers, *extra], f"{name} --workers {a.workers}")
+
+
+if __name__ == "__main__":
+    main()

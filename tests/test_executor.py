@@ -1,0 +1,136 @@
+"""Executors: the same plan in this process and in worker processes; dead workers, recycling, Ctrl-C."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import psutil
+import pytest
+
+from quantbench import executor
+from quantbench.errors import InputError
+from quantbench.executor import Died, InProcess, Task, Workers
+
+
+def square(x):
+    return x * x
+
+
+def pid():
+    return os.getpid()
+
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def refuse():
+    raise InputError("bad input, said in a worker")
+
+
+def bug():
+    return {}["missing"]
+
+
+def plan():
+    return [Task("a", square, (3,)), Task("b", square, (4,), needs=("a",)), Task("c", die),
+            Task("d", square, (5,), needs=("c",)), Task("e", square, (6,))]
+
+
+def check(results):
+    assert results["a"] == 9 and results["b"] == 16 and results["e"] == 36
+    assert isinstance(results["d"], Died) and "not run: c did not finish" in results["d"].reason
+
+
+def test_workers_survive_a_dead_worker_and_skip_what_needed_it():
+    with Workers(2) as run:
+        results = run.run(plan())
+        check(results)
+        assert isinstance(results["c"], Died)
+        assert results["c"].reason == "c: its worker process was killed by SIGKILL (the system may have run out of memory)"
+        assert run.run([Task("again", square, (7,))])["again"] == 49  # a fresh worker took the dead one's place
+
+
+def test_workers_are_recycled_after_leaky_tasks():
+    with Workers(1, recycle_after=2) as run:
+        pids = [run.run([Task(f"p{i}", pid, leaky=True)])[f"p{i}"] for i in range(4)]
+    assert pids[0] == pids[1] != pids[2] == pids[3]
+
+
+def test_errors_and_bugs_in_a_worker_surface_in_the_caller():
+    with Workers(1) as run:
+        with pytest.raises(InputError, match="bad input, said in a worker"):
+            run.run([Task("r", refuse)])
+        with pytest.raises(executor.TaskBug, match=r"KeyError: 'missing' \(in task b; worker traceback"):
+            run.run([Task("b", bug)])
+
+
+def test_in_process_runs_the_same_plan_in_order():
+    done = []
+    results = InProcess().run([Task("a", square, (3,)), Task("b", square, (4,), needs=("a",))],
+                              on_done=lambda t, r: done.append(t.key))
+    assert results == {"a": 9, "b": 16} and done == ["a", "b"]
+
+
+def test_bad_worker_counts_are_refused():
+    with pytest.raises(InputError, match=r"--workers is -1. Expected 0 \(in this process\) or more"):
+        executor.make(-1)
+    assert isinstance(executor.make(0), InProcess)
+
+
+def test_a_study_in_workers_gives_the_in_process_figures(tiny_model, digits, calib, tmp_path):
+    from quantbench.study import run_study
+
+    names = "float32,dynamic,int8-only,lq-int8"
+    x = digits.x_test[:200]
+    here = run_study(tiny_model, x, calib, names, tmp_path / "here", workers=0)
+    there = run_study(tiny_model, x, calib, names, tmp_path / "there", workers=2)
+    assert there.settings["executor"] == "Workers" and here.settings["executor"] == "InProcess"
+    for a, b in zip(here.variants, there.variants):
+        assert (a.technique, a.status, a.agreement, a.sqnr_db, a.kl, a.fidelity) == \
+            (b.technique, b.status, b.agreement, b.sqnr_db, b.kl, b.fidelity)
+    for name in names.split(","):
+        assert (tmp_path / "here" / f"{name}.tflite").read_bytes() == (tmp_path / "there" / f"{name}.tflite").read_bytes()
+    assert not (tmp_path / "there" / ".work").exists()
+
+
+def test_streamed_npy_gives_the_in_memory_figures(tiny_keras_path, digits, tmp_path):
+    from quantbench import data, models
+    from quantbench.study import compare
+
+    np.save(tmp_path / "x.npy", digits.x_test)
+    source = models.load_model(tiny_keras_path)
+    streamed = data.load_data(tmp_path / "x.npy", source)
+    assert streamed.streamed and isinstance(streamed.x[0], data.LazyNpy)
+    np.savez(tmp_path / "x.npz", x=digits.x_test)
+    a = compare(tiny_keras_path, tmp_path / "x.npy", techniques="float32,int8-only", out=tmp_path / "a", workers=0)
+    b = compare(tiny_keras_path, tmp_path / "x.npz", techniques="float32,int8-only", out=tmp_path / "b", workers=0)
+    assert a.data["streamed"] and not b.data["streamed"]
+    assert [v.agreement for v in a.variants] == [v.agreement for v in b.variants]
+    assert [v.sqnr_db for v in a.variants] == [v.sqnr_db for v in b.variants]
+
+
+def test_ctrl_c_stops_the_workers_and_cleans_up(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "quantbench", "demo", "--out", str(tmp_path / "s"), "--quiet",
+                             "--epochs", "1", "--workers", "2", "--techniques", "float32,dynamic,int8-only,float16"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    parent, workers, deadline = psutil.Process(proc.pid), [], time.monotonic() + 240
+    def spawned(p):
+        try:
+            return "spawn_main" in " ".join(p.cmdline())
+        except psutil.Error:  # gone, or a zombie, meanwhile
+            return False
+
+    while time.monotonic() < deadline and proc.poll() is None:
+        workers = [p for p in parent.children() if spawned(p)]
+        if len(workers) == 2:
+            break
+        time.sleep(0.1)
+    assert len(workers) == 2, "the workers never started"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in workers)
+    assert list(tmp_path.iterdir()) == []
