@@ -75,3 +75,8 @@ def test_another_engines_technique_is_an_input_error(tiny_model, calib):
     with pytest.raises(InputError, match=r"Technique 'lq-int8' is made by the litert-quantizer engine, not by "
                                          r"TFLiteConverter\. Fix: pass converter techniques only"):
         convert_family(tiny_model, ["int8-only", "lq-int8"], calib)
+
+
+def test_calibrating_with_16x8_settings_first_gives_the_same_files(tiny_model, calib, tiny_variants):
+    got = convert_family(tiny_model, list(reversed(FAMILY)), calib)  # int16x8's converter calibrates
+    assert {n: c.content for n, c in got.items()} == {n: tiny_variants[n] for n in FAMILY}
