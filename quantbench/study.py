@@ -239,19 +239,28 @@ def _convert_and_evaluate(run, job, techniques, reference_row, reporter, evaluat
 
     Returns the failed or skipped rows, the metric streams (merged over shards) and the converted files.
     """
-    plan, converted = [], dict(evaluate_only or {})
+    from . import engines
+    from .conversion import shares_calibration
+
+    plan, converted, made_by = [], dict(evaluate_only or {}), {}
     if evaluate_only is None:
         plan.append(Task("reference", tasks.reference, (job,)))
         has_float = any(t.name == "float32" for t in techniques)
+        family = [t for t in techniques if job.has_calib and not job.model.endswith(".tflite")
+                  and shares_calibration(t)]
+        if len(family) > 1:  # one calibration for all of them: byte-identical files, several times faster
+            plan.append(Task("convert:family", tasks.convert_family, (job, family), leaky=True))
+            made_by = {t.name: "convert:family" for t in family}
         for t in techniques:
-            from . import engines
-
+            if t.name in made_by:
+                continue
             needs = ("convert:float32",) if engines.of(t).needs_float_tflite and has_float else ()
             plan.append(Task(f"convert:{t.name}", tasks.convert, (job, t), needs=needs, leaky=t.engine != LQ))
+            made_by[t.name] = f"convert:{t.name}"
     shards = [(a, min(a + SHARD, job.n)) for a in range(0, job.n, SHARD)]
     names = list(converted) or [t.name for t in techniques]
     for name in names:
-        needs = () if evaluate_only else ("reference", f"convert:{name}")
+        needs = () if evaluate_only else ("reference", made_by[name])
         plan += [Task(f"evaluate:{name}:{a}", tasks.evaluate_shard, (job, name, a, b), needs=needs)
                  for a, b in shards]
     rows, streams = {}, {}
@@ -263,12 +272,16 @@ def _convert_and_evaluate(run, job, techniques, reference_row, reporter, evaluat
         if kind == "reference":
             streams[reference_row] = result
         elif kind == "convert":
-            if isinstance(result, Died):
-                rows[name] = Variant(name, get(name).engine, "failed", error=result.reason)
-            elif result["status"] != "ok":
-                rows[name] = Variant(name, get(name).engine, result["status"], error=result["error"])
-            else:
-                converted[name] = result
+            made = {n: result for n, by in made_by.items() if by == key}
+            if not isinstance(result, Died) and name == "family":
+                made = result
+            for name, one in made.items():
+                if isinstance(one, Died):
+                    rows[name] = Variant(name, get(name).engine, "failed", error=one.reason)
+                elif one["status"] != "ok":
+                    rows[name] = Variant(name, get(name).engine, one["status"], error=one["error"])
+                else:
+                    converted[name] = one
     if isinstance(streams.get(reference_row), Died) or (evaluate_only is None and reference_row not in streams):
         reason = streams[reference_row].reason if reference_row in streams else "not run"
         raise InputError(f"The float model could not be run on the evaluation data: {reason}. Fix: check the "

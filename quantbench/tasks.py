@@ -132,6 +132,22 @@ def convert(job: Job, technique: Technique) -> dict:
     return {"status": "ok", "path": path.name, "seconds": round(conv.seconds, 4)}
 
 
+def convert_family(job: Job, techniques: list[Technique]) -> dict:
+    """The converter's int8 family from one calibration (`conversion.convert_family`): a file per technique, a
+    refusal a row with the converter's reason; the others go on."""
+    from .conversion import convert_family as make_family
+
+    done = {}
+    for name, conv in make_family(source_of(job), techniques, job.calib()).items():
+        if isinstance(conv, ConversionError):
+            done[name] = {"status": "failed", "error": str(conv)}
+            continue
+        path = job.path(f"{name}.tflite")
+        path.write_bytes(conv.content)
+        done[name] = {"status": "ok", "path": path.name, "seconds": round(conv.seconds, 4)}
+    return done
+
+
 def _refused(name: str, exc: Exception) -> dict:
     reason = getattr(exc, "reason", None) or " ".join(str(exc).split())
     return {"status": "failed", "error": f"{name}: LiteRT cannot run it: {reason}"}
