@@ -142,7 +142,7 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
               data_info: dict | None = None, settings: dict | None = None, threads: int = 1,
               batch: int = 32, save_keras: bool = False, artifacts: dict[str, bytes] | None = None,
               qat_epochs: int = 0, train=None, seed: int = 0, goal=None, calib_sizes=None, calib_pool=None,
-              reporter=None) -> Results:
+              reporter=None, time_budget: float = bench.TIME_BUDGET_S) -> Results:
     """Convert, evaluate and time `model` with each technique; write everything into `out`.
 
     Args:
@@ -160,6 +160,7 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
             the target are skipped before converting; `recommended.tflite` is the choice.
         calib_sizes: sample counts for a study of int8-only accuracy against calibration size, drawn from
             `calib_pool` (default: `calib`).
+        time_budget: seconds for the timing (batch 1, then throughput); it stops sooner once converged.
     """
     reporter = reporter or Silent()
     source = as_source(model)
@@ -247,7 +248,8 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
         if calib_sizes and source.lite is None:
             studies["calibration_sizes"] = _calibration_sizes(source, pool, calib_sizes, x, y, reference, seed,
                                                               reporter)
-        timing = bench.measure(source, lite, feeds, x, batch=batch, reporter=reporter, reference=reference_row)
+        timing = bench.measure(source, lite, feeds, x, batch=batch, reporter=reporter, reference=reference_row,
+                               time_budget=time_budget)
 
         def measured(name, engine, path, size, seconds, ins, outs):
             return Variant(technique=name, engine=engine, status="ok", path=path, bytes=size, input_dtype=ins,
@@ -267,7 +269,8 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
         results = Results(
             quantbench_version=__version__, model=source.describe(),
             data={"eval_samples": n, "labels": y is not None, "eval_from": evaluation.origin, **(data_info or {})},
-            machine=machine.describe(threads), settings={**(settings or {}), **goal.__dict__},
+            machine=machine.describe(threads),
+            settings={**(settings or {}), **goal.__dict__, "time_budget_s": time_budget},
             variants=variants, studies=studies)
         results = _recommend(results, goal, folder)
         results.save(folder / "results.json")
@@ -292,10 +295,19 @@ def _recommend(results: Results, goal, folder: Path) -> Results:
     return dataclasses.replace(results, recommendation={**rec.to_dict(), "decision_tree": recommend.tree_rows()})
 
 
+def study_folder(model, out=None) -> Path:
+    """The study's folder: `out`, else runs/<the model file's name without its suffix> (as `compare` writes)."""
+    if out is not None:
+        return Path(out)
+    if isinstance(model, models.Source):
+        model = model.path or model.name
+    return Path("runs") / Path(str(model)).stem
+
+
 def compare(model, data_path, calib_path=None, techniques=None, out=None, *, calib_size: int | None = None,
             seed: int = 0, x_key: str = "x", y_key: str = "y", unsafe: bool = False, force: bool = False,
             threads: int = 1, batch: int = 32, qat_epochs: int = 0, goal=None, calib_sizes=None,
-            reporter=None) -> Results:
+            reporter=None, time_budget: float = bench.TIME_BUDGET_S) -> Results:
     """Study a user's model file on a user's data file: every technique, one table.
 
     Without `calib_path`, calibration samples come from `data_path` by a seeded split, and the rest
@@ -304,7 +316,7 @@ def compare(model, data_path, calib_path=None, techniques=None, out=None, *, cal
     techniques = parse_list(techniques, list(DEFAULT_TECHNIQUES)) if not isinstance(techniques, list) \
         else techniques
     source = model if isinstance(model, models.Source) else models.load_model(model, unsafe=unsafe)
-    out = Path(out) if out is not None else Path("runs") / Path(str(source.path or source.name)).stem
+    out = study_folder(source, out)
     check_new_dir(out, force)
     dataset = data.load_data(data_path, source, x_key, y_key, role="--data")
     if calib_path is not None:
@@ -322,16 +334,21 @@ def compare(model, data_path, calib_path=None, techniques=None, out=None, *, cal
     # QAT learns from the calibration samples, never the evaluation ones: on their labels, else by distillation.
     return run_study(source, evaluation, calib, techniques, out, force=force, threads=threads, batch=batch,
                      reporter=reporter, qat_epochs=qat_epochs, seed=seed, goal=goal, calib_sizes=calib_sizes,
-                     calib_pool=train.x,
+                     calib_pool=train.x, time_budget=time_budget,
                      train=(train.x if len(train.x) > 1 else train.x[0], train.y) if train.y is not None else None,
                      data_info={"name": Path(str(data_path)).name, **info},
                      settings={"seed": seed, "calib_size": calib_size, "threads": threads, "batch": batch,
                                "qat_epochs": qat_epochs})
 
 
+# The demo's models take microseconds a call: a few seconds give tight intervals, and a busy machine
+# (where the Keras row never converges) cannot stretch the demo by the study's full 30 s (BENCHMARKS.md).
+DEMO_TIME_BUDGET_S = 10.0
+
+
 def demo(out="runs/demo", epochs: int = 10, seed: int = 0, calib_size: int = 200, force: bool = False,
          techniques=None, threads: int = 1, batch: int = 32, qat_epochs: int = 0, goal=None, calib_sizes=None,
-         reporter=None) -> Results:
+         reporter=None, time_budget: float = DEMO_TIME_BUDGET_S) -> Results:
     """The reference experiment: train the article's CNN on digits, then study every technique."""
     reporter = reporter or Silent()
     techniques = parse_list(techniques, list(DEFAULT_TECHNIQUES)) if not isinstance(techniques, list) \
@@ -348,7 +365,7 @@ def demo(out="runs/demo", epochs: int = 10, seed: int = 0, calib_size: int = 200
         model, data.Dataset([split.x_test], split.y_test, "sklearn digits test split"), calib, techniques, out,
         force=force, threads=threads, batch=batch, reporter=reporter, save_keras=True,
         qat_epochs=qat_epochs, train=(split.x_train, split.y_train), seed=seed, goal=goal,
-        calib_sizes=calib_sizes, calib_pool=split.x_train,
+        calib_sizes=calib_sizes, calib_pool=split.x_train, time_budget=time_budget,
         # the data beside the model, so `quantbench compare` can be tried on it
         artifacts={"digits-train.npz": data.npz_bytes(x=split.x_train, y=split.y_train),
                    "digits-test.npz": data.npz_bytes(x=split.x_test, y=split.y_test)},
