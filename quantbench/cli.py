@@ -75,9 +75,15 @@ def _tracking_check(mlflow: str | None) -> str | None:
     """The tracking URI when --mlflow was given ('' means the default), checked before any work starts."""
     if mlflow is None:
         return None
+    import logging
+
+    from .quiet import debug_enabled
     from .tracking import check
 
-    return check(mlflow or None)
+    uri = check(mlflow or None)  # imports mlflow, which sets its loggers up at import: quiet them after it
+    if not debug_enabled():
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # "Creating initial MLflow database tables..."
+    return uri
 
 
 def _tracking_log(results, folder: Path, uri: str | None, quiet: bool) -> None:
