@@ -196,9 +196,9 @@ def fit_batch(asked: int, per_sample: list[int], bound: int = THROUGHPUT_MEMORY)
 
 
 def _phase(runners: dict, samples: dict[str, int], size: int, asked: int, budget_s: float, reporter, *,
-           min_rounds: int, max_rounds: int, rel_ci: float, seed: int) -> dict[str, dict]:
+           min_rounds: int, max_rounds: int, rel_ci: float, seed: int, label: str = "") -> dict[str, dict]:
     """One interleaved phase: batch-1 latency summaries (size 1) or throughput at `size`, per runner."""
-    with reporter.task(f"Timing (batch {size})", None) as advance:
+    with reporter.task(f"Timing{' ' + label if label else ''} (batch {size})", None) as advance:
         timing = latency(runners, max_rounds, warmup=10 if size == 1 else 3, on_round=advance, seed=seed,
                          budget_s=budget_s, min_rounds=min_rounds, rel_ci=rel_ci)
         advance(0, note=f"{timing.rounds} rounds, {timing.stopped}")
@@ -212,25 +212,34 @@ def _phase(runners: dict, samples: dict[str, int], size: int, asked: int, budget
     return out
 
 
-def _timed(make_runners, per_sample: list[int], batch: int, time_budget: float, reporter, *, rounds: int,
+def _timed(groups: list, per_sample: list[int], batch: int, time_budget: float, reporter, *, rounds: int,
            max_rounds: int, rel_ci: float, memory_bound: int, seed: int) -> tuple[dict[str, dict], int]:
     """Batch-1 latency, then throughput at the batch that fits `memory_bound`, sharing `time_budget` seconds.
 
-    `make_runners(size)` gives name -> (runner, samples per call) for one batch size; the batch-1 runners
-    are dropped before the throughput ones are made, and the throughput phase gets what batch 1 left.
+    `groups` are (label, make_runners), each timed in phases of its own; `make_runners(size)` gives
+    name -> (runner, samples per call) for one batch size. Batch 1 may use the first half of the budget,
+    split between the groups by their number of runners, throughput the rest; a phase that converges
+    early leaves its time to the next. Runners are dropped at the end of their phase.
     Returns name -> its summaries, and the throughput batch used.
     """
     start = time.perf_counter()
     result: dict[str, dict] = {}
     used = fit_batch(batch, per_sample, memory_bound)
-    for size, share in ((1, 0.5), (used, 1.0)):
-        made = make_runners(size)
-        budget = max(time_budget * share - (time.perf_counter() - start), 0.0)
-        phase = _phase({k: r for k, (r, _) in made.items()}, {k: s for k, (_, s) in made.items()}, size, batch,
-                       budget, reporter, min_rounds=rounds, max_rounds=max_rounds, rel_ci=rel_ci, seed=seed)
-        del made
-        for name, value in phase.items():
-            result.setdefault(name, {}).update(value)
+    for size, (first, last) in ((1, (0.0, 0.5)), (used, (0.5, 1.0))):
+        made = [(label, make(size)) for label, make in groups]
+        total, done = sum(len(m) for _, m in made) or 1, 0
+        while made:
+            label, runners = made.pop(0)
+            if not runners:
+                continue
+            done += len(runners)
+            deadline = time_budget * (first + (last - first) * done / total)
+            phase = _phase({k: r for k, (r, _) in runners.items()}, {k: n for k, (_, n) in runners.items()}, size,
+                           batch, max(deadline - (time.perf_counter() - start), 0.0), reporter, min_rounds=rounds,
+                           max_rounds=max_rounds, rel_ci=rel_ci, seed=seed, label=label)
+            del runners
+            for name, value in phase.items():
+                result.setdefault(name, {}).update(value)
     return result, used
 
 
@@ -242,7 +251,9 @@ def measure(source, lite: dict, feeds: dict, x, batch: int = 32, rounds: int = M
     Batch 1 may use half the budget, throughput the rest. Each phase stops when its share is spent, or
     once every median's 95 % interval is within ±rel_ci of it after at least `rounds` rounds, or at
     `max_rounds`. Throughput runs at `batch`, lowered until one model's input+output bytes fit
-    `memory_bound` (the batch used is recorded, with `batch_asked`).
+    `memory_bound` (the batch used is recorded, with `batch_asked`). A TensorFlow reference is timed in
+    phases of its own: interleaved with the LiteRT variants it slowed each by 15-25 % at batch 1 on the
+    demo (BENCHMARKS.md), which `quantbench bench` of the same files would not reproduce.
 
     Args:
         source: the float model (`models.Source`), timed as the row `reference`.
@@ -255,13 +266,17 @@ def measure(source, lite: dict, feeds: dict, x, batch: int = 32, rounds: int = M
     ref_bytes = _tensor_bytes([*source.input_shapes, *source.output_shapes],
                               [*source.input_dtypes, *["float32"] * len(source.output_shapes)])
 
-    def make_runners(size):
-        runners = {reference: (reference_runner(source, x, size), _reference_samples(source, size))}
-        runners.update({name: (lite_runner(m, feeds[name], size), samples_per_call(m, size))
-                        for name, m in lite.items()})
-        return runners
+    def variants(size):
+        return {name: (lite_runner(m, feeds[name], size), samples_per_call(m, size)) for name, m in lite.items()}
 
-    return _timed(make_runners, [ref_bytes, *(sample_bytes(m) for m in lite.values())], batch, time_budget,
+    def float_model(size):
+        return {reference: (reference_runner(source, x, size), _reference_samples(source, size))}
+
+    def both(size):
+        return {**float_model(size), **variants(size)}
+
+    groups = [("", both)] if source.lite is not None else [("", variants), (reference, float_model)]
+    return _timed(groups, [ref_bytes, *(sample_bytes(m) for m in lite.values())], batch, time_budget,
                   reporter, rounds=rounds, max_rounds=max_rounds, rel_ci=rel_ci, memory_bound=memory_bound,
                   seed=seed)[0]
 
@@ -360,6 +375,15 @@ def _first_call(model, arrays) -> None:
                          "Fix: re-create it, or leave it out.") from None
 
 
+def check_json_out(path, force: bool = False) -> None:
+    """Refuse an existing --json file unless `force`, before any timing."""
+    path = Path(path)
+    if path.is_dir() or (path.exists() and not force):
+        raise InputError(f"--json {path} already exists{' and is a folder' if path.is_dir() else ''}. Expected a "
+                         "new file path. Fix: choose another --json path" + ("." if path.is_dir() else
+                                                                              ", or pass --force to replace it."))
+
+
 def bench_files(paths: list, input_path=None, *, threads: int = 1, batch: int = 32,
                 time_budget: float = TIME_BUDGET_S, rel_ci: float = REL_CI, rounds: int = MIN_ROUNDS,
                 max_rounds: int = MAX_ROUNDS, memory_bound: int = THROUGHPUT_MEMORY, seed: int = 0,
@@ -390,8 +414,9 @@ def bench_files(paths: list, input_path=None, *, threads: int = 1, batch: int = 
         return {name: (lite_runner(m, arrays, size), samples_per_call(m, size))
                 for name, m, arrays in zip(names, models, inputs)}
 
-    timed, used = _timed(make_runners, [sample_bytes(m) for m in models], batch, time_budget, reporter or Silent(),
-                   rounds=rounds, max_rounds=max_rounds, rel_ci=rel_ci, memory_bound=memory_bound, seed=seed)
+    timed, used = _timed([("", make_runners)], [sample_bytes(m) for m in models], batch, time_budget,
+                         reporter or Silent(), rounds=rounds, max_rounds=max_rounds, rel_ci=rel_ci,
+                         memory_bound=memory_bound, seed=seed)
     files = [{"path": name, "bytes": m.size_bytes, "inputs": [str(t) for t in m.inputs],
               "input_shapes": [list(a.shape[1:]) for a in arrays], **timed[name]}
              for name, m, arrays in zip(names, models, inputs)]

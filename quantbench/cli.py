@@ -296,12 +296,12 @@ def bench_cmd(
 
     Example: quantbench bench runs/demo/*.tflite --threads 1 --json bench.json
     """
-    from .bench import bench_files, render
-    from .files import check_new_file, write_file
+    from .bench import bench_files, check_json_out, render
+    from .files import write_file
     from .progress import reporter
 
     if json_out is not None and str(json_out) != "-":
-        check_new_file(json_out, force)  # before the timing, not after
+        check_json_out(json_out, force)  # before the timing, not after
     result = bench_files(files, input, threads=threads, batch=batch, time_budget=time_budget,
                          reporter=reporter(quiet or str(json_out) == "-"))
     if str(json_out) == "-":

@@ -244,4 +244,7 @@ def test_bench_command_prints_a_table_and_writes_json(tiny_variants, tmp_path, c
     assert [f["path"] for f in saved["files"]] == [str(p) for p in paths]
     assert saved["settings"]["batch"] == 4 and saved["machine"]["cores"]
     assert main(["bench", str(paths[0]), "--time-budget", "0.2", "--json", str(out)]) == 2  # no overwrite
-    assert "--force" in capsys.readouterr().err
+    assert capsys.readouterr().err == (f"quantbench: error: --json {out} already exists. Expected a new file path. "
+                                       "Fix: choose another --json path, or pass --force to replace it.\n")
+    assert main(["bench", str(paths[0]), "--time-budget", "0.2", "--json", str(out), "--force"]) == 0
+    assert len(json.loads(out.read_text())["files"]) == 1
