@@ -216,24 +216,21 @@ def _timed(groups: list, per_sample: list[int], batch: int, time_budget: float, 
            max_rounds: int, rel_ci: float, memory_bound: int, seed: int) -> tuple[dict[str, dict], int]:
     """Batch-1 latency, then throughput at the batch that fits `memory_bound`, sharing `time_budget` seconds.
 
-    `groups` are (label, make_runners), each timed in phases of its own; `make_runners(size)` gives
-    name -> (runner, samples per call) for one batch size. Batch 1 may use the first half of the budget,
-    split between the groups by their number of runners, throughput the rest; a phase that converges
-    early leaves its time to the next. Runners are dropped at the end of their phase.
-    Returns name -> its summaries, and the throughput batch used.
+    `groups` are (label, number of runners, make_runners), timed one group after the other, each in a
+    batch-1 phase and a throughput phase of its own; `make_runners(size)` gives name -> (runner, samples
+    per call) for one batch size. Each phase's share of the budget is proportional to its number of runners (one group:
+    half for batch 1, half for throughput); a phase that stops early leaves its time to the next.
+    Runners are dropped at the end of their phase. Returns name -> its summaries, and the throughput batch.
     """
     start = time.perf_counter()
     result: dict[str, dict] = {}
     used = fit_batch(batch, per_sample, memory_bound)
-    for size, (first, last) in ((1, (0.0, 0.5)), (used, (0.5, 1.0))):
-        made = [(label, make(size)) for label, make in groups]
-        total, done = sum(len(m) for _, m in made) or 1, 0
-        while made:
-            label, runners = made.pop(0)
-            if not runners:
-                continue
-            done += len(runners)
-            deadline = time_budget * (first + (last - first) * done / total)
+    total, done = 2 * sum(count for _, count, _ in groups) or 1, 0
+    for label, count, make in groups:
+        for size in (1, used) if count else ():
+            runners = make(size)
+            done += count
+            deadline = time_budget * done / total
             phase = _phase({k: r for k, (r, _) in runners.items()}, {k: n for k, (_, n) in runners.items()}, size,
                            batch, max(deadline - (time.perf_counter() - start), 0.0), reporter, min_rounds=rounds,
                            max_rounds=max_rounds, rel_ci=rel_ci, seed=seed, label=label)
@@ -252,8 +249,8 @@ def measure(source, lite: dict, feeds: dict, x, batch: int = 32, rounds: int = M
     once every median's 95 % interval is within ±rel_ci of it after at least `rounds` rounds, or at
     `max_rounds`. Throughput runs at `batch`, lowered until one model's input+output bytes fit
     `memory_bound` (the batch used is recorded, with `batch_asked`). A TensorFlow reference is timed in
-    phases of its own: interleaved with the LiteRT variants it slowed each by 15-25 % at batch 1 on the
-    demo (BENCHMARKS.md), which `quantbench bench` of the same files would not reproduce.
+    phases of its own, after the LiteRT variants: interleaved with them it slowed each by 15-25 % at
+    batch 1 on the demo (BENCHMARKS.md), which `quantbench bench` of the same files would not reproduce.
 
     Args:
         source: the float model (`models.Source`), timed as the row `reference`.
@@ -275,7 +272,8 @@ def measure(source, lite: dict, feeds: dict, x, batch: int = 32, rounds: int = M
     def both(size):
         return {**float_model(size), **variants(size)}
 
-    groups = [("", both)] if source.lite is not None else [("", variants), (reference, float_model)]
+    groups = [("", len(lite) + 1, both)] if source.lite is not None else \
+        [("", len(lite), variants), (reference, 1, float_model)]
     return _timed(groups, [ref_bytes, *(sample_bytes(m) for m in lite.values())], batch, time_budget,
                   reporter, rounds=rounds, max_rounds=max_rounds, rel_ci=rel_ci, memory_bound=memory_bound,
                   seed=seed)[0]
@@ -414,7 +412,7 @@ def bench_files(paths: list, input_path=None, *, threads: int = 1, batch: int = 
         return {name: (lite_runner(m, arrays, size), samples_per_call(m, size))
                 for name, m, arrays in zip(names, models, inputs)}
 
-    timed, used = _timed([("", make_runners)], [sample_bytes(m) for m in models], batch, time_budget,
+    timed, used = _timed([("", len(models), make_runners)], [sample_bytes(m) for m in models], batch, time_budget,
                          reporter or Silent(), rounds=rounds, max_rounds=max_rounds, rel_ci=rel_ci,
                          memory_bound=memory_bound, seed=seed)
     files = [{"path": name, "bytes": m.size_bytes, "inputs": [str(t) for t in m.inputs],

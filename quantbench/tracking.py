@@ -21,6 +21,8 @@ CHECK_TIMEOUT_S = 5.0   # a server that does not answer within this is unreachab
 INSTALL = "pip install 'quantbench[mlflow]'"
 STUDY_ARTIFACTS = ("results.json", "report.html", "report.md", "recommended.tflite")
 RECOMMENDED_TAG = "quantbench.recommended"
+# an experiment quantbench creates opens on MLflow 3's run table ("Model training"), not its GenAI overview
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
@@ -208,7 +210,7 @@ def log_study(results: Results, folder, uri: str | None = None, experiment: str 
         if found is not None and found.lifecycle_stage != "active":
             raise TrackingError(f"The MLflow experiment {name!r} at {uri} is deleted. Expected an active experiment. "
                                 "Fix: restore it (mlflow experiments restore), or set MLFLOW_EXPERIMENT_NAME.")
-        exp_id = found.experiment_id if found is not None else client.create_experiment(name)
+        exp_id = found.experiment_id if found is not None else client.create_experiment(name, tags=EXPERIMENT_TAGS)
         parent = client.create_run(exp_id, run_name=folder.name).info.run_id
     except TrackingError:
         raise

@@ -44,6 +44,7 @@ def check_logged(client, run_id, folder):
     results = Results.load(folder / "results.json")
     parent = client.get_run(run_id)
     assert parent.info.status == "FINISHED" and parent.info.run_name == folder.name
+    assert client.get_experiment(parent.info.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
     p = parent.data.params
     assert p["model"] == raw["model"]["name"] and p["data"] == raw["data"]["name"]
     assert p["calibration_samples"] == str(raw["data"]["calibration"]["samples"])
@@ -129,7 +130,8 @@ def mlflow_server(tmp_path):
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
          "--backend-store-uri", f"sqlite:///{tmp_path}/backend.db",
          "--artifacts-destination", str(tmp_path / "artifacts")],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=tmp_path)
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=tmp_path,
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # no job-runner processes
     uri = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -151,14 +153,14 @@ def mlflow_server(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
-        deadline = time.monotonic() + 15
-        while _group_alive(proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        left = _group_alive(proc.pid)
-        if left:
-            os.killpg(proc.pid, signal.SIGKILL)
+        for sig in (None, signal.SIGKILL):  # the workers get 30 s to leave after their parent, then are killed
+            if sig and _group_alive(proc.pid):
+                os.killpg(proc.pid, sig)
+            deadline = time.monotonic() + 30
+            while _group_alive(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
         log.close()
-        assert not left, f"mlflow server workers left running: {left}"
+        assert not _group_alive(proc.pid), "mlflow server workers left running"
 
 
 def test_log_study_to_a_real_server_over_http(small_study, mlflow_server, tmp_path, monkeypatch):
