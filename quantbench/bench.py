@@ -1,16 +1,36 @@
-"""Latency and throughput, the variants interleaved so drift on a shared machine hits all alike."""
+"""Latency and throughput, the variants interleaved so drift on a shared machine hits all alike, on a time budget."""
 from __future__ import annotations
 
+import json
+import math
 import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from . import stats
+from .errors import InputError
 from .progress import Silent
 from .results import REFERENCE
 
 QUANTILES = (0, 1, 5, 10, 25, 50, 75, 90, 95, 99, 100)  # kept in results.json for the latency plot
+TIME_BUDGET_S = 30.0        # default for a whole timing (batch 1, then throughput), in seconds
+REL_CI = 0.03               # a phase stops early once every median's 95 % interval is within ±3 % of it (see BENCHMARKS.md)
+MIN_ROUNDS = 30             # ... but not before this many rounds
+MAX_ROUNDS = 2000           # and never more than this many
+THROUGHPUT_MEMORY = 64 * 2 ** 20  # one model's input+output bytes at the throughput batch stay within this
+STOPS = ("converged", "budget", "max rounds")  # why a phase stopped, as results.json records it
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Milliseconds per call of each runner, one entry per round, and why the rounds stopped."""
+
+    times: dict[str, np.ndarray]
+    rounds: int
+    stopped: str  # one of STOPS
 
 
 def _batches(arrays: list[np.ndarray], batch: int) -> list[list[np.ndarray]]:
@@ -22,22 +42,37 @@ def _batches(arrays: list[np.ndarray], batch: int) -> list[list[np.ndarray]]:
     return [[a[s:s + batch] for a in arrays] for s in range(0, n - batch + 1, batch)]
 
 
+def _fixed_batch(shapes) -> int | None:
+    """The batch dimension a model fixes (first input's), or None when it may be resized."""
+    first = shapes[0] if shapes else ()
+    return int(first[0]) if first and first[0] > 0 else None
+
+
+def samples_per_call(model, batch: int) -> int:
+    """Samples one timed call of `lite_runner(model, x, batch)` processes: `batch`, rounded up to whole invokes
+    of a model whose batch dimension is fixed."""
+    fixed = None if model.resizable else (_fixed_batch([t.shape for t in model.inputs]) or 1)
+    return batch if fixed is None else math.ceil(batch / fixed) * fixed
+
+
 def lite_runner(model, x, batch: int = 1) -> Callable[[int], object]:
     """A function timing one LiteRT call on batch i (of `batch` samples), inputs quantized beforehand.
 
-    Sets the model's batch size, so make a model's runners for one batch size at a time. A model
-    whose batch dimension is fixed (at 1) runs `batch` single invokes per call instead.
+    Sets the model's batch size, so make a model's runners for one batch size at a time. A model whose
+    batch dimension is fixed at B runs ceil(batch / B) invokes of B samples per call instead (at batch 1
+    and B = 2: one invoke of two samples, the least it can do; see samples_per_call).
     """
     arrays = model.prepare(x)
     if model.resizable:
         model.set_batch(batch)
         batches = _batches(arrays, batch)
         return lambda i: model.run(batches[i % len(batches)])
-    singles = _batches(arrays, 1)
+    fixed = _fixed_batch([t.shape for t in model.inputs]) or 1
+    chunks, invokes = _batches(arrays, fixed), math.ceil(batch / fixed)
 
     def run(i):
-        for j in range(i * batch, (i + 1) * batch):
-            model.run(singles[j % len(singles)])
+        for j in range(i * invokes, (i + 1) * invokes):
+            model.run(chunks[j % len(chunks)])
     return run
 
 
@@ -48,6 +83,7 @@ def reference_runner(source, x, batch: int = 1) -> Callable[[int], object]:
     from .quiet import import_tensorflow
 
     tf = import_tensorflow()
+    batch = max(batch, _fixed_batch(source.input_shapes) or 1)  # a fixed batch dimension is the least it takes
     call = source.traced(batch)
     batches = [[tf.constant(a) for a in b] for b in _batches(list(x), batch)]
 
@@ -58,29 +94,66 @@ def reference_runner(source, x, batch: int = 1) -> Callable[[int], object]:
     return run
 
 
-def latency(runners: dict[str, Callable[[int], object]], n: int, warmup: int = 10,
-            on_round=None, seed: int = 0) -> dict[str, np.ndarray]:
-    """Milliseconds per call for each runner over rounds 0..n-1, every runner once per round.
+def _reference_samples(source, batch: int) -> int:
+    return samples_per_call(source.lite, batch) if source.lite is not None \
+        else max(batch, _fixed_batch(source.input_shapes) or 1)
+
+
+def converged(times: dict[str, list], rel_ci: float) -> bool:
+    """True when every runner's median has a 95 % interval within ±rel_ci of it."""
+    for ms in times.values():
+        lo, hi = stats.median_ci(ms)
+        med = float(np.median(ms))
+        if not med > 0 or max(med - lo, hi - med) > rel_ci * med:
+            return False
+    return True
+
+
+def latency(runners: dict[str, Callable[[int], object]], max_rounds: int = MAX_ROUNDS, warmup: int = 10,
+            on_round=None, seed: int = 0, *, budget_s: float | None = None, min_rounds: int = MIN_ROUNDS,
+            rel_ci: float | None = None, clock=time.perf_counter) -> Timing:
+    """Milliseconds per call of each runner, every runner once per round, rounds 0, 1, ... until a stop.
 
     The order within a round is shuffled (seeded): in a fixed order a variant always runs right after
-    the same neighbour, whose cache footprint it then pays for.
+    the same neighbour, whose cache footprint it then pays for. Rounds stop at `max_rounds`; when
+    `budget_s` seconds (warm-up included) are spent; or, with `rel_ci`, after at least `min_rounds`
+    once every median's 95 % interval is within ±rel_ci of it. At least one round always runs, and
+    a round is never cut short: each runner has the same number of samples.
     """
-    for run in runners.values():
-        for i in range(min(warmup, n)):
-            run(i)
+    start = clock()
     names = list(runners)
+
+    def spent(share: float = 1.0) -> bool:
+        return budget_s is not None and clock() - start >= budget_s * share
+
+    # warm-up interleaved too, and capped at a tenth of the budget: one round of a large model may take seconds
+    for i in range(warmup):
+        for run in runners.values():
+            run(i)
+        if spent(0.1):
+            break
     order = np.random.default_rng(seed)
-    times = {name: np.empty(n) for name in names}
-    for i in range(n):
+    times: dict[str, list] = {name: [] for name in names}
+    rounds, stopped, next_check = 0, "max rounds", max(min_rounds, 1)
+    while rounds < max_rounds:
         for k in order.permutation(len(names)):
             name = names[k]
             run = runners[name]
-            start = time.perf_counter()
-            run(i)
-            times[name][i] = (time.perf_counter() - start) * 1e3
+            t0 = time.perf_counter()
+            run(rounds)
+            times[name].append((time.perf_counter() - t0) * 1e3)
+        rounds += 1
         if on_round:
             on_round()
-    return times
+        if spent():
+            stopped = "budget"
+            break
+        if rel_ci is not None and rounds >= next_check:  # checked on a geometric schedule: a sort per runner
+            if converged(times, rel_ci):
+                stopped = "converged"
+                break
+            next_check = max(rounds + 1, int(rounds * 1.1))
+    return Timing({name: np.asarray(ms) for name, ms in times.items()}, rounds, stopped)
 
 
 def summarize(ms: np.ndarray) -> dict:
@@ -104,25 +177,277 @@ def throughput(ms: np.ndarray, batch: int) -> dict:
             "ci95": [batch * 1e3 / hi, batch * 1e3 / lo], "n": int(len(ms))}
 
 
-def measure(source, lite: dict, feeds: dict, x, batch: int = 32, rounds: int = 30, reporter=None,
-            reference: str = REFERENCE) -> dict[str, dict]:
-    """Batch-1 latency over every sample of `x`, then throughput at `batch`, each phase interleaved.
+def _tensor_bytes(shapes, dtypes) -> int:
+    """Bytes of one sample across tensors of these shapes (batch dimension dropped; unknown sizes count 1)."""
+    return sum(int(np.prod([max(int(d), 1) for d in s[1:]], dtype=np.int64)) * np.dtype(d).itemsize
+               for s, d in zip(shapes, dtypes))
+
+
+def sample_bytes(model) -> int:
+    """Input plus output bytes of one sample of a LiteModel."""
+    return _tensor_bytes([t.shape for t in model.inputs + model.outputs],
+                         [t.dtype for t in model.inputs + model.outputs])
+
+
+def fit_batch(asked: int, per_sample: list[int], bound: int = THROUGHPUT_MEMORY) -> int:
+    """The largest batch up to `asked` at which each model's input+output bytes stay within `bound`; at least 1."""
+    largest = max([*per_sample, 1])
+    return max(1, min(asked, bound // largest))
+
+
+def _phase(runners: dict, samples: dict[str, int], size: int, asked: int, budget_s: float, reporter, *,
+           min_rounds: int, max_rounds: int, rel_ci: float, seed: int, label: str = "") -> dict[str, dict]:
+    """One interleaved phase: batch-1 latency summaries (size 1) or throughput at `size`, per runner."""
+    with reporter.task(f"Timing{' ' + label if label else ''} (batch {size})", None) as advance:
+        timing = latency(runners, max_rounds, warmup=10 if size == 1 else 3, on_round=advance, seed=seed,
+                         budget_s=budget_s, min_rounds=min_rounds, rel_ci=rel_ci)
+        advance(0, note=f"{timing.rounds} rounds, {timing.stopped}")
+    out = {}
+    for name, ms in timing.times.items():
+        if size == 1:
+            out[name] = {"latency_ms": {**summarize(ms), "batch": samples[name], "stopped": timing.stopped}}
+        else:
+            out[name] = {"throughput": {**throughput(ms, samples[name]), "batch_asked": asked,
+                                        "stopped": timing.stopped}}
+    return out
+
+
+def _timed(groups: list, per_sample: list[int], batch: int, time_budget: float, reporter, *, rounds: int,
+           max_rounds: int, rel_ci: float, memory_bound: int, seed: int) -> tuple[dict[str, dict], int]:
+    """Batch-1 latency, then throughput at the batch that fits `memory_bound`, sharing `time_budget` seconds.
+
+    `groups` are (label, number of runners, make_runners), timed one group after the other, each in a
+    batch-1 phase and a throughput phase of its own; `make_runners(size)` gives name -> (runner, samples
+    per call) for one batch size. Each phase's share of the budget is proportional to its number of runners (one group:
+    half for batch 1, half for throughput); a phase that stops early leaves its time to the next.
+    Runners are dropped at the end of their phase. Returns name -> its summaries, and the throughput batch.
+    """
+    start = time.perf_counter()
+    result: dict[str, dict] = {}
+    used = fit_batch(batch, per_sample, memory_bound)
+    total, done = 2 * sum(count for _, count, _ in groups) or 1, 0
+    for label, count, make in groups:
+        for size in (1, used) if count else ():
+            runners = make(size)
+            done += count
+            deadline = time_budget * done / total
+            phase = _phase({k: r for k, (r, _) in runners.items()}, {k: n for k, (_, n) in runners.items()}, size,
+                           batch, max(deadline - (time.perf_counter() - start), 0.0), reporter, min_rounds=rounds,
+                           max_rounds=max_rounds, rel_ci=rel_ci, seed=seed, label=label)
+            del runners
+            for name, value in phase.items():
+                result.setdefault(name, {}).update(value)
+    return result, used
+
+
+def measure(source, lite: dict, feeds: dict, x, batch: int = 32, rounds: int = MIN_ROUNDS, reporter=None,
+            reference: str = REFERENCE, *, time_budget: float = TIME_BUDGET_S, rel_ci: float = REL_CI,
+            max_rounds: int = MAX_ROUNDS, memory_bound: int = THROUGHPUT_MEMORY, seed: int = 0) -> dict[str, dict]:
+    """Batch-1 latency, then throughput, each phase interleaved, within `time_budget` seconds in all.
+
+    Batch 1 may use half the budget, throughput the rest. Each phase stops when its share is spent, or
+    once every median's 95 % interval is within ±rel_ci of it after at least `rounds` rounds, or at
+    `max_rounds`. Throughput runs at `batch`, lowered until one model's input+output bytes fit
+    `memory_bound` (the batch used is recorded, with `batch_asked`). A TensorFlow reference is timed in
+    phases of its own, after the LiteRT variants: interleaved with them it slowed each by 15-25 % at
+    batch 1 on the demo (BENCHMARKS.md), which `quantbench bench` of the same files would not reproduce.
 
     Args:
         source: the float model (`models.Source`), timed as the row `reference`.
         lite: variant name -> LiteModel; feeds: variant name -> its inputs, in its own input order.
 
-    Returns: name -> {"latency_ms": summarize(...), "throughput": throughput(...)}.
+    Returns: name -> {"latency_ms": summarize(...) + batch, stopped; "throughput": throughput(...) +
+        batch_asked, stopped}; `n` is the number of rounds run.
     """
     reporter = reporter or Silent()
-    n = len(x[0])
-    result = {}
-    for size, count in ((1, n), (batch, rounds)):
-        runners = {reference: reference_runner(source, x, size)}
-        runners.update({name: lite_runner(m, feeds[name], size) for name, m in lite.items()})
-        with reporter.task(f"Timing (batch {size})", count) as advance:
-            times = latency(runners, count, warmup=10 if size == 1 else 3, on_round=advance)
-        for name, ms in times.items():
-            key, value = ("latency_ms", summarize(ms)) if size == 1 else ("throughput", throughput(ms, size))
-            result.setdefault(name, {})[key] = value
-    return result
+    ref_bytes = _tensor_bytes([*source.input_shapes, *source.output_shapes],
+                              [*source.input_dtypes, *["float32"] * len(source.output_shapes)])
+
+    def variants(size):
+        return {name: (lite_runner(m, feeds[name], size), samples_per_call(m, size)) for name, m in lite.items()}
+
+    def float_model(size):
+        return {reference: (reference_runner(source, x, size), _reference_samples(source, size))}
+
+    def both(size):
+        return {**float_model(size), **variants(size)}
+
+    groups = [("", len(lite) + 1, both)] if source.lite is not None else \
+        [("", len(lite), variants), (reference, 1, float_model)]
+    return _timed(groups, [ref_bytes, *(sample_bytes(m) for m in lite.values())], batch, time_budget,
+                  reporter, rounds=rounds, max_rounds=max_rounds, rel_ci=rel_ci, memory_bound=memory_bound,
+                  seed=seed)[0]
+
+
+# ---- `quantbench bench`: any .tflite files, side by side -----------------------------------------
+
+GENERATED = 32  # samples generated per input when no --input is given (fewer when they would not fit)
+FLOAT_RANGE = (0.0, 1.0)  # float inputs of a file with no quantized twin: nothing says more about their range
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """`quantbench bench`: per file its inputs, batch-1 latency and throughput; the machine; the settings."""
+
+    files: list[dict]
+    machine: dict
+    settings: dict
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, allow_nan=False)
+
+
+def _float_range(info) -> tuple[float, float]:
+    """The float values a quantized tensor can represent: scale × (dtype's limits − zero-point)."""
+    limits = np.iinfo(info.dtype)
+    return info.scale * (limits.min - info.zero_point), info.scale * (limits.max - info.zero_point)
+
+
+def generate_inputs(models: list, seed: int = 0, count: int = GENERATED, bound: int = THROUGHPUT_MEMORY) -> list:
+    """Seeded float inputs for each model, from its signature: one list of arrays per model.
+
+    Values are uniform over the float range the model's quantized input represents; a float input takes
+    the range of a quantized input of the same name and shape in another of the files (its twin), else
+    [0, 1). Files with the same signature get the same arrays; integer inputs without quantization get
+    zeros and ones, booleans random truth values.
+    """
+    ranges: dict[tuple, tuple[float, float]] = {}
+    for m in models:
+        for t in m.inputs:
+            if t.quantized:
+                ranges.setdefault((t.name, t.shape[1:]), _float_range(t))
+    out = []
+    for m in models:
+        arrays = []
+        for k, t in enumerate(m.inputs):
+            if any(d < 0 for d in t.shape[1:]):
+                raise InputError(
+                    f"{m.path}: input {t.name!r} has shape {list(t.shape)}, with a dimension of unknown size, "
+                    "so no input can be generated for it. Expected fixed sizes beyond the batch dimension. "
+                    "Fix: pass --input X.npy with real inputs.")
+            per_sample = _tensor_bytes([t.shape], ["float32"])
+            n = min(count, max(1, bound // max(per_sample, 1)))
+            fixed = _fixed_batch([t.shape])
+            n = max(n, fixed or 1)
+            shape = (n, *t.shape[1:])
+            rng = np.random.default_rng([seed, k])  # the same draw for the same input in every file
+            kind = np.dtype(t.dtype).kind
+            if t.quantized or kind == "f":
+                lo, hi = ranges.get((t.name, t.shape[1:]), FLOAT_RANGE) if not t.quantized else _float_range(t)
+                arrays.append(rng.uniform(lo, hi, shape).astype(np.float32))
+            elif kind == "b":
+                arrays.append(rng.random(shape) < 0.5)
+            else:
+                arrays.append(rng.integers(0, 2, shape).astype(t.dtype))
+        out.append(arrays)
+    return out
+
+
+def _load_models(paths: list, threads: int) -> list:
+    from .runtime import LiteModel
+
+    seen = set()
+    models = []
+    for p in paths:
+        key = Path(p).resolve()
+        if key in seen:
+            raise InputError(f"{p} is given twice. Expected each .tflite file once. Fix: drop the repeated path.")
+        seen.add(key)
+        if Path(p).is_dir():
+            raise InputError(f"{p} is a folder. Expected .tflite files. Fix: pass the files, e.g. {p}/*.tflite.")
+        models.append(LiteModel(p, num_threads=threads))
+    return models
+
+
+def _first_call(model, arrays) -> None:
+    """Run one sample through the model: a file LiteRT loads but cannot run is refused before timing starts."""
+    try:
+        model._as_list(arrays)  # the whole input's shapes, so the message names its sample count
+    except InputError as exc:
+        raise InputError(f"{model.path}: {exc}") from None
+    try:
+        model.predict([a[:1] for a in arrays] if len(arrays) > 1 else arrays[0][:1])
+    except (RuntimeError, ValueError) as exc:
+        reason = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip()) or type(exc).__name__
+        raise InputError(f"LiteRT could not run {model.path}: {reason} Expected a .tflite file LiteRT can run. "
+                         "Fix: re-create it, or leave it out.") from None
+
+
+def check_json_out(path, force: bool = False) -> None:
+    """Refuse an existing --json file unless `force`, before any timing."""
+    path = Path(path)
+    if path.is_dir() or (path.exists() and not force):
+        raise InputError(f"--json {path} already exists{' and is a folder' if path.is_dir() else ''}. Expected a "
+                         "new file path. Fix: choose another --json path" + ("." if path.is_dir() else
+                                                                              ", or pass --force to replace it."))
+
+
+def bench_files(paths: list, input_path=None, *, threads: int = 1, batch: int = 32,
+                time_budget: float = TIME_BUDGET_S, rel_ci: float = REL_CI, rounds: int = MIN_ROUNDS,
+                max_rounds: int = MAX_ROUNDS, memory_bound: int = THROUGHPUT_MEMORY, seed: int = 0,
+                reporter=None) -> BenchResult:
+    """Time `.tflite` files side by side, interleaved, as a study times its variants (see `measure`).
+
+    Each file gets `input_path`'s arrays (a .npy, or a .npz with x or x_<input name>) or, without it,
+    inputs generated from its own signature (see generate_inputs); files with different inputs are
+    timed in the same rounds all the same. Every file is loaded and run once before timing starts.
+    """
+    from . import machine
+    from .predicting import _read_inputs
+
+    if not paths:
+        raise InputError("No .tflite files given. Expected one or more paths. Fix: quantbench bench a.tflite b.tflite.")
+    models = _load_models(paths, threads)
+    if input_path is not None:
+        inputs = [_read_inputs(Path(input_path), m) for m in models]
+        origin = str(input_path)
+    else:
+        inputs = generate_inputs(models, seed, bound=memory_bound)
+        origin = f"generated from each file's signature (seed {seed})"
+    for m, arrays in zip(models, inputs):
+        _first_call(m, arrays)
+    names = [str(p) for p in paths]
+
+    def make_runners(size):
+        return {name: (lite_runner(m, arrays, size), samples_per_call(m, size))
+                for name, m, arrays in zip(names, models, inputs)}
+
+    timed, used = _timed([("", len(models), make_runners)], [sample_bytes(m) for m in models], batch, time_budget,
+                         reporter or Silent(), rounds=rounds, max_rounds=max_rounds, rel_ci=rel_ci,
+                         memory_bound=memory_bound, seed=seed)
+    files = [{"path": name, "bytes": m.size_bytes, "inputs": [str(t) for t in m.inputs],
+              "input_shapes": [list(a.shape[1:]) for a in arrays], **timed[name]}
+             for name, m, arrays in zip(names, models, inputs)]
+    settings = {"threads": threads, "batch": batch, "batch_used": used, "time_budget_s": time_budget, "rel_ci": rel_ci,
+                "min_rounds": rounds, "max_rounds": max_rounds, "memory_bound_bytes": memory_bound, "seed": seed,
+                "input": origin}
+    return BenchResult(files, machine.describe(threads), settings)
+
+
+def render(result: BenchResult) -> str:
+    """A plain-text table of a BenchResult, with the machine and how each phase stopped."""
+    from .report import _count, _ms
+
+    rows = [("file", "bytes", "ms/call (95% CI)", "p90 / p99 ms", "samples/s (95% CI)", "batch")]
+    for f in result.files:
+        lat, thr = f["latency_ms"], f["throughput"]
+        med, (lo, hi) = lat["median"], lat["ci95"]
+        rows.append((f["path"], f"{f['bytes']:,}", f"{_ms(med)} ({_ms(lo, med)}–{_ms(hi, med)})",
+                     f"{_ms(lat['p90'])} / {_ms(lat['p99'])}",
+                     f"{_count(thr['samples_per_s'])} ({_count(thr['ci95'][0])}–{_count(thr['ci95'][1])})",
+                     str(thr["batch"])))
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if k == 0 else c.rjust(w) for k, (c, w) in enumerate(zip(r, widths)))
+             for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    first, m, s = result.files[0], result.machine, result.settings
+    lat, thr = first["latency_ms"], first["throughput"]
+    lowered = "" if s["batch_used"] == s["batch"] else f" (asked {s['batch']}, lowered to fit memory)"
+    lines += ["",
+              f"Batch 1: {lat['n']} interleaved rounds ({lat['stopped']}); throughput at batch {s['batch_used']}"
+              f"{lowered}: {thr['n']} rounds "
+              f"({thr['stopped']}); time budget {s['time_budget_s']:g} s. Inputs: {s['input']}.",
+              f"{m['cpu']} ({', '.join(m['simd']) or 'no SIMD flags read'}), {m['threads']} thread"
+              f"{'' if m['threads'] == 1 else 's'}, LiteRT {m['litert']}. Intervals are 95 % (order statistics) "
+              "and cover this run's sampling: compare files within one run."]
+    return "\n".join(lines)

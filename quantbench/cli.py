@@ -28,8 +28,11 @@ WORKERS = typer.Option(None, "--workers", help="Worker processes for conversions
                        "process). Default: one per usable core for a model of 1 MB or more, 0 for smaller ones.")
 RAY = typer.Option(None, "--ray", envvar="RAY_ADDRESS", help="Run the study's tasks on this Ray cluster "
                    "(host:port; also RAY_ADDRESS). Needs `pip install 'quantbench[ray]'`.")
-TIME_BUDGET = typer.Option(None, "--time-budget", help="Seconds the timing phase may take (default: bench's).")
 AS_JSON = typer.Option(False, "--json", help="Print results.json on stdout.")
+TIME_BUDGET = typer.Option(None, "--time-budget", min=0.0, help="Seconds for the timing (default 30; the demo 10); "
+                           "it stops sooner once every median is known within ±3 %.")
+MLFLOW = typer.Option(None, "--mlflow", metavar="[URI]", help="Log the study to MLflow: --mlflow alone uses "
+                      "MLFLOW_TRACKING_URI, else sqlite:///mlflow.db; or --mlflow URI (sqlite:///..., http://...).")
 
 
 @app.callback()
@@ -69,6 +72,64 @@ def _show(results, as_json: bool, quiet: bool) -> None:
             console.print(results.recommendation["summary"], highlight=False)
 
 
+# ---- --time-budget and --mlflow, shared by demo and compare (issue 13) ---------------------------
+
+def _budget(seconds: float | None) -> dict:
+    """The study's time_budget keyword when --time-budget was given; the library's default otherwise."""
+    return {} if seconds is None else {"time_budget": seconds}
+
+
+def _tracking_check(mlflow: str | None) -> str | None:
+    """The tracking URI when --mlflow was given ('' means the default), checked before any work starts."""
+    if mlflow is None:
+        return None
+    import logging
+
+    from .quiet import debug_enabled
+    from .tracking import check
+
+    uri = check(mlflow or None)  # imports mlflow, which sets its loggers up at import: quiet them after it
+    if not debug_enabled():
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # "Creating initial MLflow database tables..."
+    return uri
+
+
+def _tracking_log(results, folder: Path, uri: str | None, quiet: bool) -> None:
+    if uri is None:
+        return
+    from .tracking import log_study
+
+    run_id = log_study(results, folder, uri)
+    if not quiet:
+        print(f"Logged to MLflow at {uri}: run {run_id} with {len(results.variants)} child runs", file=sys.stderr)
+
+
+def _mlflow_argv(argv: list[str]) -> list[str]:
+    """`--mlflow [URI]` as typer can parse it: `--mlflow=URI`, or `--mlflow=` (the default URI) when alone.
+
+    typer has no options with an optional value. The word after --mlflow is its URI only when it has a
+    scheme (sqlite:, http:, file:, ...), so `compare --mlflow model.keras` keeps model.keras as the model.
+    """
+    import re
+
+    out, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            return out + argv[i:]
+        if arg == "--mlflow":
+            nxt = argv[i + 1] if i + 1 < len(argv) else ""
+            has_uri = re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", nxt) is not None  # two letters at least: not C:
+            out.append(f"--mlflow={nxt if has_uri else ''}")
+            i += 2 if has_uri else 1
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+# ---- end of --time-budget and --mlflow --------------------------------------------------------------
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Folder for the study (must be new or empty)."),
@@ -91,6 +152,7 @@ def demo(
     force: bool = typer.Option(False, "--force", help="Replace --out if it is a study quantbench wrote."),
     quiet: bool = QUIET,
     as_json: bool = AS_JSON,
+    mlflow: Optional[str] = MLFLOW,
 ):
     """Reproduce the reference experiment: digits CNN, every technique, one table.
 
@@ -100,12 +162,14 @@ def demo(
     from .recommend import Goal, budget_kb
     from .study import demo as run_demo
 
+    uri = _tracking_check(mlflow)
     results = run_demo(out=out, epochs=epochs, seed=seed, calib_size=calib_size, force=force,
                        techniques=techniques, threads=threads, batch=batch, qat_epochs=qat_epochs,
                        goal=Goal(max_drop, target, optimize, budget_kb(max_ram, "--max-ram"),
                                  budget_kb(max_flash, "--max-flash")), calib_sizes=_sizes(calib_sizes),
-                       workers=workers, ray=ray, time_budget=time_budget, reporter=reporter(quiet or as_json))
+                       workers=workers, ray=ray, reporter=reporter(quiet or as_json), **_budget(time_budget))
     _show(results, as_json, quiet)
+    _tracking_log(results, out, uri, quiet)
     if not (quiet or as_json):
         print(f"Wrote {out}/ (report.html, report.md, results.json, model.keras, one .tflite per technique)",
               file=sys.stderr)
@@ -157,6 +221,7 @@ def compare(
     force: bool = typer.Option(False, "--force", help="Replace --out if it is a study quantbench wrote."),
     quiet: bool = QUIET,
     as_json: bool = AS_JSON,
+    mlflow: Optional[str] = MLFLOW,
 ):
     """Study your model on your data: every technique, measured, one table.
 
@@ -164,16 +229,18 @@ def compare(
     """
     from .progress import reporter
     from .recommend import Goal, budget_kb
-    from .study import compare as run_compare
+    from .study import compare as run_compare, study_folder
 
+    uri = _tracking_check(mlflow)
     results = run_compare(model, data, calib, techniques, out, calib_size=calib_size, seed=seed, x_key=x_key,
                           y_key=y_key, unsafe=unsafe, force=force, threads=threads, batch=batch,
                           qat_epochs=qat_epochs, goal=Goal(max_drop, target, optimize,
                                                            budget_kb(max_ram, "--max-ram"),
                                                            budget_kb(max_flash, "--max-flash")),
-                          calib_sizes=_sizes(calib_sizes), workers=workers, ray=ray, time_budget=time_budget,
-                          reporter=reporter(quiet or as_json))
+                          calib_sizes=_sizes(calib_sizes), workers=workers, ray=ray,
+                          reporter=reporter(quiet or as_json), **_budget(time_budget))
     _show(results, as_json, quiet)
+    _tracking_log(results, study_folder(model, out), uri, quiet)
 
 
 @app.command("convert")
@@ -232,6 +299,47 @@ def predict(
 
     result = predict_file(model, input, output, force=force)
     print(render(result, top=top, saved=output))
+
+
+# ---- quantbench bench (issue 13) ----------------------------------------------------------------
+
+@app.command("bench")
+def bench_cmd(
+    files: list[Path] = typer.Argument(..., metavar="FILE.tflite...", help="One or more .tflite files."),
+    input: Optional[Path] = typer.Option(None, "--input", help="Inputs for every file: .npy, or .npz with x "
+                                         "(x_<name> per input). Default: generated from each file's signature."),
+    threads: int = typer.Option(1, "--threads", min=1, help="LiteRT threads."),
+    batch: int = typer.Option(32, "--batch", min=1, help="Batch size for throughput (lowered to fit 64 MiB)."),
+    time_budget: float = typer.Option(30.0, "--time-budget", min=0.0, help="Seconds for all the timing; it stops "
+                                      "sooner once every median is known within ±3 %."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON to this file "
+                                            "('-' for stdout)."),
+    force: bool = typer.Option(False, "--force", help="Replace the --json file if it exists."),
+    quiet: bool = QUIET,
+):
+    """Time .tflite files side by side, interleaved: median latency with its 95 % interval, p90/p99, throughput.
+
+    Example: quantbench bench runs/demo/*.tflite --threads 1 --json bench.json
+    """
+    from .bench import bench_files, check_json_out, render
+    from .files import write_file
+    from .progress import reporter
+
+    if json_out is not None and str(json_out) != "-":
+        check_json_out(json_out, force)  # before the timing, not after
+    result = bench_files(files, input, threads=threads, batch=batch, time_budget=time_budget,
+                         reporter=reporter(quiet or str(json_out) == "-"))
+    if str(json_out) == "-":
+        print(result.to_json())
+        return
+    if not quiet:
+        print(render(result))
+    if json_out is not None:
+        write_file(json_out, (result.to_json() + "\n").encode(), force=force)
+        if not quiet:
+            print(f"Wrote {json_out}", file=sys.stderr)
+
+# ---- end of quantbench bench ---------------------------------------------------------------------
 
 
 @app.command()
@@ -294,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     if "--debug" in argv:
         argv.remove("--debug")
         os.environ["QUANTBENCH_DEBUG"] = "1"
+    argv = _mlflow_argv(argv)  # --mlflow with an optional value (issue 13)
     from .errors import QuantbenchError
     from .quiet import configure, debug_enabled
 

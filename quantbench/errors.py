@@ -47,3 +47,7 @@ def one_line(text, limit: int = 400) -> str:
 
 class TrainingError(QuantbenchError):
     """Fine-tuning failed (the loss diverged); the message says in which epoch and how to fix it."""
+
+
+class TrackingError(QuantbenchError):
+    """MLflow could not be reached or refused the study; the message says where, and that the study folder is intact."""

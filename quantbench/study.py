@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, data, evaluate, executor, machine, models, recommend, report, tasks
+from . import __version__, bench, data, evaluate, executor, machine, models, recommend, report, tasks
 from .conversion import as_inputs, as_source
 from .errors import InputError
 from .executor import Died, Task
@@ -84,6 +84,7 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
         time_budget: seconds the timing phase may take (see `bench.measure`).
     """
     reporter = reporter or Silent()
+    time_budget = bench.TIME_BUDGET_S if time_budget is None else time_budget
     source = as_source(model)
     if not isinstance(evaluation, data.Dataset):
         evaluation = data.Dataset([evaluation] if not isinstance(evaluation, list) else evaluation, None, "array")
@@ -196,7 +197,8 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
                   "streamed": evaluation.streamed, **(data_info or {})},
             machine=machine.describe(threads),
             settings={**(settings or {}), **goal.__dict__, "workers": getattr(run, "n", 0),
-                      "executor": type(run).__name__, "chunk": job.chunk, "throughput_batch": throughput_batch},
+                      "executor": type(run).__name__, "chunk": job.chunk, "throughput_batch": throughput_batch,
+                      "time_budget_s": time_budget},
             variants=variants, studies=studies,
             degenerate_outputs=evaluate.degenerate_from(streams[reference_row], list(source.output_names),
                                                         y is not None))
@@ -355,6 +357,15 @@ def _recommend(results: Results, goal, folder: Path) -> Results:
     return dataclasses.replace(results, recommendation={**rec.to_dict(), "decision_tree": recommend.tree_rows()})
 
 
+def study_folder(model, out=None) -> Path:
+    """The study's folder: `out`, else runs/<the model file's name without its suffix> (as `compare` writes)."""
+    if out is not None:
+        return Path(out)
+    if isinstance(model, models.Source):
+        model = model.path or model.name
+    return Path("runs") / Path(str(model)).stem
+
+
 def compare(model, data_path, calib_path=None, techniques=None, out=None, *, calib_size: int | None = None,
             seed: int = 0, x_key: str = "x", y_key: str = "y", unsafe: bool = False, force: bool = False,
             threads: int = 1, batch: int = 32, qat_epochs: int = 0, goal=None, calib_sizes=None,
@@ -367,7 +378,7 @@ def compare(model, data_path, calib_path=None, techniques=None, out=None, *, cal
     """
     techniques = resolve(techniques)
     source = model if isinstance(model, models.Source) else models.load_model(model, unsafe=unsafe)
-    out = Path(out) if out is not None else Path("runs") / Path(str(source.path or source.name)).stem
+    out = study_folder(source, out)
     check_new_dir(out, force)
     dataset = data.load_data(data_path, source, x_key, y_key, role="--data")
     if calib_path is not None:
@@ -389,7 +400,10 @@ def compare(model, data_path, calib_path=None, techniques=None, out=None, *, cal
                      train=(train.arrays(), train.y) if train.y is not None and qat_epochs > 0 else None,
                      data_info={"name": Path(str(data_path)).name, **info},
                      settings={"seed": seed, "calib_size": calib_size, "threads": threads, "batch": batch,
-                               "qat_epochs": qat_epochs, "time_budget": time_budget})
+                               "qat_epochs": qat_epochs})
+
+
+DEMO_TIME_BUDGET_S = 10.0  # the digits CNN's timing: its small variants converge well within it
 
 
 def demo(out="runs/demo", epochs: int = 10, seed: int = 0, calib_size: int = 200, force: bool = False,
@@ -398,6 +412,7 @@ def demo(out="runs/demo", epochs: int = 10, seed: int = 0, calib_size: int = 200
          reporter=None) -> Results:
     """The reference experiment: train the article's CNN on digits, then study every technique."""
     reporter = reporter or Silent()
+    time_budget = DEMO_TIME_BUDGET_S if time_budget is None else time_budget
     techniques = resolve(techniques)
     check_new_dir(out, force)  # fail before training, not after
     split = data.digits()

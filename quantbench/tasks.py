@@ -289,8 +289,7 @@ def timing(job: Job, names: list[str], reference_row: str, threads: int, batch: 
         lite[name] = LiteModel(job.path(f"{name}.tflite"), num_threads=threads)
         feeds[name] = align(job.input_names, x, [t.name for t in lite[name].inputs])
     start = time.perf_counter()
-    result = bench.measure(source, lite, feeds, x, batch=batch, reference=reference_row,
-                           **({"time_budget": time_budget} if time_budget is not None else {}))
+    result = bench.measure(source, lite, feeds, x, batch=batch, reference=reference_row, time_budget=time_budget)
     return {"timing": result, "seconds": round(time.perf_counter() - start, 2)}
 
 

@@ -1,3 +1,6 @@
+import json
+import re
+
 import numpy as np
 import pytest
 
@@ -8,15 +11,16 @@ from quantbench import bench
 def test_latency_times_every_runner_every_round_in_shuffled_order():
     calls = []
     runners = {name: (lambda i, name=name: calls.append((name, i))) for name in "abcd"}
-    times = bench.latency(runners, n=20, warmup=2)
-    assert all(t.shape == (20,) and np.all(t >= 0) for t in times.values())
+    timing = bench.latency(runners, 20, warmup=2)
+    assert timing.rounds == 20 and timing.stopped == "max rounds"
+    assert all(t.shape == (20,) and np.all(t >= 0) for t in timing.times.values())
     timed = calls[4 * 2:]  # after each runner's warm-up
     rounds = [timed[k:k + 4] for k in range(0, len(timed), 4)]
     assert all(sorted(n for n, _ in r) == list("abcd") and {i for _, i in r} == {k} for k, r in enumerate(rounds))
     orders = {tuple(n for n, _ in r) for r in rounds}
     assert len(orders) > 1  # not one fixed order, where each variant always follows the same neighbour
     calls.clear()
-    bench.latency(runners, n=20, warmup=2)
+    bench.latency(runners, 20, warmup=2)
     assert [r for r in calls[8:]] == timed  # seeded: the same order next time
 
 
@@ -51,3 +55,196 @@ def test_lite_runner_runs_the_quantized_model(tiny_variants, digits, batch):
     assert len(raw) == 1 and raw[0].shape == (batch, 10) and raw[0].dtype == np.int8
     expected = m.predict(m.prepare(digits.x_test[batch:2 * batch])[0], raw=True)
     np.testing.assert_array_equal(raw[0], expected)
+
+
+class FakeClock:
+    """Seconds that pass only when a runner says so: budgets tested without waiting."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_latency_stops_when_the_budget_is_spent_after_a_whole_round():
+    clock, calls = FakeClock(), []
+
+    def make(name, cost):
+        def run(i):
+            calls.append(name)
+            clock.now += cost
+        return run
+    runners = {"a": make("a", 0.1), "b": make("b", 0.3)}
+    timing = bench.latency(runners, 1000, warmup=0, budget_s=1.0, clock=clock)
+    assert timing.stopped == "budget" and timing.rounds == 3  # 0.4 s a round: 1.2 s after the third
+    assert calls.count("a") == calls.count("b") == 3 and all(len(t) == 3 for t in timing.times.values())
+
+
+def test_latency_warm_up_takes_at_most_a_tenth_of_the_budget_and_one_round_always_runs():
+    clock = FakeClock()
+    warm = []
+
+    def run(i):
+        warm.append(i)
+        clock.now += 5.0  # one call is longer than the whole budget
+    timing = bench.latency({"slow": run}, 1000, warmup=10, budget_s=1.0, clock=clock)
+    assert warm == [0, 0] and timing.rounds == 1 and timing.stopped == "budget"
+
+
+def test_latency_stops_early_once_every_median_is_known():
+    import time
+
+    runners = {k: (lambda i: time.sleep(0.002)) for k in "ab"}
+    timing = bench.latency(runners, 1000, warmup=1, min_rounds=10, rel_ci=0.25)
+    assert timing.stopped == "converged" and 10 <= timing.rounds < 1000
+    assert bench.converged(timing.times, 0.25)
+    # a runner whose times spread over 1..100 ms is not known within ±25 % after 10 rounds
+    assert not bench.converged({"a": np.linspace(1, 100, 10)}, 0.25)
+
+
+def test_fit_batch_keeps_one_models_tensors_within_the_bound():
+    assert bench.fit_batch(32, [4 * 64 + 40, 64 + 10]) == 32
+    assert bench.fit_batch(32, [3 * 2 ** 20], bound=64 * 2 ** 20) == 21
+    assert bench.fit_batch(32, [100 * 2 ** 20]) == 1  # larger than the bound: still one sample
+
+
+@pytest.fixture(scope="session")
+def fixed_batch_tflite(tmp_path_factory):
+    """A float model whose batch dimension is fixed at 2, and whose input differs from the digits CNN's."""
+    import keras
+
+    from quantbench import models
+    from quantbench.conversion import convert
+
+    models.seed_everything(2)
+    inputs = keras.Input((4, 4, 2), batch_size=2, name="patch")
+    outputs = keras.layers.Dense(3)(keras.layers.Flatten()(inputs))
+    path = tmp_path_factory.mktemp("fixed") / "fixed2.tflite"
+    path.write_bytes(convert(keras.Model(inputs, outputs), "float32").content)
+    return path
+
+
+@pytest.mark.parametrize("batch,invokes", [(1, 1), (2, 1), (3, 2)])
+def test_lite_runner_on_a_fixed_batch_of_two(fixed_batch_tflite, rng, batch, invokes):
+    m = quantbench.load(fixed_batch_tflite)
+    assert not m.resizable and m.inputs[0].shape == (2, 4, 4, 2)
+    x = rng.normal(size=(5, 4, 4, 2)).astype(np.float32)
+    run = bench.lite_runner(m, x, batch)
+    run(0)
+    run(7)  # wraps around the samples
+    assert bench.samples_per_call(m, batch) == 2 * invokes
+
+
+def test_measure_records_rounds_why_they_stopped_and_the_batch_used(tiny_model, tiny_variants, digits):
+    from quantbench.models import from_keras
+
+    lite = {name: quantbench.load(tiny_variants[name]) for name in ("float32", "int8-only")}
+    x = [digits.x_test[:40]]
+    per_sample = max(bench.sample_bytes(m) for m in lite.values())
+    ref_bytes = (8 * 8 * 1 + 10) * 4
+    bound = 5 * max(per_sample, ref_bytes)  # room for a batch of 5 only
+    result = bench.measure(from_keras(tiny_model), lite, {k: x for k in lite}, x, batch=32, time_budget=2.0,
+                           rounds=10, memory_bound=bound)
+    assert set(result) == {"keras", "float32", "int8-only"}
+    for row in result.values():
+        lat, thr = row["latency_ms"], row["throughput"]
+        assert lat["stopped"] in bench.STOPS and thr["stopped"] in bench.STOPS
+        assert lat["n"] >= 1 and lat["batch"] == 1
+        assert thr["batch"] == 5 and thr["batch_asked"] == 32 and thr["n"] >= 1
+        assert lat["ci95"][0] <= lat["median"] <= lat["ci95"][1]
+
+
+def test_measure_times_a_fixed_batch_model(fixed_batch_tflite, rng):
+    from quantbench.models import load_model
+
+    source = load_model(fixed_batch_tflite)
+    x = [rng.normal(size=(6, 4, 4, 2)).astype(np.float32)]
+    m = quantbench.load(fixed_batch_tflite)
+    result = bench.measure(source, {"copy": m}, {"copy": x}, x, batch=3, reference="float32", time_budget=1.0,
+                           rounds=5)
+    assert result["copy"]["latency_ms"]["batch"] == 2  # one invoke of two samples is the least it can do
+    assert result["copy"]["throughput"]["batch"] == 4 and result["float32"]["throughput"]["batch"] == 4
+
+
+def test_generate_inputs_share_a_quantized_twins_range(tiny_variants):
+    f32, i8 = quantbench.load(tiny_variants["float32"]), quantbench.load(tiny_variants["int8-only"])
+    a, b = bench.generate_inputs([f32, i8], seed=3)
+    lo, hi = bench._float_range(i8.inputs[0])
+    assert a[0].shape == (bench.GENERATED, 8, 8, 1) and a[0].dtype == np.float32
+    np.testing.assert_array_equal(a[0], b[0])  # same name and shape: the same float inputs, side by side
+    assert lo <= a[0].min() and a[0].max() <= hi and a[0].max() - a[0].min() > 0.5 * (hi - lo)
+    again = bench.generate_inputs([f32], seed=3)[0][0]
+    assert not np.array_equal(again, a[0])  # alone, float32 has no twin: [0, 1)
+    assert 0 <= again.min() and again.max() < 1
+
+
+def _write(folder, name, content):
+    path = folder / name
+    path.write_bytes(content)
+    return path
+
+
+def test_bench_files_times_different_models_side_by_side(tiny_variants, fixed_batch_tflite, tmp_path):
+    paths = [_write(tmp_path, "f32.tflite", tiny_variants["float32"]),
+             _write(tmp_path, "i8.tflite", tiny_variants["int8-only"]), fixed_batch_tflite]
+    result = bench.bench_files(paths, time_budget=1.0, rounds=5, batch=8)
+    assert [f["path"] for f in result.files] == [str(p) for p in paths]
+    assert [f["input_shapes"] for f in result.files] == [[[8, 8, 1]], [[8, 8, 1]], [[4, 4, 2]]]
+    assert result.files[2]["throughput"]["batch"] == 8 and result.files[2]["latency_ms"]["batch"] == 2
+    assert {f["latency_ms"]["n"] for f in result.files} == {result.files[0]["latency_ms"]["n"]}  # same rounds
+    assert result.machine["threads"] == 1 and "cpu" in result.machine
+    assert result.settings["batch_used"] == 8 and "generated" in result.settings["input"]
+    text = bench.render(result)
+    assert "i8.tflite" in text and "throughput at batch 8" in text and "LiteRT" in text
+    assert json.loads(result.to_json())["files"][1]["bytes"] == len(tiny_variants["int8-only"])
+
+
+def test_bench_files_with_an_input_file(tiny_variants, digits, tmp_path):
+    np.save(tmp_path / "x.npy", digits.x_test[:20])
+    path = _write(tmp_path, "i8.tflite", tiny_variants["int8-only"])
+    result = bench.bench_files([path], tmp_path / "x.npy", time_budget=0.5, rounds=5)
+    assert result.settings["input"] == str(tmp_path / "x.npy")
+
+
+@pytest.mark.parametrize("case,message", [
+    ("missing", r"No \.tflite file at .*nope\.tflite\. Expected a path to a TFLite model file\. Fix: "),
+    ("not tflite", r".*notes\.txt is not a TFLite flatbuffer .* Fix: pass a \.tflite file"),
+    ("twice", r".*f32\.tflite is given twice\. Expected each \.tflite file once\. Fix: drop the repeated path\."),
+    ("wrong input", r".*fixed2\.tflite: Input 'patch' has shape \(20, 8, 8, 1\), expected \(N, 4, 4, 2\)"),
+    ("folder", r".* is a folder\. Expected \.tflite files\. Fix: pass the files"),
+])
+def test_bench_command_refuses_a_bad_file_in_one_line(case, message, tiny_variants, fixed_batch_tflite, digits,
+                                                      tmp_path, capsys):
+    from quantbench.cli import main
+
+    good = _write(tmp_path, "f32.tflite", tiny_variants["float32"])
+    args = {"missing": [good, tmp_path / "nope.tflite"],
+            "not tflite": [good, _write(tmp_path, "notes.txt", b"hello, not a model")],
+            "twice": [good, good],
+            "wrong input": [good, fixed_batch_tflite, "--input", tmp_path / "x.npy"],
+            "folder": [good, tmp_path]}[case]
+    np.save(tmp_path / "x.npy", digits.x_test[:20])
+    assert main(["bench", *map(str, args), "--time-budget", "0.2", "--json", str(tmp_path / "b.json")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert re.match("quantbench: error: " + message, err), err
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_bench_command_prints_a_table_and_writes_json(tiny_variants, tmp_path, capsys):
+    from quantbench.cli import main
+
+    paths = [_write(tmp_path, f"{n}.tflite", tiny_variants[n]) for n in ("float32", "dynamic")]
+    out = tmp_path / "bench.json"
+    assert main(["bench", *map(str, paths), "--time-budget", "0.5", "--batch", "4", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "ms/call (95% CI)" in printed and "dynamic.tflite" in printed
+    saved = json.loads(out.read_text())
+    assert [f["path"] for f in saved["files"]] == [str(p) for p in paths]
+    assert saved["settings"]["batch"] == 4 and saved["machine"]["cores"]
+    assert main(["bench", str(paths[0]), "--time-budget", "0.2", "--json", str(out)]) == 2  # no overwrite
+    assert capsys.readouterr().err == (f"quantbench: error: --json {out} already exists. Expected a new file path. "
+                                       "Fix: choose another --json path, or pass --force to replace it.\n")
+    assert main(["bench", str(paths[0]), "--time-budget", "0.2", "--json", str(out), "--force"]) == 0
+    assert len(json.loads(out.read_text())["files"]) == 1
