@@ -37,7 +37,8 @@ def _kind(operands: list, results: list) -> str:
 def inspect(path_or_model) -> Inspection:
     """Read a `.tflite` file's structure (no TensorFlow needed)."""
     # Without the default XNNPACK delegate, so the ops are the file's own, not DELEGATE nodes.
-    m = LiteModel(path_or_model, delegates=False)
+    # Not allocated: a kernel that would refuse to prepare (say, 16x8 depthwise without XNNPACK) is still read.
+    m = LiteModel(path_or_model, delegates=False, allocate=False)
     ops, precision = Counter(), {}
     for op in m._interpreter._get_ops_details():
         name = op["op_name"]

@@ -384,7 +384,8 @@ def sections(results: Results) -> list[tuple[str, list[str], list[str], list[lis
     errs = studies.get("layer_errors")
     if errs:
         out.append(("Per-layer int8 error", [
-            f"TensorFlow's QuantizationDebugger on the calibration samples, for {', '.join(errs['techniques'])} "
+            f"TensorFlow's QuantizationDebugger on {errs.get('samples', 'the')} calibration samples, for "
+            f"{', '.join(errs['techniques'])} "
             "(one int8 quantization): the layers with the largest error, RMSE over the output's scale first."
             + (f" The debugger failed: {errs['error']}" if errs.get("error") else "")],
             ["layer (output tensor)", "op", "RMSE / scale", "MSE", "elements"],

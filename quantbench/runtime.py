@@ -101,7 +101,8 @@ def dequantize(q: np.ndarray, info: TensorInfo) -> np.ndarray:
 class LiteModel:
     """A loaded `.tflite` model: `.inputs`, `.outputs` and `.predict(x)`."""
 
-    def __init__(self, model: str | os.PathLike | bytes, num_threads: int = 1, delegates: bool = True):
+    def __init__(self, model: str | os.PathLike | bytes, num_threads: int = 1, delegates: bool = True,
+                 allocate: bool = True):
         if isinstance(model, (bytes, bytearray)):
             content, self.path = bytes(model), None
         else:
@@ -117,8 +118,8 @@ class LiteModel:
                 f"{where} is not a TFLite flatbuffer (no 'TFL3' identifier in its header). "
                 "Expected a .tflite file written by a TFLite converter. "
                 "Fix: pass a .tflite file, or convert your model first with `quantbench convert`.")
-        self._interpreter = self._open(content, where, num_threads, delegates, preserve=False)
-        if not self._signature_outputs_are_outputs():
+        self._interpreter = self._open(content, where, num_threads, delegates, preserve=False, allocate=allocate)
+        if allocate and not self._signature_outputs_are_outputs():
             # A signature output that is not a subgraph output (the LiteRT Quantizer makes these when an output
             # also feeds another op) is read the way LiteRT's signature runner reads it: by its tensor index. The
             # arena may reuse an intermediate tensor's memory, so keep every tensor for it to be read safely.
@@ -138,7 +139,7 @@ class LiteModel:
             if len(self.inputs) == 1 and len(self.outputs) == 1 and self.resizable else None
 
     @staticmethod
-    def _open(content: bytes, where, num_threads: int, delegates: bool, preserve: bool):
+    def _open(content: bytes, where, num_threads: int, delegates: bool, preserve: bool, allocate: bool = True):
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         try:
@@ -147,7 +148,8 @@ class LiteModel:
                 interpreter = Interpreter(model_content=content, num_threads=num_threads,
                                           experimental_op_resolver_type=resolver,
                                           experimental_preserve_all_tensors=preserve)
-                interpreter.allocate_tensors()
+                if allocate:  # reading the file's structure needs no kernel prepared
+                    interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             reason = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip()) or type(exc).__name__
             raise LiteRTError(f"LiteRT could not load {where}: {reason} "

@@ -20,6 +20,7 @@ from .techniques import Technique
 
 SIDE_SAMPLES = 256    # evaluation samples the side studies (selective search, calibration sizes) use at most
 TIMING_SAMPLES = 64   # distinct samples the timing cycles through
+LAYER_ERROR_SAMPLES = 64  # calibration samples the per-layer error study runs (its debug pass is slow on big models)
 MEMORY_BOUND = 256 * 2 ** 20  # bytes of tensors one chunk may hold in one interpreter
 
 
@@ -181,9 +182,10 @@ def layer_errors(job: Job, top: int = 10) -> dict:
     """TF's QuantizationDebugger on the calibration samples: the layers int8 hurts most."""
     from . import selective
 
-    study = {"techniques": ["int8-fallback", "int8-only", "uint8-only"], "rows": []}
+    calib = [a[:LAYER_ERROR_SAMPLES] for a in job.calib()]
+    study = {"techniques": ["int8-fallback", "int8-only", "uint8-only"], "rows": [], "samples": len(calib[0])}
     try:
-        rows = selective.layer_errors(source_of(job), job.calib(), top=top)
+        rows = selective.layer_errors(source_of(job), calib, top=top)
     except ConversionError as exc:  # the study goes on; the report says why the table is missing
         study["error"] = str(exc)
     else:  # a zero-scale tensor has no finite error: JSON holds null for it, not NaN
