@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -152,11 +153,39 @@ class Source:
             return tf.lite.TFLiteConverter.from_keras_model(self.keras)
         return tf.lite.TFLiteConverter.from_saved_model(str(self.path), signature_keys=["serving_default"])
 
+    def info(self) -> "ModelInfo":
+        """What the study needs to know of the model without holding it (or TensorFlow): names, shapes, dtypes."""
+        return ModelInfo(None if self.path is None else str(self.path), self.kind, self.name,
+                         list(self.input_names), list(self.input_shapes), list(self.input_dtypes),
+                         list(self.output_names), list(self.output_shapes), list(self.output_dtypes),
+                         self.size_bytes if self.path is not None else None)
+
     def describe(self) -> dict:
         return {"name": self.name, "path": str(self.path) if self.path else None, "format": self.kind,
                 "inputs": [{"name": n, "shape": list(s), "dtype": d}
                            for n, s, d in zip(self.input_names, self.input_shapes, self.input_dtypes)],
                 "outputs": [{"name": n, "shape": list(s)} for n, s in zip(self.output_names, self.output_shapes)]}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model file described by a process that loaded it (a worker): the study's main process then needs
+    neither the model nor TensorFlow, whose import alone holds about 850 MB."""
+
+    path: str | None
+    kind: str
+    name: str
+    input_names: list
+    input_shapes: list
+    input_dtypes: list
+    output_names: list
+    output_shapes: list
+    output_dtypes: list
+    size_bytes: int | None = None
+    keras = None
+    lite = None
+
+    describe = Source.describe
 
 
 def from_keras(model, path=None, kind: str = "keras") -> Source:

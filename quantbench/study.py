@@ -3,6 +3,7 @@ the decision and the report. Memory is bounded by design: data and outputs live 
 process reads a chunk at a time, and an interpreter lives only as long as its task."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
 from pathlib import Path
@@ -60,7 +61,7 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
               batch: int = 32, save_keras: bool = False, artifacts: dict[str, bytes] | None = None,
               qat_epochs: int = 0, train=None, seed: int = 0, goal=None, calib_sizes=None, calib_pool=None,
               workers: int | None = None, ray: str | None = None, time_budget: float | None = None,
-              unsafe: bool = False, reporter=None) -> Results:
+              unsafe: bool = False, runner=None, reporter=None) -> Results:
     """Convert, evaluate and time `model` with each technique; write everything into `out`.
 
     Args:
@@ -82,10 +83,11 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
             for a model of 1 MB or more, this process for smaller ones).
         ray: a Ray cluster's address: the same plan runs there.
         time_budget: seconds the timing phase may take (see `bench.measure`).
+        runner: an executor to run the tasks on (used as is and not closed), instead of `workers` / `ray`.
     """
     reporter = reporter or Silent()
     time_budget = bench.TIME_BUDGET_S if time_budget is None else time_budget
-    source = as_source(model)
+    source = model if isinstance(model, models.ModelInfo) else as_source(model)
     if not isinstance(evaluation, data.Dataset):
         evaluation = data.Dataset([evaluation] if not isinstance(evaluation, list) else evaluation, None, "array")
     techniques = resolve(techniques)
@@ -111,8 +113,8 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
         if not 1 <= size <= pool_size:
             raise InputError(f"--calib-sizes asks for {size} samples; the calibration pool has {pool_size}. "
                              f"Expected sizes from 1 to {pool_size}. Fix: pass smaller sizes, or more data.")
-    run = executor.make(_default_workers(source) if workers is None and not ray else workers, ray)
-    with staged_dir(out, force) as folder, run:
+    run = runner or executor.make(_default_workers(source) if workers is None and not ray else workers, ray)
+    with staged_dir(out, force) as folder, (contextlib.nullcontext() if runner else run):
         work = folder / ".work"
         work.mkdir()
         model_path, ref_path, ref_bytes = _model_file(source, folder, work, save_keras)
@@ -185,7 +187,7 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
                 variants.append(rows[t.name])
                 continue
             info = converted[t.name]
-            m = LiteModel(folder / info["path"])
+            m = LiteModel(folder / info["path"], allocate=False)  # its I/O dtypes only
             variants.append(measured(t.name, t.engine, info["path"], (folder / info["path"]).stat().st_size,
                                      info["seconds"], ",".join(i.dtype for i in m.inputs),
                                      ",".join(o.dtype for o in m.outputs)))
@@ -215,8 +217,13 @@ WORKERS_FROM_BYTES = 2 ** 20  # a model this big pays for a worker's start (Tens
 
 def _default_workers(source) -> int:
     """One worker per usable core for a model of 1 MB or more; this process for smaller ones."""
-    size = source.size_bytes if source.path is not None else sum(
-        int(np.prod(w.shape)) * 4 for w in getattr(source.keras, "weights", []))
+    if isinstance(source, Path):  # a model file or SavedModel folder, before anything loads it
+        size = sum(f.stat().st_size for f in source.rglob("*") if f.is_file()) if source.is_dir() else \
+            (source.stat().st_size if source.exists() else 0)
+    elif source.path is not None:
+        size = source.size_bytes
+    else:
+        size = sum(int(np.prod(w.shape)) * 4 for w in getattr(source.keras, "weights", []))
     return executor.usable_cores() if size >= WORKERS_FROM_BYTES else 0
 
 
@@ -361,7 +368,7 @@ def study_folder(model, out=None) -> Path:
     """The study's folder: `out`, else runs/<the model file's name without its suffix> (as `compare` writes)."""
     if out is not None:
         return Path(out)
-    if isinstance(model, models.Source):
+    if isinstance(model, (models.Source, models.ModelInfo)):
         model = model.path or model.name
     return Path("runs") / Path(str(model)).stem
 
@@ -370,14 +377,47 @@ def compare(model, data_path, calib_path=None, techniques=None, out=None, *, cal
             seed: int = 0, x_key: str = "x", y_key: str = "y", unsafe: bool = False, force: bool = False,
             threads: int = 1, batch: int = 32, qat_epochs: int = 0, goal=None, calib_sizes=None,
             workers: int | None = None, ray: str | None = None, time_budget: float | None = None,
-            reporter=None) -> Results:
+            runner=None, reporter=None) -> Results:
     """Study a user's model file on a user's data file: every technique, one table.
 
     Without `calib_path`, calibration samples come from `data_path` by a seeded split, and the rest
-    is evaluated; with it, all of `data_path` is evaluated.
+    is evaluated; with it, all of `data_path` is evaluated. With workers (or Ray), the model file is loaded
+    in a worker only: this process never imports TensorFlow.
     """
     techniques = resolve(techniques)
-    source = model if isinstance(model, models.Source) else models.load_model(model, unsafe=unsafe)
+    check_new_dir(study_folder(model, out), force)  # before any work
+    owned = None
+    if runner is None and not isinstance(model, models.Source):
+        workers = _default_workers(Path(model)) if workers is None and not ray else workers
+        owned = runner = executor.make(workers, ray)
+    try:
+        source = _load_model(model, unsafe, runner)
+        return _compare(source, data_path, calib_path, techniques, out, calib_size=calib_size, seed=seed,
+                        x_key=x_key, y_key=y_key, unsafe=unsafe, force=force, threads=threads, batch=batch,
+                        qat_epochs=qat_epochs, goal=goal, calib_sizes=calib_sizes, time_budget=time_budget,
+                        runner=runner, reporter=reporter)
+    finally:
+        if owned is not None:
+            owned.close()
+
+
+def _load_model(model, unsafe: bool, runner):
+    """The model: described by a worker when there are workers and it needs TensorFlow, else loaded here."""
+    if isinstance(model, models.Source):
+        return model
+    path = Path(model)
+    if runner is None or isinstance(runner, executor.InProcess) or path.suffix.lower() == ".tflite" \
+            or not path.exists():
+        return models.load_model(model, unsafe=unsafe)  # no TensorFlow for a .tflite; missing: the usual error
+    result = runner.run([Task("describe", tasks.describe_model, (str(path), unsafe))])["describe"]
+    if isinstance(result, Died):
+        raise InputError(f"Loading {path} in a worker failed: {result.reason}. Fix: check the file, or pass "
+                         "--workers 0 to load it in this process.")
+    return result
+
+
+def _compare(source, data_path, calib_path, techniques, out, *, calib_size, seed, x_key, y_key, unsafe, force,
+             threads, batch, qat_epochs, goal, calib_sizes, time_budget, runner, reporter) -> Results:
     out = study_folder(source, out)
     check_new_dir(out, force)
     dataset = data.load_data(data_path, source, x_key, y_key, role="--data")
@@ -396,7 +436,7 @@ def compare(model, data_path, calib_path=None, techniques=None, out=None, *, cal
     # QAT learns from the calibration samples, never the evaluation ones: on their labels, else by distillation.
     return run_study(source, evaluation, calib, techniques, out, force=force, threads=threads, batch=batch,
                      reporter=reporter, qat_epochs=qat_epochs, seed=seed, goal=goal, calib_sizes=calib_sizes,
-                     calib_pool=train, unsafe=unsafe, workers=workers, ray=ray, time_budget=time_budget,
+                     calib_pool=train, unsafe=unsafe, runner=runner, time_budget=time_budget,
                      train=(train.arrays(), train.y) if train.y is not None and qat_epochs > 0 else None,
                      data_info={"name": Path(str(data_path)).name, **info},
                      settings={"seed": seed, "calib_size": calib_size, "threads": threads, "batch": batch,

@@ -81,7 +81,8 @@ _SOURCES: dict = {}
 
 def remember(job: Job, source) -> None:
     """Give this process the already-loaded model, so in-process tasks do not load it again."""
-    _SOURCES[(job.model, job.unsafe)] = source
+    if hasattr(source, "predict"):  # a models.Source, not a ModelInfo
+        _SOURCES[(job.model, job.unsafe)] = source
 
 
 def source_of(job: Job):
@@ -95,6 +96,15 @@ def source_of(job: Job):
 
 
 # ---- the tasks -------------------------------------------------------------------------------------
+
+def describe_model(path: str, unsafe: bool):
+    """Load a model file here (a worker), keep it for the tasks that follow, and describe it."""
+    from .models import load_model
+
+    source = load_model(path, unsafe=unsafe)
+    _SOURCES[(str(path), unsafe)] = source
+    return source.info()
+
 
 def reference(job: Job) -> evaluate.Stream:
     """The float model's outputs on every evaluation sample, written to the work folder a chunk at a time."""

@@ -134,3 +134,13 @@ def test_ctrl_c_stops_the_workers_and_cleans_up(tmp_path):
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in workers)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_with_workers_the_main_process_never_imports_tensorflow(tiny_keras_path, digits_npz, tmp_path):
+    script = (f"import sys; from quantbench.study import compare; "
+              f"r = compare({str(tiny_keras_path)!r}, {str(digits_npz[0])!r}, techniques='float32,int8-only', "
+              f"out={str(tmp_path / 's')!r}, workers=1); "
+              "print(r.settings['executor'], 'tensorflow' in sys.modules, [v.status for v in r.variants])")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[-2] == "Workers False ['ok', 'ok', 'ok']"
