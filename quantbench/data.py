@@ -175,11 +175,11 @@ def _load_array(archive, key: str, where: str) -> np.ndarray:
     return a
 
 
-def _open_numpy(path):
+def _open_numpy(path, mmap_mode=None):
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     except ValueError as exc:
-        if "allow_pickle" in str(exc):
+        if "allow_pickle" in str(exc) or "Python objects" in str(exc):
             raise InputError(
                 f"{path} holds an object (pickled) array, which quantbench never unpickles. Expected a numeric "
                 "array. Fix: save it with a numeric dtype, e.g. np.save(f, x.astype('float32')).") from None
@@ -236,18 +236,7 @@ def _load_image_folder(path, input_shape):
 
 def _open_npy(path) -> LazyNpy:
     """An .npy file, memory-mapped: checked now, read later."""
-    try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:
-        if "object" in str(exc) or "allow_pickle" in str(exc):
-            raise InputError(
-                f"{path} holds an object (pickled) array, which quantbench never unpickles. Expected a numeric "
-                "array. Fix: save it with a numeric dtype, e.g. np.save(f, x.astype('float32')).") from None
-        raise InputError(f"{path} is not a readable NumPy file ({str(exc).splitlines()[0]}). Expected {DATA_KINDS}. "
-                         "Fix: write it with np.savez or np.save.") from None
-    except (OSError, EOFError) as exc:
-        raise InputError(f"{path} is not a readable NumPy file ({str(exc).splitlines()[0]}). "
-                         f"Expected {DATA_KINDS}. Fix: write it with np.savez or np.save.") from None
+    arr = _open_numpy(path, mmap_mode="r")
     if not isinstance(arr, np.ndarray):
         raise InputError(f"{path} is an .npz archive, not an .npy array. Expected {DATA_KINDS}. "
                          "Fix: rename it to .npz.")

@@ -161,12 +161,16 @@ class Workers:
         self._all.append(worker)
         return worker
 
-    def _retire(self, worker: _Worker) -> None:
-        try:
-            worker.conn.send(None)
-        except (OSError, ValueError):
-            pass
-        worker.process.join(10)
+    def _retire(self, worker: _Worker, polite: bool = True) -> None:
+        """Stop a worker: asked to finish (`polite`), else terminated; killed by its PID if it lingers."""
+        if polite:
+            try:
+                worker.conn.send(None)
+            except (OSError, ValueError):
+                pass
+        else:
+            worker.process.terminate()
+        worker.process.join(10 if polite else 5)
         if worker.process.is_alive():
             worker.process.kill()
             worker.process.join()
@@ -238,13 +242,7 @@ class Workers:
             if worker.task is None:
                 self._retire(worker)
         for worker in list(self._all):  # still working (an interrupt): stopped now
-            worker.process.terminate()
-            worker.process.join(5)
-            if worker.process.is_alive():
-                worker.process.kill()
-                worker.process.join()
-            worker.conn.close()
-            self._all.remove(worker)
+            self._retire(worker, polite=False)
         self._idle.clear()
 
     def __enter__(self):
