@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .runtime import LiteModel
+from .runtime import LiteModel, not_utf8
 
 BOUNDARY_OPS = {"QUANTIZE", "DEQUANTIZE"}
 
@@ -38,8 +38,12 @@ def inspect(path_or_model) -> Inspection:
     """Read a `.tflite` file's structure (no TensorFlow needed)."""
     # Without the default XNNPACK delegate, so the ops are the file's own, not DELEGATE nodes.
     m = LiteModel(path_or_model, delegates=False)
+    try:
+        details = m._interpreter._get_ops_details()
+    except UnicodeDecodeError as exc:  # LiteRT reads every operand's name, and one of them is corrupt
+        raise not_utf8(m.path or "the model bytes", exc) from None
     ops, precision = Counter(), {}
-    for op in m._interpreter._get_ops_details():
+    for op in details:
         name = op["op_name"]
         ops[name] += 1
         kind = "boundary" if name in BOUNDARY_OPS else _kind(op.get("operand_types", []), op.get("result_types", []))

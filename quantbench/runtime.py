@@ -90,12 +90,27 @@ def dequantize(q: np.ndarray, info: TensorInfo) -> np.ndarray:
     return out
 
 
+def _reason(exc: Exception) -> str:
+    """LiteRT's message on one line."""
+    return " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip()) or type(exc).__name__
+
+
+def _xnnpack(exc: Exception) -> bool:
+    """True when the XNNPACK delegate, not the model's own kernels, refused the model."""
+    return "XNNPACK" in str(exc).upper()
+
+
+def not_utf8(where, exc: UnicodeDecodeError) -> InputError:
+    """The error for a tensor or op name in the file that is not UTF-8 text: the file is corrupt."""
+    return InputError(f"{where} holds a tensor name that is not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} "
+                      f"at position {exc.start} of the name), so the file is corrupt. Expected a .tflite file as a "
+                      "TFLite converter wrote it. Fix: convert the model again, or copy the file again.")
+
+
 class LiteModel:
     """A loaded `.tflite` model: `.inputs`, `.outputs` and `.predict(x)`."""
 
     def __init__(self, model: str | os.PathLike | bytes, num_threads: int = 1, delegates: bool = True):
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
         if isinstance(model, (bytes, bytearray)):
             content, self.path = bytes(model), None
         else:
@@ -105,27 +120,26 @@ class LiteModel:
                     f"No .tflite file at {self.path}. Expected a path to a TFLite model file. "
                     "Fix: check the path.")
             content = self.path.read_bytes()
-        where = self.path or "the model bytes"
+        self._where = where = self.path or "the model bytes"
         if len(content) < 8 or content[4:8] != b"TFL3":
             raise InputError(
                 f"{where} is not a TFLite flatbuffer (no 'TFL3' identifier in its header). "
                 "Expected a .tflite file written by a TFLite converter. "
                 "Fix: pass a .tflite file, or convert your model first with `quantbench convert`.")
+        self._content, self.num_threads = content, num_threads
+        # XNNPACK's reason when it refused this model and LiteRT's built-in kernels run it instead; None otherwise
+        self.delegate_fallback: str | None = None
         try:
-            with silenced():  # LiteRT logs "Created TensorFlow Lite XNNPACK delegate" on stderr
-                resolver = OpResolverType.AUTO if delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-                self._interpreter = Interpreter(model_content=content, num_threads=num_threads,
-                                                experimental_op_resolver_type=resolver)
-                self._interpreter.allocate_tensors()
+            self._interpreter = self._open(delegates)
         except (ValueError, RuntimeError) as exc:
-            reason = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip()) or type(exc).__name__
-            err = InputError(f"LiteRT could not load {where}: {reason} "
-                             "Expected a .tflite file LiteRT can run. Fix: re-create it with another technique.")
-            err.reason = reason
-            raise err from None
+            if not (delegates and _xnnpack(exc)):
+                raise self._refused("load", exc) from None
+            self._fall_back(exc)
         self.size_bytes = len(content)
-        self.num_threads = num_threads
-        self.inputs, self.outputs = self._describe()
+        try:
+            self.inputs, self.outputs = self._describe()
+        except UnicodeDecodeError as exc:  # a flipped bit in a tensor's name: LiteRT cannot even report it
+            raise not_utf8(where, exc) from None
         self._batch = None
         # per-call constants, looked up once: tensor indices and the per-sample shapes inputs must have
         self._in_index = [t.index for t in self.inputs]
@@ -136,6 +150,44 @@ class LiteModel:
         self._fast = (inp.shape[1:], np.dtype(inp.dtype), inp.index, inp if inp.quantized else None,
                       out.index, out if out.quantized else None) \
             if len(self.inputs) == 1 and len(self.outputs) == 1 and self.resizable else None
+
+    def _open(self, delegates: bool):
+        """A LiteRT interpreter for the file, tensors allocated; with the default XNNPACK delegate or without."""
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        with silenced():  # LiteRT logs "Created TensorFlow Lite XNNPACK delegate" on stderr
+            resolver = OpResolverType.AUTO if delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            interpreter = Interpreter(model_content=self._content, num_threads=self.num_threads,
+                                      experimental_op_resolver_type=resolver)
+            interpreter.allocate_tensors()
+        return interpreter
+
+    def _refused(self, when: str, exc: Exception) -> InputError:
+        """The error for a file LiteRT refuses to load or to run, with LiteRT's reason (also as `.reason`)."""
+        reason = _reason(exc)
+        err = InputError(f"LiteRT could not {when} {self._where}: {reason} "
+                         "Expected a .tflite file LiteRT can run. Fix: re-create it with another technique.")
+        err.reason = reason
+        return err
+
+    def _fall_back(self, exc: Exception) -> None:
+        """XNNPACK refused the model: run it on LiteRT's built-in kernels, keeping XNNPACK's reason."""
+        # XNNPACK runs its messages together ("...in XNNPACK delegateunsupported datatype..."): keep the first
+        reason = re.match(r".*?XNNPACK delegate(?=\S)|.*", _reason(exc)).group(0)
+        try:
+            self._interpreter = self._open(delegates=False)
+        except (ValueError, RuntimeError) as again:
+            raise self._refused("load", again) from None
+        self.delegate_fallback = reason
+
+    def _recover(self, exc: RuntimeError, when: str = "run") -> None:
+        """After LiteRT failed at run time: fall back to built-in kernels once if XNNPACK refused, else refuse."""
+        if self.delegate_fallback is not None or not _xnnpack(exc):
+            raise self._refused(when, exc) from None
+        batch, self._batch = self._batch, None
+        self._fall_back(exc)
+        if batch is not None:
+            self.set_batch(batch)
 
     def _describe(self) -> tuple[list[TensorInfo], list[TensorInfo]]:
         it = self._interpreter
@@ -194,9 +246,13 @@ class LiteModel:
         """Resize every input to batch `n` (a no-op when already there)."""
         if self._batch == n:
             return
-        for t in self.inputs:
-            self._interpreter.resize_tensor_input(t.index, [n, *t.shape[1:]], strict=True)
-        self._interpreter.allocate_tensors()
+        try:
+            for t in self.inputs:
+                self._interpreter.resize_tensor_input(t.index, [n, *t.shape[1:]], strict=True)
+            self._interpreter.allocate_tensors()
+        except RuntimeError as exc:  # a kernel (or XNNPACK) refusing the new shapes
+            self._recover(exc)
+            return self.set_batch(n)
         self._batch = n
 
     def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
@@ -204,7 +260,11 @@ class LiteModel:
         it = self._interpreter
         for index, a in zip(self._in_index, arrays):
             it.set_tensor(index, a)
-        it.invoke()
+        try:
+            it.invoke()
+        except RuntimeError as exc:
+            self._recover(exc)
+            return self.run(arrays)
         return [it.get_tensor(index) for index in self._out_index]  # get_tensor returns a copy
 
     def prepare(self, x, raw: bool = False) -> list[np.ndarray]:
@@ -237,7 +297,11 @@ class LiteModel:
                 it.set_tensor(in_index, x if x.dtype is dtype else x.astype(dtype))
             else:
                 it.set_tensor(in_index, quantize(x, in_q))
-            it.invoke()
+            try:  # free in Python 3.11 unless it raises
+                it.invoke()
+            except RuntimeError as exc:
+                self._recover(exc)
+                return self.predict(x, raw)
             y = it.get_tensor(out_index)
             return y if raw or out_q is None else dequantize(y, out_q)
         arrays = self.prepare(x, raw)
