@@ -131,23 +131,32 @@ def mutate(content: bytes, donors: list[bytes], rng) -> tuple[bytes, str]:
     return bytes(b), f"delete {length} bytes at {src}"
 
 
-def commands(kind: str, path: str, bases: Path, variant: int) -> list[tuple[str, list[str]]]:
-    """The runs a mutated file of `kind` gets, as (label, argv) pairs; outputs go to the working folder."""
+def commands(kind: str, path: str, bases: Path, index: int) -> list[tuple[str, list[str]]]:
+    """The runs case `index` of `kind` gets, as (label, argv) pairs; outputs go to the working folder.
+
+    Every case runs the cheap command of its kind (inspect and predict, convert, predict: ~0.05-2 s). A study
+    (compare) costs 2-5 s in a child, so it runs on every other case: 2,000 cases per kind stay affordable.
+    """
     b = lambda name: str(bases / name)  # noqa: E731
     if kind == "tflite":
         return [("inspect", ["inspect", path]), ("predict", ["predict", path, "--input", b("x.npy")])]
     if kind in ("keras", "h5"):
-        return [("convert", ["convert", path, "-t", "float32", "-o", "out.tflite"]),
-                ("compare", ["compare", path, "--data", b("data.npz"), "--techniques", "float32,dynamic",
-                             "--out", "study", *COMPARE])]
-    # Data files: predict with a float or an int8 model (which quantizes the inputs itself), then one study
-    # with the file as evaluation data or as calibration data, in turn (a study costs ~2 s; predict ~0.1 s).
-    model = b(("float32.tflite", "int8-only.tflite")[variant % 2])
-    study = (("compare --data", ["compare", b("model.keras"), "--data", path, "--techniques", "dynamic",
-                                 "--out", "study", *COMPARE]),
-             ("compare --calib", ["compare", b("model.keras"), "--data", b("data.npz"), "--calib", path,
-                                  "--calib-size", "8", "--techniques", "lq-int8", "--out", "study", *COMPARE]))
-    return [("predict", ["predict", model, "--input", path]), study[variant // 2 % 2]]
+        runs = [("convert", ["convert", path, "-t", "float32", "-o", "out.tflite"])]
+        if index % 2 == 0:
+            runs.append(("compare", ["compare", path, "--data", b("data.npz"), "--techniques", "float32,dynamic",
+                                     "--out", "study", *COMPARE]))
+        return runs
+    # Data files: predict with a float or an int8 model (which quantizes the inputs itself), and on every other
+    # case a study with the file as evaluation data (--data) or as calibration data (--calib), in turn.
+    runs = [("predict", ["predict", b(("float32.tflite", "int8-only.tflite")[index % 2]), "--input", path])]
+    if index % 4 == 0:
+        runs.append(("compare --data", ["compare", b("model.keras"), "--data", path, "--techniques", "dynamic",
+                                        "--out", "study", *COMPARE]))
+    elif index % 4 == 1:
+        runs.append(("compare --calib", ["compare", b("model.keras"), "--data", b("data.npz"), "--calib", path,
+                                         "--calib-size", "8", "--techniques", "lq-int8", "--out", "study",
+                                         *COMPARE]))
+    return runs
 
 
 @dataclass
@@ -290,12 +299,14 @@ def fuzz(seed: int, count: int, kinds, mode: str = "fork", timeout: float = 120.
     try:
         bases_in_child(bases)
         counts, failures, seconds, runs = {}, [], {}, Counter()
+        spent = {kind: Counter() for kind in kinds}  # seconds by kind and command
 
         def summary(done: bool) -> dict:
             return {"seed": seed, "count": count, "kinds": list(kinds), "mode": mode, "timeout_s": timeout,
                     "finished": done, "cases": {k: sum(counts[k][next(iter(counts[k]))].values())
                                                 for k in counts if counts[k]},
                     "runs": dict(runs), "seconds": seconds, "total_seconds": round(time.perf_counter() - started, 1),
+                    "seconds_by_command": {k: {c: round(v, 1) for c, v in spent[k].items()} for k in counts},
                     "counts": {k: {c: dict(v) for c, v in cmds.items()} for k, cmds in counts.items()},
                     "failures": failures}
 
@@ -310,7 +321,9 @@ def fuzz(seed: int, count: int, kinds, mode: str = "fork", timeout: float = 120.
                 path = case_dir / case.name
                 path.write_bytes(case.content)
                 for label, argv in commands(kind, str(path), bases, case.index):
+                    t1 = time.perf_counter()
                     code, out, err = run(argv, case_dir, timeout)
+                    spent[kind][label] += time.perf_counter() - t1
                     result = outcome(code, err)
                     counts[kind].setdefault(label, Counter())[result] += 1
                     runs[kind] += 1
@@ -349,12 +362,13 @@ def _keep(case: Case, label: str, argv: list[str], path: str, code, err: str, re
 
 
 def table(result: dict) -> str:
-    """Counts by kind, command and outcome, as a Markdown table."""
-    lines = ["| kind | command | runs | " + " | ".join(OUTCOMES) + " |", "|" + " --- |" * (len(OUTCOMES) + 3)]
+    """Counts by kind, command and outcome, as a Markdown table, with the seconds each command took in all."""
+    lines = ["| kind | command | runs | " + " | ".join(OUTCOMES) + " | seconds |",
+             "|" + " --- |" * (len(OUTCOMES) + 4)]
     for kind, cmds in result["counts"].items():
         for label, c in cmds.items():
             lines.append(f"| {kind} | {label} | {sum(c.values())} | " + " | ".join(str(c.get(o, 0)) for o in OUTCOMES)
-                         + " |")
+                         + f" | {result['seconds_by_command'][kind].get(label, 0):.0f} |")
     return "\n".join(lines)
 
 
