@@ -140,6 +140,10 @@ class LiteModel:
             self.inputs, self.outputs = self._describe()
         except UnicodeDecodeError as exc:  # a flipped bit in a tensor's name: LiteRT cannot even report it
             raise not_utf8(where, exc) from None
+        except KeyError as exc:  # a signature naming a tensor that is no input or output (a corrupt index)
+            raise InputError(f"{where} has a signature naming tensor {exc.args[0]}, which LiteRT does not list among "
+                             "the model's inputs and outputs. Expected a .tflite file whose signature matches its "
+                             "inputs and outputs. Fix: convert the model again.") from None
         self._batch = None
         # per-call constants, looked up once: tensor indices and the per-sample shapes inputs must have
         self._in_index = [t.index for t in self.inputs]

@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 
@@ -186,3 +187,33 @@ def test_tensor_name_that_is_not_utf8_is_a_clean_error(tiny_variants, tmp_path):
                                                           if ":" in m.inputs[0].name else "serving_default_"))
     with pytest.raises(InputError, match=r"input\.tflite holds a tensor name that is not UTF-8 text"):
         quantbench.load(tmp_path / "input.tflite")
+
+
+def test_predict_command_says_when_xnnpack_refused(tiny_variants, digits, tmp_path):
+    def edit(sg, _):
+        _tensor(sg, "flatten_1/Reshape").quantization.zeroPoint[0] = 200
+
+    (tmp_path / "m.tflite").write_bytes(_edited(tiny_variants["int8-only"], edit))
+    np.save(tmp_path / "x.npy", digits.x_test[:3])
+    proc = subprocess.run([sys.executable, "-m", "quantbench", "predict", str(tmp_path / "m.tflite"), "--input",
+                           str(tmp_path / "x.npy")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "class " in proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.fullmatch(
+        rf"quantbench: note: XNNPACK refused {re.escape(str(tmp_path / 'm.tflite'))} \(unsupported zero-point value "
+        r"\(200\) for INT8 tensor \d+ in XNNPACK delegate\); it ran on LiteRT's built-in kernels instead\.", lines[0])
+
+
+def test_signature_naming_a_tensor_that_is_no_output_is_not_an_internal_error(tiny_variants, digits):
+    # A corrupt index in the signature (fuzz case tflite-690): either the model still runs, or a clean error.
+    def edit(sg, model):
+        model.signatureDefs[0].outputs[0].tensorIndex = 0
+
+    content = _edited(tiny_variants["float32"], edit)
+    try:
+        m = quantbench.load(content)
+    except InputError as exc:
+        assert re.search(r"the model bytes has a signature naming tensor 0, .* Expected .* Fix: ", str(exc))
+    else:
+        assert m.predict(digits.x_test[:2]).shape[0] == 2
