@@ -300,6 +300,7 @@ def fuzz(seed: int, count: int, kinds, mode: str = "fork", timeout: float = 120.
         bases_in_child(bases)
         counts, failures, seconds, runs = {}, [], {}, Counter()
         spent = {kind: Counter() for kind in kinds}  # seconds by kind and command
+        fallbacks = {kind: Counter() for kind in kinds}  # ok runs that said XNNPACK refused the model
 
         def summary(done: bool) -> dict:
             return {"seed": seed, "count": count, "kinds": list(kinds), "mode": mode, "timeout_s": timeout,
@@ -307,6 +308,7 @@ def fuzz(seed: int, count: int, kinds, mode: str = "fork", timeout: float = 120.
                                                 for k in counts if counts[k]},
                     "runs": dict(runs), "seconds": seconds, "total_seconds": round(time.perf_counter() - started, 1),
                     "seconds_by_command": {k: {c: round(v, 1) for c, v in spent[k].items()} for k in counts},
+                    "xnnpack_fallbacks": {k: dict(fallbacks[k]) for k in counts},
                     "counts": {k: {c: dict(v) for c, v in cmds.items()} for k, cmds in counts.items()},
                     "failures": failures}
 
@@ -326,6 +328,8 @@ def fuzz(seed: int, count: int, kinds, mode: str = "fork", timeout: float = 120.
                     spent[kind][label] += time.perf_counter() - t1
                     result = outcome(code, err)
                     counts[kind].setdefault(label, Counter())[result] += 1
+                    if result == "ok" and "XNNPACK refused" in err:  # ran on LiteRT's built-in kernels instead
+                        fallbacks[kind][label] += 1
                     runs[kind] += 1
                     if result in FAILING:
                         failures.append(_keep(case, label, argv, str(path), code, err, result, keep, bases))
@@ -392,6 +396,7 @@ def main(argv=None) -> int:
     print(table(result))
     print(f"\n{sum(result['runs'].values())} runs in {result['total_seconds']} s ({result['mode']}); "
           f"seconds per kind: {result['seconds']}")
+    print(f"ok runs on LiteRT's built-in kernels because XNNPACK refused the model: {result['xnnpack_fallbacks']}")
     for f in result["failures"]:
         print(f"{f['outcome']}: {f['kind']} case {f['index']} ({f['base']}, {f['mutation']}), {f['run']}: "
               f"{f['stderr']}\n  {f['command']}")
