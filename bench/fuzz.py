@@ -372,7 +372,7 @@ def table(result: dict) -> str:
     for kind, cmds in result["counts"].items():
         for label, c in cmds.items():
             lines.append(f"| {kind} | {label} | {sum(c.values())} | " + " | ".join(str(c.get(o, 0)) for o in OUTCOMES)
-                         + f" | {result['seconds_by_command'][kind].get(label, 0):.0f} |")
+                         + f" | {result['seconds_by_command'][kind].get(label, 0):.1f} |")
     return "\n".join(lines)
 
 
