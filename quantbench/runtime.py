@@ -184,10 +184,10 @@ class LiteModel:
             raise self._refused("load", again) from None
         self.delegate_fallback = reason
 
-    def _recover(self, exc: RuntimeError, when: str = "run") -> None:
+    def _recover(self, exc: RuntimeError) -> None:
         """After LiteRT failed at run time: fall back to built-in kernels once if XNNPACK refused, else refuse."""
         if self.delegate_fallback is not None or not _xnnpack(exc):
-            raise self._refused(when, exc) from None
+            raise self._refused("run", exc) from None
         batch, self._batch = self._batch, None
         self._fall_back(exc)
         if batch is not None:
