@@ -301,6 +301,7 @@ def fuzz(seed: int, count: int, kinds, mode: str = "fork", timeout: float = 120.
         counts, failures, seconds, runs = {}, [], {}, Counter()
         spent = {kind: Counter() for kind in kinds}  # seconds by kind and command
         fallbacks = {kind: Counter() for kind in kinds}  # ok runs that said XNNPACK refused the model
+        refusals = {kind: Counter() for kind in kinds}  # refusal messages, numbers and paths blanked
 
         def summary(done: bool) -> dict:
             return {"seed": seed, "count": count, "kinds": list(kinds), "mode": mode, "timeout_s": timeout,
@@ -309,6 +310,7 @@ def fuzz(seed: int, count: int, kinds, mode: str = "fork", timeout: float = 120.
                     "runs": dict(runs), "seconds": seconds, "total_seconds": round(time.perf_counter() - started, 1),
                     "seconds_by_command": {k: {c: round(v, 1) for c, v in spent[k].items()} for k in counts},
                     "xnnpack_fallbacks": {k: dict(fallbacks[k]) for k in counts},
+                    "top_refusals": {k: refusals[k].most_common(12) for k in counts},
                     "counts": {k: {c: dict(v) for c, v in cmds.items()} for k, cmds in counts.items()},
                     "failures": failures}
 
@@ -330,6 +332,8 @@ def fuzz(seed: int, count: int, kinds, mode: str = "fork", timeout: float = 120.
                     counts[kind].setdefault(label, Counter())[result] += 1
                     if result == "ok" and "XNNPACK refused" in err:  # ran on LiteRT's built-in kernels instead
                         fallbacks[kind][label] += 1
+                    if result == "refused":
+                        refusals[kind][_shape_of(err, str(path), str(bases))] += 1
                     runs[kind] += 1
                     if result in FAILING:
                         failures.append(_keep(case, label, argv, str(path), code, err, result, keep, bases))
@@ -349,6 +353,14 @@ def fuzz(seed: int, count: int, kinds, mode: str = "fork", timeout: float = 120.
     finally:
         if own:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _shape_of(err: str, path: str, bases: str) -> str:
+    """A refusal's message with its paths and numbers blanked, to count messages of the same kind."""
+    import re
+
+    text = err.strip().replace(path, "FILE").replace(bases, "BASES").removeprefix("quantbench: error: ")
+    return re.sub(r"\d+", "N", text)[:110]
 
 
 def _keep(case: Case, label: str, argv: list[str], path: str, code, err: str, result: str, keep, bases) -> dict:

@@ -169,8 +169,9 @@ class LiteModel:
     def _refused(self, when: str, exc: Exception) -> InputError:
         """The error for a file LiteRT refuses to load or to run, with LiteRT's reason (also as `.reason`)."""
         reason = _reason(exc)
-        err = InputError(f"LiteRT could not {when} {self._where}: {reason} "
-                         "Expected a .tflite file LiteRT can run. Fix: re-create it with another technique.")
+        fix = ("The file is corrupt or truncated. Fix: convert the model again, or copy the file again."
+               if "not a valid Flatbuffer" in reason else "Fix: re-create it with another technique.")
+        err = InputError(f"LiteRT could not {when} {self._where}: {reason} Expected a .tflite file LiteRT can run. {fix}")
         err.reason = reason
         return err
 

@@ -217,3 +217,12 @@ def test_signature_naming_a_tensor_that_is_no_output_is_not_an_internal_error(ti
         assert re.search(r"the model bytes has a signature naming tensor 0, .* Expected .* Fix: ", str(exc))
     else:
         assert m.predict(digits.x_test[:2]).shape[0] == 2
+
+
+def test_truncated_tflite_says_it_is_corrupt(tiny_variants, tmp_path):
+    path = tmp_path / "cut.tflite"
+    path.write_bytes(tiny_variants["float32"][: len(tiny_variants["float32"]) // 2])
+    with pytest.raises(InputError, match=r"LiteRT could not load .*cut\.tflite: The model is not a valid Flatbuffer "
+                                         r"buffer Expected a \.tflite file LiteRT can run\. The file is corrupt or "
+                                         r"truncated\. Fix: convert the model again, or copy the file again\."):
+        quantbench.load(path)
