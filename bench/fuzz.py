@@ -11,7 +11,9 @@ run, so no thread pool exists yet) once and forks one child per run, which calls
 
 Outcomes: ok (exit 0), refused (exit 2, exactly one line on stderr, no traceback), internal (exit 1 or
 "internal error"), traceback, crash (killed by a signal), timeout, multi-line (exit 2 with several lines),
-other (any other exit code). Failing cases are written to --keep with the command that reproduces them.
+other (any other exit code), leftover (exit 0 or 2 but a file other than the command's output left in the
+working folder: a half-written file or a staging folder). Failing cases are written to --keep with the
+command that reproduces them.
 """
 from __future__ import annotations
 
@@ -35,8 +37,9 @@ import numpy as np
 
 KINDS = ("tflite", "npy", "npz", "keras", "h5")  # tflite first: it alone needs no TensorFlow in the server
 SUFFIX = {"tflite": ".tflite", "npy": ".npy", "npz": ".npz", "keras": ".keras", "h5": ".h5"}
-OUTCOMES = ("ok", "refused", "internal", "traceback", "crash", "timeout", "multi-line", "other")
-FAILING = ("internal", "traceback", "crash", "timeout", "multi-line", "other")
+OUTCOMES = ("ok", "refused", "internal", "traceback", "crash", "timeout", "multi-line", "other", "leftover")
+FAILING = ("internal", "traceback", "crash", "timeout", "multi-line", "other", "leftover")
+OUTPUTS = ("out.tflite", "study")  # what a run that succeeded writes into its working folder
 # The base files of each kind that cases mutate; the int8 ones carry the I/O quantization XNNPACK checks.
 BASES = {"tflite": ("float32.tflite", "dynamic.tflite", "int8-only.tflite", "int16x8.tflite"),
          "npy": ("x.npy",), "npz": ("data.npz",), "keras": ("model.keras",), "h5": ("model.h5",)}
@@ -329,6 +332,10 @@ def fuzz(seed: int, count: int, kinds, mode: str = "fork", timeout: float = 120.
                     code, out, err = run(argv, case_dir, timeout)
                     spent[kind][label] += time.perf_counter() - t1
                     result = outcome(code, err)
+                    left = sorted(f.name for f in case_dir.iterdir()
+                                  if f.name not in (case.name, ".stdout", ".stderr", *(OUTPUTS if result == "ok" else ())))
+                    if left and result in ("ok", "refused"):  # a half-written file or a staging folder left behind
+                        result, err = "leftover", f"left {left} behind; " + err
                     counts[kind].setdefault(label, Counter())[result] += 1
                     if result == "ok" and "XNNPACK refused" in err:  # ran on LiteRT's built-in kernels instead
                         fallbacks[kind][label] += 1
@@ -338,9 +345,9 @@ def fuzz(seed: int, count: int, kinds, mode: str = "fork", timeout: float = 120.
                     if result in FAILING:
                         failures.append(_keep(case, label, argv, str(path), code, err, result, keep, bases))
                         log(f"FAIL {result}: {failures[-1]['command']}\n    {failures[-1]['stderr']}")
-                    for leftover in ("out.tflite", "study"):  # a run's outputs, so the next run starts clean
-                        target = case_dir / leftover
-                        shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+                    for f in case_dir.iterdir():  # the run's outputs, so the next run starts clean
+                        if f.name != case.name:
+                            shutil.rmtree(f) if f.is_dir() else f.unlink()
                 shutil.rmtree(case_dir)
                 if (case.index + 1) % 100 == 0:
                     seconds[kind] = round(time.perf_counter() - t0, 1)
