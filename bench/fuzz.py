@@ -137,25 +137,26 @@ def mutate(content: bytes, donors: list[bytes], rng) -> tuple[bytes, str]:
 def commands(kind: str, path: str, bases: Path, index: int) -> list[tuple[str, list[str]]]:
     """The runs case `index` of `kind` gets, as (label, argv) pairs; outputs go to the working folder.
 
-    Every case runs the cheap command of its kind (inspect and predict, convert, predict: ~0.05-2 s). A study
-    (compare) costs 2-5 s in a child, so it runs on every other case: 2,000 cases per kind stay affordable.
+    Every case runs the cheap command of its kind (inspect and predict; convert; predict: 0.05-2 s). A study
+    (compare) costs 3-6 s in a child when the file loads, so it runs on every fourth case: 2,000 cases per kind
+    stay affordable on one core.
     """
     b = lambda name: str(bases / name)  # noqa: E731
     if kind == "tflite":
         return [("inspect", ["inspect", path]), ("predict", ["predict", path, "--input", b("x.npy")])]
     if kind in ("keras", "h5"):
         runs = [("convert", ["convert", path, "-t", "float32", "-o", "out.tflite"])]
-        if index % 2 == 0:
+        if index % 4 == 0:
             runs.append(("compare", ["compare", path, "--data", b("data.npz"), "--techniques", "float32,dynamic",
                                      "--out", "study", *COMPARE]))
         return runs
-    # Data files: predict with a float or an int8 model (which quantizes the inputs itself), and on every other
+    # Data files: predict with a float or an int8 model (which quantizes the inputs itself), and on every fourth
     # case a study with the file as evaluation data (--data) or as calibration data (--calib), in turn.
     runs = [("predict", ["predict", b(("float32.tflite", "int8-only.tflite")[index % 2]), "--input", path])]
-    if index % 4 == 0:
+    if index % 8 == 0:
         runs.append(("compare --data", ["compare", b("model.keras"), "--data", path, "--techniques", "dynamic",
                                         "--out", "study", *COMPARE]))
-    elif index % 4 == 1:
+    elif index % 8 == 4:
         runs.append(("compare --calib", ["compare", b("model.keras"), "--data", b("data.npz"), "--calib", path,
                                          "--calib-size", "8", "--techniques", "lq-int8", "--out", "study",
                                          *COMPARE]))
