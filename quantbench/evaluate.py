@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import stats
+from .errors import InputError
 from .results import BASELINE
 
 
@@ -38,6 +39,18 @@ def class_outputs(reference: list, labelled: bool) -> set[int]:
     given for it (logits too)."""
     found = {i for i, r in enumerate(reference) if is_classifier(r.shape) and stats.is_distribution(r)}
     return found | ({0} if labelled and is_classifier(reference[0].shape) else set())
+
+
+def check_reference(reference: list, names: list[str], origin: str) -> None:
+    """Refuse float-model outputs holding NaN or Inf: every figure of a study is measured against them."""
+    for name, out in zip(names, reference):
+        out = np.asarray(out)
+        bad = int(np.sum(~np.isfinite(out.reshape(len(out), -1)).all(axis=1))) if out.ndim else 0
+        if bad:
+            raise InputError(f"The float model's output {name!r} is NaN or Inf for {bad} of {len(out)} samples of "
+                             f"{origin}, so no figure can be measured against it. Expected finite outputs. Fix: check "
+                             "the data's values and preprocessing, and the model's weights (a corrupt file gives "
+                             "NaN).")
 
 
 def _finite(value: float) -> float | None:

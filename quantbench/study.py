@@ -204,6 +204,7 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
         lite, feeds, outputs = {}, {}, {}
         with reporter.task("Evaluating", len(techniques) + 1) as advance:
             reference = source.predict(x)
+            evaluate.check_reference(reference, source.output_names, evaluation.origin)  # issue 10: NaN weights
             advance(note=reference_row)
             for name, item in converted.items():
                 if isinstance(item, Variant):

@@ -65,3 +65,33 @@ def test_without_float32_there_is_no_test(outputs):
     del outs["float32"]
     m = evaluate.measure(outs, "keras", labels)
     assert m["int8-only"]["accuracy"] == 0.7 and m["int8-only"]["p_vs_float32"] is None
+
+
+def test_reference_with_nan_or_inf_is_refused():
+    from quantbench.errors import InputError
+
+    ok = np.full((4, 3), 1 / 3)
+    evaluate.check_reference([ok, np.zeros(4)], ["p", "v"], "d.npz")
+    bad = ok.copy()
+    bad[1, 0], bad[3, 2] = np.nan, np.inf
+    with pytest.raises(InputError, match=r"The float model's output 'p' is NaN or Inf for 2 of 4 samples of d\.npz, "
+                                         r"so no figure can be measured against it\. Expected finite outputs\. Fix: "):
+        evaluate.check_reference([bad], ["p"], "d.npz")
+
+
+def test_study_of_a_model_with_a_nan_weight_is_refused_and_leaves_nothing(tiny_model, digits, tmp_path):
+    # A bit flip in an .h5 file's weights (fuzz case h5-148) gave NaN outputs and then a JSON error.
+    import keras
+
+    from quantbench import data, study
+    from quantbench.errors import InputError
+
+    broken = keras.models.clone_model(tiny_model)
+    weights = tiny_model.get_weights()
+    weights[-2] = weights[-2].copy()
+    weights[-2][0, 0] = np.nan
+    broken.set_weights(weights)
+    with pytest.raises(InputError, match=r"output 'output_0' is NaN or Inf for 20 of 20 samples of array"):
+        study.run_study(broken, data.Dataset([digits.x_test[:20]], None, "array"), digits.x_train[:8], ["float32"],
+                        tmp_path / "s")
+    assert list(tmp_path.iterdir()) == []
