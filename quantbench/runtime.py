@@ -95,6 +95,11 @@ def _reason(exc: Exception) -> str:
     return " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip()) or type(exc).__name__
 
 
+def _first_xnnpack_message(exc: Exception) -> str:
+    """XNNPACK runs its messages together ("...in XNNPACK delegateunsupported datatype..."): the first."""
+    return re.match(r".*?XNNPACK delegate(?=\S)|.*", _reason(exc)).group(0)
+
+
 def _xnnpack(exc: Exception) -> bool:
     """True when the XNNPACK delegate, not the model's own kernels, refused the model."""
     return "XNNPACK" in str(exc).upper()
@@ -130,11 +135,18 @@ class LiteModel:
         # XNNPACK's reason when it refused this model and LiteRT's built-in kernels run it instead; None otherwise
         self.delegate_fallback: str | None = None
         try:
-            self._interpreter = self._open(delegates)
+            # LiteRT's built-in kernels check every node first: XNNPACK reads some node fields unchecked and
+            # crashes the process on a corrupt file (fuzz case tflite-1142, a PACK node's values_count)
+            self._interpreter = self._open(delegates=False)
         except (ValueError, RuntimeError) as exc:
-            if not (delegates and _xnnpack(exc)):
-                raise self._refused("load", exc) from None
-            self._fall_back(exc)
+            raise self._refused("load", exc) from None
+        if delegates:
+            try:
+                self._interpreter = self._open(delegates=True)
+            except (ValueError, RuntimeError) as exc:
+                if not _xnnpack(exc):
+                    raise self._refused("load", exc) from None
+                self.delegate_fallback = _first_xnnpack_message(exc)  # and the built-in kernels run it
         self.size_bytes = len(content)
         try:
             self.inputs, self.outputs = self._describe()
@@ -177,13 +189,11 @@ class LiteModel:
 
     def _fall_back(self, exc: Exception) -> None:
         """XNNPACK refused the model: run it on LiteRT's built-in kernels, keeping XNNPACK's reason."""
-        # XNNPACK runs its messages together ("...in XNNPACK delegateunsupported datatype..."): keep the first
-        reason = re.match(r".*?XNNPACK delegate(?=\S)|.*", _reason(exc)).group(0)
         try:
             self._interpreter = self._open(delegates=False)
         except (ValueError, RuntimeError) as again:
             raise self._refused("load", again) from None
-        self.delegate_fallback = reason
+        self.delegate_fallback = _first_xnnpack_message(exc)
 
     def _recover(self, exc: RuntimeError) -> None:
         """After LiteRT failed at run time: fall back to built-in kernels once if XNNPACK refused, else refuse."""

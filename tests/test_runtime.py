@@ -226,3 +226,23 @@ def test_truncated_tflite_says_it_is_corrupt(tiny_variants, tmp_path):
                                          r"buffer Expected a \.tflite file LiteRT can run\. The file is corrupt or "
                                          r"truncated\. Fix: convert the model again, or copy the file again\."):
         quantbench.load(path)
+
+
+def test_node_xnnpack_would_crash_on_is_refused_by_the_builtin_checks_first(tiny_variants, tmp_path):
+    # fuzz case tflite-1142: a PACK node claiming 2050 inputs. XNNPACK read past its 2 inputs and crashed the
+    # process (SIGSEGV, depending on memory layout); LiteRT's own PACK kernel checks the count.
+    def edit(sg, model):
+        from tensorflow.lite.tools import flatbuffer_utils as fu
+
+        pack = next(op for op in sg.operators if fu.opcode_to_name(model, op.opcodeIndex) == "PACK")
+        pack.builtinOptions.valuesCount = 2050
+
+    path = tmp_path / "pack.tflite"
+    path.write_bytes(_edited(tiny_variants["float32"], edit))
+    code = ("import scipy.stats, quantbench.cli, quantbench.predicting\n"  # the CLI's memory layout, where it crashed
+            "from quantbench.errors import InputError\n"
+            f"try:\n    quantbench.load({str(path)!r})\nexcept InputError as exc:\n    print(exc)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-500:]
+    assert re.fullmatch(r"LiteRT could not load .*pack\.tflite: .*pack\.cc.*values_count \(2 != 2050\).*PACK.* "
+                        r"Expected a \.tflite file LiteRT can run\. Fix: .*\n", proc.stdout)
