@@ -1,6 +1,7 @@
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -228,21 +229,13 @@ def test_truncated_tflite_says_it_is_corrupt(tiny_variants, tmp_path):
         quantbench.load(path)
 
 
-def test_node_xnnpack_would_crash_on_is_refused_by_the_builtin_checks_first(tiny_variants, tmp_path):
-    # fuzz case tflite-1142: a PACK node claiming 2050 inputs. XNNPACK read past its 2 inputs and crashed the
-    # process (SIGSEGV, depending on memory layout); LiteRT's own PACK kernel checks the count.
-    def edit(sg, model):
-        from tensorflow.lite.tools import flatbuffer_utils as fu
-
-        pack = next(op for op in sg.operators if fu.opcode_to_name(model, op.opcodeIndex) == "PACK")
-        pack.builtinOptions.valuesCount = 2050
-
-    path = tmp_path / "pack.tflite"
-    path.write_bytes(_edited(tiny_variants["float32"], edit))
-    code = ("import scipy.stats, quantbench.cli, quantbench.predicting\n"  # the CLI's memory layout, where it crashed
-            "from quantbench.errors import InputError\n"
-            f"try:\n    quantbench.load({str(path)!r})\nexcept InputError as exc:\n    print(exc)\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-500:]
-    assert re.fullmatch(r"LiteRT could not load .*pack\.tflite: .*pack\.cc.*values_count \(2 != 2050\).*PACK.* "
-                        r"Expected a \.tflite file LiteRT can run\. Fix: .*\n", proc.stdout)
+def test_model_xnnpack_crashes_on_is_refused_by_the_builtin_checks_first(digits, tmp_path):
+    # fuzz case tflite-1142 (6 bits flipped in a dynamic-range model): XNNPACK read a PACK node's corrupt
+    # values_count unchecked and the process died of SIGSEGV; LiteRT's own PACK kernel checks the count.
+    np.save(tmp_path / "x.npy", digits.x_test[:3])
+    model = Path(__file__).parent / "data" / "xnnpack-crash.tflite"
+    proc = subprocess.run([sys.executable, "-m", "quantbench", "predict", str(model), "--input",
+                           str(tmp_path / "x.npy")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-500:])
+    assert re.fullmatch(r"quantbench: error: LiteRT could not load .*xnnpack-crash\.tflite: .*pack\.cc.*values_count "
+                        r"\(2 != 2050\).*PACK.* Expected a \.tflite file LiteRT can run\. Fix: .*\n", proc.stderr)
