@@ -41,11 +41,26 @@ def class_outputs(reference: list, labelled: bool) -> set[int]:
     return found | ({0} if labelled and is_classifier(reference[0].shape) else set())
 
 
+def non_finite(out) -> int:
+    """How many samples of one output hold a NaN or an Inf."""
+    out = np.asarray(out)
+    return int(np.sum(~np.isfinite(out.reshape(len(out), -1)).all(axis=1))) if out.ndim else 0
+
+
+def non_finite_error(outputs: list, reference: list, names: list[str]) -> str | None:
+    """Why a variant's outputs cannot be compared with the float model's (NaN or Inf where those are finite)."""
+    for name, out in zip(names, outputs):
+        bad = non_finite(out)
+        if bad:
+            return (f"its output {name!r} is NaN or Inf for {bad} of {len(out)} samples, where the float model's is "
+                    "finite")
+    return None
+
+
 def check_reference(reference: list, names: list[str], origin: str) -> None:
     """Refuse float-model outputs holding NaN or Inf: every figure of a study is measured against them."""
     for name, out in zip(names, reference):
-        out = np.asarray(out)
-        bad = int(np.sum(~np.isfinite(out.reshape(len(out), -1)).all(axis=1))) if out.ndim else 0
+        bad = non_finite(out)
         if bad:
             raise InputError(f"The float model's output {name!r} is NaN or Inf for {bad} of {len(out)} samples of "
                              f"{origin}, so no figure can be measured against it. Expected finite outputs. Fix: check "

@@ -216,6 +216,12 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
                         reason = getattr(exc, "reason", None) or one_line(exc)
                         engine = next(t.engine for t in techniques if t.name == name)
                         rows[name] = Variant(name, engine, "failed", error=f"{name}: LiteRT cannot run it: {reason}")
+                    else:  # issue 10: NaN where the float model is finite (huge inputs, say) is a failed row too
+                        why = evaluate.non_finite_error(outputs[name], reference, source.output_names)
+                        if why:
+                            del lite[name], feeds[name], outputs[name]
+                            engine = next(t.engine for t in techniques if t.name == name)
+                            rows[name] = Variant(name, engine, "failed", error=f"{name}: {why}")
                 advance(note=name)
 
         n = len(evaluation)
