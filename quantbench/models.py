@@ -266,6 +266,10 @@ def _load_h5(path, unsafe: bool) -> Source:
     except OSError:
         raise InputError(f"{path} is not an HDF5 file (corrupt, truncated, or another format). "
                          "Expected a Keras model saved with model.save('model.h5'). Fix: save the model again.") from None
+    except Exception as exc:  # noqa: BLE001  h5py raises KeyError, ValueError... for a damaged object header
+        raise InputError(f"HDF5 cannot read the model_config of {path} ({type(exc).__name__}: {_first_line(exc)}): "
+                         "the file is corrupt. Expected a Keras model saved with model.save('model.h5'). "
+                         "Fix: save the model again.") from None
     if config is None:
         raise InputError(f"{path} holds weights only (no model_config attribute). Expected a whole model saved "
                          "with model.save('model.h5'). Fix: build the architecture in code, call "

@@ -107,3 +107,10 @@ def test_h5_that_crashes_hdf5_is_refused(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setattr(models, "_H5_READ_ALL", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
     with pytest.raises(InputError, match=r"HDF5 crashed reading .*m\.h5 \(SIGSEGV\): the file is corrupt\. .* Fix: "):
         models.load_model(path)
+
+
+def test_h5_whose_model_config_h5py_cannot_open_is_refused():
+    # fuzz case h5-257: h5py raised KeyError ("unable to determine object type") reading the attribute
+    with pytest.raises(InputError, match=r"HDF5 cannot read the model_config of .*hdf5-bad-object\.h5 \(KeyError: .*"
+                                         r"unable to determine object type.*\): the file is corrupt\. Expected .* Fix: "):
+        models.load_model(DATA / "hdf5-bad-object.h5")
