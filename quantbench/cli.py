@@ -299,6 +299,9 @@ def predict(
 
     result = predict_file(model, input, output, force=force)
     print(render(result, top=top, saved=output))
+    if result.delegate_fallback:  # issue 10: the model ran, but not on the kernels a deployment would use
+        print(f"quantbench: note: XNNPACK refused {model} ({result.delegate_fallback}); it ran on LiteRT's "
+              "built-in kernels instead.", file=sys.stderr)
 
 
 # ---- quantbench bench (issue 13) ----------------------------------------------------------------

@@ -160,6 +160,12 @@ class Dataset:
         return any(isinstance(a, (LazyNpy, ImageFolderArray)) for a in self.x)
 
 
+def _flat(exc: Exception, limit: int = 200) -> str:
+    """An exception's message on one line (a corrupt header may hold line breaks), cut to `limit` characters."""
+    text = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _load_array(archive, key: str, where: str) -> np.ndarray:
     try:
         a = archive[key]
@@ -168,25 +174,46 @@ def _load_array(archive, key: str, where: str) -> np.ndarray:
             raise InputError(
                 f"Array {key!r} in {where} is an object (pickled) array, which quantbench never unpickles. "
                 "Expected a numeric array. Fix: save it with a numeric dtype, e.g. np.savez(f, x=x.astype('float32')).") from None
-        raise
+        raise _corrupt_member(key, where, exc) from None
+    except Exception as exc:  # noqa: BLE001  NumPy reads each array lazily: a bad CRC or header shows only here,
+        # as whatever its parser raises (BadZipFile, zlib.error, EOFError, tokenize's TokenError, SyntaxError...)
+        raise _corrupt_member(key, where, exc) from None
     if a.dtype == object:
         raise InputError(f"Array {key!r} in {where} has dtype object. Expected a numeric array. "
                          "Fix: convert it with x.astype('float32') before saving.")
     return a
 
 
+def _corrupt_member(key: str, where: str, exc: Exception) -> InputError:
+    return InputError(f"Array {key!r} in {where} cannot be read ({_flat(exc)}): the archive is corrupt or "
+                      f"truncated. Expected {DATA_KINDS}. Fix: write it again with np.savez.")
+
+
 def _open_numpy(path, mmap_mode=None):
+    import zipfile
+
     try:
         return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     except ValueError as exc:
-        if "allow_pickle" in str(exc) or "Python objects" in str(exc):
+        if "pickle" not in str(exc) and "Python objects" not in str(exc):  # the latter: object dtype, mapped
+            raise InputError(f"{path} is not a readable NumPy file ({_flat(exc)}). Expected {DATA_KINDS}. "
+                             "Fix: write it with np.savez or np.save.") from None
+        with open(path, "rb") as f:
+            head = f.read(6)
+        if head == b"\x93NUMPY":
             raise InputError(
                 f"{path} holds an object (pickled) array, which quantbench never unpickles. Expected a numeric "
                 "array. Fix: save it with a numeric dtype, e.g. np.save(f, x.astype('float32')).") from None
-        raise InputError(f"{path} is not a readable NumPy file ({exc}). Expected {DATA_KINDS}. "
-                         "Fix: write it with np.savez or np.save.") from None
-    except (OSError, EOFError) as exc:
-        raise InputError(f"{path} is not a readable NumPy file ({str(exc).splitlines()[0]}). "
+        # NumPy takes any file without its own or zip's signature for a pickle
+        raise InputError(f"{path} starts with neither NumPy's signature nor zip's, so it is corrupt, truncated or a "
+                         f"pickle (which quantbench never unpickles). Expected {DATA_KINDS}. "
+                         "Fix: write it with np.save or np.savez.") from None
+    except zipfile.BadZipFile as exc:
+        raise InputError(f"{path} is not a valid .npz archive (corrupt or truncated: {_flat(exc)}). "
+                         f"Expected {DATA_KINDS}. Fix: write it again with np.savez.") from None
+    except Exception as exc:  # noqa: BLE001  a corrupt header makes NumPy's parser raise OSError, EOFError,
+        # tokenize's TokenError, SyntaxError, MemoryError...: all mean the file cannot be read
+        raise InputError(f"{path} is not a readable NumPy file ({_flat(exc)}). "
                          f"Expected {DATA_KINDS}. Fix: write it with np.savez or np.save.") from None
 
 
@@ -195,13 +222,7 @@ def _input_keys(names: list[str], x_key: str) -> list[str]:
 
 
 def _load_npz(path, input_names, x_key, y_key):
-    import zipfile
-
-    try:
-        archive = _open_numpy(path)
-    except zipfile.BadZipFile:
-        raise InputError(f"{path} is not a valid .npz archive (corrupt or truncated). Expected {DATA_KINDS}. "
-                         "Fix: write it again with np.savez.") from None
+    archive = _open_numpy(path)
     if isinstance(archive, np.ndarray):
         raise InputError(f"{path} holds a single array, not an .npz archive. Expected {DATA_KINDS}. "
                          "Fix: rename it to .npy, or save with np.savez(f, x=..., y=...).")

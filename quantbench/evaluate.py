@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import stats
+from .errors import InputError
 from .results import BASELINE
 
 
@@ -38,6 +39,37 @@ def class_outputs(reference: list, labelled: bool) -> set[int]:
     given for it (logits too)."""
     found = {i for i, r in enumerate(reference) if is_classifier(r.shape) and stats.is_distribution(r)}
     return found | ({0} if labelled and is_classifier(reference[0].shape) else set())
+
+
+def non_finite(out) -> int:
+    """How many samples of one output hold a NaN or an Inf."""
+    out = np.asarray(out)
+    return int(np.sum(~np.isfinite(out.reshape(len(out), -1)).all(axis=1))) if out.ndim else 0
+
+
+def non_finite_error(outputs: list, names: list[str]) -> str | None:
+    """Why a variant's outputs cannot be compared with the float model's (NaN or Inf where those are finite)."""
+    for name, out in zip(names, outputs):
+        bad = non_finite(out)
+        if bad:
+            return (f"its output {name!r} is NaN or Inf for {bad} of {len(out)} samples, where the float model's is "
+                    "finite")
+    return None
+
+
+def check_reference(reference: list, names: list[str], origin: str) -> None:
+    """Refuse float-model outputs holding NaN or Inf: every figure of a study is measured against them."""
+    check_counts({name: non_finite(out) for name, out in zip(names, reference)}, len(reference[0]), origin)
+
+
+def check_counts(bad: dict, n: int, origin: str) -> None:
+    """`check_reference` from counts of non-finite samples per output, gathered a chunk at a time."""
+    for name, count in bad.items():
+        if count:
+            raise InputError(f"The float model's output {name!r} is NaN or Inf for {count} of {n} samples of "
+                             f"{origin}, so no figure can be measured against it. Expected finite outputs. Fix: check "
+                             "the data's values and preprocessing, and the model's weights (a corrupt file gives "
+                             "NaN).")
 
 
 def _finite(value: float) -> float | None:

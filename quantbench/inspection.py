@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .runtime import LiteModel
+from .runtime import LiteModel, not_utf8
 
 BOUNDARY_OPS = {"QUANTIZE", "DEQUANTIZE"}
 
@@ -39,8 +39,12 @@ def inspect(path_or_model) -> Inspection:
     # Without the default XNNPACK delegate, so the ops are the file's own, not DELEGATE nodes.
     # Not allocated: a kernel that would refuse to prepare (say, 16x8 depthwise without XNNPACK) is still read.
     m = LiteModel(path_or_model, delegates=False, allocate=False)
+    try:
+        details = m._interpreter._get_ops_details()
+    except UnicodeDecodeError as exc:  # LiteRT reads every operand's name, and one of them is corrupt
+        raise not_utf8(m.path or "the model bytes", exc) from None
     ops, precision = Counter(), {}
-    for op in m._interpreter._get_ops_details():
+    for op in details:
         name = op["op_name"]
         ops[name] += 1
         kind = "boundary" if name in BOUNDARY_OPS else _kind(op.get("operand_types", []), op.get("result_types", []))

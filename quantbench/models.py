@@ -264,17 +264,61 @@ def _first_line(exc: Exception) -> str:
     return (lines[0] if lines else type(exc).__name__)[:300]
 
 
+H5_READ_SECONDS = 30  # for the check below, plus a second per 20 MB of file
+# Reads every attribute and dataset of an HDF5 file, as Keras's loader will. Run in a child process: on some
+# damaged files libhdf5 loops forever or crashes, where no Python code can stop it.
+_H5_READ_ALL = """import sys, h5py
+def read(name, obj):
+    for key in obj.attrs:
+        obj.attrs[key]
+    if isinstance(obj, h5py.Dataset):
+        obj[()]
+with h5py.File(sys.argv[1], "r") as f:
+    read("/", f)
+    f.visititems(read)
+"""
+
+
+def _check_hdf5_terminates(path) -> None:
+    """Refuse an HDF5 file that libhdf5 cannot read to the end (it hangs or crashes), before reading it here."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from .errors import InputError
+
+    if not sys.executable:
+        return
+    limit = H5_READ_SECONDS + Path(path).stat().st_size / 20e6  # reading at 20 MB/s at worst
+    fix = "Expected a Keras model saved with model.save('model.h5'). Fix: save the model again."
+    try:
+        done = subprocess.run([sys.executable, "-c", _H5_READ_ALL, str(path)], capture_output=True, timeout=limit)
+    except subprocess.TimeoutExpired:
+        raise InputError(f"Reading {path} with HDF5 did not finish in {limit:.0f} s: the file is corrupt "
+                         f"(libhdf5 loops on some damaged files). {fix}") from None
+    if done.returncode < 0:
+        raise InputError(f"HDF5 crashed reading {path} ({signal.Signals(-done.returncode).name}): the file is "
+                         f"corrupt. {fix}")
+    # any other failure is reported below, by h5py or Keras, with its own reason
+
+
 def _load_h5(path, unsafe: bool) -> Source:
     import h5py
 
     from .errors import InputError
 
+    _check_hdf5_terminates(path)
     try:
         with h5py.File(path, "r") as f:
             config = f.attrs.get("model_config")
     except OSError:
         raise InputError(f"{path} is not an HDF5 file (corrupt, truncated, or another format). "
                          "Expected a Keras model saved with model.save('model.h5'). Fix: save the model again.") from None
+    except Exception as exc:  # noqa: BLE001  h5py raises KeyError, ValueError... for a damaged object header
+        raise InputError(f"HDF5 cannot read the model_config of {path} ({type(exc).__name__}: {_first_line(exc)}): "
+                         "the file is corrupt. Expected a Keras model saved with model.save('model.h5'). "
+                         "Fix: save the model again.") from None
     if config is None:
         raise InputError(f"{path} holds weights only (no model_config attribute). Expected a whole model saved "
                          "with model.save('model.h5'). Fix: build the architecture in code, call "

@@ -20,6 +20,7 @@ SHOWN = 10  # samples listed on the terminal
 class Prediction:
     names: list
     outputs: list
+    delegate_fallback: str | None = None  # XNNPACK's reason when the model ran on LiteRT's built-in kernels
 
 
 def _read_inputs(path: Path, model: LiteModel) -> list[np.ndarray]:
@@ -50,7 +51,7 @@ def predict_file(model_path, input_path, output_path=None, force: bool = False) 
     arrays = _read_inputs(Path(input_path), model)
     outs = model.predict(arrays if len(arrays) > 1 else arrays[0])
     outs = outs if isinstance(outs, list) else [outs]
-    result = Prediction([t.name for t in model.outputs], outs)
+    result = Prediction([t.name for t in model.outputs], outs, model.delegate_fallback)
     if output_path is not None:
         output_path = Path(output_path)
         buf = io.BytesIO()

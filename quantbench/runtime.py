@@ -98,6 +98,28 @@ def dequantize(q: np.ndarray, info: TensorInfo) -> np.ndarray:
     return out
 
 
+def _reason(exc: Exception) -> str:
+    """LiteRT's message on one line."""
+    return " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip()) or type(exc).__name__
+
+
+def _first_xnnpack_message(exc: Exception) -> str:
+    """XNNPACK runs its messages together ("...in XNNPACK delegateunsupported datatype..."): the first."""
+    return re.match(r".*?XNNPACK delegate(?=\S)|.*", _reason(exc)).group(0)
+
+
+def _xnnpack(exc: Exception) -> bool:
+    """True when the XNNPACK delegate, not the model's own kernels, refused the model."""
+    return "XNNPACK" in str(exc).upper()
+
+
+def not_utf8(where, exc: UnicodeDecodeError) -> InputError:
+    """The error for a tensor or op name in the file that is not UTF-8 text: the file is corrupt."""
+    return InputError(f"{where} holds a tensor name that is not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} "
+                      f"at position {exc.start} of the name), so the file is corrupt. Expected a .tflite file as a "
+                      "TFLite converter wrote it. Fix: convert the model again, or copy the file again.")
+
+
 class LiteModel:
     """A loaded `.tflite` model: `.inputs`, `.outputs` and `.predict(x)`."""
 
@@ -112,21 +134,43 @@ class LiteModel:
                     f"No .tflite file at {self.path}. Expected a path to a TFLite model file. "
                     "Fix: check the path.")
             content = self.path.read_bytes()
-        where = self.path or "the model bytes"
+        self._where = where = self.path or "the model bytes"
         if len(content) < 8 or content[4:8] != b"TFL3":
             raise InputError(
                 f"{where} is not a TFLite flatbuffer (no 'TFL3' identifier in its header). "
                 "Expected a .tflite file written by a TFLite converter. "
                 "Fix: pass a .tflite file, or convert your model first with `quantbench convert`.")
-        self._interpreter = self._open(content, where, num_threads, delegates, preserve=False, allocate=allocate)
+        self._content, self.num_threads, self._allocate, self._preserve = content, num_threads, allocate, False
+        # XNNPACK's reason when it refused this model and LiteRT's built-in kernels run it instead; None otherwise
+        self.delegate_fallback: str | None = None
+        try:
+            # LiteRT's built-in kernels check every node first: XNNPACK reads some node fields unchecked and
+            # crashes the process on a corrupt file (fuzz case tflite-1142, a PACK node's values_count)
+            self._interpreter = self._open(delegates=False)
+        except (ValueError, RuntimeError) as exc:
+            raise self._refused("load", exc) from None
         if allocate and not self._signature_outputs_are_outputs():
             # A signature output that is not a subgraph output (the LiteRT Quantizer makes these when an output
             # also feeds another op) is read the way LiteRT's signature runner reads it: by its tensor index. The
-            # arena may reuse an intermediate tensor's memory, so keep every tensor for it to be read safely.
-            self._interpreter = self._open(content, where, num_threads, delegates, preserve=True)
+            # arena may reuse an intermediate tensor's memory, so every tensor is kept for it to be read safely.
+            self._preserve = True
+            self._interpreter = self._open(delegates=False)
+        if delegates and allocate:
+            try:
+                self._interpreter = self._open(delegates=True)
+            except (ValueError, RuntimeError) as exc:
+                if not _xnnpack(exc):
+                    raise self._refused("load", exc) from None
+                self.delegate_fallback = _first_xnnpack_message(exc)  # and the built-in kernels run it
         self.size_bytes = len(content)
-        self.num_threads = num_threads
-        self.inputs, self.outputs = self._describe()
+        try:
+            self.inputs, self.outputs = self._describe()
+        except UnicodeDecodeError as exc:  # a flipped bit in a tensor's name: LiteRT cannot even report it
+            raise not_utf8(where, exc) from None
+        except (KeyError, ValueError) as exc:  # a signature naming a tensor that does not exist (a corrupt index)
+            raise InputError(f"{where} has a signature naming tensor {exc.args[0]}, which LiteRT does not list among "
+                             "the model's inputs and outputs. Expected a .tflite file whose signature matches its "
+                             "inputs and outputs. Fix: convert the model again.") from None
         self._batch = None
         # per-call constants, looked up once: tensor indices and the per-sample shapes inputs must have
         self._in_index = [t.index for t in self.inputs]
@@ -138,24 +182,27 @@ class LiteModel:
                       out.index, out if out.quantized else None) \
             if len(self.inputs) == 1 and len(self.outputs) == 1 and self.resizable else None
 
-    @staticmethod
-    def _open(content: bytes, where, num_threads: int, delegates: bool, preserve: bool, allocate: bool = True):
+    def _open(self, delegates: bool):
+        """A LiteRT interpreter for the file, tensors allocated (unless only its structure is read); with the
+        default XNNPACK delegate or without."""
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-        try:
-            with silenced():  # LiteRT logs "Created TensorFlow Lite XNNPACK delegate" on stderr
-                resolver = OpResolverType.AUTO if delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-                interpreter = Interpreter(model_content=content, num_threads=num_threads,
-                                          experimental_op_resolver_type=resolver,
-                                          experimental_preserve_all_tensors=preserve)
-                if allocate:  # reading the file's structure needs no kernel prepared
-                    interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            reason = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip()) or type(exc).__name__
-            raise LiteRTError(f"LiteRT could not load {where}: {reason} "
-                              "Expected a .tflite file LiteRT can run. Fix: re-create it with another technique.",
-                              reason) from None
+        with silenced():  # LiteRT logs "Created TensorFlow Lite XNNPACK delegate" on stderr
+            resolver = OpResolverType.AUTO if delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            interpreter = Interpreter(model_content=self._content, num_threads=self.num_threads,
+                                      experimental_op_resolver_type=resolver,
+                                      experimental_preserve_all_tensors=self._preserve)
+            if self._allocate:  # reading the file's structure needs no kernel prepared
+                interpreter.allocate_tensors()
         return interpreter
+
+    def _refused(self, when: str, exc: Exception) -> LiteRTError:
+        """The error for a file LiteRT refuses to load or to run, with LiteRT's reason (also as `.reason`)."""
+        reason = _reason(exc)
+        fix = ("The file is corrupt or truncated. Fix: convert the model again, or copy the file again."
+               if "not a valid Flatbuffer" in reason else "Fix: re-create it with another technique.")
+        return LiteRTError(f"LiteRT could not {when} {self._where}: {reason} Expected a .tflite file LiteRT can run. "
+                           f"{fix}", reason)
 
     def _signature(self) -> dict | None:
         """The model's only signature ({"inputs": name -> index, "outputs": ...}), or None."""
@@ -168,6 +215,23 @@ class LiteModel:
         outputs = {int(i) for i in self._interpreter._interpreter.OutputIndices()}
         return sig is None or all(int(i) in outputs for i in sig["outputs"].values())
 
+    def _fall_back(self, exc: Exception) -> None:
+        """XNNPACK refused the model: run it on LiteRT's built-in kernels, keeping XNNPACK's reason."""
+        try:
+            self._interpreter = self._open(delegates=False)
+        except (ValueError, RuntimeError) as again:
+            raise self._refused("load", again) from None
+        self.delegate_fallback = _first_xnnpack_message(exc)
+
+    def _recover(self, exc: RuntimeError) -> None:
+        """After LiteRT failed at run time: fall back to built-in kernels once if XNNPACK refused, else refuse."""
+        if self.delegate_fallback is not None or not _xnnpack(exc):
+            raise self._refused("run", exc) from None
+        batch, self._batch = self._batch, None
+        self._fall_back(exc)
+        if batch is not None:
+            self.set_batch(batch)
+
     def _describe(self) -> tuple[list[TensorInfo], list[TensorInfo]]:
         """Inputs and outputs as LiteRT's signature runner sees them: by signature name and tensor index."""
         it = self._interpreter
@@ -175,7 +239,11 @@ class LiteModel:
         if sig is not None:
             # Ordered by signature name: stable and meaningful across converters. Details by tensor index, as
             # the signature runner reads them: a signature output need not be in get_output_details().
-            details = lambda i: it._get_tensor_details(int(i), 0)  # noqa: E731
+            count = int(it._interpreter.NumTensors(0)) if not self._allocate else None
+            def details(i):
+                if count is not None and not 0 <= int(i) < count:
+                    raise KeyError(int(i))
+                return it._get_tensor_details(int(i), 0)
             return ([_tensor_info(details(i), n) for n, i in sorted(sig["inputs"].items(),
                                                                      key=lambda kv: natural_key(kv[0]))],
                     [_tensor_info(details(i), n) for n, i in sorted(sig["outputs"].items(),
@@ -223,9 +291,13 @@ class LiteModel:
         """Resize every input to batch `n` (a no-op when already there)."""
         if self._batch == n:
             return
-        for t in self.inputs:
-            self._interpreter.resize_tensor_input(t.index, [n, *t.shape[1:]], strict=True)
-        self._interpreter.allocate_tensors()
+        try:
+            for t in self.inputs:
+                self._interpreter.resize_tensor_input(t.index, [n, *t.shape[1:]], strict=True)
+            self._interpreter.allocate_tensors()
+        except RuntimeError as exc:  # a kernel (or XNNPACK) refusing the new shapes
+            self._recover(exc)
+            return self.set_batch(n)
         self._batch = n
 
     def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
@@ -233,7 +305,11 @@ class LiteModel:
         it = self._interpreter
         for index, a in zip(self._in_index, arrays):
             it.set_tensor(index, a)
-        it.invoke()
+        try:
+            it.invoke()
+        except RuntimeError as exc:
+            self._recover(exc)
+            return self.run(arrays)
         return [it.get_tensor(index) for index in self._out_index]  # get_tensor returns a copy
 
     def prepare(self, x, raw: bool = False) -> list[np.ndarray]:
@@ -266,7 +342,11 @@ class LiteModel:
                 it.set_tensor(in_index, x if x.dtype is dtype else x.astype(dtype))
             else:
                 it.set_tensor(in_index, quantize(x, in_q))
-            it.invoke()
+            try:  # free in Python 3.11 unless it raises
+                it.invoke()
+            except RuntimeError as exc:
+                self._recover(exc)
+                return self.predict(x, raw)
             y = it.get_tensor(out_index)
             return y if raw or out_q is None else dequantize(y, out_q)
         arrays = self.prepare(x, raw)

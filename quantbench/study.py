@@ -137,7 +137,8 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
                         n, len(source.input_names), tuple(source.input_names), tuple(source.output_names),
                         chunk=_chunk(source, evaluation), labels=y, has_calib=calib is not None,
                         has_pool=bool(calib_sizes),
-                        qat={"epochs": qat_epochs, "train": qat_epochs > 0 and train is not None, "seed": seed})
+                        qat={"epochs": qat_epochs, "train": qat_epochs > 0 and train is not None, "seed": seed},
+                        origin=evaluation.origin)
         tasks.remember(job, source)
 
         rows, streams, converted = _convert_and_evaluate(run, job, techniques, reference_row, reporter)

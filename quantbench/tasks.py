@@ -41,6 +41,7 @@ class Job:
     has_calib: bool = False
     has_pool: bool = False
     qat: dict = field(default_factory=lambda: {"epochs": 0, "train": False, "seed": 0})
+    origin: str = "the evaluation data"
 
     def path(self, name: str) -> Path:
         return Path(self.folder) / name
@@ -111,10 +112,12 @@ def reference(job: Job) -> evaluate.Stream:
     from numpy.lib.format import open_memmap
 
     source = source_of(job)
-    stream, maps = evaluate.Stream(), None
+    stream, maps, bad = evaluate.Stream(), None, {}
     for start in range(0, job.n, job.chunk):
         stop = min(start + job.chunk, job.n)
         outs = [np.asarray(o, np.float32) for o in source.predict(job.eval_rows(start, stop))]
+        for name, o in zip(job.output_names, outs):  # every figure is measured against these: NaN is refused
+            bad[name] = bad.get(name, 0) + evaluate.non_finite(o)
         if maps is None:
             maps = [open_memmap(Path(job.work) / f"reference_{k}.npy", mode="w+", dtype=np.float32,
                                 shape=(job.n, *o.shape[1:])) for k, o in enumerate(outs)]
@@ -123,6 +126,7 @@ def reference(job: Job) -> evaluate.Stream:
         stream.update(outs, outs, job.labels_of(start, stop))
     for m in maps or []:
         m.flush()
+    evaluate.check_counts(bad, job.n, job.origin)
     return stream
 
 
@@ -182,9 +186,11 @@ def evaluate_shard(job: Job, name: str, start: int, stop: int):
             outs = model.predict(feed)
         except (LiteRTError, RuntimeError) as exc:  # RuntimeError: LiteRT's invoke refusing, e.g. in XNNPACK
             return _refused(name, exc)
-        outs = outs if isinstance(outs, list) else [outs]
-        stream.update(align([t.name for t in model.outputs], outs, job.output_names), job.reference_rows(a, b),
-                      job.labels_of(a, b))
+        outs = align([t.name for t in model.outputs], outs if isinstance(outs, list) else [outs], job.output_names)
+        why = evaluate.non_finite_error(outs, job.output_names)  # NaN where the float model is finite (checked)
+        if why:
+            return {"status": "failed", "error": f"{name}: {why}"}
+        stream.update(outs, job.reference_rows(a, b), job.labels_of(a, b))
     return stream
 
 

@@ -145,3 +145,32 @@ def test_calib_size_larger_than_data(source, digits, tmp_path):
     ds = data.load_data(save(tmp_path, x=digits.x_test[:50]), source)
     with pytest.raises(InputError, match=r"--calib-size 80 is larger than the data allows: .* has 50 samples"):
         data.split_for_calibration(ds, 80, seed=0)
+
+
+# ---- Corrupt files (issue 10: found by bench/fuzz.py) -----------------------------------------------------
+
+def test_npz_member_with_a_bad_crc(source, digits, tmp_path):
+    path = save(tmp_path, x=digits.x_test[:4])
+    content = bytearray(path.read_bytes())
+    content[content.index(b"\x93NUMPY") + 200] ^= 0x10  # inside x's data: the zip directory is still valid
+    path.write_bytes(bytes(content))
+    with pytest.raises(InputError, match=r"Array 'x' in .*d\.npz cannot be read \(BadZipFile: Bad CRC-32 for file "
+                                         r"'x\.npy'\): the archive is corrupt or truncated\. Expected .* Fix: "):
+        data.load_data(path, source)
+
+
+def test_npy_header_that_numpy_cannot_tokenize(source, tmp_path):
+    path = tmp_path / "x.npy"
+    np.save(path, np.zeros((3, 8, 8, 1), np.float32))
+    path.write_bytes(path.read_bytes().replace(b"}", b"{", 1))  # NumPy's header parser raises TokenError
+    with pytest.raises(InputError, match=r"x\.npy is not a readable NumPy file \(TokenError: .*\)\. Expected .* Fix: "):
+        data.load_data(path, source)
+
+
+def test_file_without_numpy_or_zip_signature_is_not_called_a_pickle_array(source, tmp_path):
+    path = tmp_path / "x.npy"
+    np.save(path, np.zeros((3, 8, 8, 1), np.float32))
+    path.write_bytes(path.read_bytes()[:4])  # truncated inside the signature: NumPy would try to unpickle it
+    with pytest.raises(InputError, match=r"x\.npy starts with neither NumPy's signature nor zip's, so it is corrupt, "
+                                         r"truncated or a pickle \(which quantbench never unpickles\)\. Expected .* Fix: "):
+        data.load_data(path, source)

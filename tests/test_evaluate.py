@@ -80,3 +80,56 @@ def test_degenerate_reference_outputs_are_named():
     assert "is the same for all 50 evaluation samples (no variance)" in found[0]["why"]
     assert "top-1 class on 'c' is 3 for all 50 evaluation samples" in found[1]["why"]
     assert degenerate([fine], ["f"]) == []
+
+
+def test_reference_with_nan_or_inf_is_refused():
+    from quantbench.errors import InputError
+
+    ok = np.full((4, 3), 1 / 3)
+    evaluate.check_reference([ok, np.zeros(4)], ["p", "v"], "d.npz")
+    bad = ok.copy()
+    bad[1, 0], bad[3, 2] = np.nan, np.inf
+    with pytest.raises(InputError, match=r"The float model's output 'p' is NaN or Inf for 2 of 4 samples of d\.npz, "
+                                         r"so no figure can be measured against it\. Expected finite outputs\. Fix: "):
+        evaluate.check_reference([bad], ["p"], "d.npz")
+
+
+def test_study_of_a_model_with_a_nan_weight_is_refused_and_leaves_nothing(tiny_model, digits, tmp_path):
+    # A bit flip in an .h5 file's weights (fuzz case h5-148) gave NaN outputs and then a JSON error.
+    import keras
+
+    from quantbench import data, study
+    from quantbench.errors import InputError
+
+    broken = keras.models.clone_model(tiny_model)
+    weights = tiny_model.get_weights()
+    weights[-2] = weights[-2].copy()
+    weights[-2][0, 0] = np.nan
+    broken.set_weights(weights)
+    with pytest.raises(InputError, match=r"output 'output_0' is NaN or Inf for 20 of 20 samples of array"):
+        study.run_study(broken, data.Dataset([digits.x_test[:20]], None, "array"), digits.x_train[:8], ["float32"],
+                        tmp_path / "s")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_variant_with_nan_where_the_float_model_is_finite_is_named():
+    ref, ok = [np.full((3, 2), 0.5)], [np.full((3, 2), 0.4)]
+    assert evaluate.non_finite_error(ok, ["p"]) is None
+    bad = [np.array([[0.5, 0.5], [np.nan, 0.5], [0.5, 0.5]])]
+    assert evaluate.non_finite_error(bad, ["p"]) == \
+        "its output 'p' is NaN or Inf for 1 of 3 samples, where the float model's is finite"
+
+
+def test_study_row_of_a_variant_giving_nan_is_failed_not_a_json_error(tiny_model, digits, tmp_path):
+    # fuzz case npy-336: one input value of 2.8e38 (a flipped exponent bit) is finite through the Keras
+    # model, but NaN through the dynamic-range variant; results.json then could not be written.
+    from quantbench import data, study
+
+    x = digits.x_test[:20].copy()
+    x[0, 3, 3, 0] = 2.8e38
+    results = study.run_study(tiny_model, data.Dataset([x], digits.y_test[:20], "array"), digits.x_train[:8],
+                              ["dynamic"], tmp_path / "s")
+    row = results.variant("dynamic")
+    assert row.status == "failed" and row.error == \
+        "dynamic: its output 'output_0' is NaN or Inf for 1 of 20 samples, where the float model's is finite"
+    assert (tmp_path / "s" / "results.json").is_file()

@@ -86,3 +86,31 @@ def test_lambda_layer_needs_unsafe(lambda_model, tmp_path, suffix):
         models.load_model(path)
     src = models.load_model(path, unsafe=True)
     np.testing.assert_allclose(src.predict([np.ones((2, 4), np.float32)])[0], 2.0)
+
+
+# ---- HDF5 files libhdf5 cannot read to the end (issue 10: found by bench/fuzz.py) -----------------------
+
+DATA = __import__("pathlib").Path(__file__).parent / "data"
+
+
+def test_h5_that_hdf5_loops_on_is_refused(monkeypatch):
+    # fuzz case h5-228 (bits spliced into a tiny model's .h5): reading its model_config never returned
+    monkeypatch.setattr(models, "H5_READ_SECONDS", 2)
+    with pytest.raises(InputError, match=r"Reading .*hdf5-loops\.h5 with HDF5 did not finish in 2 s: the file is "
+                                         r"corrupt \(libhdf5 loops on some damaged files\)\. Expected .* Fix: "):
+        models.load_model(DATA / "hdf5-loops.h5")
+
+
+def test_h5_that_crashes_hdf5_is_refused(tiny_model, tmp_path, monkeypatch):
+    path = tmp_path / "m.h5"
+    tiny_model.save(path)
+    monkeypatch.setattr(models, "_H5_READ_ALL", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    with pytest.raises(InputError, match=r"HDF5 crashed reading .*m\.h5 \(SIGSEGV\): the file is corrupt\. .* Fix: "):
+        models.load_model(path)
+
+
+def test_h5_whose_model_config_h5py_cannot_open_is_refused():
+    # fuzz case h5-257: h5py raised KeyError ("unable to determine object type") reading the attribute
+    with pytest.raises(InputError, match=r"HDF5 cannot read the model_config of .*hdf5-bad-object\.h5 \(KeyError: .*"
+                                         r"unable to determine object type.*\): the file is corrupt\. Expected .* Fix: "):
+        models.load_model(DATA / "hdf5-bad-object.h5")

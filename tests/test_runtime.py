@@ -1,5 +1,7 @@
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,3 +136,138 @@ def test_outputs_the_signature_names_but_the_subgraph_does_not_list(tmp_path):
         assert [o.shape for o in outs] == [r.shape for r in reference]
         for out, ref, t in zip(outs, reference, m.outputs):
             assert np.max(np.abs(out - ref)) < 0.05, (technique, t)
+
+
+# ---- Malformed files (issue 10): each class of failure the fuzz harness found, rebuilt on purpose ----------
+
+def _edited(content: bytes, edit) -> bytes:
+    """The .tflite with `edit(subgraph, model)` applied to its flatbuffer object."""
+    from tensorflow.lite.tools import flatbuffer_utils as fu
+
+    model = fu.convert_bytearray_to_object(bytearray(content))
+    edit(model.subgraphs[0], model)
+    return bytes(fu.convert_object_to_bytearray(model))
+
+
+def _tensor(subgraph, ending: str):
+    return next(t for t in subgraph.tensors if t.name.decode().endswith(ending))
+
+
+def test_xnnpack_refusing_at_run_time_falls_back_to_builtin_kernels(tiny_variants, digits):
+    # The Reshape output's zero-point out of int8's range: XNNPACK refuses at the first run, LiteRT's own
+    # kernels accept it (what 6 of 150 bit-flipped int8 files did, as an internal error, before).
+    def edit(sg, _):
+        _tensor(sg, "flatten_1/Reshape").quantization.zeroPoint[0] = 200
+
+    content, x = _edited(tiny_variants["int8-only"], edit), digits.x_test[:7]
+    m = quantbench.load(content)
+    assert m.delegate_fallback is None
+    y = m.predict(x)
+    assert "unsupported zero-point value (200)" in m.delegate_fallback and "XNNPACK" in m.delegate_fallback
+    builtin = quantbench.runtime.LiteModel(content, delegates=False)
+    np.testing.assert_array_equal(y, builtin.predict(x))
+    np.testing.assert_array_equal(m.predict(x[:1]), builtin.predict(x[:1]))  # and after it, other batch sizes
+
+    timed = quantbench.load(content)  # the timing path: set_batch, then run
+    timed.set_batch(7)
+    builtin.set_batch(7)
+    np.testing.assert_array_equal(timed.run(timed.prepare(x))[0], builtin.run(builtin.prepare(x))[0])
+    assert timed.delegate_fallback
+
+
+def test_xnnpack_refusing_at_load_falls_back_too(tiny_variants, digits):
+    def edit(sg, _):
+        sg.tensors[sg.inputs[0]].quantization.zeroPoint[0] = 200
+
+    content = _edited(tiny_variants["int8-only"], edit)
+    m = quantbench.load(content)
+    assert "unsupported zero-point value (200)" in m.delegate_fallback
+    np.testing.assert_array_equal(m.predict(digits.x_test[:3]),
+                                  quantbench.runtime.LiteModel(content, delegates=False).predict(digits.x_test[:3]))
+
+
+def test_kernel_failing_at_run_time_is_a_clean_error(tiny_variants, digits):
+    # The flattened width the Reshape computes at run time no longer matches: LiteRT's kernel fails at invoke.
+    def edit(sg, model):
+        const = next(t for t in sg.tensors if t.name.decode().endswith("Reshape/shape/1"))
+        model.buffers[const.buffer].data = np.frombuffer(np.array([100], np.int32).tobytes(), np.uint8)
+
+    m = quantbench.load(_edited(tiny_variants["float32"], edit))
+    with pytest.raises(InputError, match=r"LiteRT could not run the model bytes: .*RESHAPE.* Expected a \.tflite file "
+                                         r"LiteRT can run\. Fix: "):
+        m.predict(digits.x_test[:4])
+
+
+def _corrupt_name(content: bytes, name: str) -> bytes:
+    at = content.index(name.encode())
+    return content[:at] + b"\xff" + content[at + 1:]
+
+
+def test_tensor_name_that_is_not_utf8_is_a_clean_error(tiny_variants, tmp_path):
+    from quantbench.inspection import inspect
+
+    m = quantbench.load(tiny_variants["float32"])
+    inner = next(d["name"] for d in m._interpreter.get_tensor_details() if "Relu" in d["name"])
+    path = tmp_path / "inner.tflite"
+    path.write_bytes(_corrupt_name(tiny_variants["float32"], inner))
+    with pytest.raises(InputError, match=r"inner\.tflite holds a tensor name that is not UTF-8 text "
+                                         r"\(byte b'\\xff' at position 0 of the name\), so the file is corrupt\. "
+                                         r"Expected .* Fix: "):
+        inspect(path)  # LiteRT reads every op's operand names; before, a UnicodeDecodeError
+    quantbench.load(path)  # an inner name does not stop the model from running
+
+    (tmp_path / "input.tflite").write_bytes(_corrupt_name(tiny_variants["float32"], m.inputs[0].name
+                                                          if ":" in m.inputs[0].name else "serving_default_"))
+    with pytest.raises(InputError, match=r"input\.tflite holds a tensor name that is not UTF-8 text"):
+        quantbench.load(tmp_path / "input.tflite")
+
+
+def test_predict_command_says_when_xnnpack_refused(tiny_variants, digits, tmp_path):
+    def edit(sg, _):
+        _tensor(sg, "flatten_1/Reshape").quantization.zeroPoint[0] = 200
+
+    (tmp_path / "m.tflite").write_bytes(_edited(tiny_variants["int8-only"], edit))
+    np.save(tmp_path / "x.npy", digits.x_test[:3])
+    proc = subprocess.run([sys.executable, "-m", "quantbench", "predict", str(tmp_path / "m.tflite"), "--input",
+                           str(tmp_path / "x.npy")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "class " in proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.fullmatch(
+        rf"quantbench: note: XNNPACK refused {re.escape(str(tmp_path / 'm.tflite'))} \(unsupported zero-point value "
+        r"\(200\) for INT8 tensor \d+ in XNNPACK delegate\); it ran on LiteRT's built-in kernels instead\.", lines[0])
+
+
+def test_signature_naming_a_tensor_that_is_no_output_is_not_an_internal_error(tiny_variants, digits):
+    # A corrupt index in the signature (fuzz case tflite-690): either the model still runs, or a clean error.
+    def edit(sg, model):
+        model.signatureDefs[0].outputs[0].tensorIndex = 0
+
+    content = _edited(tiny_variants["float32"], edit)
+    try:
+        m = quantbench.load(content)
+    except InputError as exc:
+        assert re.search(r"the model bytes has a signature naming tensor 0, .* Expected .* Fix: ", str(exc))
+    else:
+        assert m.predict(digits.x_test[:2]).shape[0] == 2
+
+
+def test_truncated_tflite_says_it_is_corrupt(tiny_variants, tmp_path):
+    path = tmp_path / "cut.tflite"
+    path.write_bytes(tiny_variants["float32"][: len(tiny_variants["float32"]) // 2])
+    with pytest.raises(InputError, match=r"LiteRT could not load .*cut\.tflite: The model is not a valid Flatbuffer "
+                                         r"buffer Expected a \.tflite file LiteRT can run\. The file is corrupt or "
+                                         r"truncated\. Fix: convert the model again, or copy the file again\."):
+        quantbench.load(path)
+
+
+def test_model_xnnpack_crashes_on_is_refused_by_the_builtin_checks_first(digits, tmp_path):
+    # fuzz case tflite-1142 (6 bits flipped in a dynamic-range model): XNNPACK read a PACK node's corrupt
+    # values_count unchecked and the process died of SIGSEGV; LiteRT's own PACK kernel checks the count.
+    np.save(tmp_path / "x.npy", digits.x_test[:3])
+    model = Path(__file__).parent / "data" / "xnnpack-crash.tflite"
+    proc = subprocess.run([sys.executable, "-m", "quantbench", "predict", str(model), "--input",
+                           str(tmp_path / "x.npy")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-500:])
+    assert re.fullmatch(r"quantbench: error: LiteRT could not load .*xnnpack-crash\.tflite: .*pack\.cc.*values_count "
+                        r"\(2 != 2050\).*PACK.* Expected a \.tflite file LiteRT can run\. Fix: .*\n", proc.stderr)

@@ -1,0 +1,429 @@
+"""Fuzz quantbench's commands with malformed files: every case must exit 0, or exit 2 with one line.
+
+Each case mutates a valid base file (bit flips, a truncation or a splice) and runs it through every
+command that accepts it. Each run is a real child process so that a crash (a signal) is seen: by
+default a fork server, where this process imports quantbench (and TensorFlow, import only: no op has
+run, so no thread pool exists yet) once and forks one child per run, which calls
+`quantbench.cli.main(argv)` with stdout and stderr sent to files. `--mode subprocess` starts a fresh
+`python -m quantbench` for each run instead (seconds of start-up each).
+
+    python bench/fuzz.py --seed 0 --count 2000 --kind all --json fuzz.json
+
+Outcomes: ok (exit 0), refused (exit 2, exactly one line on stderr, no traceback), internal (exit 1 or
+"internal error"), traceback, crash (killed by a signal), timeout, multi-line (exit 2 with several lines),
+other (any other exit code), leftover (exit 0 or 2 but a file other than the command's output left in the
+working folder: a half-written file or a staging folder). Failing cases are written to --keep with the
+command that reproduces them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import select
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+KINDS = ("tflite", "npy", "npz", "keras", "h5")  # tflite first: it alone needs no TensorFlow in the server
+SUFFIX = {"tflite": ".tflite", "npy": ".npy", "npz": ".npz", "keras": ".keras", "h5": ".h5"}
+OUTCOMES = ("ok", "refused", "internal", "traceback", "crash", "timeout", "multi-line", "other", "leftover")
+FAILING = ("internal", "traceback", "crash", "timeout", "multi-line", "other", "leftover")
+OUTPUTS = ("out.tflite", "study")  # what a run that succeeded writes into its working folder
+# The base files of each kind that cases mutate; the int8 ones carry the I/O quantization XNNPACK checks.
+BASES = {"tflite": ("float32.tflite", "dynamic.tflite", "int8-only.tflite", "int16x8.tflite"),
+         "npy": ("x.npy",), "npz": ("data.npz",), "keras": ("model.keras",), "h5": ("model.h5",)}
+SAMPLES = 24  # samples in the data files: enough for a split, few enough to stay cheap
+# Cheap compare settings: two fast techniques, no budget rescue (which would run a selective search).
+COMPARE = ["--quiet", "--max-accuracy-drop", "100"]
+
+
+# ---- Base files -----------------------------------------------------------------------------------
+
+def make_bases(folder: Path) -> None:
+    """The tiny model (untrained small CNN on 8x8x1 digits), its variants and data files, in `folder`."""
+    from quantbench import data, models, quiet
+    from quantbench.conversion import convert
+
+    quiet.configure()
+    quiet.import_tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 1), name="image")
+    h = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    h = keras.layers.Flatten()(h)
+    outputs = keras.layers.Dense(10, activation="softmax", name="digit")(h)
+    model = keras.Model(inputs, outputs, name="fuzz_cnn")
+    with quiet.silenced():
+        model.save(folder / "model.keras")
+        model.save(folder / "model.h5")
+    split = data.digits()
+    x, y = split.x_test[:SAMPLES], split.y_test[:SAMPLES]
+    np.savez(folder / "data.npz", x=x, y=y)
+    np.savez(folder / "calib.npz", x=split.x_train[:SAMPLES])
+    np.save(folder / "x.npy", x)
+    calib = split.x_train[:SAMPLES]
+    for name in BASES["tflite"]:
+        (folder / name).write_bytes(convert(model, name.removesuffix(".tflite"), calib).content)
+
+
+def bases_in_child(folder: Path) -> None:
+    """Build the base files in a forked child, so that this process never runs a TensorFlow op."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            make_bases(folder)
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"building the base files in {folder} failed (status {status})")
+
+
+# ---- Mutations ------------------------------------------------------------------------------------
+
+def _length(rng, limit: int) -> int:
+    """A chunk length, log-uniform from 1 to `limit` bytes."""
+    return int(min(limit, max(1, round(np.exp(rng.uniform(0, np.log(max(limit, 1) + 1)))))))
+
+
+def mutate(content: bytes, donors: list[bytes], rng) -> tuple[bytes, str]:
+    """One mutation of `content`: bit flips (anywhere or in the header), a truncation, or a splice."""
+    b = bytearray(content)
+    n = len(b)
+    op = rng.choice(["flip", "flip-head", "truncate", "splice-other", "duplicate", "delete"],
+                    p=[0.35, 0.2, 0.15, 0.1, 0.1, 0.1])
+    if op in ("flip", "flip-head"):
+        k = int(rng.integers(1, 9))
+        span = n if op == "flip" else min(n, 512)
+        bits = sorted(int(v) for v in rng.integers(0, span * 8, size=k))
+        for bit in bits:
+            b[bit // 8] ^= 1 << (bit % 8)
+        return bytes(b), f"{op} bits {bits}"
+    if op == "truncate":
+        at = int(rng.integers(0, n))
+        return bytes(b[:at]), f"truncate at {at} of {n}"
+    if op == "splice-other":
+        donor = donors[int(rng.integers(0, len(donors)))]
+        length = _length(rng, min(4096, len(donor)))
+        src, dst = int(rng.integers(0, len(donor) - length + 1)), int(rng.integers(0, n))
+        b[dst:dst + length] = donor[src:src + length]
+        return bytes(b), f"splice {length} bytes of another file (at {src}) over {dst}"
+    length = _length(rng, min(4096, n))
+    src = int(rng.integers(0, n - length + 1))
+    if op == "duplicate":
+        dst = int(rng.integers(0, n + 1))
+        b[dst:dst] = b[src:src + length]
+        return bytes(b), f"duplicate {length} bytes from {src} at {dst}"
+    del b[src:src + length]
+    return bytes(b), f"delete {length} bytes at {src}"
+
+
+def commands(kind: str, path: str, bases: Path, index: int) -> list[tuple[str, list[str]]]:
+    """The runs case `index` of `kind` gets, as (label, argv) pairs; outputs go to the working folder.
+
+    Every case runs the cheap command of its kind (inspect and predict; convert; predict: 0.05-2 s). A study
+    (compare) costs 3-6 s in a child when the file loads, so it runs on every fourth case: 2,000 cases per kind
+    stay affordable on one core.
+    """
+    b = lambda name: str(bases / name)  # noqa: E731
+    if kind == "tflite":
+        return [("inspect", ["inspect", path]), ("predict", ["predict", path, "--input", b("x.npy")])]
+    if kind in ("keras", "h5"):
+        runs = [("convert", ["convert", path, "-t", "float32", "-o", "out.tflite"])]
+        if index % 4 == 0:
+            runs.append(("compare", ["compare", path, "--data", b("data.npz"), "--techniques", "float32,dynamic",
+                                     "--out", "study", *COMPARE]))
+        return runs
+    # Data files: predict with a float or an int8 model (which quantizes the inputs itself), and on every fourth
+    # case a study with the file as evaluation data (--data) or as calibration data (--calib), in turn.
+    runs = [("predict", ["predict", b(("float32.tflite", "int8-only.tflite")[index % 2]), "--input", path])]
+    if index % 8 == 0:
+        runs.append(("compare --data", ["compare", b("model.keras"), "--data", path, "--techniques", "dynamic",
+                                        "--out", "study", *COMPARE]))
+    elif index % 8 == 4:
+        runs.append(("compare --calib", ["compare", b("model.keras"), "--data", b("data.npz"), "--calib", path,
+                                         "--calib-size", "8", "--techniques", "lq-int8", "--out", "study",
+                                         *COMPARE]))
+    return runs
+
+
+@dataclass
+class Case:
+    kind: str
+    index: int
+    base: str
+    mutation: str
+    content: bytes
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}-{self.index}{SUFFIX[self.kind]}"
+
+
+def cases(kind: str, seed: int, count: int, bases: Path):
+    """The kind's cases 0..count-1; case i depends only on (seed, kind, i), so a short run is a prefix."""
+    contents = {name: (bases / name).read_bytes() for names in BASES.values() for name in names}
+    donors = list(contents.values())
+    for i in range(count):
+        rng = np.random.default_rng([seed, KINDS.index(kind), i])
+        base = BASES[kind][int(rng.integers(0, len(BASES[kind])))]
+        content, how = mutate(contents[base], donors, rng)
+        yield Case(kind, i, base, how, content)
+
+
+# ---- Running one command in a child process --------------------------------------------------------
+
+def _wait(pid: int, timeout: float) -> tuple[int | None, bool]:
+    """Exit status of child `pid`, killing it (by PID) after `timeout` seconds; (status, timed_out)."""
+    fd = os.pidfd_open(pid)
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
+    if not ready:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        return None, True
+    return os.waitpid(pid, 0)[1], False
+
+
+def run_forked(argv: list[str], cwd: Path, timeout: float) -> tuple[int | None, str, str]:
+    """Run `quantbench.cli.main(argv)` in a forked child with its output in files; (exit code, out, err)."""
+    out, err = cwd / ".stdout", cwd / ".stderr"
+    with open(out, "wb") as fo, open(err, "wb") as fe:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            code = 1
+            try:
+                os.chdir(cwd)
+                os.dup2(fo.fileno(), 1)
+                os.dup2(fe.fileno(), 2)
+                from quantbench.cli import main
+
+                code = main(argv)
+            except BaseException:  # what the interpreter would print for an uncaught exception
+                traceback.print_exc()
+            finally:
+                try:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                finally:
+                    os._exit(code if isinstance(code, int) else 1)
+    status, timed_out = _wait(pid, timeout)
+    code = None if timed_out else os.waitstatus_to_exitcode(status)
+    return code, out.read_text(errors="replace"), err.read_text(errors="replace")
+
+
+def run_subprocess(argv: list[str], cwd: Path, timeout: float) -> tuple[int | None, str, str]:
+    """Run `python -m quantbench argv` as a fresh process; (exit code, out, err)."""
+    try:
+        p = subprocess.run([sys.executable, "-m", "quantbench", *argv], cwd=cwd, capture_output=True,
+                           timeout=timeout, text=True, errors="replace")
+    except subprocess.TimeoutExpired as exc:
+        return None, str(exc.stdout or ""), str(exc.stderr or "")
+    return p.returncode, p.stdout, p.stderr
+
+
+def outcome(code: int | None, err: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    if code is None:
+        return "timeout"
+    if code < 0:
+        return "crash"
+    if "Traceback (most recent call last)" in err:
+        return "traceback"
+    if code == 1 or "internal error" in err:
+        return "internal"
+    if code == 0:
+        return "ok"
+    if code == 2:
+        return "refused" if len(lines) == 1 else "multi-line"
+    return "other"
+
+
+# ---- The fuzz run ---------------------------------------------------------------------------------
+
+def prepare_server(kind: str) -> None:
+    """Import, in this process, what children of `kind` need, so that each child starts warm."""
+    from quantbench import cli, inspection, predicting, quiet  # noqa: F401
+
+    quiet.configure()
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        cli.main(["techniques"])  # typer's lazy imports (pydantic when installed: ~0.8 s a child otherwise)
+    if kind == "tflite":
+        return
+    quiet.import_tensorflow()  # import only: no op runs here, so no TensorFlow thread pool is started
+    import h5py  # noqa: F401
+    import keras  # noqa: F401
+    import tf_keras  # noqa: F401  (the .h5 fallback loader)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from quantbench import lq, report, study  # noqa: F401
+
+    # matplotlib's font cache, loaded once here rather than in every child
+    fig = plt.figure(figsize=(1, 1))
+    fig.text(0.5, 0.5, "0")
+    fig.canvas.draw()
+    plt.close(fig)
+
+
+def fuzz(seed: int, count: int, kinds, mode: str = "fork", timeout: float = 120.0, keep: Path | None = None,
+         workdir: Path | None = None, log=print, on_progress=None) -> dict:
+    """Run `count` cases of each kind; counts by kind, command and outcome, and the failing runs."""
+    run = run_forked if mode == "fork" else run_subprocess
+    started = time.perf_counter()
+    own = workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="quantbench-fuzz.")) if own else Path(workdir)
+    bases = workdir / "bases"
+    bases.mkdir(parents=True, exist_ok=True)
+    try:
+        bases_in_child(bases)
+        counts, failures, seconds, runs = {}, [], {}, Counter()
+        spent = {kind: Counter() for kind in kinds}  # seconds by kind and command
+        fallbacks = {kind: Counter() for kind in kinds}  # ok runs that said XNNPACK refused the model
+        refusals = {kind: Counter() for kind in kinds}  # refusal messages, numbers and paths blanked
+
+        def summary(done: bool) -> dict:
+            return {"seed": seed, "count": count, "kinds": list(kinds), "mode": mode, "timeout_s": timeout,
+                    "finished": done, "cases": {k: sum(counts[k][next(iter(counts[k]))].values())
+                                                for k in counts if counts[k]},
+                    "runs": dict(runs), "seconds": seconds, "total_seconds": round(time.perf_counter() - started, 1),
+                    "seconds_by_command": {k: {c: round(v, 1) for c, v in spent[k].items()} for k in counts},
+                    "xnnpack_fallbacks": {k: dict(fallbacks[k]) for k in counts},
+                    "top_refusals": {k: refusals[k].most_common(12) for k in counts},
+                    "counts": {k: {c: dict(v) for c, v in cmds.items()} for k, cmds in counts.items()},
+                    "failures": failures}
+
+        for kind in kinds:
+            t0 = time.perf_counter()
+            if mode == "fork":
+                prepare_server(kind)
+            counts[kind] = {}
+            for case in cases(kind, seed, count, bases):
+                case_dir = workdir / "case"
+                case_dir.mkdir()
+                path = case_dir / case.name
+                path.write_bytes(case.content)
+                for label, argv in commands(kind, str(path), bases, case.index):
+                    t1 = time.perf_counter()
+                    code, out, err = run(argv, case_dir, timeout)
+                    spent[kind][label] += time.perf_counter() - t1
+                    result = outcome(code, err)
+                    left = sorted(f.name for f in case_dir.iterdir()
+                                  if f.name not in (case.name, ".stdout", ".stderr", *(OUTPUTS if result == "ok" else ())))
+                    if left and result in ("ok", "refused"):  # a half-written file or a staging folder left behind
+                        result, err = "leftover", f"left {left} behind; " + err
+                    counts[kind].setdefault(label, Counter())[result] += 1
+                    if result == "ok" and "XNNPACK refused" in err:  # ran on LiteRT's built-in kernels instead
+                        fallbacks[kind][label] += 1
+                    if result == "refused":
+                        refusals[kind][_shape_of(err, str(path), str(bases))] += 1
+                    runs[kind] += 1
+                    if result in FAILING:
+                        failures.append(_keep(case, label, argv, str(path), code, err, result, keep, bases))
+                        log(f"FAIL {result}: {failures[-1]['command']}\n    {failures[-1]['stderr']}")
+                    for f in case_dir.iterdir():  # the run's outputs, so the next run starts clean
+                        if f.name != case.name:
+                            shutil.rmtree(f) if f.is_dir() else f.unlink()
+                shutil.rmtree(case_dir)
+                if (case.index + 1) % 100 == 0:
+                    seconds[kind] = round(time.perf_counter() - t0, 1)
+                    if on_progress:
+                        on_progress(summary(False))
+                    log(f"{kind}: {case.index + 1}/{count} cases, {time.perf_counter() - t0:.0f} s, "
+                        f"{sum(1 for f in failures if f['kind'] == kind)} failing runs")
+            seconds[kind] = round(time.perf_counter() - t0, 1)
+        return summary(True)
+    finally:
+        if own:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _shape_of(err: str, path: str, bases: str) -> str:
+    """A refusal's message with its paths and numbers blanked, to count messages of the same kind."""
+    import re
+
+    text = err.strip().replace(path, "FILE").replace(bases, "BASES").removeprefix("quantbench: error: ")
+    return re.sub(r"\d+", "N", text)[:110]
+
+
+def _keep(case: Case, label: str, argv: list[str], path: str, code, err: str, result: str, keep, bases) -> dict:
+    """A failing run: the mutated file (and the base files) copied to `keep`, and the command to repeat it."""
+    row = {"kind": case.kind, "index": case.index, "base": case.base, "mutation": case.mutation, "run": label,
+           "outcome": result, "exit": code, "stderr": " | ".join(ln for ln in err.splitlines() if ln.strip())[-600:]}
+    if keep is not None:
+        keep = Path(keep)
+        if not (keep / "bases").is_dir():
+            shutil.copytree(bases, keep / "bases")
+        (keep / case.name).write_bytes(case.content)
+        argv = [a.replace(str(bases), str(keep / "bases")).replace(path, str(keep / case.name)) for a in argv]
+    row["command"] = "python -m quantbench " + shlex.join(argv) + "   # in an empty folder"
+    return row
+
+
+def table(result: dict) -> str:
+    """Counts by kind, command and outcome, as a Markdown table, with the seconds each command took in all."""
+    lines = ["| kind | command | runs | " + " | ".join(OUTCOMES) + " | seconds |",
+             "|" + " --- |" * (len(OUTCOMES) + 4)]
+    for kind, cmds in result["counts"].items():
+        for label, c in cmds.items():
+            lines.append(f"| {kind} | {label} | {sum(c.values())} | " + " | ".join(str(c.get(o, 0)) for o in OUTCOMES)
+                         + f" | {result['seconds_by_command'][kind].get(label, 0):.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--count", type=int, default=100, help="Cases per kind.")
+    p.add_argument("--kind", default="all", help="tflite, npy, npz, keras, h5, a comma-separated list, or all.")
+    p.add_argument("--mode", choices=("fork", "subprocess"), default="fork")
+    p.add_argument("--timeout", type=float, default=120.0, help="Seconds before a run is killed (a timeout).")
+    p.add_argument("--keep", type=Path, default=Path("fuzz-failures"), help="Folder for failing cases.")
+    p.add_argument("--json", type=Path, help="Write the counts and failures here.")
+    args = p.parse_args(argv)
+    kinds = KINDS if args.kind == "all" else tuple(k for k in KINDS if k in args.kind.split(","))
+    if not kinds or (args.kind != "all" and len(kinds) != len(args.kind.split(","))):
+        p.error(f"--kind {args.kind!r}: expected one of {', '.join(KINDS)}, a comma-separated list, or all")
+    os.environ.pop("QUANTBENCH_DEBUG", None)
+    save = (lambda r: args.json.write_text(json.dumps(r, indent=1))) if args.json else None
+    result = fuzz(args.seed, args.count, kinds, args.mode, args.timeout, args.keep,
+                  log=lambda m: print(m, file=sys.stderr, flush=True), on_progress=save)
+    print(table(result))
+    print(f"\n{sum(result['runs'].values())} runs in {result['total_seconds']} s ({result['mode']}); "
+          f"seconds per kind: {result['seconds']}")
+    print(f"ok runs on LiteRT's built-in kernels because XNNPACK refused the model: {result['xnnpack_fallbacks']}")
+    for f in result["failures"]:
+        print(f"{f['outcome']}: {f['kind']} case {f['index']} ({f['base']}, {f['mutation']}), {f['run']}: "
+              f"{f['stderr']}\n  {f['command']}")
+    if save:
+        save(result)
+    return 1 if result["failures"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
