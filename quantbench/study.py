@@ -3,6 +3,7 @@ the decision and the report. Memory is bounded by design: data and outputs live 
 process reads a chunk at a time, and an interpreter lives only as long as its task."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
 from pathlib import Path
@@ -60,7 +61,7 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
               batch: int = 32, save_keras: bool = False, artifacts: dict[str, bytes] | None = None,
               qat_epochs: int = 0, train=None, seed: int = 0, goal=None, calib_sizes=None, calib_pool=None,
               workers: int | None = None, ray: str | None = None, time_budget: float | None = None,
-              unsafe: bool = False, reporter=None) -> Results:
+              unsafe: bool = False, reporter=None, executor=None) -> Results:
     """Convert, evaluate and time `model` with each technique; write everything into `out`.
 
     Args:
@@ -82,7 +83,12 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
             for a model of 1 MB or more, this process for smaller ones).
         ray: a Ray cluster's address: the same plan runs there.
         time_budget: seconds the timing phase may take (see `bench.measure`).
+        executor: an executor to run the plan on (a sweep's, shared by its studies): used as is, not closed;
+            `workers` and `ray` are then ignored.
     """
+    shared = executor  # the parameter's name is the module's: keep the object, then use the module
+    from . import executor
+
     reporter = reporter or Silent()
     source = as_source(model)
     if not isinstance(evaluation, data.Dataset):
@@ -110,13 +116,17 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
         if not 1 <= size <= pool_size:
             raise InputError(f"--calib-sizes asks for {size} samples; the calibration pool has {pool_size}. "
                              f"Expected sizes from 1 to {pool_size}. Fix: pass smaller sizes, or more data.")
-    run = executor.make(_default_workers(source) if workers is None and not ray else workers, ray)
-    with staged_dir(out, force) as folder, run:
+    if shared is not None:
+        run = shared
+    else:
+        run = executor.make(_default_workers(source) if workers is None and not ray else workers, ray)
+    with staged_dir(out, force) as folder, (contextlib.nullcontext() if shared is not None else run):
         work = folder / ".work"
         work.mkdir()
         model_path, ref_path, ref_bytes = _model_file(source, folder, work, save_keras)
         if not model_path and not isinstance(run, executor.InProcess):
-            run.close()
+            if shared is None:
+                run.close()
             run = executor.InProcess()  # the model exists only in this process
         for name, content in (artifacts or {}).items():
             (folder / name).write_bytes(content)
@@ -338,7 +348,7 @@ def compare(model, data_path, calib_path=None, techniques=None, out=None, *, cal
             seed: int = 0, x_key: str = "x", y_key: str = "y", unsafe: bool = False, force: bool = False,
             threads: int = 1, batch: int = 32, qat_epochs: int = 0, goal=None, calib_sizes=None,
             workers: int | None = None, ray: str | None = None, time_budget: float | None = None,
-            reporter=None) -> Results:
+            reporter=None, executor=None) -> Results:
     """Study a user's model file on a user's data file: every technique, one table.
 
     Without `calib_path`, calibration samples come from `data_path` by a seeded split, and the rest
@@ -365,6 +375,7 @@ def compare(model, data_path, calib_path=None, techniques=None, out=None, *, cal
     return run_study(source, evaluation, calib, techniques, out, force=force, threads=threads, batch=batch,
                      reporter=reporter, qat_epochs=qat_epochs, seed=seed, goal=goal, calib_sizes=calib_sizes,
                      calib_pool=train, unsafe=unsafe, workers=workers, ray=ray, time_budget=time_budget,
+                     executor=executor,
                      train=(train.arrays(), train.y) if train.y is not None and qat_epochs > 0 else None,
                      data_info={"name": Path(str(data_path)).name, **info},
                      settings={"seed": seed, "calib_size": calib_size, "threads": threads, "batch": batch,
