@@ -18,6 +18,7 @@ from .errors import InputError, QuantbenchError
 from .executor import RECYCLE_AFTER, Died, Task, TaskBug, _blocked, _order
 
 CONNECT_S = 5.0   # seconds to open a TCP connection to the head before saying it is unreachable
+FIRST_TASK_S = 120.0  # a first task starts a worker process: slow on a busy node, never endless
 WAIT_S = 0.5      # ray.wait's timeout: between waits, this process handles Ctrl-C
 INSTALL = "pip install 'quantbench[ray]'"
 AUTH_FIX = ("Fix: export RAY_AUTH_MODE=token and the cluster's token as RAY_AUTH_TOKEN (or its file as "
@@ -109,6 +110,8 @@ class RayExecutor:
         if self._owns:
             _check_reachable(address)
             self._connect(address)
+        else:
+            self._check_same(address)
         try:
             from .quiet import debug_enabled
 
@@ -143,6 +146,14 @@ class RayExecutor:
                        "Ray 2.60 head at that address, reached with the same Python and Ray versions. Fix: check "
                        "--ray / RAY_ADDRESS, and `ray --version` and `python --version` on the head.")
 
+    def _check_same(self, address: str) -> None:
+        """This process is connected to Ray already (a notebook's ray.init): only to the same cluster."""
+        theirs = self._ray.get_runtime_context().gcs_address
+        if _host_port(address) not in (None, _host_port(theirs)):
+            raise InputError(f"This process is already connected to the Ray cluster at {theirs}, not {address}. "
+                             "Expected one cluster per process. Fix: pass --ray "
+                             f"{theirs}, or call ray.shutdown() first.")
+
     def _fail(self, message: str):
         if self._ray.is_initialized():
             self._ray.shutdown()
@@ -152,7 +163,11 @@ class RayExecutor:
         """One task on the cluster: quantbench must import there, in the same version as here."""
         ray = self._ray
         try:
-            theirs = ray.get(ray.remote(num_cpus=0, max_retries=0)(_version).remote())
+            theirs = ray.get(ray.remote(num_cpus=0, max_retries=0)(_version).remote(), timeout=FIRST_TASK_S)
+        except ray.exceptions.GetTimeoutError:
+            raise InputError(f"The Ray cluster at {self.address} did not run a first small task within "
+                             f"{FIRST_TASK_S:.0f} s. Expected its nodes to start Python workers. Fix: check the "
+                             "cluster with `ray status` and its logs (session_latest/logs on the head).") from None
         except ray.exceptions.RayError as exc:
             raise InputError(f"quantbench does not run on the Ray cluster at {self.address}: "
                              f"{_first_line(exc)}. Expected quantbench {__version__} installed on every node. "
