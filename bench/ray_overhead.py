@@ -44,7 +44,8 @@ def start_head(temp: Path, env: dict) -> tuple[subprocess.Popen, str]:
          f"--port={port}", f"--temp-dir={temp}", "--include-dashboard=false", "--num-cpus=2",
          "--disable-usage-stats", f"--ray-client-server-port={free_port()}",
          f"--dashboard-agent-listen-port={free_port()}", "--object-store-memory=200000000"],
-        env=env, stdout=log, stderr=subprocess.STDOUT)
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True)  # a terminal's Ctrl-C reaches it only through stop, by its PID
     deadline = time.monotonic() + 120
     while "Ray runtime started" not in (temp / "head.log").read_text():
         if head.poll() is not None or time.monotonic() > deadline:
@@ -86,7 +87,8 @@ def main() -> None:
     walls: dict[str, list[float]] = {"in-process": [], "ray": []}
     seen = []
     try:
-        order = [m for _ in range(args.runs) for m in random.Random(0).sample(list(walls), 2)]
+        rng = random.Random(0)
+        order = [m for _ in range(args.runs) for m in rng.sample(list(walls), 2)]  # each pair in a seeded order
         for i, mode in enumerate(order):
             out = temp / f"run{i}-{mode}"
             where = ["--workers", "0"] if mode == "in-process" else ["--ray", address]

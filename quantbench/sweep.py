@@ -176,7 +176,8 @@ def load(path: str | Path) -> Sweep:
     sizes = raw.get("calib_size")
     sizes = [sizes] if sizes is None or not isinstance(sizes, list) else sizes
     if not sizes:
-        reader.fail("calib_size", [], "a number ≥ 1 or a non-empty list of them", "write e.g. calib_size = [100, 200].")
+        reader.fail("calib_size", [], "a number ≥ 1 or a non-empty list of them",
+                    "write e.g. calib_size = [100, 200].")
     for size in sizes:
         if size is not None:
             reader.number({"calib_size": size}, "calib_size", None, 1, integer=True)

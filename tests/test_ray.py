@@ -65,7 +65,8 @@ def head(client_env):
          f"--port={port}", f"--temp-dir={temp}", "--include-dashboard=false", "--num-cpus=2",
          "--disable-usage-stats", f"--ray-client-server-port={_free_port()}",
          f"--dashboard-agent-listen-port={_free_port()}", "--object-store-memory=100000000"],
-        env=env, stdout=log, stderr=subprocess.STDOUT)
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True)  # a terminal's Ctrl-C reaches it only through stop, by its PID
     try:
         deadline = time.monotonic() + 90
         while "Ray runtime started" not in (temp / "head.log").read_text():
