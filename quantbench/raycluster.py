@@ -8,8 +8,11 @@ task raises comes back as its reply, and a task whose Ray worker dies becomes `D
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
+import threading
 import traceback
 from typing import Callable
 
@@ -84,6 +87,32 @@ def _check_reachable(address: str) -> None:
                          "or check --ray / RAY_ADDRESS.") from None
 
 
+@contextlib.contextmanager
+def _signal_handlers_kept():
+    """ray.init replaces the SIGTERM handler with sys.exit; the process's handlers (the CLI's) are put back."""
+    main = threading.current_thread() is threading.main_thread()
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            if handler is not None:
+                signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def _interrupts_surface():
+    """A signal handler's exception (the CLI's Interrupted, KeyboardInterrupt) raised while Ray's Cython code
+    waits comes out as a SystemError "returned a result with an exception set": raise the original instead."""
+    try:
+        yield
+    except SystemError as exc:
+        cause = exc.__cause__ or exc.__context__
+        if cause is not None and not isinstance(cause, Exception):
+            raise cause from None
+        raise
+
+
 def _auth_refused(exc: BaseException | None) -> bool:
     """Whether Ray's connection error comes from token authentication (it is wrapped twice, as text)."""
     while exc is not None:
@@ -133,7 +162,7 @@ class RayExecutor:
         try:
             # configure_logging=False: the library leaves the process's loggers alone; silenced(): Ray's C++
             # core retries out loud on fd 2 while it connects (once the CLI has configured quiet output)
-            with silenced():
+            with silenced(), _signal_handlers_kept(), _interrupts_surface():
                 ray.init(address=address, log_to_driver=False, configure_logging=False,
                          logging_level=logging.ERROR)
         except (ConnectionError, RuntimeError, ValueError, TimeoutError, ray.exceptions.RayError) as exc:
@@ -163,7 +192,8 @@ class RayExecutor:
         """One task on the cluster: quantbench must import there, in the same version as here."""
         ray = self._ray
         try:
-            theirs = ray.get(ray.remote(num_cpus=0, max_retries=0)(_version).remote(), timeout=FIRST_TASK_S)
+            with _interrupts_surface():
+                theirs = ray.get(ray.remote(num_cpus=0, max_retries=0)(_version).remote(), timeout=FIRST_TASK_S)
         except ray.exceptions.GetTimeoutError:
             raise InputError(f"The Ray cluster at {self.address} did not run a first small task within "
                              f"{FIRST_TASK_S:.0f} s. Expected its nodes to start Python workers. Fix: check the "
@@ -198,7 +228,8 @@ class RayExecutor:
     def _collect(self, ref, task: Task):
         ray = self._ray
         try:
-            reply = ray.get(ref)
+            with _interrupts_surface():
+                reply = ray.get(ref)
         except ray.exceptions.RayTaskError as exc:  # raised outside `_call`: quantbench's own bug
             raise TaskBug(f"{_first_line(exc)} (in task {task.key} on Ray:\n{exc})") from None
         except ray.exceptions.RayError as exc:  # the worker or its node died, or ran out of memory
@@ -233,7 +264,8 @@ class RayExecutor:
                     exclusive_running = task.exclusive
                 if not busy:
                     continue
-                done, _ = ray.wait(list(busy), num_returns=1, timeout=WAIT_S)
+                with _interrupts_surface():
+                    done, _ = ray.wait(list(busy), num_returns=1, timeout=WAIT_S)
                 for ref in done:
                     task = busy.pop(ref)
                     results[task.key] = self._collect(ref, task)

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -152,7 +153,10 @@ def cluster(head):
     from quantbench.raycluster import RayExecutor
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     with RayExecutor(head["address"]) as ex:
+        # Ctrl-C stays the CLI's: connecting to Ray must not replace its handlers
+        assert {s: signal.getsignal(s) for s in handlers} == handlers
         yield ex
 
 
@@ -224,15 +228,24 @@ def test_interrupt_cancels_tasks_in_flight_and_disconnects(head, cluster, tmp_pa
     pid_file = tmp_path / "pid"
 
     def interrupt(task, result):
-        deadline = time.monotonic() + 30
-        while not pid_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
         raise cli.Interrupted(signal.SIGINT)
 
-    with pytest.raises(cli.Interrupted):
-        with RayExecutor(head["address"]) as ex:  # the process's connection is the module's: reused
-            ex.run([Task("sleeper", _pid_then_sleep, (str(pid_file),)), Task("quick", _interval, (0,))],
-                   on_done=interrupt)
+    def ctrl_c_once_the_sleeper_runs():
+        deadline = time.monotonic() + 60
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    # The CLI's handler, and a real SIGINT: it lands while Ray's Cython code waits, which wraps the handler's
+    # exception in a SystemError unless the executor unwraps it.
+    previous = signal.signal(signal.SIGINT, cli._raise_interrupted)
+    try:
+        with pytest.raises(cli.Interrupted):
+            with RayExecutor(head["address"]) as ex:  # the process's connection is the module's: reused
+                threading.Thread(target=ctrl_c_once_the_sleeper_runs, daemon=True).start()
+                ex.run([Task("sleeper", _pid_then_sleep, (str(pid_file),))])
+    finally:
+        signal.signal(signal.SIGINT, previous)
     pid = int(pid_file.read_text())
     deadline = time.monotonic() + 20
     while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
