@@ -243,6 +243,50 @@ def compare(
     _tracking_log(results, study_folder(model, out), uri, quiet)
 
 
+@app.command()
+def sweep(
+    sweep_file: Path = typer.Argument(..., metavar="SWEEP.toml", help="The sweep: [models], [data], settings."),
+    workers: Optional[int] = WORKERS,
+    ray: Optional[str] = RAY,
+    out: Optional[Path] = typer.Option(None, "--out", help="Sweep folder (default: the file's `out`, else "
+                                       "runs/<file name>)."),
+    force: bool = typer.Option(False, "--force", help="Redo every study, replacing the folders quantbench wrote."),
+    quiet: bool = QUIET,
+    mlflow: Optional[str] = MLFLOW,
+):
+    """Run models × data × calibration sizes as many studies, one after the other; resumable.
+
+    Writes one study folder each, sweep.json and index.html (the recommendations side by side). Run the same
+    command again after a stop: finished studies are kept. The file's format is in the README.
+
+    Example: quantbench sweep sweep.toml --out runs/sweep
+    """
+    from .progress import reporter
+    from .sweep import check, run_sweep
+
+    uri, ran = _tracking_check(mlflow), []
+
+    def started(study, entry):
+        ran.append(study.name)
+        if not quiet:
+            print(f"study {study.name}", file=sys.stderr)
+
+    folder, entries = run_sweep(sweep_file, out, workers=workers, ray=ray, force=force, reporter=reporter(quiet),
+                                on_study=started)
+    if uri is not None:  # the studies this run made (a resumed sweep's earlier ones were logged then)
+        from .results import Results
+
+        for e in entries:
+            if e["name"] in ran and e["status"] == "ok":
+                _tracking_log(Results.load(folder / e["name"] / "results.json"), folder / e["name"], uri, quiet)
+    if not quiet:
+        for e in entries:
+            rec = (e.get("recommendation") or {}).get("technique") or ""
+            print(f"{e['name']:<32} {e['status']:<8} {rec}")
+        print(f"Wrote {folder}/ (index.html, sweep.json, one folder per study)", file=sys.stderr)
+    check(folder, entries)
+
+
 @app.command("convert")
 def convert_cmd(
     model: Path = typer.Argument(..., help="A .keras or .h5 file, or a SavedModel folder."),

@@ -77,9 +77,13 @@ class LazyNpy:
         return self.shape[0]
 
     def __getitem__(self, idx) -> np.ndarray:
-        if self._map is None:
-            self._map = np.load(self.path, mmap_mode="r", allow_pickle=False)
-        return np.asarray(self._map[idx])
+        # Mapped for this read only: pages a long-lived map has touched count in the process's RSS, so a map
+        # kept open would grow with the file while the rows read stay few.
+        mapped = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        try:
+            return np.array(mapped[idx])
+        finally:
+            del mapped
 
     def __getstate__(self):
         return {"path": self.path, "shape": self.shape, "dtype": self.dtype, "_map": None}

@@ -24,17 +24,21 @@ SHARD = 512  # evaluation samples per task: shards of one variant run in paralle
 
 def _spill(folder: Path, stem: str, arrays: list, chunk: int = 256) -> None:
     """Write arrays (or a Dataset's rows) to `stem_i.npy`, a chunk at a time: every process maps them."""
-    from numpy.lib.format import open_memmap
-
-    if isinstance(arrays, data.Dataset):
+    if isinstance(arrays, data.Dataset):  # written with plain writes: a map would hold every page in our RSS
         n, first = len(arrays), arrays.chunk(0, 1)
-        maps = [open_memmap(folder / f"{stem}_{i}.npy", mode="w+", dtype=a.dtype, shape=(n, *a.shape[1:]))
-                for i, a in enumerate(first)]
-        for start in range(0, n, chunk):
-            for m, a in zip(maps, arrays.chunk(start, start + chunk)):
-                m[start:start + len(a)] = a
-        for m in maps:
-            m.flush()
+        files = []
+        for i, a in enumerate(first):
+            f = open(folder / f"{stem}_{i}.npy", "wb")
+            np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(a.dtype),
+                                                     "fortran_order": False, "shape": (n, *a.shape[1:])})
+            files.append(f)
+        try:
+            for start in range(0, n, chunk):
+                for f, a in zip(files, arrays.chunk(start, start + chunk)):
+                    f.write(np.ascontiguousarray(a).tobytes())
+        finally:
+            for f in files:
+                f.close()
         return
     for i, a in enumerate(arrays):
         np.save(folder / f"{stem}_{i}.npy", np.asarray(a))
