@@ -15,6 +15,7 @@ import json
 import os
 import random
 import secrets
+import shutil
 import signal
 import socket
 import statistics
@@ -103,6 +104,7 @@ def main() -> None:
             print(f"run {i + 1} {mode}: {wall:.1f} s", flush=True)
     finally:
         killed = stop_head(head)
+        shutil.rmtree(temp, ignore_errors=True)
     same = all(f == seen[0] for f in seen)
     med = {m: statistics.median(w) for m, w in walls.items()}
     print(f"techniques {args.techniques}; {args.runs} runs each, interleaved")

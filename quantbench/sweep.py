@@ -109,7 +109,7 @@ class _Reader:
         if not isinstance(value, str) or not value:
             self.fail(field, value, "a path (a string), relative to the sweep file's folder",
                       f'write e.g. {field} = "models/model.keras".')
-        path = (self.path.parent / value)
+        path = (self.path.parent / value).resolve()  # absolute: the same study from any current folder
         if not path.exists():
             raise InputError(f"{self.path}: field `{field}` names {value}, which does not exist (looked for "
                              f"{path}). Expected a path relative to the sweep file's folder. Fix: correct the path.")
