@@ -430,19 +430,6 @@ def qat_command(
         print(f"Wrote {out} ({len(result.content):,} bytes, integer-only int8, int8 input and output; "
               f"{result.engine}, {result.seconds:.1f} s)", file=sys.stderr)
 
-class Interrupted(BaseException):
-    """SIGINT or SIGTERM: unwinds like KeyboardInterrupt (every `finally` cleans up), but no library code, and
-    not click, catches it on the way."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.exit_code = 128 + signum  # 130 for SIGINT, 143 for SIGTERM, as shells report them
-
-
-def _raise_interrupted(signum, frame):
-    raise Interrupted(signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point: `--debug` anywhere shows tracebacks and TensorFlow's own logs."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -454,7 +441,11 @@ def main(argv: list[str] | None = None) -> int:
     from .quiet import configure, debug_enabled
 
     configure()
-    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+    from . import errors
+    from .errors import Interrupted, interrupt
+
+    errors.pending = None
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         # typer handles usage errors itself (message and exit code 2) and exits through SystemExit
         app(args=argv, prog_name="quantbench")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import reraise_interrupt
 from .errors import ConversionError, InputError, QuantbenchError, one_line
 from .quiet import import_tensorflow, silenced
 from .techniques import Technique, get
@@ -86,6 +87,7 @@ def convert(model, technique: str | Technique, calib=None) -> Conversion:
         with silenced():
             content = converter.convert()
     except Exception as exc:  # the converter raises many types; each becomes a failed row
+        reraise_interrupt()
         raise ConversionError(f"{technique.name}: {one_line(exc)}") from exc
     return Conversion(technique.name, bytes(content), time.perf_counter() - start)
 
@@ -216,6 +218,7 @@ def convert_family(model, techniques, calib=None) -> dict[str, Conversion | Conv
         except QuantbenchError:
             raise
         except Exception as exc:  # the calibrating conversion is shared[0]'s own conversion: its refusal
+            reraise_interrupt()
             out[shared[0].name] = ConversionError(f"{shared[0].name}: {one_line(exc)}")
             shared = shared[1:]
             calibrated = None
@@ -228,6 +231,7 @@ def convert_family(model, techniques, calib=None) -> dict[str, Conversion | Conv
             try:
                 content = _quantize_calibrated(calibrated, _requantize(t), converter)
             except Exception:  # the converter may still make it, or refuse it with its own reason
+                reraise_interrupt()
                 on_its_own(t, share + time.perf_counter() - begin)
             else:
                 out[t.name] = Conversion(t.name, content, share + time.perf_counter() - begin)

@@ -51,3 +51,31 @@ class TrainingError(QuantbenchError):
 
 class TrackingError(QuantbenchError):
     """MLflow could not be reached or refused the study; the message says where, and that the study folder is intact."""
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM (the CLI's handlers raise it): unwinds like KeyboardInterrupt, so every `finally` cleans
+    up, but no `except Exception` and not click catches it on the way."""
+
+    def __init__(self, signum: int):
+        import signal
+
+        super().__init__(signal.Signals(signum).name)
+        self.exit_code = 128 + signum  # 130 for SIGINT, 143 for SIGTERM, as shells report them
+
+
+pending: Interrupted | None = None  # set by the CLI's signal handler before it raises
+
+
+def interrupt(signum: int, frame=None) -> None:
+    """The CLI's SIGINT/SIGTERM handler: remember the signal, then unwind."""
+    global pending
+    pending = Interrupted(signum)
+    raise pending
+
+
+def reraise_interrupt() -> None:
+    """In an `except Exception` around code that calls back into Python (TF's converter calls our calibration
+    generator): a signal raised there comes back wrapped as the library's own error; raise it again."""
+    if pending is not None:
+        raise pending

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 
+from .errors import reraise_interrupt
 from .conversion import Conversion
 from .errors import ConversionError, InputError, one_line
 from .quiet import silenced
@@ -76,6 +77,7 @@ def quantize(float_tflite: bytes, technique: str | Technique, calib=None) -> Con
             ranges = qt.calibrate({signature: samples}, num_threads=CALIB_THREADS) if samples else None
             result = qt.quantize(ranges, enable_progress_bar=False, enable_progress_report=False)
     except Exception as exc:  # the quantizer raises many types; each becomes a failed row
+        reraise_interrupt()
         raise ConversionError(f"{technique.name}: {one_line(exc)}") from exc
     return Conversion(technique.name, bytes(result.quantized_model), time.perf_counter() - start)
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import reraise_interrupt
 from .quiet import import_tensorflow, silenced
 from .runtime import natural_key
 
@@ -200,6 +201,7 @@ def _load_keras_file(path, unsafe: bool):
         with silenced():
             return keras.models.load_model(path, compile=False, safe_mode=not unsafe)
     except Exception as exc:  # Keras raises ValueError, TypeError, OSError... for bad files
+        reraise_interrupt()
         text = str(exc)
         if "safe_mode" in text or "Lambda" in text:
             from .errors import InputError
@@ -246,6 +248,7 @@ def load_model(path, unsafe: bool = False) -> Source:
         except InputError:
             raise
         except Exception as exc:
+            reraise_interrupt()
             raise InputError(f"Keras could not load {path}: {_first_line(exc)}. Expected a complete .keras "
                              "model. Fix: save the model again with model.save('model.keras').") from None
         return from_keras(model, path, "keras")
@@ -316,6 +319,7 @@ def _load_h5(path, unsafe: bool) -> Source:
         raise InputError(f"{path} is not an HDF5 file (corrupt, truncated, or another format). "
                          "Expected a Keras model saved with model.save('model.h5'). Fix: save the model again.") from None
     except Exception as exc:  # noqa: BLE001  h5py raises KeyError, ValueError... for a damaged object header
+        reraise_interrupt()
         raise InputError(f"HDF5 cannot read the model_config of {path} ({type(exc).__name__}: {_first_line(exc)}): "
                          "the file is corrupt. Expected a Keras model saved with model.save('model.h5'). "
                          "Fix: save the model again.") from None
@@ -333,6 +337,7 @@ def _load_h5(path, unsafe: bool) -> Source:
     except InputError:
         raise
     except Exception as exc:
+        reraise_interrupt()
         first = exc
     try:  # Keras 2 files Keras 3 cannot read (e.g. its DepthwiseConv2D config) load with tf_keras
         import tf_keras
@@ -341,6 +346,7 @@ def _load_h5(path, unsafe: bool) -> Source:
             model = tf_keras.models.load_model(path, compile=False)
         return from_keras(model, path, "h5 (tf_keras)")
     except Exception:
+        reraise_interrupt()
         raise InputError(f"Keras could not load {path}: {_first_line(first)}. Expected a Keras 2 or 3 model "
                          "saved with model.save('model.h5'). Fix: re-save it as .keras or a SavedModel.") from None
 
@@ -353,6 +359,7 @@ def _load_saved_model(path) -> Source:
         with silenced():
             loaded = tf.saved_model.load(str(path))
     except Exception as exc:
+        reraise_interrupt()
         raise InputError(f"TensorFlow could not load the SavedModel at {path}: {_first_line(exc)}. "
                          "Expected a SavedModel folder. Fix: export it again (model.export(path)).") from None
     sig = loaded.signatures.get("serving_default")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import reraise_interrupt
 from .conversion import as_inputs
 from .errors import ConversionError, InputError, TrainingError, one_line
 from .quiet import import_tensorflow, silenced
@@ -180,6 +181,7 @@ def _convert(qmodel) -> bytes:
         with silenced():
             content = bytes(converter.convert())
     except Exception as exc:  # the converter raises many types; the caller gets its reason in one line
+        reraise_interrupt()
         raise ConversionError(f"qat-int8: {one_line(exc)}") from exc
     left = float_ops(content)
     if left:

@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from .errors import reraise_interrupt
 from .conversion import apply, as_inputs, as_source
 from .errors import ConversionError, InputError, one_line
 from .quiet import import_tensorflow, silenced
@@ -69,6 +70,7 @@ class _Calibrated:
                 self._debugger = tf.lite.experimental.QuantizationDebugger(
                     converter=converter, debug_dataset=self._samples)
         except Exception as exc:  # the converter raises many types
+            reraise_interrupt()
             raise ConversionError(f"{TECHNIQUE}: {one_line(exc)}") from exc
         self.passes = 2  # the calibrating conversion and the debug model
         if len(arrays) > 1:
@@ -92,6 +94,7 @@ class _Calibrated:
             with silenced():
                 self._debugger.run()
         except Exception as exc:
+            reraise_interrupt()
             raise ConversionError(f"{TECHNIQUE} (quantization debugger): {one_line(exc)}") from exc
         dump = io.StringIO()
         self._debugger.layer_statistics_dump(dump)
@@ -112,6 +115,7 @@ class _Calibrated:
             with silenced():  # the quantizer prints its settings on stdout
                 content = self._debugger.get_nondebug_quantized_model()
         except Exception as exc:
+            reraise_interrupt()
             raise ConversionError(f"{TECHNIQUE} with {len(float_layers)} float layer(s): {one_line(exc)}") from exc
         self.passes += 1
         return bytes(content)

@@ -22,7 +22,7 @@ import numpy as np
 import psutil
 import pytest
 
-from quantbench import cli, data, executor, study
+from quantbench import cli, data, errors, executor, study
 from quantbench.errors import InputError
 from quantbench.executor import Died, Task, TaskBug
 
@@ -194,7 +194,7 @@ def test_study_on_ray_has_the_in_process_figures(head, cluster, tiny_model, digi
     evaluation = data.Dataset([digits.x_test[:150]], digits.y_test[:150], "digits")
     techniques = ["float16", "int8-only"]
     runs = {name: study.run_study(tiny_model, evaluation, calib, techniques, tmp_path / name, **kw)
-            for name, kw in [("here", {"workers": 0}), ("ray", {"executor": cluster})]}
+            for name, kw in [("here", {"workers": 0}), ("ray", {"runner": cluster})]}
     assert runs["ray"].settings["executor"] == "RayExecutor" and runs["ray"].settings["workers"] == 2
     here, there = ({v.technique: {f: getattr(v, f) for f in FIGURES} for v in r.variants} for r in runs.values())
     assert list(here) == ["keras", "float16", "int8-only"] and here == there
@@ -228,7 +228,7 @@ def test_interrupt_cancels_tasks_in_flight_and_disconnects(head, cluster, tmp_pa
     pid_file = tmp_path / "pid"
 
     def interrupt(task, result):
-        raise cli.Interrupted(signal.SIGINT)
+        raise errors.Interrupted(signal.SIGINT)
 
     def ctrl_c_once_the_sleeper_runs():
         deadline = time.monotonic() + 60
@@ -238,9 +238,9 @@ def test_interrupt_cancels_tasks_in_flight_and_disconnects(head, cluster, tmp_pa
 
     # The CLI's handler, and a real SIGINT: it lands while Ray's Cython code waits, which wraps the handler's
     # exception in a SystemError unless the executor unwraps it.
-    previous = signal.signal(signal.SIGINT, cli._raise_interrupted)
+    previous = signal.signal(signal.SIGINT, errors.interrupt)
     try:
-        with pytest.raises(cli.Interrupted):
+        with pytest.raises(errors.Interrupted):
             with RayExecutor(head["address"]) as ex:  # the process's connection is the module's: reused
                 threading.Thread(target=ctrl_c_once_the_sleeper_runs, daemon=True).start()
                 ex.run([Task("sleeper", _pid_then_sleep, (str(pid_file),))])
@@ -254,7 +254,7 @@ def test_interrupt_cancels_tasks_in_flight_and_disconnects(head, cluster, tmp_pa
     assert ray.is_initialized()  # an executor that found the connection open leaves it to its owner
 
     ray.shutdown()
-    with pytest.raises(cli.Interrupted):
+    with pytest.raises(errors.Interrupted):
         with RayExecutor(head["address"]) as ex:
             ex.run([Task("quick", _interval, (0,))], on_done=interrupt)
     assert not ray.is_initialized()  # its own connection: closed
