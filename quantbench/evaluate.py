@@ -47,8 +47,8 @@ def non_finite(out) -> int:
     return int(np.sum(~np.isfinite(out.reshape(len(out), -1)).all(axis=1))) if out.ndim else 0
 
 
-def non_finite_error(outputs: list, reference: list, names: list[str]) -> str | None:
-    """Why a variant's outputs cannot be compared with the float model's (NaN or Inf where those are finite)."""
+def non_finite_error(outputs: list, names: list[str]) -> str | None:
+    """Why a variant's outputs cannot be compared with the float model's, which `check_reference` found finite."""
     for name, out in zip(names, outputs):
         bad = non_finite(out)
         if bad:

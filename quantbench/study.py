@@ -217,7 +217,7 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
                         engine = next(t.engine for t in techniques if t.name == name)
                         rows[name] = Variant(name, engine, "failed", error=f"{name}: LiteRT cannot run it: {reason}")
                     else:  # issue 10: NaN where the float model is finite (huge inputs, say) is a failed row too
-                        why = evaluate.non_finite_error(outputs[name], reference, source.output_names)
+                        why = evaluate.non_finite_error(outputs[name], source.output_names)
                         if why:
                             del lite[name], feeds[name], outputs[name]
                             engine = next(t.engine for t in techniques if t.name == name)
