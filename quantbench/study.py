@@ -4,7 +4,6 @@ process reads a chunk at a time, and an interpreter lives only as long as its ta
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import shutil
 from pathlib import Path
 
