@@ -63,6 +63,22 @@ def _blocked(task: Task, results: dict) -> Died | None:
     return None
 
 
+def ready_tasks(pending: list[Task], results: dict, on_done: Callable | None) -> list[Task]:
+    """The pending tasks whose needs are all done, in plan order. A task that needs one that did not finish is
+    taken off `pending` and recorded as `Died` (reported to `on_done`) instead."""
+    ready = []
+    for task in [t for t in pending if all(k in results for k in t.needs)]:
+        blocked = _blocked(task, results)
+        if blocked is None:
+            ready.append(task)
+            continue
+        pending.remove(task)
+        results[task.key] = blocked
+        if on_done:
+            on_done(task, blocked)
+    return ready
+
+
 class InProcess:
     """Runs every task in this process, one after the other, in plan order."""
 
@@ -184,15 +200,7 @@ class Workers:
         pending = list(_order(tasks))
         busy: list[_Worker] = []
         while pending or busy:
-            ready = [t for t in pending if all(k in results for k in t.needs)]
-            for task in ready:
-                blocked = _blocked(task, results)
-                if blocked:
-                    pending.remove(task)
-                    results[task.key] = blocked
-                    if on_done:
-                        on_done(task, blocked)
-            ready = [t for t in ready if t in pending]
+            ready = ready_tasks(pending, results, on_done)
             exclusive_running = any(w.task.exclusive for w in busy)
             while ready and len(busy) < self.n and not exclusive_running:
                 task = ready[0]

@@ -18,7 +18,7 @@ from typing import Callable
 
 from . import __version__
 from .errors import InputError, QuantbenchError
-from .executor import RECYCLE_AFTER, Died, Task, TaskBug, _blocked, _order
+from .executor import RECYCLE_AFTER, Died, Task, TaskBug, _order, ready_tasks
 
 CONNECT_S = 5.0   # seconds to open a TCP connection to the head before saying it is unreachable
 FIRST_TASK_S = 120.0  # a first task starts a worker process: slow on a busy node, never endless
@@ -247,16 +247,9 @@ class RayExecutor:
         busy: dict = {}  # ObjectRef -> Task
         try:
             while pending or busy:
-                ready = [t for t in pending if all(k in results for k in t.needs)]
-                for task in ready:
-                    blocked = _blocked(task, results)
-                    if blocked:
-                        pending.remove(task)
-                        results[task.key] = blocked
-                        if on_done:
-                            on_done(task, blocked)
+                ready = ready_tasks(pending, results, on_done)
                 exclusive_running = any(t.exclusive for t in busy.values())
-                for task in [t for t in ready if t in pending]:
+                for task in ready:
                     if exclusive_running or (task.exclusive and busy):
                         break  # an exclusive task runs alone: it waits for the others, the others for it
                     pending.remove(task)
