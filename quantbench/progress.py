@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 
 
 class Silent:
@@ -25,6 +26,9 @@ class Bars(Silent):
 
     @contextlib.contextmanager
     def task(self, description: str, total: int):
+        if not self.console.is_terminal:  # a log (CI, a pipe): one line per step, with the time since the start
+            yield self._lines(description, total)
+            return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         with Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
@@ -35,6 +39,18 @@ class Bars(Silent):
             def advance(n: int = 1, note: str | None = None):
                 bar.update(task, advance=n, note=note or "")
             yield advance
+
+    def _lines(self, description: str, total: int | None):
+        start, done = time.perf_counter(), [0]
+
+        def advance(n: int = 1, note: str | None = None):
+            done[0] += n
+            if total is None and not (n == 0 and note):  # open-ended (timing rounds): its closing note only
+                return
+            count = f"{done[0]}/{total}" if total else f"{done[0]}"
+            self.console.print(f"{description:<24} {count:>7} {time.perf_counter() - start:7.1f} s  {note or ''}",
+                               highlight=False, soft_wrap=True)
+        return advance
 
     def log(self, message: str) -> None:
         self.console.print(message)
