@@ -64,6 +64,7 @@ def train(model, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int = 32
 # ---- Loading a user's model -------------------------------------------------------------------
 
 MODEL_KINDS = "a Keras .keras or .h5 file, a SavedModel folder, or a float .tflite file"
+KERAS_KINDS = ("keras", "h5")  # Source.kind of a Keras 3 model (an .h5 read by tf_keras is "h5 (tf_keras)")
 
 
 class Source:
@@ -141,8 +142,48 @@ class Source:
         sig, names = self._signature, self.input_names
         return lambda sample: sig(**dict(zip(names, sample)))
 
+    exported = None  # a SavedModel of the Keras model, as the converter exports it (see export_for_converter)
+
+    def export_for_converter(self, folder) -> bool:
+        """Write, once, the SavedModel that `TFLiteConverter.from_keras_model` exports to a temporary folder
+        on every call, so that conversions start from it instead of tracing the model again.
+
+        It is TF 2.21's export of a Keras 3 functional or sequential model, step for step: an `ExportArchive`
+        with the endpoint `serve` calling the model with training=False on its named input specs. Files
+        converted from it are byte-identical to from_keras_model's (`converter` keeps the metadata's model
+        type), and each conversion of MobileNetV2 takes about half the time (BENCHMARKS.md). Returns False,
+        writing nothing, for models the converter exports otherwise (tf_keras, subclassed models) and for
+        models the export refuses: those are converted with from_keras_model as before.
+        """
+        import functools
+        import shutil
+        from pathlib import Path
+
+        tf = import_tensorflow()
+        import keras
+
+        model, folder = self.keras, Path(folder)
+        if not isinstance(model, (keras.src.models.Functional, keras.src.models.Sequential)):
+            return False
+        specs = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, dtype=t.dtype, name=t.name), model.inputs)
+        if isinstance(specs, list) and len(specs) > 1:
+            specs = [specs]
+        partial = folder.with_name(folder.name + ".partial")
+        try:
+            with silenced():
+                archive = keras.export.ExportArchive()
+                archive.track(model)
+                archive.add_endpoint("serve", functools.partial(model.__call__, training=False), specs)
+                archive.write_out(str(partial), verbose=False)
+        except Exception:  # as the converter does: a model the export refuses is converted the usual way
+            reraise_interrupt()
+            shutil.rmtree(partial, ignore_errors=True)
+            return False
+        partial.rename(folder)  # complete or absent: other processes test for the folder
+        return True
+
     def converter(self):
-        """A fresh TFLiteConverter for this model."""
+        """A fresh TFLiteConverter for this model (from `exported` when it is set)."""
         if self.lite is not None:
             from .errors import InputError
 
@@ -150,6 +191,12 @@ class Source:
                              "from. Fix: pass the .keras/.h5/SavedModel, or a LiteRT Quantizer technique "
                              "(see `quantbench techniques`).")
         tf = import_tensorflow()
+        if self.keras is not None and self.exported is not None:
+            from tensorflow.lite.python import conversion_metadata_schema_py_generated as metadata
+
+            converter = tf.lite.TFLiteConverter.from_saved_model(str(self.exported), signature_keys=["serving_default"])
+            converter._metadata.environment.modelType = metadata.ModelType.KERAS_MODEL  # what the file came from
+            return converter
         if self.keras is not None:
             return tf.lite.TFLiteConverter.from_keras_model(self.keras)
         return tf.lite.TFLiteConverter.from_saved_model(str(self.path), signature_keys=["serving_default"])

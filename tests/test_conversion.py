@@ -80,3 +80,51 @@ def test_another_engines_technique_is_an_input_error(tiny_model, calib):
 def test_calibrating_with_16x8_settings_first_gives_the_same_files(tiny_model, calib, tiny_variants):
     got = convert_family(tiny_model, list(reversed(FAMILY)), calib)  # int16x8's converter calibrates
     assert {n: c.content for n, c in got.items()} == {n: tiny_variants[n] for n in FAMILY}
+
+
+# ---- the Keras model exported once for the converter (models.Source.export_for_converter) ---------
+
+@pytest.fixture(scope="module")
+def exported(tiny_model, tmp_path_factory):
+    from quantbench import models
+
+    source = models.from_keras(tiny_model)
+    folder = tmp_path_factory.mktemp("export") / "savedmodel"
+    assert source.export_for_converter(folder) and (folder / "saved_model.pb").is_file()
+    assert not folder.with_name("savedmodel.partial").exists()
+    source.exported = folder
+    return source
+
+
+@pytest.mark.parametrize("name", techniques.CONVERTER_TECHNIQUES)
+def test_converting_from_the_export_gives_from_keras_models_bytes(exported, calib, tiny_variants, name):
+    assert convert(exported, name, calib).content == tiny_variants[name]
+
+
+def test_the_family_from_the_export_gives_the_same_bytes(exported, calib, tiny_variants):
+    for name, conv in convert_family(exported, FAMILY, calib).items():
+        assert conv.content == tiny_variants[name]
+
+
+def test_a_two_input_model_exports_with_its_inputs_in_order(tmp_path):
+    import keras
+
+    from quantbench import models
+
+    models.seed_everything(3)
+    a, b = keras.Input((4,), name="a"), keras.Input((3,), name="b")
+    model = keras.Model([a, b], keras.layers.Dense(2)(keras.layers.Concatenate()([a, b])))
+    source = models.from_keras(model)
+    usual = source.converter().convert()
+    assert source.export_for_converter(tmp_path / "sm")
+    source.exported = tmp_path / "sm"
+    assert source.converter().convert() == usual
+
+
+def test_a_model_that_is_not_keras_is_not_exported(tiny_variants, tmp_path):
+    from quantbench import models
+
+    (tmp_path / "f.tflite").write_bytes(tiny_variants["float32"])
+    source = models.load_model(tmp_path / "f.tflite")
+    assert not source.export_for_converter(tmp_path / "sm")
+    assert not (tmp_path / "sm").exists() and not (tmp_path / "sm.partial").exists()
