@@ -27,12 +27,21 @@ class Engine:
 
     name = ""
     needs_float_tflite = False  # starts from the float32 variant: the study converts that first
+    leaks = True  # TensorFlow's converter keeps memory after each call: a worker is replaced after a few
 
     def skip(self, source, technique: Technique, given: Inputs) -> str | None:
         """Why this technique cannot be made here, or None."""
         return None
 
     def make(self, source, technique: Technique, given: Inputs) -> Conversion:
+        raise NotImplementedError
+
+    def family(self, techniques: list[Technique]) -> list[Technique]:
+        """Those of `techniques` this engine makes from one shared calibration (`make_family`)."""
+        return []
+
+    def make_family(self, source, techniques: list[Technique], given: Inputs) -> dict:
+        """name -> `Conversion`, or the `ConversionError` of a refused one, for `family(...)` techniques."""
         raise NotImplementedError
 
 
@@ -49,25 +58,51 @@ class Converter(Engine):
 
         return convert(source, technique, given.calib)
 
+    def family(self, techniques):
+        from .conversion import shares_calibration
+
+        return [t for t in techniques if t.engine == self.name and shares_calibration(t)]
+
+    def make_family(self, source, techniques, given):
+        from .conversion import convert_family
+
+        return convert_family(source, techniques, given.calib)
+
 
 class LiteRTQuantizer(Engine):
     name = "litert-quantizer"
     needs_float_tflite = True
+    leaks = False  # works on the flatbuffer, without TensorFlow
 
     def make(self, source, technique, given):
         from . import lq
+
+        return lq.make(self._float(source, given), technique, self._calib(source, given) if technique.calibrate
+                       else None)
+
+    def family(self, techniques):
+        return [t for t in techniques if t.engine == self.name and t.calibrate]
+
+    def make_family(self, source, techniques, given):
+        from . import lq
+
+        return lq.quantize_family(self._float(source, given), techniques, self._calib(source, given))
+
+    @staticmethod
+    def _float(source, given) -> bytes:
+        """The starting point: the .tflite given, the study's float32 variant, else a float32 conversion."""
         from .conversion import convert
 
         if source.lite is not None:
-            content = source.lite_bytes()
-        elif given.float_tflite and Path(given.float_tflite).is_file():
-            content = Path(given.float_tflite).read_bytes()
-        else:
-            content = convert(source, "float32").content
+            return source.lite_bytes()
+        if given.float_tflite and Path(given.float_tflite).is_file():
+            return Path(given.float_tflite).read_bytes()
+        return convert(source, "float32").content
+
+    @staticmethod
+    def _calib(source, given):
         calib = given.calib
-        if calib is not None and technique.calibrate:
-            calib = calib[0] if len(calib) == 1 else dict(zip(source.input_names, calib))
-        return lq.make(content, technique, calib if technique.calibrate else None)
+        return calib if calib is None else calib[0] if len(calib) == 1 else dict(zip(source.input_names, calib))
 
 
 class QuantizationAwareTraining(Engine):
@@ -108,6 +143,11 @@ def register(engine: Engine) -> Engine:
         raise ValueError(f"An engine named {engine.name!r} is already registered.")
     _ENGINES[engine.name] = engine
     return engine
+
+
+def registered() -> list[Engine]:
+    """Every engine, in the order registered."""
+    return list(_ENGINES.values())
 
 
 def of(technique: Technique) -> Engine:

@@ -54,32 +54,61 @@ def quantize(float_tflite: bytes, technique: str | Technique, calib=None) -> Con
         InputError: the file is not a float32 `.tflite`, or the calibration inputs do not fit it.
         ConversionError: the quantizer refused; the message is its reason in one line.
     """
-    technique = get(technique)
-    if technique.engine != LQ:
-        raise InputError(f"Technique {technique.name!r} is made by the {technique.engine} engine, "
-                         "not by the LiteRT Quantizer. Fix: use quantbench.convert with the Keras model.")
+    return quantize_family(float_tflite, [technique], calib, strict=True)[get(technique).name]
+
+
+def quantize_family(float_tflite: bytes, techniques, calib=None, *, strict: bool = False) -> dict:
+    """Several LiteRT Quantizer techniques from one float32 `.tflite`, the static recipes calibrated once.
+
+    Calibration runs the float model and records every tensor's min/max; the recipe only decides how those
+    ranges are used, so the calibrated ranges of one static recipe quantize another to the same bytes as
+    calibrating it again (lq-int8 and lq-int16x8: tested, and on MobileNetV2 in BENCHMARKS.md).
+
+    Returns:
+        technique name -> its `Conversion`, or the `ConversionError` saying why the quantizer refused it (raised
+        instead when `strict`); `seconds` of a calibrated technique includes an equal share of the calibration.
+
+    Raises:
+        InputError: as `quantize`.
+    """
+    chosen = list(dict.fromkeys(get(t) for t in techniques))
+    for technique in chosen:
+        if technique.engine != LQ:
+            raise InputError(f"Technique {technique.name!r} is made by the {technique.engine} engine, "
+                             "not by the LiteRT Quantizer. Fix: use quantbench.convert with the Keras model.")
     float_tflite = bytes(float_tflite)
     signature, lite, sample_bytes = _float_model(float_tflite)
-    samples = None
-    if technique.calibrate:
-        if signature is None:
-            raise ConversionError(
-                f"{technique.name}: the model has no single signature, and the quantizer calibrates one "
-                "signature by its input names. Fix: re-convert it with TFLiteConverter.")
-        samples = _samples(technique, lite, calib, sample_bytes)
-    start = time.perf_counter()
-    try:
-        with silenced():  # tqdm bars, absl warnings, LiteRT's XNNPACK and preserve-all-tensors notices
-            from litert_quantizer import quantizer
+    calibrated = [t for t in chosen if t.calibrate]
+    if calibrated and signature is None:
+        raise ConversionError(
+            f"{calibrated[0].name}: the model has no single signature, and the quantizer calibrates one "
+            "signature by its input names. Fix: re-convert it with TFLiteConverter.")
+    samples = _samples(calibrated[0], lite, calib, sample_bytes) if calibrated else None
+    ranges, share, out = None, 0.0, {}
+    for technique in chosen:
+        try:
+            with silenced():  # tqdm bars, absl warnings, LiteRT's XNNPACK and preserve-all-tensors notices
+                from litert_quantizer import quantizer
 
-            qt = quantizer.Quantizer(float_tflite)
-            _add_recipe(qt, technique.recipe)
-            ranges = qt.calibrate({signature: samples}, num_threads=CALIB_THREADS) if samples else None
-            result = qt.quantize(ranges, enable_progress_bar=False, enable_progress_report=False)
-    except Exception as exc:  # the quantizer raises many types; each becomes a failed row
-        reraise_interrupt()
-        raise ConversionError(f"{technique.name}: {one_line(exc)}") from exc
-    return Conversion(technique.name, bytes(result.quantized_model), time.perf_counter() - start)
+                qt = quantizer.Quantizer(float_tflite)
+                _add_recipe(qt, technique.recipe)
+                if technique.calibrate and ranges is None:  # a refused calibration is tried again by the next
+                    begin = time.perf_counter()
+                    ranges = qt.calibrate({signature: samples}, num_threads=CALIB_THREADS)
+                    share = (time.perf_counter() - begin) / len(calibrated)
+                start = time.perf_counter()
+                result = qt.quantize(ranges if technique.calibrate else None, enable_progress_bar=False,
+                                     enable_progress_report=False)
+        except Exception as exc:  # the quantizer raises many types; each becomes a failed row
+            reraise_interrupt()
+            error = ConversionError(f"{technique.name}: {one_line(exc)}")
+            if strict:
+                raise error from exc
+            out[technique.name] = error
+            continue
+        seconds = time.perf_counter() - start + (share if technique.calibrate else 0.0)
+        out[technique.name] = Conversion(technique.name, bytes(result.quantized_model), seconds)
+    return out
 
 
 def _add_recipe(qt, recipe: tuple) -> None:

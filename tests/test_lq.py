@@ -124,3 +124,18 @@ def test_engines_are_not_mixed_up(tiny_variants):
         lq.quantize(tiny_variants["float32"], "dynamic")
     with pytest.raises(InputError, match=r"'weight-only-int8' is made by the litert-quantizer engine"):
         convert(None, "weight-only-int8")
+
+
+def test_one_calibration_gives_every_technique_the_bytes_of_its_own(lq_variants, tiny_variants, calib):
+    got = lq.quantize_family(tiny_variants["float32"], techniques.LQ_TECHNIQUES, calib)
+    assert list(got) == list(techniques.LQ_TECHNIQUES)
+    for name, conv in got.items():
+        assert conv.content == lq_variants[name] and conv.seconds > 0
+
+
+def test_a_refusal_in_the_family_stays_with_its_technique(lq_variants, tiny_variants, calib):
+    int4_activations = Technique("lq-int4x8", "not a LiteRT kernel", engine=LQ, calibrate=True,
+                                 recipe=(("mode", "static"), ("activation_num_bits", 4), ("weight_num_bits", 8)))
+    got = lq.quantize_family(tiny_variants["float32"], [int4_activations, "lq-int8"], calib)
+    assert str(got["lq-int4x8"]) == "lq-int4x8: Activation quantization is only supported for 16 or 8 bits."
+    assert got["lq-int8"].content == lq_variants["lq-int8"]
