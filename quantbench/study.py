@@ -141,7 +141,7 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
                         chunk=_chunk(source, evaluation), labels=y, has_calib=calib is not None,
                         has_pool=bool(calib_sizes),
                         qat={"epochs": qat_epochs, "train": qat_epochs > 0 and train is not None, "seed": seed},
-                        origin=evaluation.origin)
+                        origin=evaluation.origin, exports=source.kind in models.KERAS_KINDS)
         tasks.remember(job, source)
 
         rows, streams, converted = _convert_and_evaluate(run, job, techniques, reference_row, reporter)
@@ -253,23 +253,31 @@ def _convert_and_evaluate(run, job, techniques, reference_row, reporter, evaluat
     Returns the failed or skipped rows, the metric streams (merged over shards) and the converted files.
     """
     from . import engines
-    from .conversion import shares_calibration
 
     plan, converted, made_by = [], dict(evaluate_only or {}), {}
     if evaluate_only is None:
         plan.append(Task("reference", tasks.reference, (job,)))
+        exported = ()
+        if job.exports:  # the Keras model traced and exported once, not once per conversion
+            plan.append(Task("export", tasks.export, (job,), leaky=True))
+            exported = ("export",)
         has_float = any(t.name == "float32" for t in techniques)
-        family = [t for t in techniques if job.has_calib and not job.model.endswith(".tflite")
-                  and shares_calibration(t)]
-        if len(family) > 1:  # one calibration for all of them: byte-identical files, several times faster
-            plan.append(Task("convert:family", tasks.convert_family, (job, family), leaky=True))
-            made_by = {t.name: "convert:family" for t in family}
+
+        def needs(engine):
+            return ("convert:float32",) if engine.needs_float_tflite and has_float else exported
+
+        for engine in engines.registered():
+            family = engine.family(techniques) if job.has_calib else []
+            if len(family) > 1:  # one calibration for all of them: byte-identical files, several times faster
+                key = f"family:{engine.name}"
+                plan.append(Task(key, tasks.convert_family, (job, family), needs=needs(engine), leaky=engine.leaks))
+                made_by.update({t.name: key for t in family})
         for t in techniques:
-            if t.name in made_by:
-                continue
-            needs = ("convert:float32",) if engines.of(t).needs_float_tflite and has_float else ()
-            plan.append(Task(f"convert:{t.name}", tasks.convert, (job, t), needs=needs, leaky=t.engine != LQ))
-            made_by[t.name] = f"convert:{t.name}"
+            if t.name not in made_by:
+                engine = engines.of(t)
+                plan.append(Task(f"convert:{t.name}", tasks.convert, (job, t), needs=needs(engine),
+                                 leaky=engine.leaks))
+                made_by[t.name] = f"convert:{t.name}"
     shards = [(a, min(a + SHARD, job.n)) for a in range(0, job.n, SHARD)]
     names = list(converted) or [t.name for t in techniques]
     for name in names:
@@ -284,10 +292,9 @@ def _convert_and_evaluate(run, job, techniques, reference_row, reporter, evaluat
         name = rest.split(":")[0]
         if kind == "reference":
             streams[reference_row] = result
-        elif kind == "convert":
-            made = {n: result for n, by in made_by.items() if by == key}
-            if not isinstance(result, Died) and name == "family":
-                made = result
+        elif kind in ("convert", "family"):
+            made = result if kind == "family" and not isinstance(result, Died) else \
+                {n: result for n, by in made_by.items() if by == key}
             for name, one in made.items():
                 if isinstance(one, Died):
                     rows[name] = Variant(name, get(name).engine, "failed", error=one.reason)

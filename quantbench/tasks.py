@@ -20,8 +20,10 @@ from .techniques import Technique
 
 SIDE_SAMPLES = 256    # evaluation samples the side studies (selective search, calibration sizes) use at most
 TIMING_SAMPLES = 64   # distinct samples the timing cycles through
-LAYER_ERROR_SAMPLES = 64  # calibration samples the per-layer error study runs (its debug pass is slow on big models)
+LAYER_ERROR_SAMPLES = 32  # calibration samples the per-layer error study runs: on MobileNetV2, 32 give the same
+                          # ten worst layers as 64 in 15 s instead of 24 s (BENCHMARKS.md)
 MEMORY_BOUND = 256 * 2 ** 20  # bytes of tensors one chunk may hold in one interpreter
+EXPORTED = "savedmodel"  # in the work folder: the Keras model as the converter exports it, made once per study
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Job:
     has_pool: bool = False
     qat: dict = field(default_factory=lambda: {"epochs": 0, "train": False, "seed": 0})
     origin: str = "the evaluation data"
+    exports: bool = False      # a Keras 3 model: exported once for the converter (the task `export`)
 
     def path(self, name: str) -> Path:
         return Path(self.folder) / name
@@ -93,7 +96,10 @@ def source_of(job: Job):
         from .models import load_model
 
         _SOURCES[key] = load_model(job.model, unsafe=job.unsafe)
-    return _SOURCES[key]
+    source = _SOURCES[key]
+    exported = Path(job.work) / EXPORTED
+    source.exported = exported if exported.is_dir() else None  # this study's export, once the task made it
+    return source
 
 
 # ---- the tasks -------------------------------------------------------------------------------------
@@ -105,6 +111,11 @@ def describe_model(path: str, unsafe: bool):
     source = load_model(path, unsafe=unsafe)
     _SOURCES[(str(path), unsafe)] = source
     return source.info()
+
+
+def export(job: Job) -> bool:
+    """The Keras model exported once for the converter (`Source.export_for_converter`); False: not exported."""
+    return source_of(job).export_for_converter(Path(job.work) / EXPORTED)
 
 
 def reference(job: Job) -> evaluate.Stream:
@@ -148,19 +159,25 @@ def convert(job: Job, technique: Technique) -> dict:
 
 
 def convert_family(job: Job, techniques: list[Technique]) -> dict:
-    """The converter's int8 family from one calibration (`conversion.convert_family`): a file per technique, a
-    refusal a row with the converter's reason; the others go on."""
-    from .conversion import convert_family as make_family
-
-    done = {}
-    for name, conv in make_family(source_of(job), techniques, job.calib()).items():
+    """Techniques one engine makes from one calibration (`Engine.make_family`): a file per technique; a refusal
+    or a skip is a row with the engine's reason, and the others go on."""
+    source, given = source_of(job), job.inputs()
+    engine = engines.of(techniques[0])
+    done, members = {}, []
+    for t in techniques:
+        reason = engine.skip(source, t, given)
+        if reason:
+            done[t.name] = {"status": "skipped", "error": reason}
+        else:
+            members.append(t)
+    for name, conv in (engine.make_family(source, members, given) if members else {}).items():
         if isinstance(conv, ConversionError):
             done[name] = {"status": "failed", "error": str(conv)}
             continue
         path = job.path(f"{name}.tflite")
         path.write_bytes(conv.content)
         done[name] = {"status": "ok", "path": path.name, "seconds": round(conv.seconds, 4)}
-    return done
+    return {t.name: done[t.name] for t in techniques}
 
 
 def _refused(name: str, exc: Exception) -> dict:
