@@ -100,7 +100,9 @@ def _reference_samples(source, batch: int) -> int:
 
 
 def converged(times: dict[str, list], rel_ci: float) -> bool:
-    """True when every runner's median has a 95 % interval within ±rel_ci of it."""
+    """True when every runner's median has an order-statistics 95 % interval within ±rel_ci of it: the rounds'
+    sampling is precise enough. (More rounds cannot narrow what the machine's drift adds to the reported
+    interval, `stats.median_ci_series`: that part says how steady the machine was.)"""
     for ms in times.values():
         lo, hi = stats.median_ci(ms)
         med = float(np.median(ms))
@@ -157,12 +159,14 @@ def latency(runners: dict[str, Callable[[int], object]], max_rounds: int = MAX_R
 
 
 def summarize(ms: np.ndarray) -> dict:
-    """Median with its distribution-free 95 % interval, tail percentiles and quantiles, in ms."""
+    """Median with its 95 % interval (order statistics of all rounds and of the medians of 10 consecutive
+    blocks of rounds, `stats.median_ci_series`: a machine drifting during the run widens it), tail percentiles
+    and quantiles, in ms. `ms` is in the order the rounds ran."""
     ms = np.asarray(ms, dtype=float)
     q = np.percentile(ms, QUANTILES)
     return {
         "median": float(np.median(ms)),
-        "ci95": stats.median_ci(ms),
+        "ci95": stats.median_ci_series(ms),
         "p90": float(np.percentile(ms, 90)),
         "p99": float(np.percentile(ms, 99)),
         "n": int(len(ms)),
@@ -172,7 +176,7 @@ def summarize(ms: np.ndarray) -> dict:
 
 def throughput(ms: np.ndarray, batch: int) -> dict:
     """Samples per second from per-batch times: batch / median time, with the median's interval."""
-    lo, hi = stats.median_ci(ms)
+    lo, hi = stats.median_ci_series(ms)
     return {"batch": batch, "samples_per_s": batch * 1e3 / float(np.median(ms)),
             "ci95": [batch * 1e3 / hi, batch * 1e3 / lo], "n": int(len(ms))}
 
@@ -448,6 +452,7 @@ def render(result: BenchResult) -> str:
               f"{lowered}: {thr['n']} rounds "
               f"({thr['stopped']}); time budget {s['time_budget_s']:g} s. Inputs: {s['input']}.",
               f"{m['cpu']} ({', '.join(m['simd']) or 'no SIMD flags read'}), {m['threads']} thread"
-              f"{'' if m['threads'] == 1 else 's'}, LiteRT {m['litert']}. Intervals are 95 % (order statistics) "
-              "and cover this run's sampling: compare files within one run."]
+              f"{'' if m['threads'] == 1 else 's'}, LiteRT {m['litert']}. Intervals are 95 % (order statistics "
+              "of the rounds and of the medians of 10 consecutive blocks of rounds: drift during the run widens them); "
+              "a shared machine can drift for longer than one run: compare files within one run."]
     return "\n".join(lines)

@@ -196,11 +196,12 @@ def _table_note(results: Results) -> str:
     m = results.machine
     mcu = (" MCU RAM: the smallest TFLite Micro tensor arena that runs the variant; MCU flash: its file; both "
            "in KB of 1,024 bytes, measured on this host (see the TFLite Micro section)." if has_mcu(results) else "")
-    return (f"Intervals are 95 %: Wilson for accuracy, order statistics for the median latency. "
-            f"'{NO_CHANGE}': exact McNemar test against float32 on the same samples, p ≥ {ALPHA}. "
+    return (f"Intervals are 95 %: Wilson for accuracy; for the median latency, order statistics of the rounds "
+            "and of the medians of 10 consecutive blocks of rounds, so the machine's speed drifting during the run "
+            f"widens them. '{NO_CHANGE}': exact McNemar test against float32 on the same samples, p ≥ {ALPHA}. "
             f"Latency at batch 1, throughput at batch {_batch(results)}; {_threads(m)} on "
-            f"{m.get('cpu', 'an unknown CPU')}. Latency intervals cover this run's sampling, not the machine's "
-            "load changing between runs: compare variants within one run." + mcu)
+            f"{m.get('cpu', 'an unknown CPU')}. A shared machine can be slower or faster for longer than one run: "
+            "compare variants within one run." + mcu)
 
 
 def _threads(machine: dict) -> str:

@@ -65,6 +65,27 @@ def median_ci(samples, confidence: float = 0.95) -> list[float]:
     return [float(x[j - 1]), float(x[k - 1])]
 
 
+BLOCKS = 10  # a timing's rounds are cut into this many consecutive blocks (see median_ci_series)
+
+
+def median_ci_series(series, blocks: int = BLOCKS, confidence: float = 0.95) -> list[float]:
+    """Interval for the median of a time series whose level may drift while it is measured (timing rounds).
+
+    Order statistics assume independent samples; on a shared machine the speed moves over seconds, so
+    neighbouring rounds are alike and the plain interval is too narrow for any other run to land in. Here
+    the series is cut into `blocks` consecutive blocks, and the interval is the order-statistics interval of
+    the blocks' medians (batch medians: blocks far apart are nearly independent), widened to contain the
+    plain interval of all samples. On a steady machine the two agree; a drifting one widens it. Fewer
+    samples than blocks: the plain interval.
+    """
+    x = np.asarray(series, dtype=float).ravel()
+    lo, hi = median_ci(x, confidence)
+    if len(x) < blocks:
+        return [lo, hi]
+    b_lo, b_hi = median_ci([np.median(b) for b in np.array_split(x, blocks)], confidence)
+    return [min(lo, b_lo), max(hi, b_hi)]
+
+
 def sqnr_db(reference, output) -> float:
     """Signal-to-quantization-noise ratio of `output` against `reference`, in dB; inf when equal."""
     ref = np.asarray(reference, dtype=np.float64).ravel()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import quantbench
-from quantbench import bench
+from quantbench import bench, stats
 
 
 def test_latency_times_every_runner_every_round_in_shuffled_order():
@@ -25,9 +25,13 @@ def test_latency_times_every_runner_every_round_in_shuffled_order():
 
 
 def test_summarize():
-    ms = np.arange(1, 101, dtype=float)
+    ms = np.random.default_rng(0).permutation(np.arange(1, 101, dtype=float))  # in the order the rounds ran
     s = bench.summarize(ms)
-    assert s["median"] == 50.5 and s["ci95"] == [40.0, 61.0] and s["n"] == 100
+    assert s["median"] == 50.5 and s["n"] == 100
+    lo, hi = s["ci95"]
+    assert s["ci95"] == stats.median_ci_series(ms) and lo <= 40.0 and hi >= 61.0  # never narrower than the plain
+    trend = bench.summarize(np.sort(ms))["ci95"]  # the machine slowing down all along: a much wider interval
+    assert trend[0] < lo and trend[1] > hi
     assert s["p90"] == pytest.approx(90.1) and s["p99"] == pytest.approx(99.01)
     assert list(s["quantiles"]) == [str(q) for q in bench.QUANTILES]
     assert s["quantiles"]["0"] == 1.0 and s["quantiles"]["100"] == 100.0 and s["quantiles"]["50"] == 50.5

@@ -102,3 +102,27 @@ def test_paired_drop_ci():
     var[:4] = False                     # 4 lost, none gained: drop 4 pp
     lo, hi = stats.paired_drop_ci(ref, var)
     assert lo < 4 < hi and lo == pytest.approx(4 - 1.959964 * np.sqrt((0.04 - 0.0016) / 100) * 100, abs=1e-4)
+
+
+def test_series_interval_is_the_plain_one_on_a_steady_series():
+    x = np.random.default_rng(0).normal(100, 1, 400)
+    assert stats.median_ci_series(x) == pytest.approx(stats.median_ci(x), abs=0.3)
+    lo, hi = stats.median_ci_series(x)
+    assert lo <= stats.median_ci(x)[0] and hi >= stats.median_ci(x)[1]  # never narrower
+
+
+def test_series_interval_widens_when_the_level_drifts_during_the_run():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(100, 1, 100), rng.normal(130, 1, 100), rng.normal(100, 1, 100),
+                        rng.normal(130, 1, 100)])  # the machine slows down twice, for a quarter of the run each
+    plain = stats.median_ci(x)
+    lo, hi = stats.median_ci_series(x)
+    assert plain[1] - plain[0] < 31 and lo < 101 and hi > 129  # the blocks see both speeds
+
+
+def test_series_interval_of_few_samples_is_the_plain_one():
+    assert stats.median_ci_series([3.0, 1.0, 2.0]) == stats.median_ci([3.0, 1.0, 2.0]) == [1.0, 3.0]
+    x = list(range(12))
+    # plain: ranks 3 and 10 of 12, values 2 and 9; 10 blocks ([0, 1], [2, 3], [4], ... [11]) have medians
+    # 0.5, 2.5, 4, 5, ..., 11, whose ranks 2 and 9 are 2.5 and 10: the hull is [2, 10]
+    assert stats.median_ci(x) == [2.0, 9.0] and stats.median_ci_series(x) == [2.0, 10.0]
