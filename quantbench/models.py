@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -157,7 +158,6 @@ class Source:
         """
         import functools
         import shutil
-        from pathlib import Path
 
         tf = import_tensorflow()
         import keras
@@ -183,7 +183,7 @@ class Source:
         return True
 
     def converter(self):
-        """A fresh TFLiteConverter for this model (from `exported` when it is set)."""
+        """A fresh TFLiteConverter for this model (from `exported` while that folder exists)."""
         if self.lite is not None:
             from .errors import InputError
 
@@ -191,7 +191,7 @@ class Source:
                              "from. Fix: pass the .keras/.h5/SavedModel, or a LiteRT Quantizer technique "
                              "(see `quantbench techniques`).")
         tf = import_tensorflow()
-        if self.keras is not None and self.exported is not None:
+        if self.keras is not None and self.exported is not None and Path(self.exported).is_dir():  # not removed
             from tensorflow.lite.python import conversion_metadata_schema_py_generated as metadata
 
             converter = tf.lite.TFLiteConverter.from_saved_model(str(self.exported), signature_keys=["serving_default"])

@@ -93,113 +93,37 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
     source = model if isinstance(model, models.ModelInfo) else as_source(model)
     if not isinstance(evaluation, data.Dataset):
         evaluation = data.Dataset([evaluation] if not isinstance(evaluation, list) else evaluation, None, "array")
-    techniques = resolve(techniques)
-    # A float .tflite given as the model is itself the float32 row, the reference of the others.
-    reference_row = "float32" if source.lite is not None else REFERENCE
-    techniques = [t for t in techniques if t.name != reference_row]
-    if qat_epochs > 0 and not any(t.engine == "qat" for t in techniques):
-        techniques = [*techniques, get("qat-int8")]
-    if any(t.engine == "selective" for t in techniques):
-        raise InputError("int8-selective cannot be asked for: the recommendation makes it when no integer variant "
-                         "meets --max-accuracy-drop. Fix: drop it from --techniques; set the budget instead.")
     goal = goal or recommend.Goal()
-    order = [t.name for t in techniques]
-    techniques, skipped = recommend.plan(techniques, goal.target)
+    reference_row = "float32" if source.lite is not None else REFERENCE  # a float .tflite is its own float32 row
+    techniques, skipped, order = _chosen(resolve(techniques), reference_row, qat_epochs, goal)
     calib = None if calib is None else as_inputs(calib)
-    pool = calib if calib_pool is None else (calib_pool if isinstance(calib_pool, data.Dataset)
-                                              else as_inputs(calib_pool))
-    pool_size = None if pool is None else (len(pool) if isinstance(pool, data.Dataset) else len(pool[0]))
-    if calib_sizes and pool is None:
-        raise InputError("--calib-sizes needs calibration samples to draw from, and none were given. "
-                         "Fix: pass --calib FILE, or drop --calib-sizes.")
-    for size in calib_sizes or []:
-        if not 1 <= size <= pool_size:
-            raise InputError(f"--calib-sizes asks for {size} samples; the calibration pool has {pool_size}. "
-                             f"Expected sizes from 1 to {pool_size}. Fix: pass smaller sizes, or more data.")
+    pool = _calibration_pool(calib, calib_pool, calib_sizes)
     run = runner or executor.make(_default_workers(source) if workers is None and not ray else workers, ray)
     with staged_dir(out, force) as folder, (contextlib.nullcontext() if runner else run):
-        work = folder / ".work"
-        work.mkdir()
-        model_path, ref_path, ref_bytes = _model_file(source, folder, work, save_keras)
-        if not model_path and not isinstance(run, executor.InProcess):
-            run.close()
-            run = executor.InProcess()  # the model exists only in this process
-        for name, content in (artifacts or {}).items():
-            (folder / name).write_bytes(content)
-        _spill(work, "eval", evaluation)
-        if calib is not None:
-            _spill(work, "calib", calib)
-        if calib_sizes:
-            _spill(work, "pool", pool)
-        if qat_epochs > 0 and train is not None:
-            _spill(work, "train", as_inputs(train[0]))
-            np.save(work / "train_y.npy", np.asarray(train[1]))
-        n = len(evaluation)
-        y = evaluation.labels()
-        job = tasks.Job(model_path or "<in memory>", unsafe, str(folder), str(work),
-                        n, len(source.input_names), tuple(source.input_names), tuple(source.output_names),
-                        chunk=_chunk(source, evaluation), labels=y, has_calib=calib is not None,
-                        has_pool=bool(calib_sizes),
-                        qat={"epochs": qat_epochs, "train": qat_epochs > 0 and train is not None, "seed": seed},
-                        origin=evaluation.origin, exports=source.kind in models.KERAS_KINDS)
-        tasks.remember(job, source)
-
+        job, reference_file, run = _stage(folder, run, source, evaluation, calib, pool, train, qat_epochs, seed,
+                                          unsafe, save_keras, artifacts)
         rows, streams, converted = _convert_and_evaluate(run, job, techniques, reference_row, reporter)
-        metrics = evaluate.finish(streams, reference_row, y, list(source.output_names))
+        metrics = evaluate.finish(streams, reference_row, job.labels, list(source.output_names))
         studies = _side_studies(run, job, techniques, converted, metrics, reference_row, goal, calib_sizes, seed,
                                 source, reporter)
-        if "int8-selective" in converted:
+        if "int8-selective" in converted:  # the side studies made it: evaluated like the others
             techniques.append(get("int8-selective"))
             more_rows, more, _ = _convert_and_evaluate(run, job, [], reference_row, reporter,
                                                        evaluate_only={"int8-selective": converted["int8-selective"]})
             rows.update(more_rows)
             streams.update({k: v for k, v in more.items() if k != reference_row})
-            metrics = evaluate.finish(streams, reference_row, y, list(source.output_names))
+            metrics = evaluate.finish(streams, reference_row, job.labels, list(source.output_names))
         ok = [name for name in converted if name not in rows]
-        mcu_facts = {}
-        if recommend.branch(goal.target).tflite_micro:  # every variant on the TFLite Micro interpreter (issue 12)
-            from . import mcu
-
-            mcu.check_available()
-            with reporter.task("TFLite Micro", 1) as advance:
-                mcu_facts = run.run([Task("mcu", tasks.mcu_facts, (job, ok, seed))])["mcu"]
-                advance()
-            if isinstance(mcu_facts, Died):
-                raise InputError(f"The TFLite Micro task did not finish: {mcu_facts.reason}.")
+        mcu_facts = _mcu_facts(run, job, ok, goal, seed, reporter)
         throughput_batch = _throughput_batch(job, ok, batch)
-        with reporter.task("Timing (alone)", 1) as advance:
-            timed = run.run([Task("timing", tasks.timing, (job, ok, reference_row, threads, throughput_batch,
-                                                           time_budget), exclusive=True)])["timing"]
-            advance()
-        if isinstance(timed, Died):
-            raise InputError(f"The timing task did not finish: {timed.reason}. Fix: run again with fewer "
-                             "techniques or more memory.")
-        timing = timed["timing"]
-        shutil.rmtree(work)
-
-        def measured(name, engine, path, size, seconds, ins, outs):
-            return Variant(technique=name, engine=engine, status="ok", path=path, bytes=size, input_dtype=ins,
-                           output_dtype=outs, convert_s=seconds, mcu=mcu_facts.get(name), **metrics[name],
-                           **timing[name])
-
-        variants = [measured(reference_row, "input" if source.lite is not None else source.kind, ref_path,
-                             ref_bytes, None, ",".join(source.input_dtypes), ",".join(source.output_dtypes))]
-        from .runtime import LiteModel
-
-        for t in sorted(techniques, key=lambda t: order.index(t.name) if t.name in order else len(order)):
-            if t.name in rows:
-                variants.append(rows[t.name])
-                continue
-            info = converted[t.name]
-            m = LiteModel(folder / info["path"], allocate=False)  # its I/O dtypes only
-            variants.append(measured(t.name, t.engine, info["path"], (folder / info["path"]).stat().st_size,
-                                     info["seconds"], ",".join(i.dtype for i in m.inputs),
-                                     ",".join(o.dtype for o in m.outputs)))
-            del m
-        variants += [Variant(name, get(name).engine, "skipped", error=why) for name, why in skipped.items()]
+        timing = _timing(run, job, ok, reference_row, threads, throughput_batch, time_budget, reporter)
+        shutil.rmtree(job.work)
+        measured = {name: {**metrics[name], **timing[name], "mcu": mcu_facts.get(name)} for name in timing}
+        variants = _variants(folder, source, reference_row, reference_file, techniques, order, rows, converted,
+                             skipped, measured)
         results = Results(
             quantbench_version=__version__, model=source.describe(),
-            data={"eval_samples": n, "labels": y is not None, "eval_from": evaluation.origin,
+            data={"eval_samples": job.n, "labels": job.labels is not None, "eval_from": evaluation.origin,
                   "streamed": evaluation.streamed, **(data_info or {})},
             machine=machine.describe(threads),
             settings={**(settings or {}), **goal.__dict__, "workers": getattr(run, "n", 0),
@@ -207,7 +131,7 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
                       "time_budget_s": time_budget},
             variants=variants, studies=studies,
             degenerate_outputs=evaluate.degenerate_from(streams[reference_row], list(source.output_names),
-                                                        y is not None))
+                                                        job.labels is not None))
         results = _recommend(results, goal, folder)
         results.save(folder / "results.json")
         with reporter.task("Writing report", 1) as advance:
@@ -216,19 +140,137 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
     return results
 
 
+def _chosen(techniques, reference_row: str, qat_epochs: int, goal) -> tuple[list, dict, list[str]]:
+    """The techniques to make for the goal's target, those skipped with the reason, and the order asked."""
+    techniques = [t for t in techniques if t.name != reference_row]
+    if qat_epochs > 0 and not any(t.engine == "qat" for t in techniques):
+        techniques = [*techniques, get("qat-int8")]
+    if any(t.engine == "selective" for t in techniques):
+        raise InputError("int8-selective cannot be asked for: the recommendation makes it when no integer variant "
+                         "meets --max-accuracy-drop. Fix: drop it from --techniques; set the budget instead.")
+    order = [t.name for t in techniques]
+    techniques, skipped = recommend.plan(techniques, goal.target)
+    return techniques, skipped, order
+
+
+def _calibration_pool(calib, calib_pool, calib_sizes):
+    """What `--calib-sizes` draws from (default: the calibration samples), None without it; sizes checked."""
+    if not calib_sizes:
+        return None
+    pool = calib if calib_pool is None else (calib_pool if isinstance(calib_pool, data.Dataset)
+                                             else as_inputs(calib_pool))
+    if pool is None:
+        raise InputError("--calib-sizes needs calibration samples to draw from, and none were given. "
+                         "Fix: pass --calib FILE, or drop --calib-sizes.")
+    pool_size = len(pool) if isinstance(pool, data.Dataset) else len(pool[0])
+    for size in calib_sizes:
+        if not 1 <= size <= pool_size:
+            raise InputError(f"--calib-sizes asks for {size} samples; the calibration pool has {pool_size}. "
+                             f"Expected sizes from 1 to {pool_size}. Fix: pass smaller sizes, or more data.")
+    return pool
+
+
+def _stage(folder: Path, run, source, evaluation, calib, pool, train, qat_epochs: int, seed: int, unsafe: bool,
+           save_keras: bool, artifacts):
+    """The study's inputs written into the staging folder (data as .npy in `.work/`, where every process reads
+    them): the Job, the reference row's (path, bytes), and the executor (this process's, when the model can
+    only live here)."""
+    work = folder / ".work"
+    work.mkdir()
+    model_path, ref_path, ref_bytes = _model_file(source, folder, work, save_keras)
+    if not model_path and not isinstance(run, executor.InProcess):
+        run.close()
+        run = executor.InProcess()  # the model exists only in this process
+    for name, content in (artifacts or {}).items():
+        (folder / name).write_bytes(content)
+    _spill(work, "eval", evaluation)
+    if calib is not None:
+        _spill(work, "calib", calib)
+    if pool is not None:
+        _spill(work, "pool", pool)
+    if qat_epochs > 0 and train is not None:
+        _spill(work, "train", as_inputs(train[0]))
+        np.save(work / "train_y.npy", np.asarray(train[1]))
+    job = tasks.Job(model_path or "<in memory>", unsafe, str(folder), str(work),
+                    len(evaluation), len(source.input_names), tuple(source.input_names), tuple(source.output_names),
+                    chunk=_chunk(source, evaluation), labels=evaluation.labels(), has_calib=calib is not None,
+                    has_pool=pool is not None,
+                    qat={"epochs": qat_epochs, "train": qat_epochs > 0 and train is not None, "seed": seed},
+                    origin=evaluation.origin,
+                    exports=source.kind in models.KERAS_KINDS and _model_bytes(source) >= EXPORT_FROM_BYTES)
+    tasks.remember(job, source)
+    return job, (ref_path, ref_bytes), run
+
+
+def _mcu_facts(run, job, names: list[str], goal, seed: int, reporter) -> dict:
+    """Every variant on the TFLite Micro interpreter, when the target is a microcontroller (issue 12)."""
+    if not recommend.branch(goal.target).tflite_micro:
+        return {}
+    from . import mcu
+
+    mcu.check_available()
+    with reporter.task("TFLite Micro", 1) as advance:
+        facts = run.run([Task("mcu", tasks.mcu_facts, (job, names, seed))])["mcu"]
+        advance()
+    if isinstance(facts, Died):
+        raise InputError(f"The TFLite Micro task did not finish: {facts.reason}.")
+    return facts
+
+
+def _timing(run, job, names: list[str], reference_row: str, threads: int, batch: int, time_budget: float,
+            reporter) -> dict:
+    """Latency and throughput of the float model and every variant, as one task that runs alone."""
+    with reporter.task("Timing (alone)", 1) as advance:
+        timed = run.run([Task("timing", tasks.timing, (job, names, reference_row, threads, batch, time_budget),
+                              exclusive=True)])["timing"]
+        advance()
+    if isinstance(timed, Died):
+        raise InputError(f"The timing task did not finish: {timed.reason}. Fix: run again with fewer "
+                         "techniques or more memory.")
+    return timed["timing"]
+
+
+def _variants(folder: Path, source, reference_row: str, reference_file, techniques, order: list[str], rows: dict,
+              converted: dict, skipped: dict, measured: dict) -> list[Variant]:
+    """The table's rows: the reference, each technique in the order asked (measured, failed or skipped)."""
+    from .runtime import LiteModel
+
+    def row(name, engine, path, size, seconds, ins, outs):
+        return Variant(technique=name, engine=engine, status="ok", path=path, bytes=size, input_dtype=ins,
+                       output_dtype=outs, convert_s=seconds, **measured[name])
+
+    ref_path, ref_bytes = reference_file
+    variants = [row(reference_row, "input" if source.lite is not None else source.kind, ref_path, ref_bytes, None,
+                    ",".join(source.input_dtypes), ",".join(source.output_dtypes))]
+    for t in sorted(techniques, key=lambda t: order.index(t.name) if t.name in order else len(order)):
+        if t.name in rows:
+            variants.append(rows[t.name])
+            continue
+        info = converted[t.name]
+        m = LiteModel(folder / info["path"], allocate=False)  # its I/O dtypes only
+        variants.append(row(t.name, t.engine, info["path"], (folder / info["path"]).stat().st_size, info["seconds"],
+                            ",".join(i.dtype for i in m.inputs), ",".join(o.dtype for o in m.outputs)))
+    return variants + [Variant(name, get(name).engine, "skipped", error=why) for name, why in skipped.items()]
+
+
 WORKERS_FROM_BYTES = 2 ** 20  # a model this big pays for a worker's start (TensorFlow's import, the model's load)
+EXPORT_FROM_BYTES = 2 ** 20  # ... and for exporting it once for the converter: the digits CNN's export (0.6 s)
+# saves its conversions nothing, MobileNetV2's (7 s) saves 4-6 s on each (BENCHMARKS.md)
+
+
+def _model_bytes(source) -> int:
+    """The model's size: its file or folder, else its weights as float32."""
+    if isinstance(source, Path):  # a model file or SavedModel folder, before anything loads it
+        return sum(f.stat().st_size for f in source.rglob("*") if f.is_file()) if source.is_dir() else \
+            (source.stat().st_size if source.exists() else 0)
+    if source.path is not None:
+        return source.size_bytes
+    return sum(int(np.prod(w.shape)) * 4 for w in getattr(source.keras, "weights", []))
 
 
 def _default_workers(source) -> int:
     """One worker per usable core for a model of 1 MB or more; this process for smaller ones."""
-    if isinstance(source, Path):  # a model file or SavedModel folder, before anything loads it
-        size = sum(f.stat().st_size for f in source.rglob("*") if f.is_file()) if source.is_dir() else \
-            (source.stat().st_size if source.exists() else 0)
-    elif source.path is not None:
-        size = source.size_bytes
-    else:
-        size = sum(int(np.prod(w.shape)) * 4 for w in getattr(source.keras, "weights", []))
-    return executor.usable_cores() if size >= WORKERS_FROM_BYTES else 0
+    return executor.usable_cores() if _model_bytes(source) >= WORKERS_FROM_BYTES else 0
 
 
 def _chunk(source, evaluation) -> int:

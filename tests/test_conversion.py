@@ -128,3 +128,15 @@ def test_a_model_that_is_not_keras_is_not_exported(tiny_variants, tmp_path):
     source = models.load_model(tmp_path / "f.tflite")
     assert not source.export_for_converter(tmp_path / "sm")
     assert not (tmp_path / "sm").exists() and not (tmp_path / "sm.partial").exists()
+
+
+def test_a_removed_export_is_not_used(tiny_model, calib, tiny_variants, tmp_path):
+    import shutil
+
+    from quantbench import models
+
+    source = models.from_keras(tiny_model)
+    assert source.export_for_converter(tmp_path / "sm")
+    source.exported = tmp_path / "sm"
+    shutil.rmtree(tmp_path / "sm")  # the study that made it is over: its work folder is gone
+    assert convert(source, "float32").content == tiny_variants["float32"]

@@ -1,4 +1,5 @@
 """Executors: the same plan in this process and in worker processes; dead workers, recycling, Ctrl-C."""
+import contextlib
 import os
 import signal
 import subprocess
@@ -80,13 +81,27 @@ def test_bad_worker_counts_are_refused():
     assert isinstance(executor.make(0), InProcess)
 
 
-def test_a_study_in_workers_gives_the_in_process_figures(tiny_model, digits, calib, tmp_path):
+class Notes:
+    """A reporter that keeps the note of every finished step (task keys, in a study)."""
+
+    def __init__(self):
+        self.notes = []
+
+    @contextlib.contextmanager
+    def task(self, description, total):
+        yield lambda n=1, note=None: self.notes.append(note)
+
+
+def test_a_study_in_workers_gives_the_in_process_figures(tiny_model, digits, calib, tmp_path, monkeypatch):
+    from quantbench import study
     from quantbench.study import run_study
 
-    names = "float32,dynamic,int8-only,lq-int8"
+    names = "float32,dynamic,int8-only,int8-fallback,lq-int8,lq-int16x8"
     x = digits.x_test[:200]
-    here = run_study(tiny_model, x, calib, names, tmp_path / "here", workers=0)
-    there = run_study(tiny_model, x, calib, names, tmp_path / "there", workers=2)
+    here, seen = run_study(tiny_model, x, calib, names, tmp_path / "here", workers=0), Notes()
+    monkeypatch.setattr(study, "EXPORT_FROM_BYTES", 0)  # the workers convert from the model exported once
+    there = run_study(tiny_model, x, calib, names, tmp_path / "there", workers=2, reporter=seen)
+    assert {"export", "family:converter", "family:litert-quantizer"} <= set(seen.notes)
     assert there.settings["executor"] == "Workers" and here.settings["executor"] == "InProcess"
     for a, b in zip(here.variants, there.variants):
         assert (a.technique, a.status, a.agreement, a.sqnr_db, a.kl, a.fidelity) == \
