@@ -1,29 +1,33 @@
-"""Does `quantbench bench` agree with a study? Its per-file latency and throughput intervals against results.json.
+"""Does `quantbench bench` agree with a study? Each file's latency and throughput intervals against results.json.
 
-Usage: .venv/bin/python bench/bench_vs_study.py runs/demo/results.json bench.json [more bench.json ...]
-(bench.json from `quantbench bench runs/demo/*.tflite --json bench.json`, run right before or after the study.)
-Besides the intervals it prints each file's median relative to float32 in both: the drift of a shared machine
-between two runs moves every file alike, so these ratios should agree even when the intervals do not.
+Usage:
+  .venv/bin/python bench/bench_vs_study.py --runs 3 [--out /tmp/bvs]
+      each run: `quantbench demo`, then `quantbench bench` of its variants right after, compared
+  .venv/bin/python bench/bench_vs_study.py results.json bench.json [more bench.json ...]
+      compare files made by hand
+
+Besides the intervals it prints each file's median relative to float32 in both: a machine that drifts between
+the two runs moves every file alike, so these ratios should agree even when the intervals do not.
 """
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import subprocess
 import sys
+import time
 from pathlib import Path
+
+QB = [sys.executable, "-m", "quantbench"]
 
 
 def overlap(a, b) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]
 
 
-def main() -> None:
-    study = json.loads(Path(sys.argv[1]).read_text())
-    for path in sys.argv[2:]:
-        print(f"== {path}")
-        compare(study, json.loads(Path(path).read_text()))
-
-
-def compare(study: dict, bench: dict) -> None:
+def compare(study: dict, bench: dict) -> tuple[int, int, int]:
+    """Print the table; return (files, latency intervals overlapping, throughput intervals overlapping)."""
     by_file = {Path(f["path"]).name: f for f in bench["files"]}
     print(f"{'technique':<17} {'study ms (95% CI)':>28} {'bench ms (95% CI)':>28} {'overlap':>7} {'ratio':>6}   "
           f"{'study samples/s':>24} {'bench samples/s':>24} {'overlap':>7}   vs float32: study  bench")
@@ -46,7 +50,45 @@ def compare(study: dict, bench: dict) -> None:
     s = next(v for v in study["variants"] if v["technique"] != "keras")["latency_ms"]
     b = bench["files"][0]["latency_ms"]
     print(f"latency intervals overlap for {agree} of {total} files, throughput for {t_agree} of {total}. "
-          f"Study: {s['n']} rounds ({s['stopped']}); bench: {b['n']} rounds ({b['stopped']}).")
+          f"Study: {s['n']} rounds ({s['stopped']}); bench: {b['n']} rounds ({b['stopped']}).", flush=True)
+    return total, agree, t_agree
+
+
+def sandwich(runs: int, out: Path) -> None:
+    """`runs` times: the demo, then `quantbench bench` of its variant files; one summary line per run."""
+    out.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i in range(runs):
+        study_dir, bench_json = out / f"demo{i}", out / f"bench{i}.json"
+        load = os.getloadavg()[0]
+        start = time.strftime("%H:%M:%S")
+        subprocess.run([*QB, "demo", "--out", str(study_dir), "--force", "--quiet"], check=True,
+                       stdout=subprocess.DEVNULL)
+        study = json.loads((study_dir / "results.json").read_text())
+        files = [str(study_dir / v["path"]) for v in study["variants"]
+                 if v["status"] == "ok" and (v.get("path") or "").endswith(".tflite")]
+        subprocess.run([*QB, "bench", *files, "--json", str(bench_json), "--force", "--quiet"], check=True,
+                       stdout=subprocess.DEVNULL)
+        print(f"== run {i + 1} of {runs}, started {start}, load average {load:.1f}")
+        total, agree, t_agree = compare(study, json.loads(bench_json.read_text()))
+        lines.append(f"run {i + 1} ({start}, load {load:.1f}): latency {agree} of {total}, "
+                     f"throughput {t_agree} of {total}")
+    print("\n".join(["", "Intervals that overlap, study against `quantbench bench` right after it:", *lines]))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("files", nargs="*", help="results.json, then one or more bench.json")
+    p.add_argument("--runs", type=int, default=0, help="run the demo and the bench this many times")
+    p.add_argument("--out", default="/tmp/bench-vs-study")
+    a = p.parse_args()
+    if a.runs:
+        sandwich(a.runs, Path(a.out))
+        return
+    study = json.loads(Path(a.files[0]).read_text())
+    for path in a.files[1:]:
+        print(f"== {path}")
+        compare(study, json.loads(Path(path).read_text()))
 
 
 if __name__ == "__main__":
