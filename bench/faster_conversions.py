@@ -10,6 +10,7 @@ On MobileNetV2 224 (keras.applications, weights=None), one process, each pair A 
            how many of the ten worst layers each shares with 64
 
 Usage: PYTHONPATH=. .venv/bin/python bench/faster_conversions.py [--cache /tmp/qb-scale] [--parts export,lq,layers]
+       [--model M.keras --calib X.npz]   another model, e.g. the demo's: runs/demo/model.keras, runs/demo/digits-train.npz
 Builds the model with bench/scale.py's cache when missing. Nothing is downloaded.
 """
 from __future__ import annotations
@@ -83,6 +84,8 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--cache", default="/tmp/qb-scale")
     p.add_argument("--parts", default="export,lq,layers")
+    p.add_argument("--model", help="a .keras file instead of MobileNetV2")
+    p.add_argument("--calib", help="its calibration inputs: .npy, or .npz with x (200 are used)")
     a = p.parse_args()
     import scale
 
@@ -91,9 +94,10 @@ def main() -> None:
     from quantbench import models, quiet
 
     quiet.configure()
-    source = models.load_model(Path(a.cache) / "mobilenetv2.keras")
-    calib = [np.load(Path(a.cache) / "calib200.npy")]
-    print(f"MobileNetV2 224, 200 calibration images; load average {os.getloadavg()[0]:.1f}", flush=True)
+    source = models.load_model(a.model or Path(a.cache) / "mobilenetv2.keras")
+    raw = np.load(a.calib or Path(a.cache) / "calib200.npy")
+    calib = [np.asarray(raw["x"] if hasattr(raw, "files") else raw, np.float32)[:200]]
+    print(f"{source.name}, {len(calib[0])} calibration samples; load average {os.getloadavg()[0]:.1f}", flush=True)
     parts = a.parts.split(",")
     if "export" in parts:
         export_part(source, calib)  # leaves the export in place for the parts below
