@@ -22,7 +22,7 @@ _SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 @contextlib.contextmanager
-def _signals_held():
+def signals_held():
     """Hold SIGINT and SIGTERM for a few file operations that must not stop half-way; delivered after."""
     try:
         old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
@@ -125,17 +125,17 @@ def staged_dir(out: str | Path, force: bool):
     out = check_new_dir(out, force)
     parent = out.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
-    with _signals_held():
+    with signals_held():
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
     try:
         yield tmp
-        with _signals_held():
+        with signals_held():
             check_new_dir(out, force)  # again: someone may have put work there while the study ran
             _mark(tmp)
             os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; a study folder gets the usual mode
             _replace_dir(tmp, out)
     finally:
-        with _signals_held():
+        with signals_held():
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
 
@@ -178,17 +178,17 @@ def write_file(path: str | Path, content: bytes, force: bool = False) -> Path:
     """Write bytes to a temporary file beside `path`, then rename it into place."""
     path = check_new_file(path, force)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _signals_held():
+    with signals_held():
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(content)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a written file gets the usual permissions
-        with _signals_held():
+        with signals_held():
             check_new_file(path, force)
             os.replace(tmp, path)
     finally:
-        with _signals_held():
+        with signals_held():
             if os.path.exists(tmp):
                 os.unlink(tmp)
     return path

@@ -13,7 +13,7 @@ from . import __version__, bench, data, evaluate, executor, machine, models, rec
 from .conversion import as_inputs, as_source
 from .errors import InputError
 from .executor import Died, Task
-from .files import check_new_dir, staged_dir
+from .files import check_new_dir, signals_held, staged_dir
 from .progress import Silent
 from .results import REFERENCE, Results, Variant
 from .techniques import LQ, get, resolve
@@ -46,14 +46,16 @@ def _spill(folder: Path, stem: str, arrays: list, chunk: int = 256) -> None:
 def _model_file(source, folder: Path, work: Path, save_keras: bool) -> tuple[str, str | None, int | None]:
     """A file every process can load the model from, and the reference row's path and bytes for the table."""
     if save_keras:
-        source.keras.save(folder / "model.keras")
+        with signals_held():  # Ctrl-C inside Keras's zip writer would surface as zipfile's error, not as itself
+            source.keras.save(folder / "model.keras")
         return str(folder / "model.keras"), "model.keras", (folder / "model.keras").stat().st_size
     if source.path is not None:
         return str(source.path), str(source.path), source.size_bytes
     legacy = type(source.keras).__module__.startswith("tf_keras")
     path = work / ("model.h5" if legacy else "model.keras")
     try:
-        source.keras.save(path)
+        with signals_held():
+            source.keras.save(path)
     except Exception:  # a model Keras cannot save (custom objects): only this process can run its tasks
         return "", None, None
     return str(path), None, None
