@@ -83,7 +83,7 @@ def reference_runner(source, x, batch: int = 1) -> Callable[[int], object]:
     from .quiet import import_tensorflow
 
     tf = import_tensorflow()
-    batch = max(batch, _fixed_batch(source.input_shapes) or 1)  # a fixed batch dimension is the least it takes
+    batch = _reference_samples(source, batch)  # a fixed batch dimension is the least it takes
     call = source.traced(batch)
     batches = [[tf.constant(a) for a in b] for b in _batches(list(x), batch)]
 

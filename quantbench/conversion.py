@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import reraise_interrupt
-from .errors import ConversionError, InputError, QuantbenchError, one_line
+from .errors import ConversionError, InputError, QuantbenchError, one_line, reraise_interrupt
 from .quiet import import_tensorflow, silenced
 from .techniques import Technique, get
 

@@ -8,9 +8,8 @@ import time
 
 import numpy as np
 
-from .errors import reraise_interrupt
 from .conversion import Conversion
-from .errors import ConversionError, InputError, one_line
+from .errors import ConversionError, InputError, one_line, reraise_interrupt
 from .quiet import silenced
 from .runtime import LiteModel, load
 from .techniques import LQ, Technique, get

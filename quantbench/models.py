@@ -104,14 +104,10 @@ class Source:
 
     def lite_bytes(self) -> bytes:
         """The file's bytes, for a `.tflite` source."""
-        from pathlib import Path
-
         return Path(self.path).read_bytes()
 
     @property
     def size_bytes(self) -> int:
-        from pathlib import Path
-
         p = Path(self.path)
         return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
 
@@ -271,7 +267,6 @@ def load_model(path, unsafe: bool = False) -> Source:
         InputError: the path is missing or is not a model quantbench can read, with how to fix it.
     """
     import zipfile
-    from pathlib import Path
 
     from .errors import InputError
 
@@ -334,7 +329,6 @@ def _check_hdf5_terminates(path) -> None:
     import signal
     import subprocess
     import sys
-    from pathlib import Path
 
     from .errors import InputError
 

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import reraise_interrupt
 from .conversion import as_inputs
-from .errors import ConversionError, InputError, TrainingError, one_line
+from .errors import ConversionError, InputError, TrainingError, one_line, reraise_interrupt
 from .quiet import import_tensorflow, silenced
 
 FLOAT_DTYPES = ("float16", "float32", "float64", "bfloat16")

@@ -16,9 +16,8 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import reraise_interrupt
 from .conversion import apply, as_inputs, as_source
-from .errors import ConversionError, InputError, one_line
+from .errors import ConversionError, InputError, one_line, reraise_interrupt
 from .quiet import import_tensorflow, silenced
 from .techniques import get
 
