@@ -19,7 +19,10 @@ QUANTILES = (0, 1, 5, 10, 25, 50, 75, 90, 95, 99, 100)  # kept in results.json f
 TIME_BUDGET_S = 30.0        # default for a whole timing (batch 1, then throughput), in seconds
 REL_CI = 0.03               # a phase stops early once every median's 95 % interval is within ±3 % of it (see BENCHMARKS.md)
 MIN_ROUNDS = 30             # ... but not before this many rounds
-MAX_ROUNDS = 2000           # and never more than this many
+MAX_ROUNDS = 20000          # and never more than this many
+MIN_PHASE_S = 2.0           # ... nor before this many seconds (or its whole share of the budget, if less): this
+# machine's speed swings every few tenths of a second, and a phase that converged in 40 ms timed one swing,
+# which the next run could not reproduce (BENCHMARKS.md, "`quantbench bench` against a study's figures")
 THROUGHPUT_MEMORY = 64 * 2 ** 20  # one model's input+output bytes at the throughput batch stay within this
 STOPS = ("converged", "budget", "max rounds")  # why a phase stopped, as results.json records it
 
@@ -113,13 +116,13 @@ def converged(times: dict[str, list], rel_ci: float) -> bool:
 
 def latency(runners: dict[str, Callable[[int], object]], max_rounds: int = MAX_ROUNDS, warmup: int = 10,
             on_round=None, seed: int = 0, *, budget_s: float | None = None, min_rounds: int = MIN_ROUNDS,
-            rel_ci: float | None = None, clock=time.perf_counter) -> Timing:
+            rel_ci: float | None = None, min_seconds: float = 0.0, clock=time.perf_counter) -> Timing:
     """Milliseconds per call of each runner, every runner once per round, rounds 0, 1, ... until a stop.
 
     The order within a round is shuffled (seeded): in a fixed order a variant always runs right after
     the same neighbour, whose cache footprint it then pays for. Rounds stop at `max_rounds`; when
-    `budget_s` seconds (warm-up included) are spent; or, with `rel_ci`, after at least `min_rounds`
-    once every median's 95 % interval is within ±rel_ci of it. At least one round always runs, and
+    `budget_s` seconds (warm-up included) are spent; or, with `rel_ci`, after at least `min_rounds` and
+    `min_seconds` once every median's 95 % interval is within ±rel_ci of it. At least one round always runs, and
     a round is never cut short: each runner has the same number of samples.
     """
     start = clock()
@@ -150,7 +153,8 @@ def latency(runners: dict[str, Callable[[int], object]], max_rounds: int = MAX_R
         if spent():
             stopped = "budget"
             break
-        if rel_ci is not None and rounds >= next_check:  # checked on a geometric schedule: a sort per runner
+        if rel_ci is not None and rounds >= next_check and clock() - start >= min_seconds:  # on a geometric
+            # schedule: a sort per runner
             if converged(times, rel_ci):
                 stopped = "converged"
                 break
@@ -204,7 +208,7 @@ def _phase(runners: dict, samples: dict[str, int], size: int, asked: int, budget
     """One interleaved phase: batch-1 latency summaries (size 1) or throughput at `size`, per runner."""
     with reporter.task(f"Timing{' ' + label if label else ''} (batch {size})", None) as advance:
         timing = latency(runners, max_rounds, warmup=10 if size == 1 else 3, on_round=advance, seed=seed,
-                         budget_s=budget_s, min_rounds=min_rounds, rel_ci=rel_ci)
+                         budget_s=budget_s, min_rounds=min_rounds, rel_ci=rel_ci, min_seconds=MIN_PHASE_S)
         advance(0, note=f"{timing.rounds} rounds, {timing.stopped}")
     out = {}
     for name, ms in timing.times.items():

@@ -13,6 +13,17 @@ from quantbench.conversion import convert
 quiet.configure()  # tests that import keras first still get TensorFlow's logs silenced
 
 
+@pytest.fixture(autouse=True, scope="session")
+def short_timing_phases():
+    """Timing phases may stop as soon as their medians are known: the 2-s floor (bench.MIN_PHASE_S) exists for
+    figures a later run must reproduce, and would add seconds to every study here. Its own test sets it."""
+    from quantbench import bench
+
+    saved, bench.MIN_PHASE_S = bench.MIN_PHASE_S, 0.0
+    yield
+    bench.MIN_PHASE_S = saved
+
+
 @pytest.fixture(scope="session")
 def digits():
     return data.digits()

@@ -107,6 +107,21 @@ def test_latency_stops_early_once_every_median_is_known():
     assert not bench.converged({"a": np.linspace(1, 100, 10)}, 0.25)
 
 
+def test_latency_converges_no_sooner_than_min_seconds():
+    clock = FakeClock()
+
+    def run(i):
+        clock.now += 1 / 128  # steady (and exact in binary): converged after min_rounds, were it not for min_seconds
+    timing = bench.latency({"a": run}, 100_000, warmup=0, min_rounds=10, rel_ci=0.25, min_seconds=2.0, clock=clock)
+    assert timing.stopped == "converged" and 256 <= timing.rounds <= 282  # 2 s of rounds, checked every 10 %
+    short = bench.latency({"a": run}, 100_000, warmup=0, min_rounds=10, rel_ci=0.25, clock=clock)
+    assert short.stopped == "converged" and short.rounds < 100  # without it: as soon as the medians are known
+    # the budget still comes first
+    capped = bench.latency({"a": run}, 100_000, warmup=0, budget_s=0.5, min_rounds=10, rel_ci=0.25,
+                           min_seconds=2.0, clock=clock)
+    assert capped.stopped == "budget" and capped.rounds == 64
+
+
 def test_fit_batch_keeps_one_models_tensors_within_the_bound():
     assert bench.fit_batch(32, [4 * 64 + 40, 64 + 10]) == 32
     assert bench.fit_batch(32, [3 * 2 ** 20], bound=64 * 2 ** 20) == 21
