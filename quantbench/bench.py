@@ -10,12 +10,12 @@ from typing import Callable
 
 import numpy as np
 
-from . import stats
+from . import schema, stats
 from .errors import InputError
 from .progress import Silent
 from .results import REFERENCE
 
-QUANTILES = (0, 1, 5, 10, 25, 50, 75, 90, 95, 99, 100)  # kept in results.json for the latency plot
+QUANTILES = tuple(int(q) for q in schema.QUANTILES)  # kept in results.json for the latency plot
 TIME_BUDGET_S = 30.0        # default for a whole timing (batch 1, then throughput), in seconds
 REL_CI = 0.03               # a phase stops early once every median's 95 % interval is within ±3 % of it (see BENCHMARKS.md)
 MIN_ROUNDS = 30             # ... but not before this many rounds

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError
+from .schema import results_problem
 
 REFERENCE = "keras"   # the row of the Keras model itself: fidelity is measured against it
 BASELINE = "float32"  # the row accuracy changes are tested against, paired
@@ -104,4 +105,8 @@ class Results:
                 f"'variants' is not a list of rows each with {', '.join(map(repr, row_keys))}"
             raise InputError(f"{path} is JSON but not quantbench results: {what}. "
                              f"{expected}, an object with {', '.join(map(repr, top))}. {fix}")
+        found = results_problem(raw)
+        if found:
+            raise InputError(f"{path} is not a results.json quantbench can read: {found}. Fix: restore the file "
+                             "as quantbench wrote it, or run the study again.")
         return cls._from_dict(raw)

@@ -15,7 +15,8 @@ def sample_results() -> Results:
                     output_dtype="float32", accuracy=0.9, accuracy_ci=[0.6, 0.98], accuracy_delta_pp=0.0,
                     p_vs_float32=1.0, agreement=1.0, sqnr_db=130.5, kl=1e-9,
                     latency_ms={"median": 0.04, "ci95": [0.039, 0.041], "p90": 0.05, "p99": 0.1, "n": 10,
-                                "quantiles": {"0": 0.03, "50": 0.04, "100": 0.2}},
+                                "quantiles": {"0": 0.03, "1": 0.031, "5": 0.033, "10": 0.035, "25": 0.038, "50": 0.04,
+                                              "75": 0.042, "90": 0.05, "95": 0.07, "99": 0.1, "100": 0.2}},
                     throughput={"batch": 32, "samples_per_s": 60000.0, "ci95": [59000.0, 61000.0], "n": 30},
                     convert_s=1.2),
             Variant("int16x8", "converter", "failed", error="int16x8: no kernel"),
@@ -71,3 +72,52 @@ def test_load_json_that_is_not_results(tmp_path, content, what):
     with pytest.raises(InputError, match=r"r\.json is JSON but not quantbench results: " + what +
                        r".*Expected a results\.json written by quantbench, an object with .* Fix: "):
         Results.load(tmp_path / "r.json")
+
+
+def _damaged(change):
+    raw = json.loads(sample_results().to_json())
+    change(raw)
+    return raw
+
+
+@pytest.mark.parametrize("change,what", [
+    (lambda r: r.update(model=[]), "model is []; expected an object"),
+    (lambda r: r["variants"][0].update(accuracy=3), "variants[0].accuracy is 3; expected a number from 0 to 1"),
+    (lambda r: r["variants"][0].update(technique=None),
+     "variants[0].technique is missing or null; expected text"),
+    (lambda r: r["variants"][0].update(status="great"),
+     'variants[0].status is "great"; expected one of ok, failed, skipped'),
+    (lambda r: r["variants"][0]["latency_ms"].update(ci95=[0.05, 0.06]),
+     r"variants[0].latency_ms.median is 0.04, outside its interval [0.05, 0.06]; expected low <= value <= high"),
+    (lambda r: r["variants"][0]["latency_ms"].update(ci95="x"),
+     'variants[0].latency_ms.ci95 is "x"; expected [low, high], two numbers with low <= high'),
+    (lambda r: r["variants"][0]["throughput"].pop("samples_per_s"),
+     "variants[0].throughput.samples_per_s is missing or null; expected a number"),
+    (lambda r: r["variants"][0].update(mcu={"runs": True, "flash_bytes": 10}),
+     "variants[0].mcu.arena_bytes is missing or null; expected a whole number (the variant runs on TFLite Micro)"),
+    (lambda r: r["machine"].update(int8_dot="x"), 'machine.int8_dot is "x"; expected true or false'),
+    (lambda r: r["machine"].update(simd=[1, 2]), "machine.simd[0] is 1; expected text"),
+    (lambda r: r.update(recommendation={"a": 1}), "recommendation.summary is missing or null; expected text"),
+    (lambda r: r.update(degenerate_outputs="x"), 'degenerate_outputs is "x"; expected a list'),
+    (lambda r: r.update(quantbench_version=3), "quantbench_version is 3; expected text"),
+])
+def test_load_names_the_first_damaged_field(tmp_path, change, what):
+    (tmp_path / "r.json").write_text(json.dumps(_damaged(change)))
+    with pytest.raises(InputError) as err:
+        Results.load(tmp_path / "r.json")
+    assert str(err.value) == (f"{tmp_path / 'r.json'} is not a results.json quantbench can read: {what}. Fix: "
+                              "restore the file as quantbench wrote it, or run the study again.")
+
+
+def test_report_of_a_damaged_file_is_one_line_and_writes_nothing(tmp_path, capsys):
+    from quantbench.cli import main
+
+    path = tmp_path / "study" / "results.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(_damaged(lambda r: r["variants"][0].update(bytes="big"))))
+    assert main(["report", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"quantbench: error: {path} is not a results.json quantbench can read: variants[0].bytes is "
+                   '"big"; expected a whole number. Fix: restore the file as quantbench wrote it, or run the study '
+                   "again."]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["results.json"]

@@ -1,0 +1,141 @@
+"""What a results.json read from disk must hold before a report reads it: types, ranges, intervals.
+
+A hand-edited or damaged file is the user's input: its first problem is one line (where, what it is,
+what was expected), never an error deep inside a plot. The specs below say what the reports read.
+A spec is a kind ("num", "int", "frac" (0..1), "str", "bool", "pair" ([lo, hi], lo <= hi), "any"), `!`
+after a kind for a field that must be present and not null, a one-element list for "a list of", or a
+dict for an object whose listed fields are checked (others are kept, unread). A list or an object may be
+absent but not null, unless wrapped in Maybe.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+QUANTILES = ("0", "1", "5", "10", "25", "50", "75", "90", "95", "99", "100")  # bench.QUANTILES, as JSON keys
+
+
+@dataclass(frozen=True)
+class Maybe:
+    """A list or object spec whose value may also be null."""
+
+    spec: object
+
+
+WORDS = {"num": "a number", "int": "a whole number", "frac": "a number from 0 to 1", "str": "text",
+         "bool": "true or false", "pair": "[low, high], two numbers with low <= high", "any": "a value"}
+LATENCY = {"median": "num!", "ci95": "pair", "p90": "num!", "p99": "num!", "n": "int", "batch": "int",
+           "stopped": "str", "quantiles": {q: "num!" for q in QUANTILES}}
+THROUGHPUT = {"batch": "int!", "samples_per_s": "num!", "ci95": "pair", "n": "int", "batch_asked": "int",
+              "stopped": "str"}
+MCU = {"runs": "bool!", "reason": "str", "arena_bytes": "int", "flash_bytes": "int!", "samples": "int",
+       "accuracy": "frac", "agreement_litert": "frac", "agreement_float": "frac", "max_diff_steps": "num",
+       "wrong": "bool", "arena_probes": ["any"], "arena_short": "str"}
+VARIANT = {"technique": "str!", "engine": "str!", "status": "str!", "error": "str", "path": "str", "bytes": "int",
+           "input_dtype": "str", "output_dtype": "str", "accuracy": "frac", "accuracy_ci": "pair",
+           "drop_ci_pp": "pair", "accuracy_delta_pp": "num", "p_vs_float32": "frac", "top5": "frac",
+           "agreement": "frac", "sqnr_db": "num", "kl": "num",
+           "fidelity": Maybe([{"output": "str", "agreement": "frac", "sqnr_db": "num", "max_abs_err": "num"}]),
+           "latency_ms": Maybe(LATENCY), "throughput": Maybe(THROUGHPUT), "convert_s": "num", "mcu": Maybe(MCU)}
+WHY = [{"technique": "str!", "why": "str!"}]
+RESULTS = {
+    "quantbench_version": "str!",
+    "model": {"name": "str", "format": "str", "inputs": [{"name": "str", "shape": ["int"]}],
+              "outputs": [{"name": "str", "shape": ["int"]}]},
+    "data": {"eval_samples": "int", "labels": "bool", "eval_from": "str", "name": "str",
+             "calibration": Maybe({"samples": "int", "from": "str", "seed": "int"})},
+    "machine": {"cpu": "str", "arch": "str", "simd": ["str"], "int8_dot": "bool", "cores": "int", "threads": "int"},
+    "settings": {},
+    "variants": [VARIANT],
+    "recommendation": Maybe({"technique": "str", "summary": "str!", "runners_up": WHY, "excluded": WHY,
+                             "decision_tree": [{"target": "str!", "question": "str!", "techniques": "str!",
+                                                "why": "str!"}]}),
+    "studies": {"selective": {}, "layer_errors": {"rows": [{}]}, "calibration_sizes": {"rows": [{}]}},
+    "degenerate_outputs": [{"output": "str!", "why": "str!"}],
+}
+OBJECTS = ("model", "data", "machine", "settings")  # must be present as objects
+STATUSES = ("ok", "failed", "skipped")
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _fits(value, kind: str) -> bool:
+    if kind == "num":
+        return _num(value)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "frac":
+        return _num(value) and 0 <= value <= 1
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "pair":
+        return isinstance(value, list) and len(value) == 2 and all(map(_num, value)) and value[0] <= value[1]
+    return True
+
+
+def _shown(value) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def problem(value, spec, where: str, present: bool = True) -> str | None:
+    """The first way `value` departs from `spec`, as 'where is X; expected Y', or None. `present`: the field
+    exists (an absent one arrives as None with present=False)."""
+    if isinstance(spec, str):
+        kind, required = spec.rstrip("!"), spec.endswith("!")
+        if value is None:
+            return f"{where} is missing or null; expected {WORDS[kind]}" if required else None
+        return None if _fits(value, kind) else f"{where} is {_shown(value)}; expected {WORDS[kind]}"
+    if isinstance(spec, Maybe):
+        return None if value is None else problem(value, spec.spec, where)
+    if value is None:
+        return f"{where} is null; expected {'a list' if isinstance(spec, list) else 'an object'}" if present else None
+    if isinstance(spec, list):
+        if not isinstance(value, list):
+            return f"{where} is {_shown(value)}; expected a list"
+        return next((p for i, item in enumerate(value) if (p := problem(item, spec[0], f"{where}[{i}]"))), None)
+    if not isinstance(value, dict):
+        return f"{where} is {_shown(value)}; expected an object"
+    return next((p for key, sub in spec.items()
+                 if (p := problem(value.get(key), sub, f"{where}.{key}", key in value))), None)
+
+
+def _inside(point, interval) -> bool:
+    return point is None or interval is None or interval[0] <= point <= interval[1]
+
+
+def _row_problem(row: dict, where: str) -> str | None:
+    """What the specs cannot say: a status reports know, intervals that hold their point."""
+    if row["status"] not in STATUSES:
+        return f"{where}.status is {_shown(row['status'])}; expected one of {', '.join(STATUSES)}"
+    pairs = [("accuracy", row.get("accuracy"), row.get("accuracy_ci")),
+             ("latency_ms.median", (row.get("latency_ms") or {}).get("median"), (row.get("latency_ms") or {}).get("ci95")),
+             ("throughput.samples_per_s", (row.get("throughput") or {}).get("samples_per_s"),
+              (row.get("throughput") or {}).get("ci95"))]
+    for name, point, interval in pairs:
+        if not _inside(point, interval):
+            return f"{where}.{name} is {point}, outside its interval {interval}; expected low <= value <= high"
+    mcu = row.get("mcu")
+    if mcu and mcu["runs"]:
+        for key, kind in (("arena_bytes", "int!"), ("max_diff_steps", "num!"), ("wrong", "bool!")):
+            if found := problem(mcu.get(key), kind, f"{where}.mcu.{key}"):
+                return found + " (the variant runs on TFLite Micro)"
+    return None
+
+
+def results_problem(raw) -> str | None:
+    """The first problem of a parsed results.json (already known to be an object with every top-level key)."""
+    for key in OBJECTS:
+        if not isinstance(raw.get(key), dict):
+            return f"{key} is {_shown(raw.get(key))}; expected an object"
+    found = problem(raw, RESULTS, "results")
+    if found:
+        return found.removeprefix("results.")
+    for i, row in enumerate(raw["variants"]):
+        if found := _row_problem(row, f"variants[{i}]"):
+            return found
+    return None
