@@ -5,7 +5,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -177,19 +177,31 @@ def demo(
 
 @app.command()
 def report(
-    results_file: Path = typer.Argument(..., metavar="RESULTS.json", help="A study's results.json."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the report (default: beside RESULTS.json)."),
+    results_files: List[Path] = typer.Argument(..., metavar="RESULTS.json [B.json]",
+                                               help="A study's results.json; two to compare them side by side."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the report (default: beside RESULTS.json; "
+                                       "with two files, the comparison is printed and written only with --out)."),
     force: bool = typer.Option(False, "--force", help="Replace report files already in --out."),
 ):
-    """Render report.md and report.html (with their plots) from a study's results.json alone.
+    """Render report.md and report.html (with their plots) from a study's results.json alone; or, given two,
+    print them side by side (accuracy and latency with their intervals, and whether those overlap).
 
-    Example: quantbench report runs/demo/results.json --out runs/demo-report
+    Examples: quantbench report runs/demo/results.json --out runs/demo-report
+              quantbench report runs/before/results.json runs/after/results.json --out runs
     """
+    if len(results_files) > 1:
+        from .comparison import side_by_side
+
+        text, written = side_by_side(results_files, out, force=force)
+        if written:
+            print(f"Wrote {written}", file=sys.stderr)
+        print(text)
+        return
     from .report import write
     from .results import Results
 
-    results = Results.load(results_file)
-    written = write(results, out or results_file.parent, force=force)
+    results = Results.load(results_files[0])
+    written = write(results, out or results_files[0].parent, force=force)
     print(f"Wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
 
 
