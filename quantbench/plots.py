@@ -165,7 +165,9 @@ def calibration_sizes(results: Results) -> Figure | None:
     rows = [r for r in (study or {}).get("rows", []) if "error" not in r]
     if not rows:
         return None
-    labels = rows[0].get("accuracy") is not None
+    labels = all(r.get("accuracy") is not None for r in rows)
+    if not labels and any(r.get("agreement") is None for r in rows):
+        return None  # neither accuracy nor agreement (outputs that are not classes): nothing to draw
     xs = [r["samples"] for r in rows]
     ys = [100 * (r["accuracy"] if labels else r["agreement"]) for r in rows]
     fig, ax = _new_figure(6.0, 3.6)

@@ -50,7 +50,15 @@ RESULTS = {
     "recommendation": Maybe({"technique": "str", "summary": "str!", "runners_up": WHY, "excluded": WHY,
                              "decision_tree": [{"target": "str!", "question": "str!", "techniques": "str!",
                                                 "why": "str!"}]}),
-    "studies": {"selective": {}, "layer_errors": {"rows": [{}]}, "calibration_sizes": {"rows": [{}]}},
+    "studies": {
+        "selective": {"error": "str", "met": "bool", "float_layers": ["str"], "conversions": "int", "seconds": "num",
+                      "steps": [{"float_layers": ["str"], "bytes": "int!", "drop_pp": "num!", "ok": "bool!"}]},
+        "layer_errors": {"error": "str", "samples": "int", "techniques": ["str"],
+                         "rows": [{"name": "str!", "op": "str!", "rmse_over_scale": "num",
+                                   "mean_squared_error": "num!", "num_elements": "int!"}]},
+        "calibration_sizes": {"technique": "str", "samples": "int",
+                              "rows": [{"samples": "int!", "error": "str", "accuracy": "frac", "accuracy_ci": "pair",
+                                        "agreement": "frac", "bytes": "int"}]}},
     "degenerate_outputs": [{"output": "str!", "why": "str!"}],
 }
 OBJECTS = ("model", "data", "machine", "settings")  # must be present as objects
@@ -127,6 +135,32 @@ def _row_problem(row: dict, where: str) -> str | None:
     return None
 
 
+def _studies_problem(studies: dict) -> str | None:
+    """What a finished side study must hold beyond its kinds (one that failed holds only its error)."""
+    sel = studies.get("selective")
+    if sel and "error" not in sel:
+        for key, kind in (("met", "bool!"), ("conversions", "int!"), ("seconds", "num!")):
+            if found := problem(sel.get(key), kind, f"studies.selective.{key}"):
+                return found
+        if not isinstance(sel.get("float_layers"), list):
+            return f"studies.selective.float_layers is {_shown(sel.get('float_layers'))}; expected a list"
+    errs = studies.get("layer_errors")
+    if errs and not isinstance(errs.get("techniques"), list):
+        return f"studies.layer_errors.techniques is {_shown(errs.get('techniques'))}; expected a list"
+    for i, row in enumerate((studies.get("calibration_sizes") or {}).get("rows") or []):
+        if "error" in row:
+            continue
+        where = f"studies.calibration_sizes.rows[{i}]"
+        needs = [("bytes", "int!")] if row.get("accuracy") is None else [("bytes", "int!"), ("accuracy_ci", "pair!")]
+        if found := next((p for key, kind in needs if (p := problem(row.get(key), kind, f"{where}.{key}"))), None):
+            return found
+        if row["samples"] < 1:
+            return f"{where}.samples is {row['samples']}; expected a whole number of at least 1"
+        if not _inside(row.get("accuracy"), row.get("accuracy_ci")):
+            return f"{where}.accuracy is {row['accuracy']}, outside its interval {row['accuracy_ci']}"
+    return None
+
+
 def results_problem(raw) -> str | None:
     """The first problem of a parsed results.json (already known to be an object with every top-level key)."""
     for key in OBJECTS:
@@ -138,4 +172,4 @@ def results_problem(raw) -> str | None:
     for i, row in enumerate(raw["variants"]):
         if found := _row_problem(row, f"variants[{i}]"):
             return found
-    return None
+    return _studies_problem(raw.get("studies") or {})

@@ -44,3 +44,9 @@ def test_calibration_sizes_plot():
             {"samples": 100, "accuracy": 0.97, "accuracy_ci": [0.95, 0.98], "agreement": 1.0, "bytes": 10}]}})
     fig = [f for f in plots.figures(r) if f.name == plots.NAMES["calibration"]][0]
     assert fig.alt == "Line plot: 1 samples 90.00 %, 100 samples 97.00 %" and fig.png.startswith(b"\x89PNG")
+
+
+def test_calibration_sizes_without_accuracy_or_agreement_draw_nothing():
+    r = dataclasses.replace(results([variant("float32", 130, 1.0, 0.04)]), studies={"calibration_sizes": {
+        "technique": "int8-only", "rows": [{"samples": 1, "accuracy": None, "agreement": None, "bytes": 10}]}})
+    assert plots.calibration_sizes(r) is None

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -121,3 +122,22 @@ def test_report_of_a_damaged_file_is_one_line_and_writes_nothing(tmp_path, capsy
                    '"big"; expected a whole number. Fix: restore the file as quantbench wrote it, or run the study '
                    "again."]
     assert sorted(p.name for p in path.parent.iterdir()) == ["results.json"]
+
+
+@pytest.mark.parametrize("studies,what", [
+    ({"calibration_sizes": {"rows": [{"samples": 10, "accuracy": 0.9, "accuracy_ci": [0.8, 0.95]}]}},
+     "studies.calibration_sizes.rows[0].bytes is missing or null; expected a whole number"),
+    ({"calibration_sizes": {"rows": [{"samples": 0, "bytes": 5, "agreement": 1.0}]}},
+     "studies.calibration_sizes.rows[0].samples is 0; expected a whole number of at least 1"),
+    ({"selective": {"float_layers": [], "met": "yes"}}, 'studies.selective.met is "yes"; expected true or false'),
+    ({"layer_errors": {"techniques": ["int8-only"], "rows": [{"name": "d", "op": "FC", "num_elements": 3}]}},
+     "studies.layer_errors.rows[0].mean_squared_error is missing or null; expected a number"),
+])
+def test_load_checks_the_side_studies(tmp_path, studies, what):
+    (tmp_path / "r.json").write_text(json.dumps(_damaged(lambda r: r.update(studies=studies))))
+    with pytest.raises(InputError, match="can read: " + re.escape(what) + r"\. Fix: "):
+        Results.load(tmp_path / "r.json")
+    ok = {"calibration_sizes": {"rows": [{"samples": 10, "error": "refused"},
+                                         {"samples": 20, "accuracy": None, "agreement": None, "bytes": 5}]}}
+    (tmp_path / "ok.json").write_text(json.dumps(_damaged(lambda r: r.update(studies=ok))))
+    assert Results.load(tmp_path / "ok.json").studies == ok
