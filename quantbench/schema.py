@@ -113,7 +113,11 @@ def problem(value, spec, where: str, present: bool = True) -> str | None:
 
 
 def _inside(point, interval) -> bool:
-    return point is None or interval is None or interval[0] <= point <= interval[1]
+    """`point` within `interval`, give or take rounding (a relative 1e-9)."""
+    if point is None or interval is None:
+        return True
+    slack = 1e-9 * max(1.0, abs(point))
+    return interval[0] - slack <= point <= interval[1] + slack
 
 
 def _row_problem(row: dict, where: str) -> str | None:

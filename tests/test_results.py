@@ -141,3 +141,14 @@ def test_load_checks_the_side_studies(tmp_path, studies, what):
                                          {"samples": 20, "accuracy": None, "agreement": None, "bytes": 5}]}}
     (tmp_path / "ok.json").write_text(json.dumps(_damaged(lambda r: r.update(studies=ok))))
     assert Results.load(tmp_path / "ok.json").studies == ok
+
+
+def test_load_allows_rounding_at_an_interval_end_but_not_more(tmp_path):
+    raw = json.loads(sample_results().to_json())
+    raw["variants"][0]["accuracy_ci"] = [0.6, 0.9 - 1e-12]
+    (tmp_path / "r.json").write_text(json.dumps(raw))
+    assert Results.load(tmp_path / "r.json").variants[0].accuracy == 0.9
+    raw["variants"][0]["accuracy_ci"] = [0.6, 0.89]
+    (tmp_path / "r.json").write_text(json.dumps(raw))
+    with pytest.raises(InputError, match=r"variants\[0\]\.accuracy is 0\.9, outside its interval \[0\.6, 0\.89\]"):
+        Results.load(tmp_path / "r.json")
