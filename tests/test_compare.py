@@ -124,7 +124,7 @@ def test_cli_convert_inspect_predict(tiny_keras_path, digits_npz, tmp_path):
 
 def test_cli_compare_json(tiny_keras_path, digits_npz, tmp_path):
     proc = qb("compare", str(tiny_keras_path), "--data", str(digits_npz[0]), "--techniques", "float32,dynamic",
-              "--out", str(tmp_path / "s"), "--json")
+              "--out", str(tmp_path / "s"), "--json", "--time-budget", "0.5")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == json.loads((tmp_path / "s" / "results.json").read_text())
 

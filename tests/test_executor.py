@@ -98,9 +98,9 @@ def test_a_study_in_workers_gives_the_in_process_figures(tiny_model, digits, cal
 
     names = "float32,dynamic,int8-only,int8-fallback,lq-int8,lq-int16x8"
     x = digits.x_test[:200]
-    here, seen = run_study(tiny_model, x, calib, names, tmp_path / "here", workers=0), Notes()
+    here, seen = run_study(tiny_model, x, calib, names, tmp_path / "here", workers=0, time_budget=1.0), Notes()
     monkeypatch.setattr(study, "EXPORT_FROM_BYTES", 0)  # the workers convert from the model exported once
-    there = run_study(tiny_model, x, calib, names, tmp_path / "there", workers=2, reporter=seen)
+    there = run_study(tiny_model, x, calib, names, tmp_path / "there", workers=2, reporter=seen, time_budget=1.0)
     assert {"export", "family:converter", "family:litert-quantizer"} <= set(seen.notes)
     assert there.settings["executor"] == "Workers" and here.settings["executor"] == "InProcess"
     for a, b in zip(here.variants, there.variants):
@@ -154,7 +154,7 @@ def test_ctrl_c_stops_the_workers_and_cleans_up(tmp_path):
 def test_with_workers_the_main_process_never_imports_tensorflow(tiny_keras_path, digits_npz, tmp_path):
     script = (f"import sys; from quantbench.study import compare; "
               f"r = compare({str(tiny_keras_path)!r}, {str(digits_npz[0])!r}, techniques='float32,int8-only', "
-              f"out={str(tmp_path / 's')!r}, workers=1); "
+              f"out={str(tmp_path / 's')!r}, workers=1, time_budget=0.5); "
               "print(r.settings['executor'], 'tensorflow' in sys.modules, [v.status for v in r.variants])")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

@@ -193,7 +193,7 @@ FIGURES = ("status", "error", "bytes", "accuracy", "accuracy_ci", "drop_ci_pp", 
 def test_study_on_ray_has_the_in_process_figures(head, cluster, tiny_model, digits, calib, tmp_path):
     evaluation = data.Dataset([digits.x_test[:150]], digits.y_test[:150], "digits")
     techniques = ["float16", "int8-only"]
-    runs = {name: study.run_study(tiny_model, evaluation, calib, techniques, tmp_path / name, **kw)
+    runs = {name: study.run_study(tiny_model, evaluation, calib, techniques, tmp_path / name, time_budget=1.0, **kw)
             for name, kw in [("here", {"workers": 0}), ("ray", {"runner": cluster})]}
     assert runs["ray"].settings["executor"] == "RayExecutor" and runs["ray"].settings["workers"] == 2
     here, there = ({v.technique: {f: getattr(v, f) for f in FIGURES} for v in r.variants} for r in runs.values())

@@ -114,7 +114,7 @@ def test_convert_qat_int8_is_refused_with_the_command_to_use(demo_cli, tmp_path)
 def previous_study(tmp_path_factory):
     """A small earlier study that --force may replace."""
     out = tmp_path_factory.mktemp("previous") / "study"
-    proc = qb("demo", "--out", str(out), "--epochs", "1", "--techniques", "float32", "--quiet")
+    proc = qb("demo", "--out", str(out), "--epochs", "1", "--techniques", "float32", "--quiet", "--time-budget", "0.5")
     assert proc.returncode == 0, proc.stderr
     return out
 
@@ -126,8 +126,8 @@ def test_interrupt_leaves_nothing_and_the_target_untouched(previous_study, tmp_p
     shutil.copytree(previous_study, target, copy_function=shutil.copy2)  # same bytes and times: still ours
     before = snapshot(target)
     proc = subprocess.Popen([sys.executable, "-m", "quantbench", "demo", "--out", str(target), "--force", "--quiet",
-                             "--epochs", "1", "--techniques", "float32,dynamic,int8-only,float16"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--epochs", "1", "--techniques", "float32,dynamic,int8-only,float16",
+                             "--time-budget", "0.5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
         staging = [p for p in tmp_path.iterdir() if p.name.startswith(".study.") and p.name.endswith(".tmp")]
