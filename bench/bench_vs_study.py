@@ -1,8 +1,8 @@
 """Does `quantbench bench` agree with a study? Each file's latency and throughput intervals against results.json.
 
 Usage:
-  .venv/bin/python bench/bench_vs_study.py --runs 3 [--out /tmp/bvs]
-      each run: `quantbench demo`, then `quantbench bench` of its variants right after, compared
+  .venv/bin/python bench/bench_vs_study.py --runs 3 [--out /tmp/bvs] [--bench "--time-budget 30" ...]
+      each run: `quantbench demo`, then `quantbench bench` of its variants right after (once per --bench), compared
   .venv/bin/python bench/bench_vs_study.py results.json bench.json [more bench.json ...]
       compare files made by hand
 
@@ -54,12 +54,13 @@ def compare(study: dict, bench: dict) -> tuple[int, int, int]:
     return total, agree, t_agree
 
 
-def sandwich(runs: int, out: Path) -> None:
-    """`runs` times: the demo, then `quantbench bench` of its variant files; one summary line per run."""
+def sandwich(runs: int, out: Path, benches: list[str]) -> None:
+    """`runs` times: the demo, then `quantbench bench` of its variant files with each of `benches` (extra
+    arguments), their order rotating from run to run; one summary line per run and bench."""
     out.mkdir(parents=True, exist_ok=True)
     lines = []
     for i in range(runs):
-        study_dir, bench_json = out / f"demo{i}", out / f"bench{i}.json"
+        study_dir = out / f"demo{i}"
         load = os.getloadavg()[0]
         start = time.strftime("%H:%M:%S")
         subprocess.run([*QB, "demo", "--out", str(study_dir), "--force", "--quiet"], check=True,
@@ -67,12 +68,15 @@ def sandwich(runs: int, out: Path) -> None:
         study = json.loads((study_dir / "results.json").read_text())
         files = [str(study_dir / v["path"]) for v in study["variants"]
                  if v["status"] == "ok" and (v.get("path") or "").endswith(".tflite")]
-        subprocess.run([*QB, "bench", *files, "--json", str(bench_json), "--force", "--quiet"], check=True,
-                       stdout=subprocess.DEVNULL)
-        print(f"== run {i + 1} of {runs}, started {start}, load average {load:.1f}")
-        total, agree, t_agree = compare(study, json.loads(bench_json.read_text()))
-        lines.append(f"run {i + 1} ({start}, load {load:.1f}): latency {agree} of {total}, "
-                     f"throughput {t_agree} of {total}")
+        shift = i % len(benches)
+        for k, extra in [*enumerate(benches)][shift:] + [*enumerate(benches)][:shift]:
+            bench_json = out / f"bench{i}-{k}.json"
+            subprocess.run([*QB, "bench", *files, *extra.split(), "--json", str(bench_json), "--force", "--quiet"],
+                           check=True, stdout=subprocess.DEVNULL)
+            print(f"== run {i + 1} of {runs}, started {start}, load average {load:.1f}; bench {extra or '(defaults)'}")
+            total, agree, t_agree = compare(study, json.loads(bench_json.read_text()))
+            lines.append(f"run {i + 1} ({start}, load {load:.1f}), bench {extra or '(defaults)'}: latency {agree} of "
+                         f"{total}, throughput {t_agree} of {total}")
     print("\n".join(["", "Intervals that overlap, study against `quantbench bench` right after it:", *lines]))
 
 
@@ -81,9 +85,11 @@ def main() -> None:
     p.add_argument("files", nargs="*", help="results.json, then one or more bench.json")
     p.add_argument("--runs", type=int, default=0, help="run the demo and the bench this many times")
     p.add_argument("--out", default="/tmp/bench-vs-study")
+    p.add_argument("--bench", action="append", help="extra `quantbench bench` arguments, e.g. \"--time-budget 30\"; "
+                   "repeat to compare settings in the same runs (default: the bench's defaults)")
     a = p.parse_args()
     if a.runs:
-        sandwich(a.runs, Path(a.out))
+        sandwich(a.runs, Path(a.out), a.bench or [""])
         return
     study = json.loads(Path(a.files[0]).read_text())
     for path in a.files[1:]:
