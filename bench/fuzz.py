@@ -84,6 +84,8 @@ def bases_in_child(folder: Path) -> None:
     if pid == 0:
         code = 1
         try:
+            (folder / ".tmp").mkdir(parents=True, exist_ok=True)  # TensorFlow's autograph files: see run_forked
+            tempfile.tempdir = str(folder / ".tmp")
             make_bases(folder)
             code = 0
         except BaseException:
@@ -214,6 +216,10 @@ def run_forked(argv: list[str], cwd: Path, timeout: float) -> tuple[int | None, 
             code = 1
             try:
                 os.chdir(cwd)
+                # os._exit skips atexit, which is where TensorFlow deletes the __autograph_generated_file*.py it
+                # writes: let them land in the case's folder, removed with it, not in /tmp forever
+                (cwd / ".tmp").mkdir(exist_ok=True)
+                tempfile.tempdir = str(cwd / ".tmp")
                 os.dup2(fo.fileno(), 1)
                 os.dup2(fe.fileno(), 2)
                 from quantbench.cli import main
@@ -334,7 +340,7 @@ def fuzz(seed: int, count: int, kinds, mode: str = "fork", timeout: float = 120.
                     spent[kind][label] += time.perf_counter() - t1
                     result = outcome(code, err)
                     left = sorted(f.name for f in case_dir.iterdir()
-                                  if f.name not in (case.name, ".stdout", ".stderr", *(OUTPUTS if result == "ok" else ())))
+                                  if f.name not in (case.name, ".stdout", ".stderr", ".tmp", *(OUTPUTS if result == "ok" else ())))
                     if left and result in ("ok", "refused"):  # a half-written file or a staging folder left behind
                         result, err = "leftover", f"left {left} behind; " + err
                     counts[kind].setdefault(label, Counter())[result] += 1
