@@ -265,7 +265,8 @@ def measure(source, lite: dict, feeds: dict, x, batch: int = 32, rounds: int = M
         lite: variant name -> LiteModel; feeds: variant name -> its inputs, in its own input order.
 
     Returns: name -> {"latency_ms": summarize(...) + batch, stopped; "throughput": throughput(...) +
-        batch_asked, stopped}; `n` is the number of rounds run.
+        batch_asked, stopped}; `n` is the number of rounds run. Each variant also gets "xnnpack_refused":
+        XNNPACK's reason when it refused the file, so that LiteRT's built-in kernels were timed, else None.
     """
     reporter = reporter or Silent()
     ref_bytes = _tensor_bytes([*source.input_shapes, *source.output_shapes],
@@ -282,9 +283,12 @@ def measure(source, lite: dict, feeds: dict, x, batch: int = 32, rounds: int = M
 
     groups = [("", len(lite) + 1, both)] if source.lite is not None else \
         [("", len(lite), variants), (reference, 1, float_model)]
-    return _timed(groups, [ref_bytes, *(sample_bytes(m) for m in lite.values())], batch, time_budget,
-                  reporter, rounds=rounds, max_rounds=max_rounds, rel_ci=rel_ci, memory_bound=memory_bound,
-                  seed=seed)[0]
+    timed = _timed(groups, [ref_bytes, *(sample_bytes(m) for m in lite.values())], batch, time_budget,
+                   reporter, rounds=rounds, max_rounds=max_rounds, rel_ci=rel_ci, memory_bound=memory_bound,
+                   seed=seed)[0]
+    for name, m in lite.items():  # read after the timing: XNNPACK may refuse a model at its first run
+        timed[name]["xnnpack_refused"] = m.delegate_fallback
+    return timed
 
 
 # ---- `quantbench bench`: any .tflite files, side by side -----------------------------------------
@@ -424,7 +428,8 @@ def bench_files(paths: list, input_path=None, *, threads: int = 1, batch: int = 
                          reporter or Silent(), rounds=rounds, max_rounds=max_rounds, rel_ci=rel_ci,
                          memory_bound=memory_bound, seed=seed)
     files = [{"path": name, "bytes": m.size_bytes, "inputs": [str(t) for t in m.inputs],
-              "input_shapes": [list(a.shape[1:]) for a in arrays], **timed[name]}
+              "input_shapes": [list(a.shape[1:]) for a in arrays], **timed[name],
+              "xnnpack_refused": m.delegate_fallback}  # read after the timing: see measure
              for name, m, arrays in zip(names, models, inputs)]
     settings = {"threads": threads, "batch": batch, "batch_used": used, "time_budget_s": time_budget, "rel_ci": rel_ci,
                 "min_rounds": rounds, "max_rounds": max_rounds, "memory_bound_bytes": memory_bound, "seed": seed,
@@ -459,4 +464,12 @@ def render(result: BenchResult) -> str:
               f"{'' if m['threads'] == 1 else 's'}, LiteRT {m['litert']}. Intervals are 95 % (order statistics "
               "of the rounds and of the medians of 10 consecutive blocks of rounds: drift during the run widens them); "
               "a shared machine can drift for longer than one run: compare files within one run."]
+    lines += [f"{f['path']}: {builtin_kernels_note(f['xnnpack_refused'])}" for f in result.files
+              if f.get("xnnpack_refused")]
     return "\n".join(lines)
+
+
+def builtin_kernels_note(reason: str) -> str:
+    """What a figure timed on LiteRT's built-in kernels means, given XNNPACK's reason for refusing the file."""
+    return (f"timed on LiteRT's built-in kernels, because XNNPACK refused it ({reason}); a deployment that uses "
+            "XNNPACK would not run it this way, so its speed here says little about one.")

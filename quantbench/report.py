@@ -171,13 +171,26 @@ def mcu_notes(results: Results) -> list[str]:
             if v.mcu and _mcu_state(v.mcu)]
 
 
+def kernel_notes(results: Results) -> list[str]:
+    """One line per variant whose timing ran on LiteRT's built-in kernels because XNNPACK refused it."""
+    from .bench import builtin_kernels_note
+
+    return [f"{v.technique}: {builtin_kernels_note(v.xnnpack_refused)}" for v in results.variants
+            if v.xnnpack_refused]
+
+
+def row_notes(results: Results) -> list[str]:
+    """The lines under the table: failures, then what keeps a variant off a microcontroller or off XNNPACK."""
+    return failures(results) + mcu_notes(results) + kernel_notes(results)
+
+
 def rich_table(results: Results):
     from rich import box
     from rich.table import Table
 
     headers, rows = table(results)
     # no vertical rules: the intervals need the width (the whole table fits 160 columns)
-    caption = "\n".join([*failures(results), *mcu_notes(results), _table_note(results)])
+    caption = "\n".join([*row_notes(results), _table_note(results)])
     t = Table(title=_title(results), caption=caption, caption_justify="left", box=box.SIMPLE_HEAD,
               pad_edge=False)
     for h in headers:
@@ -446,7 +459,7 @@ def markdown(results: Results, figures) -> str:
               "| " + " | ".join("---" if h in ("technique", "engine", "vs float32", "I/O") else "---:"
                                 for h in headers) + " |"]
     lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
-    lines += [""] + [f"- {_md_cell(f)}" for f in failures(results) + mcu_notes(results)]
+    lines += [""] + [f"- {_md_cell(f)}" for f in row_notes(results)]
     lines += ["", _table_note(results), ""]
     for title, paragraphs, headers_, rows_ in sections(results):
         lines += [f"## {title}", ""] + [_md_cell(p) + "\n" for p in paragraphs]
@@ -512,7 +525,7 @@ def html_page(results: Results, figures) -> str:
         cells = "".join(_html_cell(h, c) for h, c in zip(headers, row))
         parts.append(f'<tr class="failed">{cells}</tr>' if status != "ok" else f"<tr>{cells}</tr>")
     parts += ["</tbody>", "</table>", "</div>"]
-    failed = failures(results) + mcu_notes(results)
+    failed = row_notes(results)
     if failed:
         parts += ['<ul class="failed">'] + [f"<li>{esc(f)}</li>" for f in failed] + ["</ul>"]
     parts.append(f'<p class="note">{esc(_table_note(results))}</p>')

@@ -39,6 +39,7 @@ class Variant:
     throughput: dict | None = None   # {"batch", "samples_per_s", "ci95": [lo, hi], "n"}
     convert_s: float | None = None
     mcu: dict | None = None          # on TFLite Micro (--target mcu): quantbench.mcu.Facts as a dict
+    xnnpack_refused: str | None = None  # XNNPACK's reason when the timing ran on LiteRT's built-in kernels
 
     @property
     def ok(self) -> bool:

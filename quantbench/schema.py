@@ -36,7 +36,8 @@ VARIANT = {"technique": "str!", "engine": "str!", "status": "str!", "error": "st
            "drop_ci_pp": "pair", "accuracy_delta_pp": "num", "p_vs_float32": "frac", "top5": "frac",
            "agreement": "frac", "sqnr_db": "num", "kl": "num",
            "fidelity": Maybe([{"output": "str", "agreement": "frac", "sqnr_db": "num", "max_abs_err": "num"}]),
-           "latency_ms": Maybe(LATENCY), "throughput": Maybe(THROUGHPUT), "convert_s": "num", "mcu": Maybe(MCU)}
+           "latency_ms": Maybe(LATENCY), "throughput": Maybe(THROUGHPUT), "convert_s": "num", "mcu": Maybe(MCU),
+           "xnnpack_refused": "str"}
 WHY = [{"technique": "str!", "why": "str!"}]
 RESULTS = {
     "quantbench_version": "str!",

@@ -164,6 +164,8 @@ def variant_tags(v: Variant, results: Results) -> dict[str, str]:
     tags = {"quantbench.status": v.status}
     if v.error:
         tags["quantbench.error"] = v.error[:5000]
+    if v.xnnpack_refused:  # its latency and throughput are LiteRT's built-in kernels', not XNNPACK's
+        tags["quantbench.xnnpack_refused"] = v.xnnpack_refused[:5000]
     if (results.recommendation or {}).get("technique") == v.technique:
         tags[RECOMMENDED_TAG] = "true"
     return tags

@@ -174,6 +174,37 @@ def test_measure_records_rounds_why_they_stopped_and_the_batch_used(tiny_model, 
         assert lat["ci95"][0] <= lat["median"] <= lat["ci95"][1]
 
 
+def _xnnpack_refuses(content: bytes) -> bytes:
+    """The int8 file with one tensor's zero-point out of int8's range: XNNPACK refuses it at the first run,
+    LiteRT's built-in kernels run it (as in test_runtime)."""
+    from tensorflow.lite.tools import flatbuffer_utils as fu
+
+    model = fu.convert_bytearray_to_object(bytearray(content))
+    sg = model.subgraphs[0]
+    next(t for t in sg.tensors if t.name.decode().endswith("flatten_1/Reshape")).quantization.zeroPoint[0] = 200
+    return bytes(fu.convert_object_to_bytearray(model))
+
+
+def test_measure_and_bench_say_when_xnnpack_refused_a_file(tiny_model, tiny_variants, digits, tmp_path):
+    from quantbench.models import from_keras
+
+    lite = {"int8-only": quantbench.load(tiny_variants["int8-only"]),
+            "edited": quantbench.load(_xnnpack_refuses(tiny_variants["int8-only"]))}
+    x = [digits.x_test[:8]]
+    result = bench.measure(from_keras(tiny_model), lite, {k: x for k in lite}, x, batch=4, time_budget=0.3, rounds=3)
+    assert result["int8-only"]["xnnpack_refused"] is None and "xnnpack_refused" not in result["keras"]
+    assert "unsupported zero-point value (200)" in result["edited"]["xnnpack_refused"]
+
+    paths = [_write(tmp_path, "i8.tflite", tiny_variants["int8-only"]),
+             _write(tmp_path, "edited.tflite", _xnnpack_refuses(tiny_variants["int8-only"]))]
+    files = bench.bench_files(paths, time_budget=0.3, rounds=3, batch=4)
+    assert files.files[0]["xnnpack_refused"] is None
+    assert "unsupported zero-point value (200)" in files.files[1]["xnnpack_refused"]
+    last = bench.render(files).splitlines()[-1]
+    assert last.startswith(f"{paths[1]}: timed on LiteRT's built-in kernels, because XNNPACK refused it (")
+    assert sum("built-in kernels" in ln for ln in bench.render(files).splitlines()) == 1
+
+
 def test_measure_times_a_fixed_batch_model(fixed_batch_tflite, rng):
     from quantbench.models import load_model
 

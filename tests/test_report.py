@@ -78,6 +78,25 @@ def test_terminal_table_says_no_significant_change_and_fits(results):
     assert sum("no significant change" in ln and "×" in ln for ln in lines) == 3  # a row per line: no wrapping
 
 
+def test_a_variant_timed_without_xnnpack_is_said_under_every_table(results, tmp_path):
+    import dataclasses
+
+    assert report.kernel_notes(results) == []
+    reason = "XNNPACK delegate failed: unsupported zero-point value (200) in tensor #3"
+    changed = dataclasses.replace(results, variants=[dataclasses.replace(v, xnnpack_refused=reason)
+                                                     if v.technique == "int8-only" else v for v in results.variants])
+    note = (f"int8-only: timed on LiteRT's built-in kernels, because XNNPACK refused it ({reason}); a deployment "
+            "that uses XNNPACK would not run it this way, so its speed here says little about one.")
+    assert report.row_notes(changed) == [*report.failures(changed), note]
+    report.write(changed, tmp_path)
+    assert f"- {note}" in (tmp_path / "report.md").read_text()
+    assert "int8-only: timed on LiteRT&#x27;s built-in kernels" in (tmp_path / "report.html").read_text()
+    console = Console(width=160, record=True)
+    console.print(report.rich_table(changed))
+    assert "int8-only: timed on LiteRT's built-in kernels" in " ".join(console.export_text().split())
+    assert Results.from_json(changed.to_json()) == changed
+
+
 def test_report_table_adds_p_values_and_intervals(results):
     headers, rows = report.table(results, full=True)
     assert {"p (McNemar)", "KL", "p90 / p99 ms", "samples/s @32 (95% CI)", "convert s"} <= set(headers)

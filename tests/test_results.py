@@ -97,6 +97,7 @@ def _damaged(change):
     (lambda r: r["variants"][0].update(mcu={"runs": True, "flash_bytes": 10}),
      "variants[0].mcu.arena_bytes is missing or null; expected a whole number (the variant runs on TFLite Micro)"),
     (lambda r: r["machine"].update(int8_dot="x"), 'machine.int8_dot is "x"; expected true or false'),
+    (lambda r: r["variants"][0].update(xnnpack_refused=3), "variants[0].xnnpack_refused is 3; expected text"),
     (lambda r: r["machine"].update(simd=[1, 2]), "machine.simd[0] is 1; expected text"),
     (lambda r: r.update(recommendation={"a": 1}), "recommendation.summary is missing or null; expected text"),
     (lambda r: r.update(degenerate_outputs="x"), 'degenerate_outputs is "x"; expected a list'),

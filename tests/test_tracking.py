@@ -276,3 +276,14 @@ def test_uri_resolution(monkeypatch):
     assert tracking.resolve_uri() == "sqlite:///mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     assert tracking.resolve_uri() == "http://127.0.0.1:9" and tracking.resolve_uri("sqlite:///b.db") == "sqlite:///b.db"
+
+
+def test_a_variant_timed_without_xnnpack_is_tagged():
+    from quantbench import tracking
+    from quantbench.results import Results, Variant
+
+    results = Results("0.1.0", {}, {}, {}, {}, variants=[])
+    plain = Variant("int8-only", "converter", "ok")
+    refused = Variant("int8-only", "converter", "ok", xnnpack_refused="unsupported zero-point value (200)")
+    assert "quantbench.xnnpack_refused" not in tracking.variant_tags(plain, results)
+    assert tracking.variant_tags(refused, results)["quantbench.xnnpack_refused"] == "unsupported zero-point value (200)"
