@@ -165,12 +165,14 @@ def latency(runners: dict[str, Callable[[int], object]], max_rounds: int = MAX_R
 def summarize(ms: np.ndarray) -> dict:
     """Median with its 95 % interval (order statistics of all rounds and of the medians of 10 consecutive
     blocks of rounds, `stats.median_ci_series`: a machine drifting during the run widens it), tail percentiles
-    and quantiles, in ms. `ms` is in the order the rounds ran."""
+    and quantiles, in ms. `ms` is in the order the rounds ran. Fewer than 6 rounds (a large model on a short
+    budget) have no 95 % interval: ci95 is None, not the rounds' range, which would claim a precision
+    they do not have (one round: a zero-width interval)."""
     ms = np.asarray(ms, dtype=float)
     q = np.percentile(ms, QUANTILES)
     return {
         "median": float(np.median(ms)),
-        "ci95": stats.median_ci_series(ms),
+        "ci95": stats.median_ci_series(ms) if stats.has_median_ci(len(ms)) else None,
         "p90": float(np.percentile(ms, 90)),
         "p99": float(np.percentile(ms, 99)),
         "n": int(len(ms)),
@@ -179,10 +181,13 @@ def summarize(ms: np.ndarray) -> dict:
 
 
 def throughput(ms: np.ndarray, batch: int) -> dict:
-    """Samples per second from per-batch times: batch / median time, with the median's interval."""
-    lo, hi = stats.median_ci_series(ms)
-    return {"batch": batch, "samples_per_s": batch * 1e3 / float(np.median(ms)),
-            "ci95": [batch * 1e3 / hi, batch * 1e3 / lo], "n": int(len(ms))}
+    """Samples per second from per-batch times: batch / median time, with the median's interval (None below
+    6 rounds, as in summarize)."""
+    ci = None
+    if stats.has_median_ci(len(ms)):
+        lo, hi = stats.median_ci_series(ms)
+        ci = [batch * 1e3 / hi, batch * 1e3 / lo]
+    return {"batch": batch, "samples_per_s": batch * 1e3 / float(np.median(ms)), "ci95": ci, "n": int(len(ms))}
 
 
 def _tensor_bytes(shapes, dtypes) -> int:
@@ -209,7 +214,7 @@ def _phase(runners: dict, samples: dict[str, int], size: int, asked: int, budget
     with reporter.task(f"Timing{' ' + label if label else ''} (batch {size})", None) as advance:
         timing = latency(runners, max_rounds, warmup=10 if size == 1 else 3, on_round=advance, seed=seed,
                          budget_s=budget_s, min_rounds=min_rounds, rel_ci=rel_ci, min_seconds=MIN_PHASE_S)
-        advance(0, note=f"{timing.rounds} rounds, {timing.stopped}")
+        advance(0, note=f"{_rounds(timing.rounds)}, {timing.stopped}")
     out = {}
     for name, ms in timing.times.items():
         if size == 1:
@@ -439,15 +444,13 @@ def bench_files(paths: list, input_path=None, *, threads: int = 1, batch: int = 
 
 def render(result: BenchResult) -> str:
     """A plain-text table of a BenchResult, with the machine and how each phase stopped."""
-    from .report import _count, _ms
+    from .report import _ms, interval_text
 
     rows = [("file", "bytes", "ms/call (95% CI)", "p90 / p99 ms", "samples/s (95% CI)", "batch")]
     for f in result.files:
         lat, thr = f["latency_ms"], f["throughput"]
-        med, (lo, hi) = lat["median"], lat["ci95"]
-        rows.append((f["path"], f"{f['bytes']:,}", f"{_ms(med)} ({_ms(lo, med)}–{_ms(hi, med)})",
-                     f"{_ms(lat['p90'])} / {_ms(lat['p99'])}",
-                     f"{_count(thr['samples_per_s'])} ({_count(thr['ci95'][0])}–{_count(thr['ci95'][1])})",
+        rows.append((f["path"], f"{f['bytes']:,}", interval_text(lat, "median"),
+                     f"{_ms(lat['p90'])} / {_ms(lat['p99'])}", interval_text(thr, "samples_per_s"),
                      str(thr["batch"])))
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) if k == 0 else c.rjust(w) for k, (c, w) in enumerate(zip(r, widths)))
@@ -457,8 +460,8 @@ def render(result: BenchResult) -> str:
     lat, thr = first["latency_ms"], first["throughput"]
     lowered = "" if s["batch_used"] == s["batch"] else f" (asked {s['batch']}, lowered to fit memory)"
     lines += ["",
-              f"Batch 1: {lat['n']} interleaved rounds ({lat['stopped']}); throughput at batch {s['batch_used']}"
-              f"{lowered}: {thr['n']} rounds "
+              f"Batch 1: {_rounds(lat['n'], 'interleaved round')} ({lat['stopped']}); throughput at batch "
+              f"{s['batch_used']}{lowered}: {_rounds(thr['n'])} "
               f"({thr['stopped']}); time budget {s['time_budget_s']:g} s. Inputs: {s['input']}.",
               f"{m['cpu']} ({', '.join(m['simd']) or 'no SIMD flags read'}), {m['threads']} thread"
               f"{'' if m['threads'] == 1 else 's'}, LiteRT {m['litert']}. Intervals are 95 % (order statistics "
@@ -467,6 +470,10 @@ def render(result: BenchResult) -> str:
     lines += [f"{f['path']}: {builtin_kernels_note(f['xnnpack_refused'])}" for f in result.files
               if f.get("xnnpack_refused")]
     return "\n".join(lines)
+
+
+def _rounds(n: int, word: str = "round") -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def builtin_kernels_note(reason: str) -> str:

@@ -40,24 +40,30 @@ def _ms(x: float, like: float | None = None) -> str:
     return f"{x:.{decimals}f}"
 
 
+def _count(x: float, like: float | None = None) -> str:
+    return f"{x / 1e3:.0f}k" if x >= 1e4 else (f"{x / 1e3:.1f}k" if x >= 1e3 else f"{x:.0f}")
+
+
+def interval_text(figure: dict, key: str) -> str:
+    """A timing figure with its 95 % interval, "0.0420 (0.0418–0.0422)"; with too few rounds for one, how many
+    rounds there were instead, "512 (n = 1)". key: "median" (latency, ms) or "samples_per_s" (throughput)."""
+    show = _ms if key == "median" else _count
+    value, ci = figure[key], figure.get("ci95")
+    if ci:
+        return f"{show(value)} ({show(ci[0], value)}–{show(ci[1], value)})"
+    return show(value) + (f" (n = {figure['n']})" if figure.get("n") is not None else "")
+
+
 def _latency(v: Variant) -> str:
     lat = v.latency_ms or {}
-    if "median" not in lat:
-        return "—"
-    ci, med = lat.get("ci95"), lat["median"]
-    return _ms(med) + (f" ({_ms(ci[0], med)}–{_ms(ci[1], med)})" if ci else "")
-
-
-def _count(x: float) -> str:
-    return f"{x / 1e3:.0f}k" if x >= 1e4 else (f"{x / 1e3:.1f}k" if x >= 1e3 else f"{x:.0f}")
+    return interval_text(lat, "median") if "median" in lat else "—"
 
 
 def _throughput(v: Variant, with_ci: bool = False) -> str:
     t = v.throughput
     if not t:
         return "—"
-    ci = t.get("ci95")
-    return _count(t["samples_per_s"]) + (f" ({_count(ci[0])}–{_count(ci[1])})" if with_ci and ci else "")
+    return interval_text(t, "samples_per_s") if with_ci else _count(t["samples_per_s"])
 
 
 def change(v: Variant) -> str:
@@ -214,7 +220,15 @@ def _table_note(results: Results) -> str:
             f"widens them. '{NO_CHANGE}': exact McNemar test against float32 on the same samples, p ≥ {ALPHA}. "
             f"Latency at batch 1, throughput at batch {_batch(results)}; {_threads(m)} on "
             f"{m.get('cpu', 'an unknown CPU')}. A shared machine can be slower or faster for longer than one run: "
-            "compare variants within one run." + mcu)
+            "compare variants within one run." + _few_rounds(results) + mcu)
+
+
+def _few_rounds(results: Results) -> str:
+    """The note for timings with too few rounds for a 95 % interval (bench.summarize), or ""."""
+    few = [v.technique for v in results.variants
+           if any(t and "n" in t and not t.get("ci95") for t in (v.latency_ms, v.throughput))]
+    return (f" {_names(few)}: 'n = k' instead of an interval: only k timing rounds fit the time budget, too few "
+            "for a 95 % interval (6 at least; a longer --time-budget gives more)." if few else "")
 
 
 def _threads(machine: dict) -> str:
@@ -225,10 +239,8 @@ def _threads(machine: dict) -> str:
 # ---- the reading: plain sentences generated from the numbers -----------------------------------
 
 def _faster(a: dict, b: dict) -> bool:
-    """a's median latency is below b's with their 95 % intervals apart."""
-    lo_b = (b.get("ci95") or [b["median"]] * 2)[0]
-    hi_a = (a.get("ci95") or [a["median"]] * 2)[1]
-    return hi_a < lo_b
+    """a's median latency is below b's with their 95 % intervals apart (never without both intervals)."""
+    return bool(a.get("ci95") and b.get("ci95")) and a["ci95"][1] < b["ci95"][0]
 
 
 def _names(items: list[str]) -> str:

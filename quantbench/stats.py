@@ -58,6 +58,12 @@ def median_ci_ranks(n: int, confidence: float = 0.95) -> tuple[int, int]:
     return j, n + 1 - j
 
 
+def has_median_ci(n: int, confidence: float = 0.95) -> bool:
+    """Whether n samples can bound their median with `confidence` at all: the widest pair, the smallest and
+    the largest, covers it with probability 1 - 2 / 2**n (at 95 %: 6 samples or more)."""
+    return n >= 1 and 1 - 2 * 0.5 ** n >= confidence
+
+
 def median_ci(samples, confidence: float = 0.95) -> list[float]:
     """Distribution-free interval [lo, hi] for the median, from order statistics (see median_ci_ranks)."""
     x = np.sort(np.asarray(samples, dtype=float).ravel())

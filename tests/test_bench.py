@@ -37,6 +37,15 @@ def test_summarize():
     assert s["quantiles"]["0"] == 1.0 and s["quantiles"]["100"] == 100.0 and s["quantiles"]["50"] == 50.5
 
 
+@pytest.mark.parametrize("n", [1, 3, 5])
+def test_too_few_rounds_have_no_interval_and_say_how_many(n):
+    ms = np.arange(1, n + 1, dtype=float) * 100
+    s, t = bench.summarize(ms), bench.throughput(ms, batch=8)
+    assert s["ci95"] is None and s["n"] == n and t["ci95"] is None and t["n"] == n
+    assert s["median"] == float(np.median(ms))
+    assert bench.summarize(np.arange(1, 7, dtype=float))["ci95"] == [1.0, 6.0]  # from 6 rounds: min to max
+
+
 def test_throughput_from_batch_times():
     t = bench.throughput(np.full(30, 2.0), batch=32)  # 2 ms per batch of 32
     assert t == {"batch": 32, "samples_per_s": 16000.0, "ci95": [16000.0, 16000.0], "n": 30}
@@ -248,6 +257,16 @@ def test_bench_files_times_different_models_side_by_side(tiny_variants, fixed_ba
     text = bench.render(result)
     assert "i8.tflite" in text and "throughput at batch 8" in text and "LiteRT" in text
     assert json.loads(result.to_json())["files"][1]["bytes"] == len(tiny_variants["int8-only"])
+
+
+def test_bench_render_says_n_where_no_interval_fits(tiny_variants, tmp_path):
+    path = _write(tmp_path, "i8.tflite", tiny_variants["int8-only"])
+    result = bench.bench_files([path], time_budget=0.0, rounds=1, batch=4)  # one round of each phase
+    lat, thr = result.files[0]["latency_ms"], result.files[0]["throughput"]
+    assert lat["n"] == 1 and lat["ci95"] is None and thr["n"] == 1 and thr["ci95"] is None
+    row = bench.render(result).splitlines()[2]
+    assert " (n = 1) " in row and row.count("(n = 1)") == 2 and "–" not in row
+    assert "Batch 1: 1 interleaved round (budget); throughput at batch 4: 1 round (budget)" in bench.render(result)
 
 
 def test_bench_files_with_an_input_file(tiny_variants, digits, tmp_path):

@@ -97,6 +97,23 @@ def test_a_variant_timed_without_xnnpack_is_said_under_every_table(results, tmp_
     assert Results.from_json(changed.to_json()) == changed
 
 
+def test_a_timing_of_too_few_rounds_shows_n_and_claims_nothing(results):
+    import dataclasses
+
+    one = dict(results.variant("keras").latency_ms, ci95=None, n=1)
+    changed = dataclasses.replace(results, variants=[dataclasses.replace(v, latency_ms=one)
+                                                     if v.technique == "keras" else v for v in results.variants])
+    headers, rows = report.table(changed)
+    assert next(r for r in rows if r[0] == "keras")[headers.index("ms/sample\n(95% CI)")] == "0.900 (n = 1)"
+    note = report._table_note(changed)
+    assert note.endswith("keras: 'n = k' instead of an interval: only k timing rounds fit the time budget, too few "
+                         "for a 95 % interval (6 at least; a longer --time-budget gives more).")
+    assert "'n = k'" not in report._table_note(results)
+    assert not report._faster(results.variant("float32").latency_ms, one)  # no interval, no claim
+    assert report._faster(results.variant("float32").latency_ms, results.variant("keras").latency_ms)
+    assert Results.from_json(changed.to_json()) == changed
+
+
 def test_report_table_adds_p_values_and_intervals(results):
     headers, rows = report.table(results, full=True)
     assert {"p (McNemar)", "KL", "p90 / p99 ms", "samples/s @32 (95% CI)", "convert s"} <= set(headers)

@@ -65,6 +65,11 @@ def test_median_ci_covers_at_least_95_percent_and_is_tightest(n):
     assert 1 - 2 * binom.cdf(j, n, 0.5) < 0.95  # one rank further in would fall short
 
 
+def test_has_median_ci_from_six_samples_at_95_percent():
+    assert [n for n in range(0, 12) if stats.has_median_ci(n)] == list(range(6, 12))
+    assert stats.has_median_ci(5, confidence=0.9) and not stats.has_median_ci(4, confidence=0.9)  # 1 - 2/32 = 0.9375
+
+
 def test_median_ci_takes_the_order_statistics():
     x = np.random.default_rng(0).permutation(np.arange(1, 101, dtype=float))
     assert stats.median_ci(x) == [40.0, 61.0]
