@@ -1,11 +1,13 @@
 import json
 import re
+import time
 
 import numpy as np
 import pytest
 
 import quantbench
 from quantbench import bench, stats
+from quantbench.progress import Silent
 
 
 def test_latency_times_every_runner_every_round_in_shuffled_order():
@@ -129,6 +131,21 @@ def test_latency_converges_no_sooner_than_min_seconds():
     capped = bench.latency({"a": run}, 100_000, warmup=0, budget_s=0.5, min_rounds=10, rel_ci=0.25,
                            min_seconds=2.0, clock=clock)
     assert capped.stopped == "budget" and capped.rounds == 64
+
+
+def test_a_phase_that_overruns_takes_nothing_from_the_next():
+    def quick(size):
+        return {"v": (lambda i: None, size)}
+
+    def slow_to_make(size):  # a Keras model traced for each batch size: seconds before its first round
+        time.sleep(0.3)
+        return {"keras": (lambda i: None, size)}
+
+    result, _ = bench._timed([("", 1, quick), ("keras", 1, slow_to_make)], [4], 4, 0.4, Silent(),
+                             rounds=10 ** 9, max_rounds=10 ** 9, rel_ci=bench.REL_CI, memory_bound=2 ** 20, seed=0)
+    for name in ("v", "keras"):  # each phase its 0.1 s, after 0.3 s of making the Keras runners
+        assert result[name]["latency_ms"]["stopped"] == result[name]["throughput"]["stopped"] == "budget"
+        assert result[name]["latency_ms"]["n"] > 100 and result[name]["throughput"]["n"] > 100
 
 
 def test_fit_batch_keeps_one_models_tensors_within_the_bound():
