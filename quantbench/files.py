@@ -13,8 +13,10 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 from pathlib import Path
 
+from . import errors
 from .errors import InputError
 
 MARKER = ".quantbench"
@@ -23,16 +25,29 @@ _SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 @contextlib.contextmanager
 def signals_held():
-    """Hold SIGINT and SIGTERM for a few file operations that must not stop half-way; delivered after."""
-    try:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
-    except (AttributeError, ValueError, OSError):  # no pthread_sigmask here: nothing to hold
+    """Hold SIGINT and SIGTERM for a few file operations that must not stop half-way; delivered after.
+
+    The handlers only note the signal meanwhile, then the one that was in place runs. (Blocking the signals
+    with pthread_sigmask held them for this thread only: the kernel gave a Ctrl-C to one of TensorFlow's
+    threads, Python ran the handler here all the same, inside Keras's zip writer.) Off the main thread,
+    where no handler can be set, nothing is held.
+    """
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
+    caught: list[int] = []
+    old = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in _SIGNALS}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        if caught:
+            handler = old[caught[0]]
+            if callable(handler):
+                handler(caught[0], None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(caught[0])
 
 
 def _protected(out: Path) -> str | None:
@@ -127,8 +142,11 @@ def staged_dir(out: str | Path, force: bool):
     parent.mkdir(parents=True, exist_ok=True)
     with signals_held():
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
+    earlier = errors.pending
     try:
         yield tmp
+        if errors.pending is not None and errors.pending is not earlier:
+            raise errors.pending  # a signal whose exception something swallowed (a __del__) stops the commit
         with signals_held():
             check_new_dir(out, force)  # again: someone may have put work there while the study ran
             _mark(tmp)

@@ -113,3 +113,54 @@ def test_someone_adding_work_while_the_study_runs_is_kept(tmp_path):
             (out / "keep.txt").write_text("mine")  # arrived during the study
     assert (out / "keep.txt").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["study"]
+
+
+def test_signals_held_deliver_a_signal_from_another_thread_after_the_block():
+    import os
+    import signal
+    import threading
+
+    from quantbench import errors
+    from quantbench.files import signals_held
+
+    seen = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
+    try:
+        with signals_held():
+            # sent from another thread, as a kernel may deliver a Ctrl-C to any of TensorFlow's threads
+            sender = threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGINT))
+            sender.start()
+            sender.join()
+            for _ in range(1000):  # bytecode boundaries, where Python runs handlers
+                pass
+            assert seen == []
+        assert seen == [signal.SIGINT]
+        signal.signal(signal.SIGINT, errors.interrupt)
+        with pytest.raises(errors.Interrupted, match="SIGINT"):
+            with signals_held():
+                os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        errors.pending = None
+
+
+def test_an_interrupt_something_swallowed_still_stops_the_commit(tmp_path):
+    import signal
+
+    from quantbench import errors
+
+    out = tmp_path / "study"
+    try:
+        with pytest.raises(errors.Interrupted):
+            with staged_dir(out, force=False) as tmp:
+                (tmp / "results.json").write_text("{}")
+                try:
+                    errors.interrupt(signal.SIGTERM)
+                except errors.Interrupted:
+                    pass  # what Python does with an exception raised in a __del__
+        assert not out.exists() and list(tmp_path.iterdir()) == []
+        with staged_dir(out, force=False) as tmp:  # an interrupt from before this study does not stop it
+            (tmp / "results.json").write_text("{}")
+        assert (out / "results.json").exists()
+    finally:
+        errors.pending = None

@@ -246,6 +246,7 @@ def test_interrupt_cancels_tasks_in_flight_and_disconnects(head, cluster, tmp_pa
                 ex.run([Task("sleeper", _pid_then_sleep, (str(pid_file),))])
     finally:
         signal.signal(signal.SIGINT, previous)
+        errors.pending = None  # as the CLI does for its next command
     pid = int(pid_file.read_text())
     deadline = time.monotonic() + 20
     while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
