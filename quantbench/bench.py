@@ -259,7 +259,8 @@ def _timed(groups: list, per_sample: list[int], batch: int, time_budget: float, 
 def measure(source, lite: dict, feeds: dict, x, batch: int = 32, rounds: int = MIN_ROUNDS, reporter=None,
             reference: str = REFERENCE, *, time_budget: float = TIME_BUDGET_S, rel_ci: float = REL_CI,
             max_rounds: int = MAX_ROUNDS, memory_bound: int = THROUGHPUT_MEMORY, seed: int = 0) -> dict[str, dict]:
-    """Batch-1 latency, then throughput, each phase interleaved, within `time_budget` seconds in all.
+    """Batch-1 latency, then throughput, each phase interleaved, on `time_budget` seconds of timing in all
+    (making the runners and a phase's last round come on top: see `_timed`).
 
     Batch 1 may use half the budget, throughput the rest. Each phase stops when its share is spent, or
     once every median's 95 % interval is within ±rel_ci of it after at least `rounds` rounds, or at
