@@ -78,14 +78,20 @@ def make_bases(folder: Path) -> None:
         (folder / name).write_bytes(convert(model, name.removesuffix(".tflite"), calib).content)
 
 
+def _temp_files_in(folder: Path) -> None:
+    """In a forked child: temporary files go to `folder`/.tmp, removed with the folder. The child ends with
+    os._exit, which skips atexit, where TensorFlow deletes the __autograph_generated_file*.py it writes."""
+    (folder / ".tmp").mkdir(parents=True, exist_ok=True)
+    tempfile.tempdir = str(folder / ".tmp")
+
+
 def bases_in_child(folder: Path) -> None:
     """Build the base files in a forked child, so that this process never runs a TensorFlow op."""
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
-            (folder / ".tmp").mkdir(parents=True, exist_ok=True)  # TensorFlow's autograph files: see run_forked
-            tempfile.tempdir = str(folder / ".tmp")
+            _temp_files_in(folder)
             make_bases(folder)
             code = 0
         except BaseException:
@@ -216,10 +222,7 @@ def run_forked(argv: list[str], cwd: Path, timeout: float) -> tuple[int | None, 
             code = 1
             try:
                 os.chdir(cwd)
-                # os._exit skips atexit, which is where TensorFlow deletes the __autograph_generated_file*.py it
-                # writes: let them land in the case's folder, removed with it, not in /tmp forever
-                (cwd / ".tmp").mkdir(exist_ok=True)
-                tempfile.tempdir = str(cwd / ".tmp")
+                _temp_files_in(cwd)
                 os.dup2(fo.fileno(), 1)
                 os.dup2(fe.fileno(), 2)
                 from quantbench.cli import main

@@ -173,7 +173,7 @@ def summarize(ms: np.ndarray) -> dict:
     q = np.percentile(ms, QUANTILES)
     return {
         "median": float(np.median(ms)),
-        "ci95": stats.median_ci_series(ms) if stats.has_median_ci(len(ms)) else None,
+        "ci95": _median_interval(ms),
         "p90": float(np.percentile(ms, 90)),
         "p99": float(np.percentile(ms, 99)),
         "n": int(len(ms)),
@@ -184,11 +184,14 @@ def summarize(ms: np.ndarray) -> dict:
 def throughput(ms: np.ndarray, batch: int) -> dict:
     """Samples per second from per-batch times: batch / median time, with the median's interval (None below
     6 rounds, as in summarize)."""
-    ci = None
-    if stats.has_median_ci(len(ms)):
-        lo, hi = stats.median_ci_series(ms)
-        ci = [batch * 1e3 / hi, batch * 1e3 / lo]
-    return {"batch": batch, "samples_per_s": batch * 1e3 / float(np.median(ms)), "ci95": ci, "n": int(len(ms))}
+    ci = _median_interval(ms)
+    return {"batch": batch, "samples_per_s": batch * 1e3 / float(np.median(ms)),
+            "ci95": None if ci is None else [batch * 1e3 / ci[1], batch * 1e3 / ci[0]], "n": int(len(ms))}
+
+
+def _median_interval(ms) -> list[float] | None:
+    """The rounds' drift-aware 95 % interval of the median, or None when they are too few to have one."""
+    return stats.median_ci_series(ms) if stats.has_median_ci(len(ms)) else None
 
 
 def _tensor_bytes(shapes, dtypes) -> int:
