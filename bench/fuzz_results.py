@@ -1,13 +1,16 @@
-"""Damage a results.json one field at a time and run `quantbench report` on each: none may be an internal error.
+"""Damage a results.json (or a `quantbench bench --json` file) one field at a time and run `quantbench report` on
+each: none may be an internal error.
 
 Usage:
   .venv/bin/python bench/fuzz_results.py runs/demo/results.json [--two]
+  .venv/bin/python bench/fuzz_results.py bench.json
 
 Each case sets one field to a value of the wrong kind (null, text, a number, a negative number, a list, an
-object, true): every top-level field, every field of every variant row (all rows at once), of `latency_ms`
-and `throughput`, of the recommendation, and of `model`, `data`, `machine`, `settings`. Each is rendered by
-`quantbench report FILE --out DIR` (or, with --two, `quantbench report GOOD FILE` side by side). Prints how
-many cases gave an outcome other than exit 0 or one line with exit 2, grouped by message.
+object, true, NaN, Infinity): every top-level field, every field of every variant row (of a bench file: every
+file; all rows at once), of `latency_ms` and `throughput`, of the recommendation, and of `model`, `data`,
+`machine`, `settings`. Each is rendered by `quantbench report FILE --out DIR` (a bench file: `quantbench report
+FILE`; with --two, `quantbench report GOOD FILE` side by side). Prints how many cases gave an outcome other than
+exit 0 or one line with exit 2, grouped by message.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-BAD = [None, "x", 3, -1.5, [1, 2], {"a": 1}, True]
+BAD = [None, "x", 3, -1.5, [1, 2], {"a": 1}, True, float("nan"), float("inf")]
 
 
 def cases(base: dict) -> list:
@@ -30,16 +33,17 @@ def cases(base: dict) -> list:
         out.extend((f"{label}={v!r}", lambda r, v=v: setter(r, v)) for v in BAD)
     for k in base:
         each(f"top.{k}", lambda r, v, k=k: r.__setitem__(k, v))
-    for k in sorted(set().union(*[set(row) for row in base["variants"]])):
-        each(f"row.{k}", lambda r, v, k=k: [row.__setitem__(k, v) for row in r["variants"]])
+    rows = "files" if "files" in base else "variants"
+    for k in sorted(set().union(*[set(row) for row in base[rows]])):
+        each(f"row.{k}", lambda r, v, k=k: [row.__setitem__(k, v) for row in r[rows]])
     for sub in ("latency_ms", "throughput"):
-        for k in ("median", "ci95", "p90", "p99", "n", "quantiles", "samples_per_s", "batch"):
-            each(f"row.{sub}.{k}", lambda r, v, sub=sub, k=k: [row[sub].__setitem__(k, v) for row in r["variants"]
+        for k in ("median", "ci95", "p90", "p99", "n", "quantiles", "samples_per_s", "batch", "stopped"):
+            each(f"row.{sub}.{k}", lambda r, v, sub=sub, k=k: [row[sub].__setitem__(k, v) for row in r[rows]
                                                                if isinstance(row.get(sub), dict)])
     for k in list(base.get("recommendation") or {}):
         each(f"rec.{k}", lambda r, v, k=k: r["recommendation"].__setitem__(k, v))
     for top in ("model", "data", "machine", "settings"):
-        for k in list(base[top]):
+        for k in list(base.get(top) or {}):
             each(f"{top}.{k}", lambda r, v, top=top, k=k: r[top].__setitem__(k, v))
     return out
 
@@ -62,7 +66,8 @@ def main() -> None:
         damage(raw)
         path = tmp / f"case{i}.json"
         path.write_text(json.dumps(raw))
-        argv = ["report", str(good), str(path)] if a.two else ["report", str(path), "--out", str(tmp / f"out{i}")]
+        argv = ["report", str(good), str(path)] if a.two else ["report", str(path)] if "files" in base else \
+            ["report", str(path), "--out", str(tmp / f"out{i}")]
         err = io.StringIO()
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
             try:

@@ -320,6 +320,15 @@ class BenchResult:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, allow_nan=False)
 
+    @classmethod
+    def checked(cls, raw: dict, path: Path) -> "BenchResult":
+        """A parsed `--json` file read back (`results.load_saved`); a damaged one is an InputError."""
+        found = schema.bench_problem(raw)
+        if found:
+            raise InputError(f"{path} is not a `quantbench bench` JSON quantbench can read: {found}. Fix: restore the "
+                             "file as quantbench wrote it, or time the files again with quantbench bench --json.")
+        return cls(raw["files"], raw["machine"], raw["settings"])
+
 
 def _float_range(info) -> tuple[float, float]:
     """The float values a quantized tensor can represent: scale × (dtype's limits − zero-point)."""

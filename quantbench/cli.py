@@ -184,10 +184,12 @@ def report(
     force: bool = typer.Option(False, "--force", help="Replace report files already in --out."),
 ):
     """Render report.md and report.html (with their plots) from a study's results.json alone; or, given two,
-    print them side by side (accuracy and latency with their intervals, and whether those overlap).
+    print them side by side (accuracy and latency with their intervals, and whether those overlap). A file
+    written by `quantbench bench --json` is printed as its table again.
 
     Examples: quantbench report runs/demo/results.json --out runs/demo-report
               quantbench report runs/before/results.json runs/after/results.json --out runs
+              quantbench report bench.json
     """
     if len(results_files) > 1:
         from .comparison import side_by_side
@@ -197,12 +199,13 @@ def report(
             print(f"Wrote {written}", file=sys.stderr)
         print(text)
         return
-    from .report import write
-    from .results import Results
+    from .report import from_file
 
-    results = Results.load(results_files[0])
-    written = write(results, out or results_files[0].parent, force=force)
-    print(f"Wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
+    text, written = from_file(results_files[0], out, force=force)
+    if written:
+        print(f"Wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
+    if text:
+        print(text)
 
 
 @app.command()

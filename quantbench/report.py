@@ -581,3 +581,19 @@ def write(results: Results, out: str | Path, force: bool = False) -> list[Path]:
     written = [write_file(out / name, content, force=force) for name, content in files.items()]
     note_written(out, [p.name for p in written])
     return written
+
+
+def from_file(path: Path, out: Path | None = None, force: bool = False) -> tuple[str, list[Path]]:
+    """`quantbench report FILE`: a study's results.json becomes report.md, report.html and the plots in `out`
+    (default: beside it); a `quantbench bench --json` file is printed as the table `quantbench bench` printed.
+    Returns (text to print, files written)."""
+    from .bench import BenchResult, render
+    from .results import load_saved
+
+    saved = load_saved(path)
+    if not isinstance(saved, BenchResult):
+        return "", write(saved, out or Path(path).parent, force=force)
+    if out is not None:
+        raise InputError(f"--out {out} was given with {path}, a `quantbench bench` file, which has no report files, "
+                         "only its table. Expected --out only with a study's results.json. Fix: drop --out.")
+    return render(saved), []

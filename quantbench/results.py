@@ -87,14 +87,14 @@ class Results:
     def load(cls, path: str | Path) -> "Results":
         """Read a results.json; a missing, non-JSON or non-quantbench file is an InputError."""
         path = Path(path)
-        expected = "Expected a results.json written by quantbench"
-        fix = "Fix: pass the results.json of a quantbench study (e.g. runs/demo/results.json)."
-        if not path.is_file():
-            raise InputError(f"No results file at {path}. {expected}. {fix}")
-        try:
-            raw = json.loads(path.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputError(f"{path} is not JSON ({str(exc).splitlines()[0]}). {expected}. {fix}") from None
+        raw = read_json(path)
+        if is_bench(raw):
+            raise InputError(f"{path} is a `quantbench bench` file, not a study's results.json. {EXPECTED}. Fix: "
+                             f"pass a study's results.json; `quantbench report {path}` alone prints the bench's table.")
+        return cls._checked(raw, path)
+
+    @classmethod
+    def _checked(cls, raw, path: Path) -> "Results":
         top = [f.name for f in dataclasses.fields(cls) if f.name not in ("recommendation", "studies",
                                                                        "degenerate_outputs")]
         row_keys = [f.name for f in dataclasses.fields(Variant) if f.default is dataclasses.MISSING]
@@ -105,9 +105,37 @@ class Results:
             what = f"it lacks {', '.join(map(repr, missing))}" if missing else \
                 f"'variants' is not a list of rows each with {', '.join(map(repr, row_keys))}"
             raise InputError(f"{path} is JSON but not quantbench results: {what}. "
-                             f"{expected}, an object with {', '.join(map(repr, top))}. {fix}")
+                             f"{EXPECTED}, an object with {', '.join(map(repr, top))}. {FIX}")
         found = results_problem(raw)
         if found:
             raise InputError(f"{path} is not a results.json quantbench can read: {found}. Fix: restore the file "
                              "as quantbench wrote it, or run the study again.")
         return cls._from_dict(raw)
+
+
+EXPECTED = "Expected a results.json written by quantbench"
+FIX = "Fix: pass the results.json of a quantbench study (e.g. runs/demo/results.json)."
+
+
+def read_json(path: Path):
+    """The parsed JSON of a file `quantbench report` reads; a missing or non-JSON file is an InputError."""
+    if not path.is_file():
+        raise InputError(f"No results file at {path}. {EXPECTED}. {FIX}")
+    try:
+        return json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path} is not JSON ({str(exc).splitlines()[0]}). {EXPECTED}. {FIX}") from None
+
+
+def is_bench(raw) -> bool:
+    """Whether parsed JSON is what `quantbench bench --json` writes (its files, no variants)."""
+    return isinstance(raw, dict) and "files" in raw and "variants" not in raw
+
+
+def load_saved(path: str | Path):
+    """A study's results.json as Results, or a `quantbench bench --json` file as bench.BenchResult."""
+    from .bench import BenchResult
+
+    path = Path(path)
+    raw = read_json(path)
+    return BenchResult.checked(raw, path) if is_bench(raw) else Results._checked(raw, path)

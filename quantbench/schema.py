@@ -10,6 +10,7 @@ absent but not null, unless wrapped in Maybe.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
 QUANTILES = ("0", "1", "5", "10", "25", "50", "75", "90", "95", "99", "100")  # bench.QUANTILES, as JSON keys
@@ -22,7 +23,7 @@ class Maybe:
     spec: object
 
 
-WORDS = {"num": "a number", "int": "a whole number", "frac": "a number from 0 to 1", "str": "text",
+WORDS = {"num": "a finite number", "int": "a whole number", "frac": "a number from 0 to 1", "str": "text",
          "bool": "true or false", "pair": "[low, high], two numbers with low <= high", "any": "a value"}
 LATENCY = {"median": "num!", "ci95": "pair", "p90": "num!", "p99": "num!", "n": "int", "batch": "int",
            "stopped": "str", "quantiles": {q: "num!" for q in QUANTILES}}
@@ -63,11 +64,20 @@ RESULTS = {
     "degenerate_outputs": [{"output": "str!", "why": "str!"}],
 }
 OBJECTS = ("model", "data", "machine", "settings")  # must be present as objects
+BENCH = {  # what `quantbench bench --json` writes, as far as `quantbench report` prints it
+    "files": [{"path": "str!", "bytes": "int!", "inputs": ["str"], "input_shapes": [["int"]],
+               "latency_ms": {**LATENCY, "n": "int!", "stopped": "str!"},
+               "throughput": {**THROUGHPUT, "n": "int!", "stopped": "str!"}, "xnnpack_refused": "str"}],
+    "machine": {"cpu": "str!", "simd": ["str"], "threads": "int!", "litert": "str!"},
+    "settings": {"batch": "int!", "batch_used": "int!", "time_budget_s": "num!", "input": "str!"},
+}
 STATUSES = ("ok", "failed", "skipped")
 
 
 def _num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """A finite number: quantbench writes strict JSON, so NaN or Infinity (which Python's reader accepts) was
+    put there by hand."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _fits(value, kind: str) -> bool:
@@ -178,3 +188,28 @@ def results_problem(raw) -> str | None:
         if found := _row_problem(row, f"variants[{i}]"):
             return found
     return _studies_problem(raw.get("studies") or {})
+
+
+def bench_problem(raw: dict) -> str | None:
+    """The first problem of a parsed `quantbench bench --json` file (already known to be an object with files)."""
+    if not isinstance(raw["files"], list) or not raw["files"]:
+        return f"files is {_shown(raw['files'])}; expected a list of at least one timed file"
+    for key in ("machine", "settings"):
+        if not isinstance(raw.get(key), dict):
+            return f"{key} is {_shown(raw.get(key))}; expected an object"
+    if not isinstance(raw["machine"].get("simd"), list):
+        return f"machine.simd is {_shown(raw['machine'].get('simd'))}; expected a list"
+    for i, f in enumerate(raw["files"]):
+        for key in ("latency_ms", "throughput"):
+            if isinstance(f, dict) and not isinstance(f.get(key), dict):
+                return f"files[{i}].{key} is {_shown(f.get(key))}; expected an object"
+    found = problem(raw, BENCH, "bench")
+    if found:
+        return found.removeprefix("bench.")
+    for i, f in enumerate(raw["files"]):
+        for name, key in (("latency_ms", "median"), ("throughput", "samples_per_s")):
+            point, interval = f[name][key], f[name].get("ci95")
+            if not _inside(point, interval):
+                return (f"files[{i}].{name}.{key} is {point}, outside its interval {interval}; "
+                        "expected low <= value <= high")
+    return None

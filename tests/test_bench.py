@@ -326,6 +326,8 @@ def test_bench_command_prints_a_table_and_writes_json(tiny_variants, tmp_path, c
     assert main(["bench", *map(str, paths), "--time-budget", "0.5", "--batch", "4", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "ms/call (95% CI)" in printed and "dynamic.tflite" in printed
+    assert main(["report", str(out)]) == 0  # the saved file prints the same table again
+    assert capsys.readouterr().out == printed
     saved = json.loads(out.read_text())
     assert [f["path"] for f in saved["files"]] == [str(p) for p in paths]
     assert saved["settings"]["batch"] == 4 and saved["machine"]["cores"]
@@ -334,3 +336,52 @@ def test_bench_command_prints_a_table_and_writes_json(tiny_variants, tmp_path, c
                                        "Fix: choose another --json path, or pass --force to replace it.\n")
     assert main(["bench", str(paths[0]), "--time-budget", "0.2", "--json", str(out), "--force"]) == 0
     assert len(json.loads(out.read_text())["files"]) == 1
+
+
+@pytest.fixture(scope="session")
+def bench_json(tiny_variants, tmp_path_factory):
+    """What `quantbench bench --json` wrote for one tiny file, parsed."""
+    folder = tmp_path_factory.mktemp("bench")
+    path = _write(folder, "i8.tflite", tiny_variants["int8-only"])
+    return json.loads(bench.bench_files([path], time_budget=0.3, rounds=5, batch=4).to_json())
+
+
+@pytest.mark.parametrize("change,what", [
+    (lambda r: r.update(files=[]), "files is []; expected a list of at least one timed file"),
+    (lambda r: r["files"][0].pop("latency_ms"), "files[0].latency_ms is null; expected an object"),
+    (lambda r: r["files"][0]["latency_ms"].update(median="fast"),
+     'files[0].latency_ms.median is "fast"; expected a finite number'),
+    (lambda r: r["files"][0]["throughput"].update(samples_per_s=float("nan")),
+     "files[0].throughput.samples_per_s is NaN; expected a finite number"),
+    (lambda r: r["files"][0]["latency_ms"].update(ci95=[1e3, 2e3]),
+     "files[0].latency_ms.median is {median}, outside its interval [1000.0, 2000.0]; expected low <= value <= high"),
+    (lambda r: r["files"][0].update(path=None), "files[0].path is missing or null; expected text"),
+    (lambda r: r["machine"].pop("simd"), "machine.simd is null; expected a list"),
+    (lambda r: r["settings"].update(batch_used="4"), 'settings.batch_used is "4"; expected a whole number'),
+    (lambda r: r.update(machine=[]), "machine is []; expected an object"),
+])
+def test_report_of_a_damaged_bench_file_is_one_line(change, what, bench_json, tmp_path, capsys):
+    from quantbench.cli import main
+
+    raw = json.loads(json.dumps(bench_json))
+    change(raw)
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(raw))
+    assert main(["report", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    what = what.format(median=bench_json["files"][0]["latency_ms"]["median"])
+    assert err == [f"quantbench: error: {path} is not a `quantbench bench` JSON quantbench can read: {what}. Fix: "
+                   "restore the file as quantbench wrote it, or time the files again with quantbench bench --json."]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.json"]
+
+
+def test_report_of_a_bench_file_writes_no_report_files(bench_json, tmp_path, capsys):
+    from quantbench.cli import main
+
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(bench_json))
+    assert main(["report", str(path), "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err == (
+        f"quantbench: error: --out {tmp_path / 'r'} was given with {path}, a `quantbench bench` file, which has no "
+        "report files, only its table. Expected --out only with a study's results.json. Fix: drop --out.\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.json"]

@@ -93,7 +93,10 @@ def _damaged(change):
     (lambda r: r["variants"][0]["latency_ms"].update(ci95="x"),
      'variants[0].latency_ms.ci95 is "x"; expected [low, high], two numbers with low <= high'),
     (lambda r: r["variants"][0]["throughput"].pop("samples_per_s"),
-     "variants[0].throughput.samples_per_s is missing or null; expected a number"),
+     "variants[0].throughput.samples_per_s is missing or null; expected a finite number"),
+    (lambda r: r["variants"][0]["latency_ms"].update(median=float("inf")),
+     "variants[0].latency_ms.median is Infinity; expected a finite number"),
+    (lambda r: r["variants"][0].update(sqnr_db=float("nan")), "variants[0].sqnr_db is NaN; expected a finite number"),
     (lambda r: r["variants"][0].update(mcu={"runs": True, "flash_bytes": 10}),
      "variants[0].mcu.arena_bytes is missing or null; expected a whole number (the variant runs on TFLite Micro)"),
     (lambda r: r["machine"].update(int8_dot="x"), 'machine.int8_dot is "x"; expected true or false'),
@@ -109,6 +112,15 @@ def test_load_names_the_first_damaged_field(tmp_path, change, what):
         Results.load(tmp_path / "r.json")
     assert str(err.value) == (f"{tmp_path / 'r.json'} is not a results.json quantbench can read: {what}. Fix: "
                               "restore the file as quantbench wrote it, or run the study again.")
+
+
+def test_load_says_a_bench_file_is_not_a_study(tmp_path):
+    (tmp_path / "b.json").write_text(json.dumps({"files": [], "machine": {}, "settings": {}}))
+    with pytest.raises(InputError) as err:
+        Results.load(tmp_path / "b.json")
+    assert str(err.value) == (f"{tmp_path / 'b.json'} is a `quantbench bench` file, not a study's results.json. "
+                              "Expected a results.json written by quantbench. Fix: pass a study's results.json; "
+                              f"`quantbench report {tmp_path / 'b.json'}` alone prints the bench's table.")
 
 
 def test_report_of_a_damaged_file_is_one_line_and_writes_nothing(tmp_path, capsys):
@@ -132,7 +144,7 @@ def test_report_of_a_damaged_file_is_one_line_and_writes_nothing(tmp_path, capsy
      "studies.calibration_sizes.rows[0].samples is 0; expected a whole number of at least 1"),
     ({"selective": {"float_layers": [], "met": "yes"}}, 'studies.selective.met is "yes"; expected true or false'),
     ({"layer_errors": {"techniques": ["int8-only"], "rows": [{"name": "d", "op": "FC", "num_elements": 3}]}},
-     "studies.layer_errors.rows[0].mean_squared_error is missing or null; expected a number"),
+     "studies.layer_errors.rows[0].mean_squared_error is missing or null; expected a finite number"),
 ])
 def test_load_checks_the_side_studies(tmp_path, studies, what):
     (tmp_path / "r.json").write_text(json.dumps(_damaged(lambda r: r.update(studies=studies))))
