@@ -277,8 +277,9 @@ def measure(source, lite: dict, feeds: dict, x, batch: int = 32, rounds: int = M
         lite: variant name -> LiteModel; feeds: variant name -> its inputs, in its own input order.
 
     Returns: name -> {"latency_ms": summarize(...) + batch, stopped; "throughput": throughput(...) +
-        batch_asked, stopped}; `n` is the number of rounds run. Each variant also gets "xnnpack_refused":
-        XNNPACK's reason when it refused the file, so that LiteRT's built-in kernels were timed, else None.
+        batch_asked, stopped}; `n` is the number of rounds run. Each variant (and a reference given as a
+        .tflite file) also gets "xnnpack_refused": XNNPACK's reason when it refused the file, so that LiteRT's
+        built-in kernels were timed, else None.
     """
     reporter = reporter or Silent()
     ref_bytes = _tensor_bytes([*source.input_shapes, *source.output_shapes],
@@ -298,8 +299,10 @@ def measure(source, lite: dict, feeds: dict, x, batch: int = 32, rounds: int = M
     timed = _timed(groups, [ref_bytes, *(sample_bytes(m) for m in lite.values())], batch, time_budget,
                    reporter, rounds=rounds, max_rounds=max_rounds, rel_ci=rel_ci, memory_bound=memory_bound,
                    seed=seed)[0]
-    for name, m in lite.items():  # read after the timing: XNNPACK may refuse a model at its first run
-        timed[name]["xnnpack_refused"] = m.delegate_fallback
+    # read after the timing: XNNPACK may refuse a model at its first run
+    for name, m in {**lite, reference: source.lite}.items():
+        if m is not None:
+            timed[name]["xnnpack_refused"] = m.delegate_fallback
     return timed
 
 

@@ -212,7 +212,7 @@ def _xnnpack_refuses(content: bytes) -> bytes:
 
 
 def test_measure_and_bench_say_when_xnnpack_refused_a_file(tiny_model, tiny_variants, digits, tmp_path):
-    from quantbench.models import from_keras
+    from quantbench.models import from_keras, load_model
 
     lite = {"int8-only": quantbench.load(tiny_variants["int8-only"]),
             "edited": quantbench.load(_xnnpack_refuses(tiny_variants["int8-only"]))}
@@ -220,6 +220,9 @@ def test_measure_and_bench_say_when_xnnpack_refused_a_file(tiny_model, tiny_vari
     result = bench.measure(from_keras(tiny_model), lite, {k: x for k in lite}, x, batch=4, time_budget=0.3, rounds=3)
     assert result["int8-only"]["xnnpack_refused"] is None and "xnnpack_refused" not in result["keras"]
     assert "unsupported zero-point value (200)" in result["edited"]["xnnpack_refused"]
+    source = load_model(_write(tmp_path, "source.tflite", _xnnpack_refuses(tiny_variants["int8-only"])))
+    result = bench.measure(source, lite, {k: x for k in lite}, x, batch=4, time_budget=0.3, rounds=3)
+    assert "unsupported zero-point value (200)" in result["keras"]["xnnpack_refused"]  # the reference row too
 
     paths = [_write(tmp_path, "i8.tflite", tiny_variants["int8-only"]),
              _write(tmp_path, "edited.tflite", _xnnpack_refuses(tiny_variants["int8-only"]))]
