@@ -486,6 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        errors.pending = None  # a caller's next in-process study (the Python API) must not see this signal
     return 0
 
 

@@ -40,3 +40,14 @@ def test_calib_size_larger_than_data(tmp_path):
 def test_usage_error_exits_2():
     proc = qb("demo", "--epochs", "zero")
     assert proc.returncode == 2
+
+
+def test_an_interrupted_command_leaves_no_signal_pending_for_the_next_call(monkeypatch, capsys):
+    import signal
+
+    from quantbench import cli, errors
+
+    monkeypatch.setattr(cli, "app", lambda **kw: errors.interrupt(signal.SIGTERM))
+    assert cli.main(["demo"]) == 143
+    assert capsys.readouterr().err == "quantbench: interrupted (SIGTERM); unfinished output removed\n"
+    assert errors.pending is None  # else the next in-process conversion that fails would re-raise it
