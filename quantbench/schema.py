@@ -5,7 +5,7 @@ what was expected), never an error deep inside a plot. The specs below say what 
 A spec is a kind ("num", "int", "frac" (0..1), "str", "bool", "pair" ([lo, hi], lo <= hi), "any"), `!`
 after a kind for a field that must be present and not null, a one-element list for "a list of", or a
 dict for an object whose listed fields are checked (others are kept, unread). A list or an object may be
-absent but not null, unless wrapped in Maybe.
+absent but not null, unless wrapped in Maybe; wrapped in Required, it must be present.
 """
 from __future__ import annotations
 
@@ -19,6 +19,13 @@ QUANTILES = ("0", "1", "5", "10", "25", "50", "75", "90", "95", "99", "100")  # 
 @dataclass(frozen=True)
 class Maybe:
     """A list or object spec whose value may also be null."""
+
+    spec: object
+
+
+@dataclass(frozen=True)
+class Required:
+    """A list or object spec whose value must be present and not null."""
 
     spec: object
 
@@ -40,14 +47,15 @@ VARIANT = {"technique": "str!", "engine": "str!", "status": "str!", "error": "st
            "latency_ms": Maybe(LATENCY), "throughput": Maybe(THROUGHPUT), "convert_s": "num", "mcu": Maybe(MCU),
            "xnnpack_refused": "str"}
 WHY = [{"technique": "str!", "why": "str!"}]
-RESULTS = {
+RESULTS = {  # the four objects first: a file that lacks one is named by it, before any other field
+    "model": Required({"name": "str", "format": "str", "inputs": [{"name": "str", "shape": ["int"]}],
+                       "outputs": [{"name": "str", "shape": ["int"]}]}),
+    "data": Required({"eval_samples": "int", "labels": "bool", "eval_from": "str", "name": "str",
+                      "calibration": Maybe({"samples": "int", "from": "str", "seed": "int"})}),
+    "machine": Required({"cpu": "str", "arch": "str", "simd": ["str"], "int8_dot": "bool", "cores": "int",
+                         "threads": "int"}),
+    "settings": Required({}),
     "quantbench_version": "str!",
-    "model": {"name": "str", "format": "str", "inputs": [{"name": "str", "shape": ["int"]}],
-              "outputs": [{"name": "str", "shape": ["int"]}]},
-    "data": {"eval_samples": "int", "labels": "bool", "eval_from": "str", "name": "str",
-             "calibration": Maybe({"samples": "int", "from": "str", "seed": "int"})},
-    "machine": {"cpu": "str", "arch": "str", "simd": ["str"], "int8_dot": "bool", "cores": "int", "threads": "int"},
-    "settings": {},
     "variants": [VARIANT],
     "recommendation": Maybe({"technique": "str", "summary": "str!", "runners_up": WHY, "excluded": WHY,
                              "decision_tree": [{"target": "str!", "question": "str!", "techniques": "str!",
@@ -63,13 +71,12 @@ RESULTS = {
                                         "agreement": "frac", "bytes": "int"}]}},
     "degenerate_outputs": [{"output": "str!", "why": "str!"}],
 }
-OBJECTS = ("model", "data", "machine", "settings")  # must be present as objects
 BENCH = {  # what `quantbench bench --json` writes, as far as `quantbench report` prints it
     "files": [{"path": "str!", "bytes": "int!", "inputs": ["str"], "input_shapes": [["int"]],
-               "latency_ms": {**LATENCY, "n": "int!", "stopped": "str!"},
-               "throughput": {**THROUGHPUT, "n": "int!", "stopped": "str!"}, "xnnpack_refused": "str"}],
-    "machine": {"cpu": "str!", "simd": ["str"], "threads": "int!", "litert": "str!"},
-    "settings": {"batch": "int!", "batch_used": "int!", "time_budget_s": "num!", "input": "str!"},
+               "latency_ms": Required({**LATENCY, "n": "int!", "stopped": "str!"}),
+               "throughput": Required({**THROUGHPUT, "n": "int!", "stopped": "str!"}), "xnnpack_refused": "str"}],
+    "machine": Required({"cpu": "str!", "simd": Required(["str"]), "threads": "int!", "litert": "str!"}),
+    "settings": Required({"batch": "int!", "batch_used": "int!", "time_budget_s": "num!", "input": "str!"}),
 }
 STATUSES = ("ok", "failed", "skipped")
 
@@ -111,6 +118,9 @@ def problem(value, spec, where: str, present: bool = True) -> str | None:
         return None if _fits(value, kind) else f"{where} is {_shown(value)}; expected {WORDS[kind]}"
     if isinstance(spec, Maybe):
         return None if value is None else problem(value, spec.spec, where)
+    if isinstance(spec, Required):
+        what = "a list" if isinstance(spec.spec, list) else "an object"
+        return f"{where} is null; expected {what}" if value is None else problem(value, spec.spec, where)
     if value is None:
         return f"{where} is null; expected {'a list' if isinstance(spec, list) else 'an object'}" if present else None
     if isinstance(spec, list):
@@ -131,6 +141,13 @@ def _inside(point, interval) -> bool:
     return interval[0] - slack <= point <= interval[1] + slack
 
 
+def _outside(where: str, point, interval) -> str | None:
+    """`where` is `point`, and it lies outside its `interval`: the problem, else None."""
+    if _inside(point, interval):
+        return None
+    return f"{where} is {point}, outside its interval {interval}; expected low <= value <= high"
+
+
 def _row_problem(row: dict, where: str) -> str | None:
     """What the specs cannot say: a status reports know, intervals that hold their point."""
     if row["status"] not in STATUSES:
@@ -140,8 +157,8 @@ def _row_problem(row: dict, where: str) -> str | None:
              ("throughput.samples_per_s", (row.get("throughput") or {}).get("samples_per_s"),
               (row.get("throughput") or {}).get("ci95"))]
     for name, point, interval in pairs:
-        if not _inside(point, interval):
-            return f"{where}.{name} is {point}, outside its interval {interval}; expected low <= value <= high"
+        if found := _outside(f"{where}.{name}", point, interval):
+            return found
     mcu = row.get("mcu")
     if mcu and mcu["runs"]:
         for key, kind in (("arena_bytes", "int!"), ("max_diff_steps", "num!"), ("wrong", "bool!")):
@@ -178,9 +195,6 @@ def _studies_problem(studies: dict) -> str | None:
 
 def results_problem(raw) -> str | None:
     """The first problem of a parsed results.json (already known to be an object with every top-level key)."""
-    for key in OBJECTS:
-        if not isinstance(raw.get(key), dict):
-            return f"{key} is {_shown(raw.get(key))}; expected an object"
     found = problem(raw, RESULTS, "results")
     if found:
         return found.removeprefix("results.")
@@ -194,22 +208,11 @@ def bench_problem(raw: dict) -> str | None:
     """The first problem of a parsed `quantbench bench --json` file (already known to be an object with files)."""
     if not isinstance(raw["files"], list) or not raw["files"]:
         return f"files is {_shown(raw['files'])}; expected a list of at least one timed file"
-    for key in ("machine", "settings"):
-        if not isinstance(raw.get(key), dict):
-            return f"{key} is {_shown(raw.get(key))}; expected an object"
-    if not isinstance(raw["machine"].get("simd"), list):
-        return f"machine.simd is {_shown(raw['machine'].get('simd'))}; expected a list"
-    for i, f in enumerate(raw["files"]):
-        for key in ("latency_ms", "throughput"):
-            if isinstance(f, dict) and not isinstance(f.get(key), dict):
-                return f"files[{i}].{key} is {_shown(f.get(key))}; expected an object"
     found = problem(raw, BENCH, "bench")
     if found:
         return found.removeprefix("bench.")
     for i, f in enumerate(raw["files"]):
         for name, key in (("latency_ms", "median"), ("throughput", "samples_per_s")):
-            point, interval = f[name][key], f[name].get("ci95")
-            if not _inside(point, interval):
-                return (f"files[{i}].{name}.{key} is {point}, outside its interval {interval}; "
-                        "expected low <= value <= high")
+            if found := _outside(f"files[{i}].{name}.{key}", f[name][key], f[name].get("ci95")):
+                return found
     return None
