@@ -1,6 +1,7 @@
 """The command line: parse, call the API, print. Errors become one line and exit code 2."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -23,6 +24,12 @@ OPTIMIZE = typer.Option("size", "--optimize", help="Among variants within budget
                         "(latency).")
 CALIB_SIZES = typer.Option(None, "--calib-sizes", help="e.g. 1,10,100,500: int8-only accuracy against calibration "
                            "samples.")
+MAX_ERROR = typer.Option(5.0, "--max-error-increase", metavar="PCT", help="Regression outputs: how much the MAE "
+                         "may grow, in % of the float model's MAE.")
+MIN_SQNR = typer.Option(20.0, "--min-sqnr", metavar="DB", help="Outputs judged by fidelity (no labels, or not "
+                        "classes): the lowest SQNR against the float model, dB.")
+MIN_AGREEMENT = typer.Option(99.0, "--min-agreement", metavar="PCT", help="Class outputs without labels: the "
+                             "lowest top-1 agreement with the float model, %.")
 QUIET = typer.Option(False, "--quiet", help="No progress bars and no table.")
 WORKERS = typer.Option(None, "--workers", help="Worker processes for conversions and evaluation (0: in this "
                        "process). Default: one per usable core for a model of 1 MB or more, 0 for smaller ones.")
@@ -70,6 +77,14 @@ def _show(results, as_json: bool, quiet: bool) -> None:
         console.print(rich_table(results))
         if results.recommendation:
             console.print(results.recommendation["summary"], highlight=False)
+
+
+def _goal(max_drop, target, optimize, max_ram, max_flash, max_error, min_sqnr, min_agreement, max_metric_drop=None):
+    """The Goal both study commands build from their options."""
+    from .recommend import Goal, budget_kb
+
+    return Goal(max_drop, target, optimize, budget_kb(max_ram, "--max-ram"), budget_kb(max_flash, "--max-flash"),
+                max_error, min_sqnr, min_agreement, max_metric_drop)
 
 
 # ---- --time-budget and --mlflow, shared by demo and compare (issue 13) ---------------------------
@@ -145,6 +160,9 @@ def demo(
     optimize: str = OPTIMIZE,
     max_ram: Optional[str] = MAX_RAM,
     max_flash: Optional[str] = MAX_FLASH,
+    max_error: float = MAX_ERROR,
+    min_sqnr: float = MIN_SQNR,
+    min_agreement: float = MIN_AGREEMENT,
     calib_sizes: Optional[str] = CALIB_SIZES,
     workers: Optional[int] = WORKERS,
     ray: Optional[str] = RAY,
@@ -159,14 +177,13 @@ def demo(
     Example: quantbench demo --out runs/demo --epochs 10 --seed 0 --qat-epochs 3
     """
     from .progress import reporter
-    from .recommend import Goal, budget_kb
     from .study import demo as run_demo
 
     uri = _tracking_check(mlflow)
     results = run_demo(out=out, epochs=epochs, seed=seed, calib_size=calib_size, force=force,
                        techniques=techniques, threads=threads, batch=batch, qat_epochs=qat_epochs,
-                       goal=Goal(max_drop, target, optimize, budget_kb(max_ram, "--max-ram"),
-                                 budget_kb(max_flash, "--max-flash")), calib_sizes=_sizes(calib_sizes),
+                       goal=_goal(max_drop, target, optimize, max_ram, max_flash, max_error, min_sqnr, min_agreement),
+                       calib_sizes=_sizes(calib_sizes),
                        workers=workers, ray=ray, reporter=reporter(quiet or as_json), **_budget(time_budget))
     _show(results, as_json, quiet)
     _tracking_log(results, out, uri, quiet)
@@ -218,7 +235,20 @@ def compare(
     calib_size: Optional[int] = typer.Option(None, "--calib-size", help="Calibration samples (default up to 200)."),
     seed: int = typer.Option(0, "--seed", help="Seed for the calibration split."),
     x_key: str = typer.Option("x", "--x-key", help="Name of the input array in the .npz."),
-    y_key: str = typer.Option("y", "--y-key", help="Name of the label array in the .npz."),
+    y_key: str = typer.Option("y", "--y-key", help="Name of the label array in the .npz; y_<output name> labels "
+                              "one output (with --y-key labels: labels_<output name>)."),
+    task: Optional[List[str]] = typer.Option(None, "--task", metavar="OUTPUT=KIND", help="Score an output as "
+                                             "classes, binary, multilabel, regression or fidelity (repeatable); "
+                                             "default: inferred from its labels and values."),
+    output: Optional[str] = typer.Option(None, "--output", metavar="NAME[,NAME]", help="Score only these "
+                                         "outputs (the others are shown, not judged)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Decision threshold of binary and "
+                                              "multi-label outputs (default 0.5 for probabilities, 0 for logits)."),
+    metric: Optional[str] = typer.Option(None, "--metric", metavar="MODULE:FUNCTION", help="Your own metric: "
+                                         "f(labels, outputs) -> number, higher is better, both dicts by output "
+                                         "name; held to --max-metric-drop."),
+    max_metric_drop: Optional[float] = typer.Option(None, "--max-metric-drop", help="How far --metric may fall "
+                                                    "below the float model's, in its own units."),
     threads: int = typer.Option(1, "--threads", min=1, help="LiteRT threads for timing."),
     batch: int = typer.Option(32, "--batch", min=1, help="Batch size for the throughput measurement."),
     qat_epochs: int = typer.Option(0, "--qat-epochs", min=0,
@@ -229,6 +259,9 @@ def compare(
     optimize: str = OPTIMIZE,
     max_ram: Optional[str] = MAX_RAM,
     max_flash: Optional[str] = MAX_FLASH,
+    max_error: float = MAX_ERROR,
+    min_sqnr: float = MIN_SQNR,
+    min_agreement: float = MIN_AGREEMENT,
     calib_sizes: Optional[str] = CALIB_SIZES,
     workers: Optional[int] = WORKERS,
     ray: Optional[str] = RAY,
@@ -242,18 +275,19 @@ def compare(
 
     Example: quantbench compare model.keras --data test.npz --calib train.npz --out runs/mine
     """
+    from .outputs import TaskSpec, load_metric, parse_tasks
     from .progress import reporter
-    from .recommend import Goal, budget_kb
     from .study import compare as run_compare, study_folder
 
+    goal = _goal(max_drop, target, optimize, max_ram, max_flash, max_error, min_sqnr, min_agreement, max_metric_drop)
+    spec = TaskSpec(parse_tasks(task), threshold, tuple(n.strip() for n in output.split(",") if n.strip())
+                    if output else None)
+    fn = None if metric is None else (load_metric(metric), metric)
     uri = _tracking_check(mlflow)
     results = run_compare(model, data, calib, techniques, out, calib_size=calib_size, seed=seed, x_key=x_key,
                           y_key=y_key, unsafe=unsafe, force=force, threads=threads, batch=batch,
-                          qat_epochs=qat_epochs, goal=Goal(max_drop, target, optimize,
-                                                           budget_kb(max_ram, "--max-ram"),
-                                                           budget_kb(max_flash, "--max-flash")),
-                          calib_sizes=_sizes(calib_sizes), workers=workers, ray=ray,
-                          reporter=reporter(quiet or as_json), **_budget(time_budget))
+                          qat_epochs=qat_epochs, goal=goal, calib_sizes=_sizes(calib_sizes), workers=workers,
+                          ray=ray, reporter=reporter(quiet or as_json), spec=spec, metric=fn, **_budget(time_budget))
     _show(results, as_json, quiet)
     _tracking_log(results, study_folder(model, out), uri, quiet)
 
@@ -443,7 +477,28 @@ def qat_command(
         print(f"left in float during training: {name}: {reason}", file=sys.stderr)
     if not quiet:
         print(f"Wrote {out} ({len(result.content):,} bytes, integer-only int8, int8 input and output; "
-              f"{result.engine}, {result.seconds:.1f} s)", file=sys.stderr)
+              f"{result.engine}, {result.seconds:.1f} s; learned from {result.learned_from})", file=sys.stderr)
+
+@contextlib.contextmanager
+def _warnings_as_lines():
+    """quantbench's own warnings (an unused array...) as one line each on stderr; others as Python shows them."""
+    import warnings
+
+    from .errors import QuantbenchWarning
+
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, QuantbenchWarning):
+                print(f"quantbench: warning: {message}", file=sys.stderr)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        warnings.simplefilter("always", QuantbenchWarning)
+        yield
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: `--debug` anywhere shows tracebacks and TensorFlow's own logs."""
@@ -463,7 +518,8 @@ def main(argv: list[str] | None = None) -> int:
     previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         # typer handles usage errors itself (message and exit code 2) and exits through SystemExit
-        app(args=argv, prog_name="quantbench")
+        with _warnings_as_lines():
+            app(args=argv, prog_name="quantbench")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except Interrupted as exc:

@@ -5,7 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, QuantbenchWarning
+from .outputs import TaskSpec, Truth, read_labels
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,8 @@ class ImageFolderArray:
 
 @dataclass(frozen=True)
 class Dataset:
-    """Inputs (one array per model input) and optional labels (sparse class indices).
+    """Inputs (one array per model input) and optional labels: an `outputs.Truth` (labels per output) once
+    validated, or one array (labels for the first output they fit) as a caller may pass it.
 
     `x` holds arrays or array-likes read lazily (`LazyNpy`, `ImageFolderArray`); `index` selects rows (a
     split) without reading them. Read with `chunk` or `rows`, which return float32 arrays where the model
@@ -151,7 +153,8 @@ class Dataset:
     def labels(self, start: int = 0, stop: int | None = None):
         if self.y is None:
             return None
-        return self.y[self.index[start:stop]] if self.index is not None else self.y[start:stop]
+        idx = self.index[start:stop] if self.index is not None else slice(start, stop)
+        return self.y.rows(idx) if isinstance(self.y, Truth) else self.y[idx]
 
     def take(self, idx) -> "Dataset":
         idx = np.asarray(idx)
@@ -225,7 +228,8 @@ def _input_keys(names: list[str], x_key: str) -> list[str]:
     return [x_key] if len(names) <= 1 else [f"{x_key}_{n}" for n in names]
 
 
-def _load_npz(path, input_names, x_key, y_key):
+def _load_npz(path, input_names, x_key, y_key, labels: str = "score"):
+    """Inputs, label arrays by key (`y_key`, `y_key`_<output>) and a warning for every array left unread."""
     archive = _open_numpy(path)
     if isinstance(archive, np.ndarray):
         raise InputError(f"{path} holds a single array, not an .npz archive. Expected {DATA_KINDS}. "
@@ -241,8 +245,20 @@ def _load_npz(path, input_names, x_key, y_key):
                 f"{keys} and optional labels under {y_key!r}. Fix: save with np.savez(f, {keys[0]}=..., {y_key}=...) "
                 "or pass --x-key/--y-key.")
         x = [_load_array(archive, k, f"{path}") for k in keys]
-        y = _load_array(archive, y_key, f"{path}") if y_key in archive.files else None
-    return x, y
+        label_keys = [k for k in archive.files if k == y_key or k.startswith(f"{y_key}_")]
+        y = {k: _load_array(archive, k, f"{path}") for k in label_keys} if labels != "ignore" else {}
+        for k in archive.files:
+            if k not in keys and k not in label_keys:
+                _warn(f"{path}: array {k!r} is not read (inputs: {', '.join(map(repr, keys))}; labels: {y_key!r} or "
+                      f"'{y_key}_<output name>'). Fix: pass --y-key {k} if it holds the labels, or --x-key, or "
+                      "drop it.")
+    return x, y or None
+
+
+def _warn(message: str) -> None:
+    import warnings
+
+    warnings.warn(message, QuantbenchWarning, stacklevel=3)
 
 
 def _load_image_folder(path, input_shape):
@@ -272,14 +288,18 @@ def _open_npy(path) -> LazyNpy:
     return lazy
 
 
-def load_data(path, source=None, x_key: str = "x", y_key: str = "y", role: str = "--data") -> Dataset:
+def load_data(path, source=None, x_key: str = "x", y_key: str = "y", role: str = "--data",
+              spec: TaskSpec | None = None, labels: str = "score") -> Dataset:
     """Read a data file or image folder, checked against the model when `source` is given.
 
     Args:
-        path: an `.npz` (arrays `x`, optional `y`; `x_<input name>` per input for several inputs),
-            an `.npy` (inputs only), or a folder of class sub-folders of images.
+        path: an `.npz` (arrays `x`, optional `y`; `x_<input name>` per input for several inputs, `y_<output
+            name>` per output), an `.npy` (inputs only), or a folder of class sub-folders of images.
         source: the model (`quantbench.models.Source`) the data is for; checks shapes, dtypes and labels.
         role: how the user passed it (`--data`, `--calib`), named in error messages.
+        spec: how outputs are scored (--task forces a kind on an output's labels).
+        labels: "score" (labels are read, and refused when they fit no output), "optional" (read where they
+            fit, else left out: calibration and training files) or "ignore" (not read).
     """
     from pathlib import Path
 
@@ -292,18 +312,21 @@ def load_data(path, source=None, x_key: str = "x", y_key: str = "y", role: str =
             raise InputError(f"Image folder {path} ({role}) needs the model's input shape to resize images to.")
         x, y = _load_image_folder(path, source.input_shapes[0])
     elif path.suffix.lower() == ".npz":
-        x, y = _load_npz(path, names, x_key, y_key)
+        x, y = _load_npz(path, names, x_key, y_key, labels)
     elif path.suffix.lower() == ".npy":
         x, y = [_open_npy(path)], None
     else:
         raise InputError(f"{path} ({role}) is not a data file quantbench reads (suffix {path.suffix or 'none'!r}). "
                          f"Expected {DATA_KINDS}. Fix: save your arrays with np.savez(f, x=..., y=...).")
+    if path.is_dir() and labels == "ignore":
+        y = None
     data = Dataset(list(x), y, str(path))
-    return validate(data, source, role) if source is not None else data
+    return validate(data, source, role, spec, y_key, labels) if source is not None else data
 
 
-def validate(data: Dataset, source, role: str = "--data") -> Dataset:
-    """Check inputs and labels against the model; return them as float32 inputs and sparse int labels."""
+def validate(data: Dataset, source, role: str = "--data", spec: TaskSpec | None = None, y_key: str = "y",
+             labels: str = "score") -> Dataset:
+    """Check inputs and labels against the model; return float32 inputs and labels per output (a Truth)."""
     where = f"{data.origin} ({role})"
     if len(data.x) != len(source.input_names):
         raise InputError(f"{where} has {len(data.x)} input array(s) but the model has {len(source.input_names)} "
@@ -330,10 +353,25 @@ def validate(data: Dataset, source, role: str = "--data") -> Dataset:
     if len(counts) > 1:
         raise InputError(f"Inputs in {where} have different sample counts {sorted(counts)}. Expected one count. "
                          "Fix: align the arrays.")
-    y = data.y
-    if y is not None:
-        y = _labels(y, len(data.x[0]), source, where)
+    y = truth(data.y, source, spec, where, y_key, len(data.x[0]), labels)
     return Dataset(list(data.x), y, data.origin, data.index, tuple(cast))
+
+
+def truth(y, source, spec: TaskSpec | None, where: str, y_key: str = "y", n: int | None = None,
+          labels: str = "score") -> Truth | None:
+    """Labels as a Truth for `source`'s outputs: a dict of arrays by key (`y`, `y_<output>`), one array (the
+    first output it fits), or a Truth already. With labels="optional", labels that fit no output are left out
+    (a calibration or training file's labels play no part in the study)."""
+    if y is None or isinstance(y, Truth):
+        return y
+    arrays = y if isinstance(y, dict) else {y_key: np.asarray(y)}
+    try:
+        found = read_labels(arrays, source.output_names, source.output_shapes, spec or TaskSpec(), where, y_key, n)
+    except InputError:
+        if labels == "optional":
+            return None
+        raise
+    return found or None
 
 
 CHECK_ROWS = 64  # rows read at a time when a whole input is checked: the peak stays flat for any file size
@@ -352,33 +390,12 @@ def _check_finite(a, name: str, where: str) -> None:
                          "numbers. Fix: clean or drop those samples.")
 
 
-def _labels(y: np.ndarray, n: int, source, where: str) -> np.ndarray:
-    classes = source.output_shapes[0][-1] if len(source.output_shapes[0]) == 2 else None
-    if len(y) != n:
-        raise InputError(f"Labels 'y' in {where} have {len(y)} entries but the inputs have {n} samples. "
-                         "Expected one label per sample. Fix: pass aligned x and y.")
-    if y.ndim == 2 and y.shape[1] > 1:  # one-hot
-        if classes is not None and y.shape[1] != classes:
-            raise InputError(f"One-hot labels in {where} have {y.shape[1]} columns but the model outputs {classes} "
-                             f"classes. Expected shape ({n}, {classes}). Fix: encode labels for the model's classes.")
-        return y.argmax(axis=1).astype(np.int64)
-    y = y.reshape(-1)
-    if not np.issubdtype(y.dtype, np.integer):
-        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
-            raise InputError(f"Labels 'y' in {where} are not whole class indices. Expected integers or one-hot "
-                             "rows. Fix: save y.astype('int64').")
-        y = y.astype(np.int64)
-    if classes is None or classes < 2:
-        raise InputError(f"Labels were given in {where}, but the model's first output {source.output_names[0]!r} "
-                         f"{source.output_shapes[0]} is "
-                         "not a class distribution. Expected (N, classes). Fix: drop 'y' to measure fidelity instead.")
-    if y.min() < 0 or y.max() >= classes:
-        others = f" (labels score the first of its outputs {source.output_names})" if len(source.output_names) > 1 \
-            else ""
-        raise InputError(f"Labels in {where} range from {int(y.min())} to {int(y.max())}, but the model's output "
-                         f"{source.output_names[0]!r} has {classes} classes (0..{classes - 1}){others}. "
-                         "Fix: check the labels match the model's classes.")
-    return y.astype(np.int64)
+def training_labels(y: Truth | None, source) -> np.ndarray | None:
+    """What QAT learns from: the labels of a model's only output (classes, binary or regression targets); None
+    (distillation from the float model) for a model of several outputs or labels that fit none."""
+    if not y or len(source.output_names) != 1 or y.kinds.get(source.output_names[0]) == "multilabel":
+        return None
+    return y.labels.get(source.output_names[0])
 
 
 def split_for_calibration(data: Dataset, size: int | None, seed: int) -> tuple[Dataset, Dataset, dict]:

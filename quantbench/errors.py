@@ -12,6 +12,11 @@ class InputError(QuantbenchError, ValueError):
     """
 
 
+class QuantbenchWarning(UserWarning):
+    """Something quantbench chose or left out that the user should know (an unused array): one line on the
+    terminal (the CLI shows it as `quantbench: warning: ...`)."""
+
+
 class LiteRTError(InputError):
     """LiteRT refused a model (at load or at invoke); `reason` is LiteRT's own words, in one line."""
 

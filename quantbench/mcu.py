@@ -17,16 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+from . import evaluate
 from .errors import InputError, one_line
+from .outputs import Budget, TaskSpec, verdicts
 from .runtime import LiteModel, TensorInfo, align, dequantize, quantize
 
 WORKER = Path(__file__).with_name("mcu_worker.py")
 MAX_SAMPLES = 500         # evaluation samples run on TFLite Micro; more are a seeded draw of this many
-# "Wrong on TFLite Micro": an output departs from LiteRT's built-in kernels (XNNPACK off) by more than this
-# many 8-bit steps of that output (see _steps). Both follow TFLite's integer arithmetic: on the demo, int8
-# variants agree bit for bit, int16 softmax by about 13 int16 steps (a twentieth of an 8-bit step), while
-# XNNPACK's int8 outputs differ from both by up to 13 steps, so XNNPACK is not the yardstick.
-TOLERANCE_STEPS = 2
 ARENA_SHORT = re.compile(r"missing: \d+|Failed to resize buffer|Failed starting model allocation")
 LIMITS = ("The arena is measured by TFLite Micro's x86-64 build; pointers on a 32-bit microcontroller are "
           "smaller, so the figure is an upper bound there. Flash is the model file alone, without the "
@@ -60,9 +57,10 @@ class Facts:
     agreement_litert: float | None = None  # top-1 agreement with LiteRT running the same file
     agreement_float: float | None = None   # top-1 agreement with the float model
     max_diff_steps: float | None = None    # largest |TFLite Micro - LiteRT built-in kernels|, in 8-bit steps
-    wrong: bool = False                    # runs, but departs from LiteRT past TOLERANCE_STEPS
+    wrong: bool = False                    # runs, but its outputs fail the study's gate against LiteRT's
     arena_probes: list = field(default_factory=list)  # [[bytes, ran], ...] of the search, checked runs
     arena_short: str | None = None         # "6,927 bytes: <TFLite Micro's reason>": one byte less, failing
+    gate: list = field(default_factory=list)  # per output: TFLite Micro against LiteRT, judged (outputs.verdict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -208,7 +206,7 @@ def _bits(dtype) -> int:
 
 
 def _steps(plain: LiteModel, outputs: list[TensorInfo], reference: list[np.ndarray]) -> list[float]:
-    """Each output's 8-bit step, the unit TOLERANCE_STEPS counts in: its int8 scale (an int16 scale × 256),
+    """Each output's 8-bit step, the unit max_diff_steps counts in: its int8 scale (an int16 scale × 256),
     the same for the integer tensor a float output is dequantized from, and for float compute its range
     in LiteRT over 255."""
     tensors = {d["index"]: d for d in plain._interpreter.get_tensor_details()}
@@ -243,7 +241,7 @@ def sample_rows(n: int, max_samples: int = MAX_SAMPLES, seed: int = 0) -> np.nda
 
 def measure(model, inputs: list[np.ndarray], litert: list[np.ndarray] | None = None,
             reference: list[np.ndarray] | None = None, labels=None, output_names: list[str] | None = None,
-            worker: Worker | None = None) -> Facts:
+            worker: Worker | None = None, budget=None, spec=None) -> Facts:
     """One `.tflite` file on TFLite Micro, against LiteRT and the float model on the same float inputs.
 
     Args:
@@ -251,7 +249,11 @@ def measure(model, inputs: list[np.ndarray], litert: list[np.ndarray] | None = N
         inputs: float inputs, one array per model input in `LiteModel.inputs` order.
         litert, reference: LiteRT's outputs of this file (as the study measured them) and the float model's on
             `inputs`, in the order `output_names` gives (default: `LiteModel.outputs` order).
-        labels: class labels for the first output, for TFLite Micro's own accuracy.
+        labels: an `outputs.Truth` (labels per output) or class labels for the first output: TFLite Micro's own
+            accuracy, and what its outputs are judged on against LiteRT's.
+        budget, spec: the study's gate (`outputs.Budget`, `outputs.TaskSpec`; defaults without them). TFLite
+            Micro is wrong on a file when its outputs fail that gate against LiteRT's on the same file (each
+            output by its task), not when a value moves a few 8-bit steps.
     """
     m = LiteModel(model)
     content = m.path.read_bytes() if m.path else bytes(model)
@@ -277,12 +279,14 @@ def measure(model, inputs: list[np.ndarray], litert: list[np.ndarray] | None = N
              for a, b, s in zip(tflm, kernels, steps)]
     worst = max(diffs) if diffs else 0.0
     first = np.asarray(tflm[0])
-    accuracy = None if labels is None or first.ndim != 2 else float(np.mean(first.argmax(1) == np.asarray(labels)))
-    return Facts(True, None, result.arena_bytes, len(content), n, accuracy,
+    scored = evaluate.measure({"litert": [np.asarray(a) for a in litert], "tflm": tflm}, "litert", labels, wanted,
+                              spec or TaskSpec())["tflm"]
+    gate = verdicts(scored["outputs"], budget or Budget())
+    return Facts(True, None, result.arena_bytes, len(content), n, scored["accuracy"],
                  _top1_agreement(first, np.asarray(litert[0])),
                  None if reference is None else _top1_agreement(first, np.asarray(reference[0])),
-                 round(worst, 3), worst > TOLERANCE_STEPS, sorted([k, v] for k, v in result.probes.items()),
-                 result.short)
+                 round(worst, 3), not all(f["passed"] for f in gate), sorted([k, v] for k, v in result.probes.items()),
+                 result.short, gate)
 
 
 def measure_variants(paths: dict, feeds: dict, litert: dict, reference: list, labels=None,
@@ -355,9 +359,10 @@ def render(facts: Facts) -> str:
         return "\n".join(lines)
     checked = f": runs with exactly that, not with {facts.arena_short}" if facts.arena_short else ""
     diff = steps_text(facts.max_diff_steps)
-    verdict = (f"WRONG: departs from LiteRT by {diff} 8-bit steps (more than {TOLERANCE_STEPS})"
-               if facts.wrong else f"same results (largest difference {diff} 8-bit steps, "
-               f"{TOLERANCE_STEPS} allowed)")
+    failed = "; ".join(f"{g['output']}: {g['figure']}, past {g['criterion']}" for g in facts.gate if not g["passed"])
+    held = "; ".join(f"{g['output']}: {g['figure']}" for g in facts.gate)
+    verdict = (f"WRONG: {failed} (largest difference {diff} 8-bit steps)" if facts.wrong else
+               f"same results within the gate ({held}; largest difference {diff} 8-bit steps)")
     agree = "" if facts.agreement_litert is None else f"top-1 agreement {facts.agreement_litert * 100:.2f} %; "
     lines += ["  runs: yes",
               f"  RAM: tensor arena {facts.arena_bytes:,} bytes ({facts.arena_bytes / 1024:.1f} KB){checked}",

@@ -89,7 +89,7 @@ class Source:
             self.input_names = [t.name for t in keras_model.inputs]
             self.input_shapes = [tuple(-1 if d is None else int(d) for d in t.shape) for t in keras_model.inputs]
             self.input_dtypes = [str(t.dtype).replace("<dtype: '", "").rstrip("'>") for t in keras_model.inputs]
-            self.output_names = [f"output_{i}" for i in range(len(keras_model.outputs))]
+            self.output_names = _keras_output_names(keras_model)
             self.output_shapes = [tuple(-1 if d is None else int(d) for d in t.shape) for t in keras_model.outputs]
             self.output_dtypes = [str(t.dtype).replace("<dtype: '", "").rstrip("'>") for t in keras_model.outputs]
         else:
@@ -118,6 +118,8 @@ class Source:
             return out if isinstance(out, list) else [out]
         if self.keras is not None:
             out = self.keras.predict(arrays if len(arrays) > 1 else arrays[0], batch_size=batch_size, verbose=0)
+            if isinstance(out, dict):  # a model of named heads: in output_names order
+                return [np.asarray(out[n]) for n in self.output_names]
             return [np.asarray(o) for o in out] if isinstance(out, (list, tuple)) else [np.asarray(out)]
         tf = import_tensorflow()
         chunks = []
@@ -230,6 +232,16 @@ class ModelInfo:
     lite = None
 
     describe = Source.describe
+
+
+def _keras_output_names(model) -> list[str]:
+    """The model's own output names (its heads' layer names, or a dict model's keys), in its outputs' order;
+    output_0, output_1, ... where it has none that tell the outputs apart."""
+    found = list(getattr(model, "output_names", None) or [])
+    if len(found) == len(model.outputs) and len(set(found)) == len(found) and all(isinstance(n, str) and n
+                                                                                 for n in found):
+        return found
+    return [f"output_{i}" for i in range(len(model.outputs))]
 
 
 def from_keras(model, path=None, kind: str = "keras") -> Source:

@@ -30,6 +30,7 @@ class QatResult:
     history: tuple[dict, ...]                   # one dict of metrics per epoch (loss, accuracy, val_...)
     seconds: float                              # fine-tuning and export, wall time
     engine: str                                 # "quantbench" (Keras 3) or "tfmot" (tf_keras)
+    learned_from: str = ""                      # what the loss compared with: labels, or the float model's outputs
 
     def save(self, path, force: bool = False):
         """Write the .tflite file (temporary name, then rename; refuses to overwrite unless `force`)."""
@@ -294,6 +295,7 @@ def _fine_tune_seeded(model, arrays, y, *, epochs, batch_size, validation, calib
 def qat_file(model_path, data_path, out, *, epochs: int = 3, val=None, batch_size: int = 32, seed: int = 0,
              learning_rate: float = 1e-4, unsafe: bool = False, force: bool = False, reporter=None) -> QatResult:
     """`qat` on a model file and a data file, the result written to `out` (temporary name, then rename)."""
+    import dataclasses
     import warnings
 
     from . import data, models
@@ -305,17 +307,21 @@ def qat_file(model_path, data_path, out, *, epochs: int = 3, val=None, batch_siz
     if source.keras is None:
         raise InputError(f"{model_path} is a {source.kind}; QAT fine-tunes a Keras model. Expected a .keras or "
                          ".h5 file. Fix: pass the Keras model the file was made from.")
-    train = data.load_data(data_path, source, role="--data")
+    train = data.load_data(data_path, source, role="--data", labels="optional")
     unpack = lambda d: d.arrays() if len(d.x) > 1 else d.arrays()[0]  # noqa: E731
     validation = None
+    y = data.training_labels(train.labels(), source)
     if val is not None:
-        v = data.load_data(val, source, role="--val")
-        validation = (unpack(v), v.y) if v.y is not None else unpack(v)
+        v = data.load_data(val, source, role="--val", labels="optional")
+        val_y = data.training_labels(v.labels(), source)
+        validation = (unpack(v), val_y) if val_y is not None and y is not None else unpack(v)
     keys = ("loss", "accuracy", "agreement", "val_accuracy")
     with warnings.catch_warnings(), (reporter or Silent()).task("Fine-tuning (QAT)", epochs) as advance:
         warnings.simplefilter("ignore")  # float layers are in the result, reported once by the caller
-        result = qat(source.keras, unpack(train), train.y, epochs=epochs, batch_size=batch_size,
+        result = qat(source.keras, unpack(train), y, epochs=epochs, batch_size=batch_size,
                      validation=validation, seed=seed, learning_rate=learning_rate,
                      on_epoch=lambda e, logs: advance(note=" ".join(f"{k} {logs[k]:.4f}" for k in keys if k in logs)))
+    result = dataclasses.replace(result, learned_from=f"the labels in {data_path}" if y is not None else
+                                 "the float model's own outputs (distillation: no labels that fit its one output)")
     result.save(out, force)
     return result

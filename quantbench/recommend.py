@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from .errors import InputError
+from .outputs import GATES, Budget, describe, verdicts
 from .results import Results, Variant
 from .techniques import Technique, get, names
 
@@ -52,16 +53,26 @@ DECISION_TREE = (
 
 @dataclass(frozen=True)
 class Goal:
-    """What the user asked for: an accuracy budget, a deployment target, and what to minimise."""
+    """What the user asked for: a budget per kind of output, a deployment target, and what to minimise."""
 
     max_drop_pp: float = 1.0
     target: str = "cpu"
     optimize: str = "size"
     max_ram_kb: float | None = None    # --target mcu: tensor arena budget, KB of 1,024 bytes
     max_flash_kb: float | None = None  # --target mcu: model file budget, KB of 1,024 bytes
+    max_error_increase_pct: float = 5.0   # regression outputs: MAE increase, % of the float model's
+    min_sqnr_db: float = 20.0             # outputs judged by fidelity
+    min_agreement_pct: float = 99.0       # class outputs without labels
+    max_metric_drop: float | None = None  # a user's own metric (--metric)
 
     def __post_init__(self):
         check_options(self.target, self.optimize, self.max_drop_pp, self.max_ram_kb, self.max_flash_kb)
+        self.budget  # noqa: B018  checks the budgets now, before any work
+
+    @property
+    def budget(self) -> Budget:
+        return Budget(self.max_drop_pp, self.max_error_increase_pct, self.min_sqnr_db, self.min_agreement_pct,
+                      self.max_metric_drop)
 
 
 def budget_kb(value, option: str) -> float | None:
@@ -129,13 +140,15 @@ class Recommendation:
     target: str
     optimize: str
     max_drop_pp: float
-    metric: str                     # "accuracy" or "agreement" (no labels)
+    metric: str                     # what decided the first scored output: accuracy, f1, mae, agreement, sqnr_db
     uncertain: bool = False
     max_ram_kb: float | None = None
     max_flash_kb: float | None = None
     excluded: list = field(default_factory=list)     # [{"technique", "why"}]
     runners_up: list = field(default_factory=list)   # [{"technique", "why"}]
     summary: str = ""
+    criteria: list = field(default_factory=list)     # [{"output", "task", "criterion"}]: what every output is held to
+    verdicts: list = field(default_factory=list)     # the chosen variant's, one per output (outputs.verdict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -150,26 +163,37 @@ def _reference(results: Results) -> Variant:
                      "Fix: include float32 in --techniques.")
 
 
-def drop_pp(v, ref) -> tuple[float, float | None]:
-    """Accuracy drop against the float model in points, and the pessimistic end of its paired interval.
-
-    Without labels, the drop is the share of samples whose top-1 class differs from the float model's.
-    `v` and `ref` are Variants or dicts with the same fields.
-    """
+def scored_outputs(v, ref, results: Results | None = None) -> list[dict]:
+    """A variant's scored outputs (Variant.outputs); for rows without them (results written before outputs were
+    scored, or built by hand), the same rows from the first output's accuracy, else the class outputs' top-1
+    agreement, else the SQNR. `v` and `ref` are Variants or dicts with the same fields."""
     get = (lambda o, k: o.get(k)) if isinstance(v, dict) else getattr
+    if get(v, "outputs"):
+        return list(get(v, "outputs"))
     acc, ref_acc = get(v, "accuracy"), get(ref, "accuracy")
-    if ref_acc is not None and acc is not None:
-        worst = (get(v, "drop_ci_pp") or [None, None])[1]
-        return (ref_acc - acc) * 100, worst
-    agree = _agreement(v, get)
-    return (0.0, None) if agree is None else ((1 - agree) * 100, None)
+    if acc is not None and ref_acc is not None:
+        return [{"output": "output_0", "task": "classes", "metric": "accuracy", "value": acc, "reference": ref_acc,
+                 "loss": round((ref_acc - acc) * 100, 6), "loss_ci": get(v, "drop_ci_pp")}]
+    degenerate = {d["output"] for d in (results.degenerate_outputs if results else [])}
+    agreements = [f for f in (get(v, "fidelity") or []) if f.get("agreement") is not None
+                  and f["output"] not in degenerate]
+    if not agreements and get(v, "agreement") is not None and not degenerate:
+        agreements = [{"output": "output_0", "agreement": get(v, "agreement")}]
+    if agreements:
+        return [{"output": f["output"], "task": "classes", "metric": "agreement", "value": f["agreement"],
+                 "reference": 1.0, "loss": round((1 - f["agreement"]) * 100, 6)} for f in agreements]
+    return [{"output": "output_0", "task": "fidelity", "metric": "sqnr_db", "value": get(v, "sqnr_db")}]
 
 
-def _agreement(v, get) -> float | None:
-    """Top-1 agreement with the float model: the worst of the class outputs' (the first output's when the
-    per-output figures are missing)."""
-    values = [f["agreement"] for f in (get(v, "fidelity") or []) if f.get("agreement") is not None]
-    return min(values) if values else get(v, "agreement")
+def judge(v, ref, budget: Budget, results: Results | None = None) -> list[dict]:
+    """Every scored output's verdict for one variant (outputs.verdict)."""
+    return verdicts(scored_outputs(v, ref, results), budget)
+
+
+def _failing(found: list[dict], several: bool) -> str:
+    bad = [f for f in found if not f["passed"]]
+    return "; ".join(f"{f['output'] + ': ' if several else ''}{f['figure']} is past the budget ({f['criterion']})"
+                     for f in bad)
 
 
 def _cost(v: Variant, optimize: str) -> tuple:
@@ -201,9 +225,10 @@ def mcu_refusal(v: Variant) -> str | None:
     if not m["runs"]:
         return f"TFLite Micro cannot run it: {m['reason']}"
     if m["wrong"]:
-        agree = "" if m["agreement_litert"] is None else f", top-1 agreement {m['agreement_litert'] * 100:.1f} %"
-        return (f"wrong on TFLite Micro: its outputs depart from LiteRT's by {steps_text(m['max_diff_steps'])} 8-bit "
-                f"steps{agree}")
+        failed = "; ".join(f"{g['output']}: {g['figure']}, past {g['criterion']}" for g in m.get("gate") or []
+                           if not g["passed"])
+        return (f"wrong on TFLite Micro: against LiteRT on the same file, {failed or 'its outputs depart'} (largest "
+                f"difference {steps_text(m['max_diff_steps'])} 8-bit steps)")
     return None
 
 
@@ -216,16 +241,15 @@ def _over_budgets(v: Variant, ram_kb, flash_kb) -> list[str]:
     return over
 
 
-def _unmet(runnable: list, ref, max_drop_pp: float, ram_kb, flash_kb, metric: str) -> str:
+def _unmet(runnable: list, judged: dict, ram_kb, flash_kb) -> str:
     """Which budget no variant that runs correctly on TFLite Micro meets, and by how much."""
     if not runnable:
         return "No variant runs correctly on TFLite Micro (see the excluded rows)."
     parts = []
-    least = min(runnable, key=lambda v: drop_pp(v, ref)[0])
-    if drop_pp(least, ref)[0] > max_drop_pp:
-        d = drop_pp(least, ref)[0]
-        parts.append(f"the accuracy budget: the smallest drop is {least.technique}'s {d:.2f} pp ({metric}), "
-                     f"{d - max_drop_pp:.2f} pp past --max-accuracy-drop {max_drop_pp:g}")
+    if not any(all(f["passed"] for f in judged[v.technique]) for v in runnable):
+        closest = min(runnable, key=lambda v: sum(not f["passed"] for f in judged[v.technique]))
+        parts.append(f"the quality budget: the closest is {closest.technique}, where "
+                     + _failing(judged[closest.technique], len(judged[closest.technique]) > 1))
     for kb, key, option, what in ((ram_kb, "arena_bytes", "--max-ram", "RAM (arena)"),
                                   (flash_kb, "flash_bytes", "--max-flash", "flash")):
         if kb is None:
@@ -243,24 +267,24 @@ def _unmet(runnable: list, ref, max_drop_pp: float, ram_kb, flash_kb, metric: st
 
 def choose(results: Results, max_drop_pp: float = 1.0, target: str = "cpu", optimize: str = "size",
            float_ops: dict[str, int] | None = None, max_ram_kb: float | None = None,
-           max_flash_kb: float | None = None) -> Recommendation:
-    """The variant that best meets the target and the accuracy budget, with its reasons.
+           max_flash_kb: float | None = None, budget: Budget | None = None) -> Recommendation:
+    """The variant that best meets the target and every output's budget, with its reasons.
 
     Args:
         results: a measured study.
-        max_drop_pp: the budget, in percentage points of accuracy against the float model (of top-1
-            agreement with it when there are no labels).
+        max_drop_pp: the accuracy budget, in percentage points against the float model (classes, binary; F1 for
+            multi-label outputs); `budget` holds the other kinds' (default: outputs.Budget's).
         float_ops: technique -> number of float compute ops (from `inspection`); required for int-only.
         max_ram_kb, max_flash_kb: --target mcu budgets, against each variant's TFLite Micro facts.
     """
     check_options(target, optimize, max_drop_pp, max_ram_kb, max_flash_kb)
+    budget = Budget(max_drop_pp) if budget is None else budget
     b, ref = branch(target), _reference(results)
-    metric = "accuracy" if ref.accuracy is not None else (
-        "agreement" if _agreement(ref, getattr) is not None else "none")
-    degenerate = metric == "agreement" and bool(results.degenerate_outputs)
-    if degenerate:  # agreement with a float model whose top-1 never changes is 100 % for anything
-        metric = "none"
-    excluded, within, runnable = [], [], []
+    stated = judge(ref, ref, budget, results)
+    several = len(stated) > 1
+    criteria = [{"output": f["output"], "task": f["task"], "criterion": f["criterion"]} for f in stated]
+    metric = scored_outputs(ref, ref, results)[0]["metric"] if stated else "none"
+    excluded, within, runnable, judged = [], [], [], {}
     for v in results.variants:
         if v.technique in ("keras",) or v is ref:
             continue
@@ -278,6 +302,7 @@ def choose(results: Results, max_drop_pp: float = 1.0, target: str = "cpu", opti
                     f"has {n} float compute op(s)" if n else "its input or output is not integer")
                     + f", which --target {target} cannot run"})
                 continue
+        found = judged[v.technique] = judge(v, ref, budget, results)
         if b.tflite_micro:
             why = mcu_refusal(v)
             if why:
@@ -288,50 +313,49 @@ def choose(results: Results, max_drop_pp: float = 1.0, target: str = "cpu", opti
             if over:
                 excluded.append({"technique": v.technique, "why": "; ".join(over)})
                 continue
-        drop, worst = drop_pp(v, ref) if metric != "none" else (0.0, None)
-        if drop > max_drop_pp:
-            excluded.append({"technique": v.technique,
-                             "why": f"{metric} {-drop:+.2f} pp is past the {max_drop_pp:g} pp budget"})
+        if not all(f["passed"] for f in found):
+            excluded.append({"technique": v.technique, "why": _failing(found, several)})
             continue
-        within.append((v, drop, worst))
+        within.append((v, found))
     budgets = {"max_ram_kb": max_ram_kb, "max_flash_kb": max_flash_kb}
+    held = "; ".join(f"{c['output'] + ': ' if several else ''}{c['criterion']}" for c in criteria)
     if not within:
         hint = (" Quantization-aware training (`quantbench qat`, or --qat-epochs) is the way to recover int8 "
                 "accuracy for integer-only hardware." if target == "int-only" else "")
-        words = f"No variant meets the {max_drop_pp:g} pp budget for --target {target}.{hint}"
+        words = f"No variant meets the budget ({held}) for --target {target}.{hint}"
         if b.tflite_micro:
             words = f"No variant meets every budget for --target {target}. " + \
-                _unmet(runnable, ref, max_drop_pp, max_ram_kb, max_flash_kb, metric)
+                _unmet(runnable, judged, max_ram_kb, max_flash_kb)
         return Recommendation(None, target, optimize, max_drop_pp, metric, excluded=excluded, summary=words,
-                              **budgets)
+                              criteria=criteria, **budgets)
     within.sort(key=lambda item: (_cost(item[0], optimize),
                                   b.prefer.index(item[0].technique) if item[0].technique in b.prefer else len(b.prefer)))
-    best, drop, worst = within[0]
-    uncertain = worst is not None and worst > max_drop_pp
-    runners = [{"technique": v.technique,
-                "why": f"{_fmt(v, optimize)} against {_fmt(best, optimize)}, {metric} {-d:+.2f} pp"}
-               for v, d, _ in within[1:4]]
+    best, found = within[0]
+    uncertain = [f for f in found if f["uncertain"]]
+
+    def figures(items):
+        return "; ".join(f"{f['output'] + ' ' if several else ''}{f['figure']}" for f in items)
+
+    runners = [{"technique": v.technique, "why": f"{_fmt(v, optimize)} against {_fmt(best, optimize)}, {figures(f)}"}
+               for v, f in within[1:4]]
     least = "smallest in RAM plus flash" if b.tflite_micro else \
         ("smallest" if optimize == "size" else "fastest here")
     limits = "".join(f" and {o} {kb:g} KB" for o, kb in (("--max-ram", max_ram_kb), ("--max-flash", max_flash_kb))
                      if kb is not None)
-    words = (f"Ship {best.technique}: the {least} of "
-             f"{len(within)} variant(s) within the {max_drop_pp:g} pp budget{limits} for --target {target} "
-             f"({_fmt(best, optimize)}, {metric} {-drop:+.2f} pp against the float model).")
-    if degenerate:
+    words = (f"Ship {best.technique}: the {least} of {len(within)} variant(s) within the budget ({held}){limits} "
+             f"for --target {target} ({_fmt(best, optimize)}; {figures(found)} against the float model).")
+    if results.degenerate_outputs:
         words += (" The float model's outputs are degenerate on these samples (" + results.degenerate_outputs[0]["why"]
-                  + "), so top-1 agreement cannot measure a drop: the budget was not applied; compare the SQNR "
-                  "column, and evaluate on data where the model's outputs vary, before shipping.")
-    elif metric == "none":
-        words += (" No output is a class distribution and there are no labels, so no drop could be measured: "
-                  "the budget was not applied; compare the SQNR column before shipping.")
+                  + "), so top-1 agreement cannot measure a drop there: SQNR decided; evaluate on data where the "
+                  "model's outputs vary before shipping.")
     if uncertain:
-        words += (f" Uncertain: the 95 % interval of its drop reaches {worst:.2f} pp, past the budget; "
-                  "measure on more data before relying on it.")
+        words += (" Uncertain: the 95 % interval of " + ", ".join(
+            f"{(f['output'] + ' ') if several else ''}{f['figure'].split(' ')[0]}" for f in uncertain)
+            + " reaches past the budget; measure on more data before relying on it.")
     if runners:
         words += " Runners-up: " + "; ".join(f"{r['technique']} ({r['why']})" for r in runners) + "."
-    return Recommendation(best.technique, target, optimize, max_drop_pp, metric, uncertain, **budgets,
-                          excluded=excluded, runners_up=runners, summary=words)
+    return Recommendation(best.technique, target, optimize, max_drop_pp, metric, bool(uncertain), **budgets,
+                          excluded=excluded, runners_up=runners, summary=words, criteria=criteria, verdicts=found)
 
 
 def needs_rescue(metrics: dict, reference: str, goal: Goal) -> bool:
@@ -339,10 +363,19 @@ def needs_rescue(metrics: dict, reference: str, goal: Goal) -> bool:
     quantization should be tried. `metrics` maps technique -> measured fields (evaluate.measure)."""
     if not branch(goal.target).float_ops_allowed:
         return False
-    read = lambda o, k: o.get(k)  # noqa: E731
-    measured = [n for n in metrics if n in names() and get(n).compute == "int8" and
-                (metrics[n].get("accuracy") is not None or _agreement(metrics[n], read) is not None)]
-    return bool(measured) and all(drop_pp(metrics[n], metrics[reference])[0] > goal.max_drop_pp for n in measured)
+    measured = [n for n in metrics if n in names() and get(n).compute == "int8"]
+    return bool(measured) and all(
+        not all(f["passed"] for f in judge(metrics[n], metrics[reference], goal.budget)) for n in measured)
+
+
+def worst_loss(scored: list[dict]) -> float:
+    """The largest loss against the float model over the scored outputs (points, or % for regression); for
+    outputs judged by SQNR alone, minus the lowest SQNR. What the selective search minimises."""
+    losses = [o["loss"] for o in scored if o.get("scored", True) and o.get("loss") is not None]
+    if losses:
+        return max(losses)
+    sqnr = [o["value"] for o in scored if o.get("scored", True) and o["metric"] == "sqnr_db" and o["value"] is not None]
+    return -min(sqnr) if sqnr else 0.0
 
 
 def tree_rows() -> list[dict]:

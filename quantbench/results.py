@@ -35,6 +35,9 @@ class Variant:
     sqnr_db: float | None = None     # output SQNR against the float model; None if identical (infinite)
     kl: float | None = None          # mean KL(float || variant) in nats, when outputs are probabilities
     fidelity: list | None = None     # per output: {"output", "agreement", "sqnr_db", "max_abs_err"}
+    # per output, scored by its task (outputs.score): {"output", "task", "labels", "metric", "value", "ci",
+    # "reference", "loss", "loss_ci", "p", ...}; the last row is a user's own metric ("output": "*") when given
+    outputs: list | None = None
     latency_ms: dict | None = None   # batch 1: {"median", "ci95": [lo, hi], "p90", "p99", "n", "quantiles"}
     throughput: dict | None = None   # {"batch", "samples_per_s", "ci95": [lo, hi], "n"}
     convert_s: float | None = None

@@ -36,14 +36,22 @@ LATENCY = {"median": "num!", "ci95": "pair", "p90": "num!", "p99": "num!", "n": 
            "stopped": "str", "quantiles": {q: "num!" for q in QUANTILES}}
 THROUGHPUT = {"batch": "int!", "samples_per_s": "num!", "ci95": "pair", "n": "int", "batch_asked": "int",
               "stopped": "str"}
+VERDICT = {"output": "str!", "task": "str!", "criterion": "str!", "passed": "bool!", "uncertain": "bool",
+           "figure": "str"}
 MCU = {"runs": "bool!", "reason": "str", "arena_bytes": "int", "flash_bytes": "int!", "samples": "int",
        "accuracy": "frac", "agreement_litert": "frac", "agreement_float": "frac", "max_diff_steps": "num",
-       "wrong": "bool", "arena_probes": ["any"], "arena_short": "str"}
+       "wrong": "bool", "arena_probes": ["any"], "arena_short": "str", "gate": [VERDICT]}
+OUTPUT = {"output": "str!", "task": "str!", "metric": "str!", "labels": "bool", "value": "num", "ci": "pair",
+          "reference": "num", "loss": "num", "loss_ci": "pair", "p": "frac", "n": "int", "hits": "int",
+          "reference_hits": "int", "agreement": "frac", "agreements": "int", "sqnr_db": "num", "cosine": "num",
+          "max_abs_err": "num", "top5": "frac", "auc": "frac", "rmse": "num", "threshold": "num", "scored": "bool",
+          "error_sum": "num", "reference_error_sum": "num", "name": "str"}
 VARIANT = {"technique": "str!", "engine": "str!", "status": "str!", "error": "str", "path": "str", "bytes": "int",
            "input_dtype": "str", "output_dtype": "str", "accuracy": "frac", "accuracy_ci": "pair",
            "drop_ci_pp": "pair", "accuracy_delta_pp": "num", "p_vs_float32": "frac", "top5": "frac",
            "agreement": "frac", "sqnr_db": "num", "kl": "num",
            "fidelity": Maybe([{"output": "str", "agreement": "frac", "sqnr_db": "num", "max_abs_err": "num"}]),
+           "outputs": Maybe([OUTPUT]),
            "latency_ms": Maybe(LATENCY), "throughput": Maybe(THROUGHPUT), "convert_s": "num", "mcu": Maybe(MCU),
            "xnnpack_refused": "str"}
 WHY = [{"technique": "str!", "why": "str!"}]
@@ -58,6 +66,8 @@ RESULTS = {  # the four objects first: a file that lacks one is named by it, bef
     "quantbench_version": "str!",
     "variants": [VARIANT],
     "recommendation": Maybe({"technique": "str", "summary": "str!", "runners_up": WHY, "excluded": WHY,
+                             "criteria": [{"output": "str!", "task": "str!", "criterion": "str!"}],
+                             "verdicts": [VERDICT],
                              "decision_tree": [{"target": "str!", "question": "str!", "techniques": "str!",
                                                 "why": "str!"}]}),
     "studies": {

@@ -14,6 +14,7 @@ from .conversion import as_inputs, as_source
 from .errors import InputError
 from .executor import Died, Task
 from .files import check_new_dir, signals_held, staged_dir
+from .outputs import TaskSpec
 from .progress import Silent
 from .results import REFERENCE, Results, Variant
 from .techniques import LQ, get, resolve
@@ -66,7 +67,8 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
               batch: int = 32, save_keras: bool = False, artifacts: dict[str, bytes] | None = None,
               qat_epochs: int = 0, train=None, seed: int = 0, goal=None, calib_sizes=None, calib_pool=None,
               workers: int | None = None, ray: str | None = None, time_budget: float | None = None,
-              unsafe: bool = False, runner=None, reporter=None) -> Results:
+              unsafe: bool = False, runner=None, reporter=None, spec: TaskSpec | None = None,
+              metric=None) -> Results:
     """Convert, evaluate and time `model` with each technique; write everything into `out`.
 
     Args:
@@ -89,6 +91,9 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
         ray: a Ray cluster's address: the same plan runs there.
         time_budget: seconds the timing phase may take (see `bench.measure`).
         runner: an executor to run the tasks on (used as is and not closed), instead of `workers` / `ray`.
+        spec: how each output is scored (`outputs.TaskSpec`: --task, --threshold, --output).
+        metric: a function (labels, outputs) -> number, higher is better, or (function, name): the user's own
+            metric, held to goal.max_metric_drop.
     """
     reporter = reporter or Silent()
     time_budget = bench.TIME_BUDGET_S if time_budget is None else time_budget
@@ -96,16 +101,19 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
     if not isinstance(evaluation, data.Dataset):
         evaluation = data.Dataset([evaluation] if not isinstance(evaluation, list) else evaluation, None, "array")
     goal = goal or recommend.Goal()
+    spec = (spec or TaskSpec()).check(source.output_names)
+    metric = _metric(metric, goal)
+    truth = data.truth(evaluation.labels(), source, spec, f"{evaluation.origin} (labels)")
     reference_row = "float32" if source.lite is not None else REFERENCE  # a float .tflite is its own float32 row
     techniques, skipped, order = _chosen(resolve(techniques), reference_row, qat_epochs, goal)
     calib = None if calib is None else as_inputs(calib)
     pool = _calibration_pool(calib, calib_pool, calib_sizes)
     run = runner or executor.make(_default_workers(source) if workers is None and not ray else workers, ray)
     with staged_dir(out, force) as folder, (contextlib.nullcontext() if runner else run):
-        job, reference_file, run = _stage(folder, run, source, evaluation, calib, pool, train, qat_epochs, seed,
-                                          unsafe, save_keras, artifacts)
+        job, reference_file, run = _stage(folder, run, source, evaluation, truth, calib, pool, train, qat_epochs,
+                                          seed, unsafe, save_keras, artifacts, spec, metric is not None)
         rows, streams, converted = _convert_and_evaluate(run, job, techniques, reference_row, reporter)
-        metrics = evaluate.finish(streams, reference_row, job.labels, list(source.output_names))
+        metrics = evaluate.finish(streams, reference_row, job.labels, list(source.output_names), spec, metric)
         studies = _side_studies(run, job, techniques, converted, metrics, reference_row, goal, calib_sizes, seed,
                                 source, reporter)
         if "int8-selective" in converted:  # the side studies made it: evaluated like the others
@@ -114,7 +122,7 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
                                                        evaluate_only={"int8-selective": converted["int8-selective"]})
             rows.update(more_rows)
             streams.update({k: v for k, v in more.items() if k != reference_row})
-            metrics = evaluate.finish(streams, reference_row, job.labels, list(source.output_names))
+            metrics = evaluate.finish(streams, reference_row, job.labels, list(source.output_names), spec, metric)
         ok = [name for name in converted if name not in rows]
         mcu_facts = _mcu_facts(run, job, ok, goal, seed, reporter)
         throughput_batch = _throughput_batch(job, ok, batch)
@@ -125,15 +133,18 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
                              skipped, measured)
         results = Results(
             quantbench_version=__version__, model=source.describe(),
-            data={"eval_samples": job.n, "labels": job.labels is not None, "eval_from": evaluation.origin,
-                  "streamed": evaluation.streamed, **(data_info or {})},
+            data={"eval_samples": job.n, "labels": bool(truth), "eval_from": evaluation.origin,
+                  "streamed": evaluation.streamed, "labelled_outputs": dict(truth.kinds) if truth else {},
+                  **(data_info or {})},
             machine=machine.describe(threads),
-            settings={**(settings or {}), **goal.__dict__, "workers": getattr(run, "n", 0),
+            settings={**(settings or {}), **goal.__dict__, "tasks": dict(spec.overrides), "threshold": spec.threshold,
+                      "outputs": list(spec.only) if spec.only else None, "metric": metric[1] if metric else None,
+                      "workers": getattr(run, "n", 0),
                       "executor": type(run).__name__, "chunk": job.chunk, "throughput_batch": throughput_batch,
                       "time_budget_s": time_budget},
             variants=variants, studies=studies,
             degenerate_outputs=evaluate.degenerate_from(streams[reference_row], list(source.output_names),
-                                                        job.labels is not None))
+                                                        bool(truth)))
         results = _recommend(results, goal, folder)
         results.save(folder / "results.json")
         with reporter.task("Writing report", 1) as advance:
@@ -172,8 +183,8 @@ def _calibration_pool(calib, calib_pool, calib_sizes):
     return pool
 
 
-def _stage(folder: Path, run, source, evaluation, calib, pool, train, qat_epochs: int, seed: int, unsafe: bool,
-           save_keras: bool, artifacts):
+def _stage(folder: Path, run, source, evaluation, truth, calib, pool, train, qat_epochs: int, seed: int,
+           unsafe: bool, save_keras: bool, artifacts, spec, keep_all: bool):
     """The study's inputs written into the staging folder (data as .npy in `.work/`, where every process reads
     them): the Job, the reference row's (path, bytes), and the executor (this process's, when the model can
     only live here)."""
@@ -195,11 +206,12 @@ def _stage(folder: Path, run, source, evaluation, calib, pool, train, qat_epochs
         np.save(work / "train_y.npy", np.asarray(train[1]))
     job = tasks.Job(model_path or "<in memory>", unsafe, str(folder), str(work),
                     len(evaluation), len(source.input_names), tuple(source.input_names), tuple(source.output_names),
-                    chunk=_chunk(source, evaluation), labels=evaluation.labels(), has_calib=calib is not None,
+                    chunk=_chunk(source, evaluation), labels=truth, has_calib=calib is not None,
                     has_pool=pool is not None,
                     qat={"epochs": qat_epochs, "train": qat_epochs > 0 and train is not None, "seed": seed},
                     origin=evaluation.origin,
-                    exports=source.kind in models.KERAS_KINDS and _model_bytes(source) >= EXPORT_FROM_BYTES)
+                    exports=source.kind in models.KERAS_KINDS and _model_bytes(source) >= EXPORT_FROM_BYTES,
+                    keep_all=keep_all, spec=spec)
     tasks.remember(job, source)
     return job, (ref_path, ref_bytes), run
 
@@ -212,7 +224,7 @@ def _mcu_facts(run, job, names: list[str], goal, seed: int, reporter) -> dict:
 
     mcu.check_available()
     with reporter.task("TFLite Micro", 1) as advance:
-        facts = run.run([Task("mcu", tasks.mcu_facts, (job, names, seed))])["mcu"]
+        facts = run.run([Task("mcu", tasks.mcu_facts, (job, names, seed, goal.budget))])["mcu"]
         advance()
     if isinstance(facts, Died):
         raise InputError(f"The TFLite Micro task did not finish: {facts.reason}.")
@@ -375,7 +387,7 @@ def _side_studies(run, job, techniques, converted, metrics, reference_row, goal,
     if source.lite is None and job.has_calib and names & {"int8-fallback", "int8-only", "uint8-only"} & set(converted):
         plan.append(Task("layer_errors", tasks.layer_errors, (job,), leaky=True))
     if source.lite is None and job.has_calib and recommend.needs_rescue(metrics, reference_row, goal):
-        plan.append(Task("selective", tasks.selective_search, (job, goal.max_drop_pp), leaky=True))
+        plan.append(Task("selective", tasks.selective_search, (job, goal), leaky=True))
     if calib_sizes and source.lite is None:  # one conversion per task: workers recycle as they go
         plan += [Task(f"calibration_size:{size}", tasks.calibration_size, (job, size, seed), leaky=True)
                  for size in calib_sizes]
@@ -413,7 +425,7 @@ def _recommend(results: Results, goal, folder: Path) -> Results:
     float_ops = {v.technique: inspect(folder / v.path).float_compute_ops for v in results.variants
                  if v.ok and v.path and v.path.endswith(".tflite") and (folder / v.path).is_file()}
     rec = recommend.choose(results, goal.max_drop_pp, goal.target, goal.optimize, float_ops,
-                           max_ram_kb=goal.max_ram_kb, max_flash_kb=goal.max_flash_kb)
+                           max_ram_kb=goal.max_ram_kb, max_flash_kb=goal.max_flash_kb, budget=goal.budget)
     if rec.technique is not None:
         shutil.copyfile(folder / results.variant(rec.technique).path, folder / "recommended.tflite")
     return dataclasses.replace(results, recommendation={**rec.to_dict(), "decision_tree": recommend.tree_rows()})
@@ -432,7 +444,7 @@ def compare(model, data_path, calib_path=None, techniques=None, out=None, *, cal
             seed: int = 0, x_key: str = "x", y_key: str = "y", unsafe: bool = False, force: bool = False,
             threads: int = 1, batch: int = 32, qat_epochs: int = 0, goal=None, calib_sizes=None,
             workers: int | None = None, ray: str | None = None, time_budget: float | None = None,
-            runner=None, reporter=None) -> Results:
+            runner=None, reporter=None, spec: TaskSpec | None = None, metric=None) -> Results:
     """Study a user's model file on a user's data file: every technique, one table.
 
     Without `calib_path`, calibration samples come from `data_path` by a seeded split, and the rest
@@ -450,7 +462,7 @@ def compare(model, data_path, calib_path=None, techniques=None, out=None, *, cal
         return _compare(source, data_path, calib_path, techniques, out, calib_size=calib_size, seed=seed,
                         x_key=x_key, y_key=y_key, unsafe=unsafe, force=force, threads=threads, batch=batch,
                         qat_epochs=qat_epochs, goal=goal, calib_sizes=calib_sizes, time_budget=time_budget,
-                        runner=runner, reporter=reporter)
+                        runner=runner, reporter=reporter, spec=spec, metric=metric)
     finally:
         if owned is not None:
             owned.close()
@@ -472,12 +484,14 @@ def _load_model(model, unsafe: bool, runner):
 
 
 def _compare(source, data_path, calib_path, techniques, out, *, calib_size, seed, x_key, y_key, unsafe, force,
-             threads, batch, qat_epochs, goal, calib_sizes, time_budget, runner, reporter) -> Results:
+             threads, batch, qat_epochs, goal, calib_sizes, time_budget, runner, reporter, spec,
+             metric) -> Results:
     out = study_folder(source, out)
     check_new_dir(out, force)
-    dataset = data.load_data(data_path, source, x_key, y_key, role="--data")
-    if calib_path is not None:
-        pool = data.load_data(calib_path, source, x_key, y_key, role="--calib")
+    spec = (spec or TaskSpec()).check(source.output_names)
+    dataset = data.load_data(data_path, source, x_key, y_key, role="--data", spec=spec)
+    if calib_path is not None:  # its labels, where they fit, are what QAT learns from
+        pool = data.load_data(calib_path, source, x_key, y_key, role="--calib", spec=spec, labels="optional")
         size = min(200, len(pool)) if calib_size is None else calib_size
         if size > len(pool):
             raise InputError(f"--calib-size {size} is larger than the {len(pool)} samples in {calib_path}. "
@@ -491,11 +505,31 @@ def _compare(source, data_path, calib_path, techniques, out, *, calib_size, seed
     # QAT learns from the calibration samples, never the evaluation ones: on their labels, else by distillation.
     return run_study(source, evaluation, calib, techniques, out, force=force, threads=threads, batch=batch,
                      reporter=reporter, qat_epochs=qat_epochs, seed=seed, goal=goal, calib_sizes=calib_sizes,
-                     calib_pool=train, unsafe=unsafe, runner=runner, time_budget=time_budget,
-                     train=(train.arrays(), train.y) if train.y is not None and qat_epochs > 0 else None,
+                     calib_pool=train, unsafe=unsafe, runner=runner, time_budget=time_budget, spec=spec, metric=metric,
+                     train=_training(train, source) if qat_epochs > 0 else None,
                      data_info={"name": Path(str(data_path)).name, **info},
                      settings={"seed": seed, "calib_size": calib_size, "threads": threads, "batch": batch,
                                "qat_epochs": qat_epochs})
+
+
+def _training(train, source):
+    """QAT's (inputs, labels) from the calibration pool: its labels where they fit the model's one output."""
+    y = data.training_labels(data.truth(train.labels(), source, None, train.origin, labels="optional"), source)
+    return (train.arrays(), y) if y is not None else None
+
+
+def _metric(metric, goal):
+    """A user's metric as (function, name), with its budget checked; None without one."""
+    if metric is None:
+        return None
+    fn, name = metric if isinstance(metric, tuple) else (metric, getattr(metric, "__name__", "metric"))
+    if not callable(fn):
+        raise InputError(f"metric is {fn!r}. Expected a function (labels, outputs) -> number. Fix: pass a function.")
+    if goal.max_metric_drop is None:
+        raise InputError(f"A metric ({name}) was given without its budget. Expected --max-metric-drop X (the most "
+                         "the metric may fall below the float model's, in its own units). Fix: pass "
+                         "--max-metric-drop, e.g. 0.01.")
+    return fn, name
 
 
 DEMO_TIME_BUDGET_S = 10.0  # the digits CNN's timing: its small variants converge well within it
@@ -550,7 +584,7 @@ def convert_file(model, technique, output, calib_path=None, *, calib_size: int =
         if calib_path is None:
             raise InputError(f"Technique {technique.name!r} needs calibration data. Expected --calib FILE with a few "
                              "hundred representative inputs (.npz or .npy). Fix: pass --calib train.npz.")
-        pool = data.load_data(calib_path, source, x_key, role="--calib")
+        pool = data.load_data(calib_path, source, x_key, role="--calib", labels="ignore")
         calib = data.calibration_sample(pool, min(calib_size, len(pool)), seed)
     from . import engines
 

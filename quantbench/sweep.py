@@ -258,7 +258,7 @@ def plan(sweep: Sweep, out: Path, force: bool) -> list[dict]:
 
 def _figures(results: Results) -> dict:
     """The recommendation and the figures a side-by-side comparison needs."""
-    from .recommend import drop_pp
+    from .recommend import scored_outputs
 
     rec = results.recommendation or {}
     chosen = rec.get("technique")
@@ -268,7 +268,7 @@ def _figures(results: Results) -> dict:
     if chosen:
         v = results.variant(chosen)
         figures.update(bytes=v.bytes, accuracy=v.accuracy, agreement=v.agreement, sqnr_db=v.sqnr_db,
-                       drop_pp=None if ref is None else round(drop_pp(v, ref)[0], 4),
+                       drop_pp=None if ref is None else scored_outputs(v, ref, results)[0].get("loss"),
                        latency_ms=(v.latency_ms or {}).get("median"),
                        reference_bytes=None if ref is None else ref.bytes)
     return figures

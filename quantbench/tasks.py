@@ -15,6 +15,7 @@ import numpy as np
 
 from . import engines, evaluate
 from .errors import ConversionError, LiteRTError, TrainingError
+from .outputs import TaskSpec, Truth
 from .runtime import align
 from .techniques import Technique
 
@@ -39,12 +40,14 @@ class Job:
     input_names: tuple
     output_names: tuple
     chunk: int                 # samples per predict call
-    labels: np.ndarray | None = None
+    labels: Truth | None = None  # labels per output (outputs.Truth), read by the driver only
     has_calib: bool = False
     has_pool: bool = False
     qat: dict = field(default_factory=lambda: {"epochs": 0, "train": False, "seed": 0})
     origin: str = "the evaluation data"
     exports: bool = False      # a Keras 3 model: exported once for the converter (the task `export`)
+    keep_all: bool = False     # streams keep every output's values (a user's --metric runs on them)
+    spec: TaskSpec = field(default_factory=TaskSpec)  # how outputs are scored (--task, --threshold, --output)
 
     def path(self, name: str) -> Path:
         return Path(self.folder) / name
@@ -73,7 +76,8 @@ class Job:
         return (x if len(x) > 1 else x[0], y)
 
     def labels_of(self, start: int, stop: int):
-        return None if self.labels is None else self.labels[start:stop]
+        return None if not self.labels else self.labels.rows(slice(start, stop))
+
 
     def inputs(self) -> engines.Inputs:
         return engines.Inputs(calib=self.calib(), float_tflite=str(self.path("float32.tflite")),
@@ -123,7 +127,7 @@ def reference(job: Job) -> evaluate.Stream:
     from numpy.lib.format import open_memmap
 
     source = source_of(job)
-    stream, maps, bad = evaluate.Stream(), None, {}
+    stream, maps, bad = evaluate.Stream(job.keep_all), None, {}
     for start in range(0, job.n, job.chunk):
         stop = min(start + job.chunk, job.n)
         outs = [np.asarray(o, np.float32) for o in source.predict(job.eval_rows(start, stop))]
@@ -134,7 +138,7 @@ def reference(job: Job) -> evaluate.Stream:
                                 shape=(job.n, *o.shape[1:])) for k, o in enumerate(outs)]
         for m, o in zip(maps, outs):
             m[start:stop] = o
-        stream.update(outs, outs, job.labels_of(start, stop))
+        stream.update(outs, outs)
     for m in maps or []:
         m.flush()
     evaluate.check_counts(bad, job.n, job.origin)
@@ -195,7 +199,7 @@ def evaluate_shard(job: Job, name: str, start: int, stop: int):
         model = LiteModel(job.path(f"{name}.tflite"))
     except LiteRTError as exc:  # LiteRT refusing a converted model is a row; quantbench's own bugs surface
         return _refused(name, exc)
-    stream = evaluate.Stream()
+    stream = evaluate.Stream(job.keep_all)
     for a in range(start, stop, job.chunk):
         b = min(a + job.chunk, stop)
         feed = align(job.input_names, job.eval_rows(a, b), [t.name for t in model.inputs])
@@ -207,7 +211,7 @@ def evaluate_shard(job: Job, name: str, start: int, stop: int):
         why = evaluate.non_finite_error(outs, job.output_names)  # NaN where the float model is finite (checked)
         if why:
             return {"status": "failed", "error": f"{name}: {why}"}
-        stream.update(outs, job.reference_rows(a, b), job.labels_of(a, b))
+        stream.update(outs, job.reference_rows(a, b))
     return stream
 
 
@@ -244,17 +248,17 @@ def _outputs_on(content, job: Job, x: list) -> list:
 MAX_FLOAT_LAYERS = 10  # the greedy search stops here: past it, int8 is not what is being shipped any more
 
 
-def selective_search(job: Job, max_drop_pp: float) -> dict:
+def selective_search(job: Job, goal) -> dict:
     """int8 with the most sensitive layers kept float, the fewest that meet the budget, judged as the
-    recommendation judges (same measurements, worst class output) on up to SIDE_SAMPLES samples."""
+    recommendation judges (same measurements, every output's gate) on up to SIDE_SAMPLES samples."""
     from . import recommend, selective
 
     x, ref, y = _side_rows(job)
 
     def budget_ok(outputs):
-        m = evaluate.measure({"ref": ref, "v": outputs}, "ref", y, list(job.output_names))
-        drop = recommend.drop_pp(m["v"], m["ref"])[0]
-        return drop <= max_drop_pp, -drop
+        m = evaluate.measure({"ref": ref, "v": outputs}, "ref", y, list(job.output_names), job.spec)
+        found = recommend.judge(m["v"], m["ref"], goal.budget)
+        return all(f["passed"] for f in found), -recommend.worst_loss(m["v"]["outputs"])
 
     try:
         found = selective.selective(source_of(job), job.calib(), lambda c: _outputs_on(c, job, x), budget_ok,
@@ -283,12 +287,13 @@ def calibration_size(job: Job, size: int, seed: int) -> dict:
         content = convert_with(source_of(job), "int8-only", calib).content
     except ConversionError as exc:
         return {"samples": size, "error": str(exc)}
-    m = evaluate.measure({"ref": ref, "v": _outputs_on(content, job, x)}, "ref", y)["v"]
+    m = evaluate.measure({"ref": ref, "v": _outputs_on(content, job, x)}, "ref", y, list(job.output_names),
+                         job.spec)["v"]
     return {"samples": size, "accuracy": m["accuracy"], "accuracy_ci": m["accuracy_ci"],
             "agreement": m["agreement"], "bytes": len(content)}
 
 
-def mcu_facts(job: Job, names: list[str], seed: int) -> dict:
+def mcu_facts(job: Job, names: list[str], seed: int, budget=None) -> dict:
     """Every variant on the TFLite Micro interpreter (in a child process of its own), over a seeded draw of
     the evaluation samples: runs?, exact arena, flash, agreement with LiteRT and the float model."""
     from . import mcu
@@ -297,7 +302,7 @@ def mcu_facts(job: Job, names: list[str], seed: int) -> dict:
     inputs = [np.asarray(a[rows]) for a in job._arrays("eval")]
     reference = [np.asarray(np.load(Path(job.work) / f"reference_{k}.npy", mmap_mode="r")[rows])
                  for k in range(len(job.output_names))]
-    labels = None if job.labels is None else job.labels[rows]
+    labels = job.labels.rows(rows) if job.labels else None
     from .runtime import LiteModel
 
     facts = {}
@@ -306,7 +311,7 @@ def mcu_facts(job: Job, names: list[str], seed: int) -> dict:
             path = job.path(f"{name}.tflite")
             feed = align(job.input_names, inputs, [t.name for t in LiteModel(path).inputs])
             facts[name] = mcu.measure(path, feed, None, reference, labels, list(job.output_names),
-                                      worker).to_dict()
+                                      worker, budget, job.spec).to_dict()
     return facts
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -157,6 +158,13 @@ def variant_metrics(v: Variant, results: Results) -> dict[str, float]:
                        ("latency_ci_ms", lat.get("ci95")), ("throughput_ci", thr.get("ci95"))):
         if ends:
             pairs[f"{name}_lo"], pairs[f"{name}_hi"] = ends
+    for o in v.outputs or []:  # every output by its task: "<output>.<figure>"
+        key = "metric" if o["output"] == "*" else re.sub(r"[^A-Za-z0-9_\-./ ]", "_", o["output"])
+        for field in ("value", "loss", "sqnr_db", "cosine", "agreement", "top5", "auc", "rmse", "p"):
+            pairs[f"{key}.{o['metric'] if field == 'value' else field}"] = o.get(field)
+        for field in ("ci", "loss_ci"):
+            if o.get(field):
+                pairs[f"{key}.{field}_lo"], pairs[f"{key}.{field}_hi"] = o[field]
     return {k: float(x) for k, x in pairs.items() if _finite(x)}  # sqnr None: identical outputs (infinite)
 
 

@@ -49,8 +49,10 @@ def test_multi_input_multi_output(multi_io, tmp_path, name):
     assert [v.technique for v in res.variants] == ["keras", *FAST]
     assert all(v.ok for v in res.variants), [v.error for v in res.variants]
     assert res.data["eval_samples"] == 200 and res.data["calibration"]["samples"] == 100
+    names = ["cls", "reg"] if name == "multi.h5" else ["output_0", "output_1"]  # the model's own names
+    assert res.data["labelled_outputs"] == {names[0]: "classes"}
     for v in res.variants:
-        assert [f["output"] for f in v.fidelity] == ["output_0", "output_1"]
+        assert [f["output"] for f in v.fidelity] == names
         assert v.fidelity[0]["agreement"] is not None and v.fidelity[1]["agreement"] is None  # regression output
         assert v.agreement >= 0.9
         assert v.fidelity[1]["sqnr_db"] is None if v.technique == "keras" else v.fidelity[1]["sqnr_db"] > 10

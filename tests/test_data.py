@@ -20,12 +20,12 @@ def save(tmp_path, name="d.npz", **arrays):
 def test_reads_npz_with_sparse_labels(source, digits, tmp_path):
     ds = data.load_data(save(tmp_path, x=digits.x_test, y=digits.y_test), source)
     assert len(ds) == 450 and ds.arrays()[0].dtype == np.float32
-    np.testing.assert_array_equal(ds.y, digits.y_test)
+    np.testing.assert_array_equal(ds.y.labels[source.output_names[0]], digits.y_test)
 
 
 def test_one_hot_labels_become_sparse(source, digits, tmp_path):
     ds = data.load_data(save(tmp_path, x=digits.x_test, y=np.eye(10)[digits.y_test]), source)
-    np.testing.assert_array_equal(ds.y, digits.y_test)
+    np.testing.assert_array_equal(ds.y.labels[source.output_names[0]], digits.y_test)
 
 
 def test_other_key_names(source, digits, tmp_path):
@@ -49,7 +49,7 @@ def test_image_folder_is_resized_and_labelled(source, tmp_path):
             Image.fromarray(np.full((20, 30, 3), 40 * i, np.uint8)).save(tmp_path / label / f"{i}.png")
     ds = data.load_data(tmp_path, source)
     assert ds.arrays()[0].shape == (6, 8, 8, 1) and ds.arrays()[0].dtype == np.float32
-    np.testing.assert_array_equal(ds.y, [0, 0, 0, 1, 1, 1])
+    np.testing.assert_array_equal(ds.y.labels[source.output_names[0]], [0, 0, 0, 1, 1, 1])
 
 
 def test_missing_path(source, tmp_path):
@@ -93,7 +93,7 @@ def test_x_and_y_lengths_differ(source, digits, tmp_path):
 def test_labels_out_of_range(source, digits, tmp_path):
     y = digits.y_test.copy()
     y[0] = 12
-    with pytest.raises(InputError, match=r"range from 0 to 12, but the model's output 'output_0' has 10 classes \(0\.\.9\)"):
+    with pytest.raises(InputError, match=r"Labels for output '\w+' in .* range from 0 to 12, but the output has 10 classes \(0\.\.9\)"):
         data.load_data(save(tmp_path, x=digits.x_test, y=y), source)
 
 

@@ -26,7 +26,7 @@ def test_measure_fills_every_variant_field(outputs):
     assert set(m) == set(outs)
     for row in m.values():
         assert set(row) == {"accuracy", "accuracy_ci", "accuracy_delta_pp", "p_vs_float32", "agreement",
-                            "sqnr_db", "kl", "top5", "fidelity", "drop_ci_pp"}
+                            "sqnr_db", "kl", "top5", "fidelity", "drop_ci_pp", "outputs"}
     int8 = m["int8-only"]
     assert int8["accuracy"] == 0.7 and int8["agreement"] == 0.7
     assert int8["accuracy_ci"] == stats.wilson(7, 10)
@@ -106,7 +106,8 @@ def test_study_of_a_model_with_a_nan_weight_is_refused_and_leaves_nothing(tiny_m
     weights[-2] = weights[-2].copy()
     weights[-2][0, 0] = np.nan
     broken.set_weights(weights)
-    with pytest.raises(InputError, match=r"output 'output_0' is NaN or Inf for 20 of 20 samples of array"):
+    with pytest.raises(InputError, match=rf"output '{broken.output_names[0]}' is NaN or Inf for 20 of 20 samples of "
+                                         "array"):
         study.run_study(broken, data.Dataset([digits.x_test[:20]], None, "array"), digits.x_train[:8], ["float32"],
                         tmp_path / "s")
     assert list(tmp_path.iterdir()) == []
@@ -130,6 +131,7 @@ def test_study_row_of_a_variant_giving_nan_is_failed_not_a_json_error(tiny_model
     results = study.run_study(tiny_model, data.Dataset([x], digits.y_test[:20], "array"), digits.x_train[:8],
                               ["dynamic"], tmp_path / "s")
     row = results.variant("dynamic")
-    assert row.status == "failed" and row.error == \
-        "dynamic: its output 'output_0' is NaN or Inf for 1 of 20 samples, where the float model's is finite"
+    assert row.status == "failed" and row.error == (
+        f"dynamic: its output '{tiny_model.output_names[0]}' is NaN or Inf for 1 of 20 samples, where the float "
+        "model's is finite")
     assert (tmp_path / "s" / "results.json").is_file()

@@ -53,7 +53,9 @@ def test_int8_only_runs_at_its_arena_and_not_16_bytes_less(files, x, tiny_model)
     facts = mcu.measure(files["int8-only"], x, reference=[tiny_model.predict(x[0], verbose=0)])
     assert facts.runs and not facts.wrong and facts.reason is None
     assert facts.flash_bytes == files["int8-only"].stat().st_size and facts.samples == 40
-    assert facts.agreement_litert == 1.0 and facts.max_diff_steps <= mcu.TOLERANCE_STEPS
+    assert facts.agreement_litert == 1.0 and facts.max_diff_steps <= 2
+    assert facts.gate == [{"output": facts.gate[0]["output"], "task": "fidelity", "criterion": "SQNR ≥ 20 dB",
+                           "passed": True, "uncertain": False, "figure": facts.gate[0]["figure"]}]
     assert facts.agreement_float is not None and facts.agreement_float > 0.9
     assert [facts.arena_bytes, True] in facts.arena_probes and [facts.arena_bytes - 1, False] in facts.arena_probes
     # one byte less, with TFLite Micro's words from fd 2 (here its memory planner: "Too many buffers (max is 7)")
@@ -67,7 +69,8 @@ def test_weight_only_int8_is_flagged_wrong(files, x):
     # TFLite Micro's DEQUANTIZE applies the first channel's scale to every channel of per-channel weights
     facts = mcu.measure(files["weight-only-int8"], x)
     assert facts.runs and facts.wrong
-    assert facts.max_diff_steps > 10 * mcu.TOLERANCE_STEPS
+    assert facts.max_diff_steps > 20
+    assert [g["passed"] for g in facts.gate] == [False]
 
 
 def test_float32_computes_what_litert_computes(files, x):
@@ -115,9 +118,9 @@ def test_inspect_mcu_answers_the_three_questions(files, capsys):
     assert "  runs: yes" in out and f"tensor arena {facts.arena_bytes:,} bytes" in out
     assert f"not with {facts.arena_bytes - 1:,}" in out
     assert f"flash: {files['int8-only'].stat().st_size:,} bytes" in out
-    assert "same results" in out and "upper bound" in out
+    assert "same results within the gate" in out and "upper bound" in out
     assert main(["inspect", str(files["weight-only-int8"]), "--mcu"]) == 0
-    assert "WRONG: departs from LiteRT" in capsys.readouterr().out
+    assert "; WRONG: output_0: top-1 agreement 96.88 %, past top-1 agreement ≥ 99 %" in capsys.readouterr().out
 
 
 # ---- budgets and the choice, on measured facts as results.json holds them ------------------------------
@@ -125,7 +128,9 @@ def test_inspect_mcu_answers_the_three_questions(files, capsys):
 def facts(arena, flash, runs=True, wrong=False, reason=None):
     return {"runs": runs, "reason": reason, "arena_bytes": arena if runs else None, "flash_bytes": flash,
             "samples": 100, "accuracy": 0.95, "agreement_litert": 1.0, "agreement_float": 1.0,
-            "max_diff_steps": 150.0 if wrong else 0.0, "wrong": wrong, "arena_probes": []}
+            "max_diff_steps": 150.0 if wrong else 0.0, "wrong": wrong, "arena_probes": [],
+            "gate": [{"output": "probs", "task": "classes", "criterion": "accuracy drop ≤ 1 pp", "passed": not wrong,
+                      "uncertain": False, "figure": "accuracy -12.00 pp" if wrong else "accuracy +0.00 pp"}]}
 
 
 def row(name, acc, kb, mcu_facts):
@@ -150,14 +155,15 @@ def test_mcu_choice_is_the_smallest_that_runs_right(measured):
     rec = recommend.choose(measured, 1.0, "mcu")
     assert rec.technique == "int8-only" and "6.8 KB RAM + 41.6 KB flash" in rec.summary
     why = {e["technique"]: e["why"] for e in rec.excluded}
-    assert why["weight-only-int8"].startswith("wrong on TFLite Micro: its outputs depart from LiteRT's by 150.0")
+    assert why["weight-only-int8"] == ("wrong on TFLite Micro: against LiteRT on the same file, probs: accuracy "
+                                       "-12.00 pp, past accuracy drop ≤ 1 pp (largest difference 150.0 8-bit steps)")
     assert why["dynamic"] == "TFLite Micro cannot run it: CONV_2D (op 1) failed to prepare: Hybrid models are " \
                              "not supported"
 
 
 def test_ram_and_flash_budgets(measured):
     rec = recommend.choose(measured, 0.1, "mcu", max_ram_kb=13)  # int8-only is 0.5 pp down: int16x8 it is
-    assert rec.technique == "int16x8" and "within the 0.1 pp budget and --max-ram 13 KB for --target mcu" in rec.summary
+    assert rec.technique == "int16x8" and "within the budget (accuracy drop ≤ 0.1 pp) and --max-ram 13 KB for --target mcu" in rec.summary
     why = {e["technique"]: e["why"] for e in rec.excluded}
     assert why["float32"] == "needs 14.6 KB of RAM (arena), past --max-ram 13"
     rec = recommend.choose(measured, 1.0, "mcu", max_ram_kb=6)
@@ -175,9 +181,9 @@ def test_nothing_accurate_enough_says_by_how_much(measured):
     only = Results("0", {}, {}, {}, {}, [v for v in measured.variants if v.technique in ("keras", "int8-only")])
     rec = recommend.choose(only, 0.2, "mcu", max_ram_kb=64)
     assert rec.technique is None
-    assert rec.summary == ("No variant meets every budget for --target mcu. Nothing meets the accuracy budget: "
-                           "the smallest drop is int8-only's 0.50 pp (accuracy), 0.30 pp past "
-                           "--max-accuracy-drop 0.2.")
+    assert rec.summary == ("No variant meets every budget for --target mcu. Nothing meets the quality budget: "
+                           "the closest is int8-only, where accuracy -0.50 pp is past the budget (accuracy drop "
+                           "≤ 0.2 pp).")
 
 
 @pytest.mark.parametrize("value", ["abc", "0", "-4", "nan", "inf", ""])

@@ -3,6 +3,7 @@ import pytest
 
 from quantbench import recommend
 from quantbench.errors import InputError
+from quantbench.outputs import Budget
 from quantbench.results import Results, Variant
 
 
@@ -25,13 +26,22 @@ def results():
 
 
 def test_smallest_within_budget_and_runners_up(results):
-    rec = recommend.choose(results, max_drop_pp=0.5, target="cpu", optimize="size")
+    rec = recommend.choose(results, max_drop_pp=0.4, target="cpu", optimize="size")
     assert rec.technique == "dynamic"
     assert [r["technique"] for r in rec.runners_up] == ["float16", "float32"]
     why = {e["technique"]: e["why"] for e in rec.excluded}
-    assert why["weight-only-int4"] == "accuracy -0.50 pp is past the 0.5 pp budget" and "past the" in why["int8-only"]
+    assert why["weight-only-int4"] == "accuracy -0.50 pp is past the budget (accuracy drop ≤ 0.4 pp)"
+    assert "past the budget" in why["int8-only"]
     assert why["int16x8"] == "failed: int16x8: refused"
     assert "Ship dynamic" in rec.summary and "Runners-up: float16" in rec.summary
+    assert rec.criteria == [{"output": "output_0", "task": "classes", "criterion": "accuracy drop ≤ 0.4 pp"}]
+
+
+def test_a_drop_of_exactly_the_budget_is_within_it(results):
+    """0.980 - 0.975 is 0.5000000000000004 in floating point: the budget compares exact fractions."""
+    rec = recommend.choose(results, max_drop_pp=0.5, target="cpu", optimize="size")
+    assert rec.technique == "weight-only-int4"
+    assert "weight-only-int4" not in {e["technique"] for e in rec.excluded}
 
 
 def test_fastest_when_optimizing_latency(results):
@@ -50,7 +60,7 @@ def test_int_only_never_recommends_float_ops(results):
     assert rec.technique is None
     why = {e["technique"]: e["why"] for e in rec.excluded}
     assert why["int8-only"] == "has 2 float compute op(s), which --target int-only cannot run"
-    assert "No variant meets the 5 pp budget" in rec.summary and "Quantization-aware training" in rec.summary
+    assert "No variant meets the budget (accuracy drop ≤ 5 pp)" in rec.summary and "Quantization-aware training" in rec.summary
 
 
 def test_uncertain_when_the_interval_crosses_the_budget(results):
@@ -123,7 +133,7 @@ def test_selective_int8_rescues_a_tight_budget(spiky_model, digits, calib, tmp_p
 def test_int_only_that_misses_says_so_and_suggests_qat(spiky_model, digits, calib, tmp_path):
     res = study(spiky_model, digits, calib, tmp_path, recommend.Goal(2.0, "int-only", "size"), ["int8-only"])
     assert res.recommendation["technique"] is None and "selective" not in res.studies
-    assert "No variant meets the 2 pp budget for --target int-only" in res.recommendation["summary"]
+    assert "No variant meets the budget (accuracy drop ≤ 2 pp) for --target int-only" in res.recommendation["summary"]
     assert "Quantization-aware training" in res.recommendation["summary"]
     assert not (tmp_path / "s" / "recommended.tflite").exists()
 
@@ -136,17 +146,26 @@ def test_without_labels_the_class_output_that_is_not_first_is_used():
                                         row("dynamic", 41, 0.995)])
     rec = recommend.choose(res, 1.0, "cpu", "size")
     assert rec.metric == "agreement" and rec.technique == "dynamic"
-    assert "agreement -3.00 pp is past the 1 pp budget" in rec.excluded[0]["why"]
+    assert rec.excluded[0]["why"] == "top-1 agreement 97.00 % is past the budget (top-1 agreement ≥ 99 %)"
 
 
-def test_regression_outputs_only_apply_no_budget():
-    rows = [Variant(n, "converter", "ok", path=f"{n}.tflite", bytes=kb, latency_ms={"median": 1.0},
-                    fidelity=[{"output": "y", "agreement": None}]) for n, kb in (("keras", 9), ("float32", 5),
-                                                                                  ("int8-only", 2))]
+def test_outputs_without_labels_that_are_not_classes_are_held_to_the_sqnr_floor():
+    rows = [Variant(n, "converter", "ok", path=f"{n}.tflite", bytes=kb, latency_ms={"median": 1.0}, sqnr_db=sqnr,
+                    fidelity=[{"output": "y", "agreement": None}])
+            for n, kb, sqnr in (("keras", 9, None), ("float32", 5, 80.0), ("dynamic-int4", 1, 11.5),
+                                ("int8-only", 2, 19.99), ("dynamic", 3, 20.0))]
     rec = recommend.choose(Results("0", {}, {}, {}, {}, rows), 1.0, "cpu", "size")
-    assert rec.metric == "none" and rec.technique == "int8-only" and "no drop could be measured" in rec.summary
-    metrics = {v.technique: {"accuracy": None, "agreement": None, "fidelity": v.fidelity} for v in rows}
-    assert not recommend.needs_rescue(metrics, "keras", recommend.Goal())
+    assert rec.metric == "sqnr_db" and rec.technique == "dynamic"  # 20.0 dB is the floor itself: within it
+    why = {e["technique"]: e["why"] for e in rec.excluded}
+    assert why == {"dynamic-int4": "SQNR 11.5 dB is past the budget (SQNR ≥ 20 dB)",
+                   "int8-only": "SQNR 20.0 dB is past the budget (SQNR ≥ 20 dB)"}
+    assert "within the budget (SQNR ≥ 20 dB)" in rec.summary
+    rec = recommend.choose(Results("0", {}, {}, {}, {}, rows), 1.0, "cpu", "size", budget=Budget(min_sqnr_db=10))
+    assert rec.technique == "dynamic-int4"
+    metrics = {v.technique: {"accuracy": None, "agreement": None, "sqnr_db": v.sqnr_db, "fidelity": v.fidelity}
+               for v in rows}
+    assert recommend.needs_rescue(metrics, "keras", recommend.Goal())  # int8-only misses the floor
+    assert not recommend.needs_rescue(metrics, "keras", recommend.Goal(min_sqnr_db=15))
 
 
 def test_the_worst_class_output_decides_when_the_first_is_a_class_output_too():
@@ -156,21 +175,25 @@ def test_the_worst_class_output_decides_when_the_first_is_a_class_output_too():
                                                         {"output": "b", "agreement": agree_second}])
     res = Results("0", {}, {}, {}, {}, [row("keras", 1.0, 1.0), row("float32", 1.0, 1.0), row("int8-only", 1.0, 0.9)])
     rec = recommend.choose(res, 1.0, "cpu", "size")
-    assert rec.technique == "float32" and "agreement -10.00 pp" in rec.excluded[0]["why"]
+    assert rec.technique == "float32"
+    assert rec.excluded[0]["why"] == "b: top-1 agreement 90.00 % is past the budget (top-1 agreement ≥ 99 %)"
     metrics = {v.technique: {"accuracy": None, "agreement": v.agreement, "fidelity": v.fidelity} for v in res.variants}
     assert recommend.needs_rescue(metrics, "keras", recommend.Goal())  # the rescue sees the same drop
 
 
 def test_a_degenerate_float_model_does_not_let_agreement_decide():
     rows = [Variant(n, "converter", "ok", path=f"{n}.tflite", bytes=kb, latency_ms={"median": 1.0}, agreement=a,
-                    fidelity=[{"output": "output_0", "agreement": a}])
-            for n, kb, a in (("keras", 9, 1.0), ("float32", 5, 1.0), ("dynamic", 3, 0.98), ("int8-only", 2, 1.0))]
+                    sqnr_db=sqnr, fidelity=[{"output": "output_0", "agreement": a}])
+            for n, kb, a, sqnr in (("keras", 9, 1.0, None), ("float32", 5, 1.0, 90.0), ("dynamic", 3, 0.98, 40.0),
+                                   ("int8-only", 2, 1.0, 12.0))]
     why = "the float model's top-1 class on 'output_0' is 3 for all 100 evaluation samples"
     res = Results("0", {}, {}, {}, {}, rows, degenerate_outputs=[{"output": "output_0", "why": why}])
     rec = recommend.choose(res, 1.0, "cpu", "size")
-    assert rec.metric == "none" and "top-1 agreement cannot measure a drop" in rec.summary and why in rec.summary
-    assert rec.technique == "int8-only"
-    assert not any("budget" in e["why"] for e in rec.excluded)
+    assert rec.metric == "sqnr_db" and "top-1 agreement cannot measure a drop there: SQNR decided" in rec.summary
+    assert why in rec.summary
+    assert rec.technique == "dynamic"  # int8-only agrees 100 % on a constant top-1, and its SQNR is 12 dB
+    assert {e["technique"]: e["why"] for e in rec.excluded} == {
+        "int8-only": "SQNR 12.0 dB is past the budget (SQNR ≥ 20 dB)"}
 
 
 def test_selective_search_judges_the_class_output_the_recommendation_judges(tmp_path, digits, calib):
@@ -211,14 +234,15 @@ def test_a_study_of_a_degenerate_model_says_so_everywhere(tmp_path, digits, cali
     from quantbench.study import run_study
 
     inputs = keras.Input((8, 8, 1), name="image")
-    outputs = keras.layers.Dense(10, activation="softmax", kernel_initializer="zeros")(keras.layers.Flatten()(inputs))
+    outputs = keras.layers.Dense(10, activation="softmax", kernel_initializer="zeros",
+                                 name="probs")(keras.layers.Flatten()(inputs))
     res = run_study(keras.Model(inputs, outputs), digits.x_test[:60], calib, "float32,dynamic", tmp_path / "s")
     assert res.degenerate_outputs and "(no variance)" in res.degenerate_outputs[0]["why"]
-    assert res.recommendation["metric"] == "none" and "cannot measure a drop" in res.recommendation["summary"]
+    assert res.recommendation["metric"] == "sqnr_db" and "cannot measure a drop" in res.recommendation["summary"]
     saved = Results.load(tmp_path / "s" / "results.json")
     assert saved.degenerate_outputs == res.degenerate_outputs
     console = Console(width=200, record=True)
     console.print(report.rich_table(saved))
-    assert "Warning: the float model's output 'output_0' is the same for all 60" in console.export_text()
+    assert "Warning: the float model's output 'probs' is the same for all 60" in console.export_text()
     for name in ("report.md", "report.html"):
         assert "is the same for all 60 evaluation samples (no variance)" in (tmp_path / "s" / name).read_text()
