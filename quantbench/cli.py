@@ -24,12 +24,13 @@ OPTIMIZE = typer.Option("size", "--optimize", help="Among variants within budget
                         "(latency).")
 CALIB_SIZES = typer.Option(None, "--calib-sizes", help="e.g. 1,10,100,500: int8-only accuracy against calibration "
                            "samples.")
-MAX_ERROR = typer.Option(5.0, "--max-error-increase", metavar="PCT", help="Regression outputs: how much the MAE "
-                         "may grow, in % of the float model's MAE.")
-MIN_SQNR = typer.Option(20.0, "--min-sqnr", metavar="DB", help="Outputs judged by fidelity (no labels, or not "
-                        "classes): the lowest SQNR against the float model, dB.")
-MIN_AGREEMENT = typer.Option(99.0, "--min-agreement", metavar="PCT", help="Class outputs without labels: the "
-                             "lowest top-1 agreement with the float model, %.")
+# Budgets whose defaults live in outputs.Budget (None here: the library's default)
+MAX_ERROR = typer.Option(None, "--max-error-increase", metavar="PCT", help="Regression outputs: how much the MAE "
+                         "may grow, in % of the float model's MAE (default 5).")
+MIN_SQNR = typer.Option(None, "--min-sqnr", metavar="DB", help="Outputs judged by fidelity (no labels, or not "
+                        "classes): the lowest SQNR against the float model, dB (default 30; the README says why).")
+MIN_AGREEMENT = typer.Option(None, "--min-agreement", metavar="PCT", help="Class outputs without labels: the "
+                             "lowest top-1 agreement with the float model, % (default 99).")
 QUIET = typer.Option(False, "--quiet", help="No progress bars and no table.")
 WORKERS = typer.Option(None, "--workers", help="Worker processes for conversions and evaluation (0: in this "
                        "process). Default: one per usable core for a model of 1 MB or more, 0 for smaller ones.")
@@ -83,8 +84,10 @@ def _goal(max_drop, target, optimize, max_ram, max_flash, max_error, min_sqnr, m
     """The Goal both study commands build from their options."""
     from .recommend import Goal, budget_kb
 
+    given = {k: v for k, v in (("max_error_increase_pct", max_error), ("min_sqnr_db", min_sqnr),
+                                ("min_agreement_pct", min_agreement)) if v is not None}
     return Goal(max_drop, target, optimize, budget_kb(max_ram, "--max-ram"), budget_kb(max_flash, "--max-flash"),
-                max_error, min_sqnr, min_agreement, max_metric_drop)
+                max_metric_drop=max_metric_drop, **given)
 
 
 # ---- --time-budget and --mlflow, shared by demo and compare (issue 13) ---------------------------
@@ -160,9 +163,9 @@ def demo(
     optimize: str = OPTIMIZE,
     max_ram: Optional[str] = MAX_RAM,
     max_flash: Optional[str] = MAX_FLASH,
-    max_error: float = MAX_ERROR,
-    min_sqnr: float = MIN_SQNR,
-    min_agreement: float = MIN_AGREEMENT,
+    max_error: Optional[float] = MAX_ERROR,
+    min_sqnr: Optional[float] = MIN_SQNR,
+    min_agreement: Optional[float] = MIN_AGREEMENT,
     calib_sizes: Optional[str] = CALIB_SIZES,
     workers: Optional[int] = WORKERS,
     ray: Optional[str] = RAY,
@@ -259,9 +262,9 @@ def compare(
     optimize: str = OPTIMIZE,
     max_ram: Optional[str] = MAX_RAM,
     max_flash: Optional[str] = MAX_FLASH,
-    max_error: float = MAX_ERROR,
-    min_sqnr: float = MIN_SQNR,
-    min_agreement: float = MIN_AGREEMENT,
+    max_error: Optional[float] = MAX_ERROR,
+    min_sqnr: Optional[float] = MIN_SQNR,
+    min_agreement: Optional[float] = MIN_AGREEMENT,
     calib_sizes: Optional[str] = CALIB_SIZES,
     workers: Optional[int] = WORKERS,
     ray: Optional[str] = RAY,

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from .errors import InputError
-from .outputs import GATES, Budget, describe, verdicts
+from .outputs import GATES, MIN_SQNR_DB, Budget, describe, verdicts
 from .results import Results, Variant
 from .techniques import Technique, get, names
 
@@ -61,7 +61,7 @@ class Goal:
     max_ram_kb: float | None = None    # --target mcu: tensor arena budget, KB of 1,024 bytes
     max_flash_kb: float | None = None  # --target mcu: model file budget, KB of 1,024 bytes
     max_error_increase_pct: float = 5.0   # regression outputs: MAE increase, % of the float model's
-    min_sqnr_db: float = 20.0             # outputs judged by fidelity
+    min_sqnr_db: float = MIN_SQNR_DB      # outputs judged by fidelity
     min_agreement_pct: float = 99.0       # class outputs without labels
     max_metric_drop: float | None = None  # a user's own metric (--metric)
 

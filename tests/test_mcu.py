@@ -54,7 +54,7 @@ def test_int8_only_runs_at_its_arena_and_not_16_bytes_less(files, x, tiny_model)
     assert facts.runs and not facts.wrong and facts.reason is None
     assert facts.flash_bytes == files["int8-only"].stat().st_size and facts.samples == 40
     assert facts.agreement_litert == 1.0 and facts.max_diff_steps <= 2
-    assert facts.gate == [{"output": facts.gate[0]["output"], "task": "fidelity", "criterion": "SQNR ≥ 20 dB",
+    assert facts.gate == [{"output": facts.gate[0]["output"], "task": "fidelity", "criterion": "SQNR ≥ 30 dB",
                            "passed": True, "uncertain": False, "figure": facts.gate[0]["figure"]}]
     assert facts.agreement_float is not None and facts.agreement_float > 0.9
     assert [facts.arena_bytes, True] in facts.arena_probes and [facts.arena_bytes - 1, False] in facts.arena_probes

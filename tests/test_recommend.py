@@ -153,19 +153,19 @@ def test_outputs_without_labels_that_are_not_classes_are_held_to_the_sqnr_floor(
     rows = [Variant(n, "converter", "ok", path=f"{n}.tflite", bytes=kb, latency_ms={"median": 1.0}, sqnr_db=sqnr,
                     fidelity=[{"output": "y", "agreement": None}])
             for n, kb, sqnr in (("keras", 9, None), ("float32", 5, 80.0), ("dynamic-int4", 1, 11.5),
-                                ("int8-only", 2, 19.99), ("dynamic", 3, 20.0))]
+                                ("int8-only", 2, 29.99), ("dynamic", 3, 30.0))]
     rec = recommend.choose(Results("0", {}, {}, {}, {}, rows), 1.0, "cpu", "size")
-    assert rec.metric == "sqnr_db" and rec.technique == "dynamic"  # 20.0 dB is the floor itself: within it
+    assert rec.metric == "sqnr_db" and rec.technique == "dynamic"  # 30.0 dB is the floor itself: within it
     why = {e["technique"]: e["why"] for e in rec.excluded}
-    assert why == {"dynamic-int4": "SQNR 11.5 dB is past the budget (SQNR ≥ 20 dB)",
-                   "int8-only": "SQNR 20.0 dB is past the budget (SQNR ≥ 20 dB)"}
-    assert "within the budget (SQNR ≥ 20 dB)" in rec.summary
+    assert why == {"dynamic-int4": "SQNR 11.5 dB is past the budget (SQNR ≥ 30 dB)",
+                   "int8-only": "SQNR 30.0 dB is past the budget (SQNR ≥ 30 dB)"}
+    assert "within the budget (SQNR ≥ 30 dB)" in rec.summary
     rec = recommend.choose(Results("0", {}, {}, {}, {}, rows), 1.0, "cpu", "size", budget=Budget(min_sqnr_db=10))
     assert rec.technique == "dynamic-int4"
     metrics = {v.technique: {"accuracy": None, "agreement": None, "sqnr_db": v.sqnr_db, "fidelity": v.fidelity}
                for v in rows}
     assert recommend.needs_rescue(metrics, "keras", recommend.Goal())  # int8-only misses the floor
-    assert not recommend.needs_rescue(metrics, "keras", recommend.Goal(min_sqnr_db=15))
+    assert not recommend.needs_rescue(metrics, "keras", recommend.Goal(min_sqnr_db=25))
 
 
 def test_the_worst_class_output_decides_when_the_first_is_a_class_output_too():
@@ -193,7 +193,7 @@ def test_a_degenerate_float_model_does_not_let_agreement_decide():
     assert why in rec.summary
     assert rec.technique == "dynamic"  # int8-only agrees 100 % on a constant top-1, and its SQNR is 12 dB
     assert {e["technique"]: e["why"] for e in rec.excluded} == {
-        "int8-only": "SQNR 12.0 dB is past the budget (SQNR ≥ 20 dB)"}
+        "int8-only": "SQNR 12.0 dB is past the budget (SQNR ≥ 30 dB)"}
 
 
 def test_selective_search_judges_the_class_output_the_recommendation_judges(tmp_path, digits, calib):

@@ -78,6 +78,9 @@ def check_logged(client, run_id, folder):
         assert m["throughput_samples_per_s"] == pytest.approx(row["throughput"]["samples_per_s"])
         if row["sqnr_db"] is not None and math.isfinite(row["sqnr_db"]):
             assert m["sqnr_db"] == pytest.approx(row["sqnr_db"])
+        for o in row["outputs"]:  # every output by its task: "<output>.<metric>" and its interval
+            assert m[f"{o['output']}.{o['metric']}"] == pytest.approx(o["value"])
+            assert [m[f"{o['output']}.ci_lo"], m[f"{o['output']}.ci_hi"]] == pytest.approx(o["ci"])
         if row["technique"] != "keras":
             assert m["accuracy_delta_pp"] == pytest.approx(row["accuracy_delta_pp"])
             assert m["p_vs_float32"] == pytest.approx(row["p_vs_float32"])
