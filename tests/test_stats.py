@@ -121,8 +121,13 @@ def test_series_interval_widens_when_the_level_drifts_during_the_run():
     x = np.concatenate([rng.normal(100, 1, 100), rng.normal(130, 1, 100), rng.normal(100, 1, 100),
                         rng.normal(130, 1, 100)])  # the machine slows down twice, for a quarter of the run each
     plain = stats.median_ci(x)
-    lo, hi = stats.median_ci_series(x)
-    assert plain[1] - plain[0] < 31 and lo < 101 and hi > 129  # the blocks see both speeds
+    ordered = np.sort(x)
+    assert plain == [ordered[179], ordered[220]]  # ranks 180 and 221 of 400
+    assert plain == pytest.approx([101.366463, 128.719606], abs=1e-6)
+    # ten blocks of 40 rounds: four at each speed and two that straddle a change; the 95 % ranks of 10 medians
+    # are 2 and 9, the second-lowest and second-highest, so the interval spans both speeds
+    blocks = sorted(np.median(b) for b in np.split(x, 10))
+    assert stats.median_ci_series(x) == [blocks[1], blocks[8]] == pytest.approx([99.744877, 129.987276], abs=1e-6)
 
 
 def test_series_interval_of_few_samples_is_the_plain_one():
