@@ -331,3 +331,58 @@ def test_is_bench_and_load_saved_tell_the_two_files_apart(tmp_path):
                                      'files[0].bytes is "1"; expected a whole number.')
     _results().save(tmp_path / "r.json")
     assert load_saved(tmp_path / "r.json") == _results()
+
+
+# ---- edges the mutation run found untested (BENCHMARKS.md, "Mutation testing") ---------------------------
+
+def test_a_null_object_is_named_an_object():
+    assert schema.problem(None, {"a": "int"}, "x") == "x is null; expected an object"
+    raw = damaged(_set(("studies", "selective"), None))
+    assert schema.results_problem(raw) == "studies.selective is null; expected an object"
+
+
+@pytest.mark.parametrize("interval,inside", [
+    ([0.8, 0.9 - 1.5e-9], False),   # past the slack of 1e-9 (the point is below 1: the slack is not scaled)
+    ([0.8, 0.9 - 0.5e-9], True),
+])
+def test_the_slack_of_an_interval_is_1e_9_below_1(interval, inside):
+    problem = schema.results_problem(damaged(_set((*V, "accuracy_ci"), interval)))
+    assert (problem is None) == inside
+
+
+@pytest.mark.parametrize("interval", [[1e-9, 0.5], [-1.0, -1e-9]])
+def test_a_point_exactly_at_an_end_plus_its_slack_is_inside(interval):
+    raw = damaged(_set((*V, "accuracy"), 0))
+    raw["variants"][0]["accuracy_ci"] = interval  # 0 is exactly 1e-9 past the end: within the slack
+    assert schema.results_problem(raw) is None
+
+
+@pytest.mark.parametrize("key,value,what", [
+    ("selective", {"met": True, "conversions": 1, "seconds": 1.0, "float_layers": "d"},
+     'studies.selective.float_layers is "d"; expected a list'),
+    ("layer_errors", {"techniques": "int8-only", "rows": []}, 'studies.layer_errors.techniques is "int8-only"; '
+                                                              "expected a list"),
+    ("calibration_sizes", {"rows": [{"samples": 10, "error": "refused"}, {"samples": 20, "bytes": "5"}]},
+     'studies.calibration_sizes.rows[1].bytes is "5"; expected a whole number'),
+    ("calibration_sizes", {"rows": [{"samples": 10, "error": "refused"}, {"samples": 20, "agreement": 0.9}]},
+     "studies.calibration_sizes.rows[1].bytes is missing or null; expected a whole number"),
+    ("calibration_sizes", {"rows": [{"samples": 20, "accuracy": None, "agreement": 0.9}]},
+     "studies.calibration_sizes.rows[0].bytes is missing or null; expected a whole number"),
+])
+def test_side_study_problems_show_the_value_and_look_past_failed_rows(key, value, what):
+    assert schema.results_problem(damaged(_set(("studies", key), value))) == what
+
+
+def test_a_calibration_size_of_one_sample_is_allowed():
+    raw = damaged(_set((*S, "calibration_sizes", "rows", 0, "samples"), 1))
+    assert schema.results_problem(raw) is None
+
+
+@pytest.mark.parametrize("content", ["5", '"quantbench_version model data machine settings variants"', "null"])
+def test_load_of_json_that_is_no_object_names_every_field(tmp_path, content):
+    path = tmp_path / "r.json"
+    path.write_text(content)
+    with pytest.raises(InputError) as err:
+        Results.load(path)
+    assert str(err.value).startswith(f"{path} is JSON but not quantbench results: it lacks 'quantbench_version', "
+                                     "'model', 'data', 'machine', 'settings', 'variants'. ")
