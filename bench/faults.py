@@ -70,13 +70,13 @@ def run(fault, python: str) -> tuple[str, list[str]]:
             return "pattern not found once: the code changed", []
         (copy / file).write_text(source.replace(before, after))
         env = {**os.environ, "PYTHONPATH": str(copy)}
-        proc = subprocess.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:warnings", "-rf",
+        proc = subprocess.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:warnings", "-rfE",
                                *tests], cwd=copy, env=env, capture_output=True, text=True, timeout=1800)
-        failed = sorted({ln.split(" ")[1].split(" - ")[0] for ln in proc.stdout.splitlines()
-                         if ln.startswith("FAILED ")})
-        errors = [ln for ln in proc.stdout.splitlines() if ln.startswith("ERROR ")]
+        # a test fails, or errors (its fixture, a study, raised): either way the suite goes red
+        failed = sorted({f"{ln.split(' ')[1]} ({ln.split(' ')[0].lower()})" for ln in proc.stdout.splitlines()
+                         if ln.startswith(("FAILED ", "ERROR "))})
         summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-300:]
-        return summary + (f" ({len(errors)} errors)" if errors else ""), failed
+        return summary, failed
 
 
 def main(argv: list[str]) -> int:
