@@ -26,6 +26,7 @@ FAULTS = [
      ["tests/test_numbers.py::test_a_5_ms_runner_reads_5_ms",
       "tests/test_numbers.py::test_1_ms_and_3_ms_runners_read_a_ratio_of_3",
       "tests/test_numbers.py::test_throughput_of_a_5_ms_batch_of_4_is_800_samples_per_second",
+      "tests/test_numbers.py::test_wall_clock_runners_read_their_cost",
       "tests/test_paths.py::test_optimize_latency_ships_the_fastest_and_size_the_smallest"]),
     ("top-5 as top-1", "quantbench/evaluate.py",
      "best = np.argsort(-outs[0], axis=1)[:, :5]",
