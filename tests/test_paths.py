@@ -131,6 +131,21 @@ def test_threads_2_times_every_variant_on_two_threads(tiny_keras_path, digits_np
     assert "2 threads" in (tmp_path / "s" / "report.md").read_text()
 
 
+def test_calib_sizes_option_on_the_command_line(tiny_keras_path, tiny_model, digits_npz, digits, tmp_path):
+    """`--calib-sizes 1,40` with `--calib train.npz`: the sizes are drawn from the whole calibration file, and each
+    row is the accuracy of a direct conversion with that draw on the first 256 evaluation samples."""
+    res = _compare(tiny_keras_path, digits_npz, tmp_path / "s", "--techniques", "float32,int8-only",
+                   "--calib-sizes", "1,40")
+    study_ = res.studies["calibration_sizes"]
+    assert study_["samples"] == 256 and [row["samples"] for row in study_["rows"]] == [1, 40]
+    x, y = digits.x_test[:256], digits.y_test[:256]
+    for row in study_["rows"]:
+        content = convert(tiny_model, "int8-only", data.calibration_sample(digits.x_train, row["samples"], 0)).content
+        assert row["bytes"] == len(content) and row["accuracy"] == plain_litert.hits(content, x, y) / 256
+    assert study_["rows"][0]["accuracy"] < study_["rows"][1]["accuracy"]
+    assert (tmp_path / "s" / "calibration_sizes.png").stat().st_size > 10_000
+
+
 def test_target_gpu_keeps_float_compute_and_ships_float16(tiny_keras_path, digits_npz, tmp_path):
     res = _compare(tiny_keras_path, digits_npz, tmp_path / "s", "--techniques", "float32,dynamic,int8-only,float16",
                    "--target", "gpu", "--max-accuracy-drop", "5")
