@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench mutation clean
 
 install: $(STAMP)
 
@@ -22,6 +22,17 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/demo.py
+
+# Mutation testing of the pure core (stats, schema, results) with their fast tests; not part of `make test`.
+# mutmut writes its mutants beside the code it runs in, so it runs in a copy of the tree (build/mutation).
+# Settings: [tool.mutmut] in pyproject.toml; the score and the surviving mutants: BENCHMARKS.md.
+MUTMUT := $(abspath $(BIN))/mutmut
+mutation: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[mutation]'
+	rm -rf build/mutation && mkdir -p build/mutation
+	cp -r quantbench tests pyproject.toml build/mutation/
+	cd build/mutation && $(MUTMUT) run --max-children 2 > mutmut.log 2>&1; tail -c 300 mutmut.log; echo
+	cd build/mutation && $(MUTMUT) results
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -251,18 +251,41 @@ def test_demo_target_mcu_recommends_what_tflite_micro_runs_at_the_reported_arena
     assert "max_ram_kb" not in report  # a budget not given is no row of the report
 
 
-def test_compare_target_mcu_max_ram_8_on_the_demo_model(mcu_demo, tmp_path, capsys):
-    out = tmp_path / "cmp"
+def _compare_mcu(mcu_demo, out, capsys, max_ram_kb: int) -> dict:
     assert main(["compare", str(mcu_demo / "model.keras"), "--data", str(mcu_demo / "digits-test.npz"),
                  "--calib", str(mcu_demo / "digits-train.npz"), "--out", str(out), "--techniques",
-                 "int8-only,int16x8", "--target", "mcu", "--max-ram", "8", "--json"]) == 0
+                 "int8-only,int16x8", "--target", "mcu", "--max-ram", str(max_ram_kb), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
+    assert printed["recommendation"]["max_ram_kb"] == float(max_ram_kb)
+    return printed
+
+
+def _demo_arena(mcu_demo) -> int:
+    """int8-only's tensor arena in the demo: the compare below makes the same file (same model, same
+    calibration draw of 200 training samples, seed 0)."""
+    return Results.load(mcu_demo / "results.json").variant("int8-only").mcu["arena_bytes"]
+
+
+def test_compare_target_mcu_ships_int8_only_when_its_arena_fits_max_ram(mcu_demo, tmp_path, capsys):
+    arena = _demo_arena(mcu_demo)
+    kb = -(-arena // 1024)  # the arena rounded up to whole KB: int8-only fits, int16x8 (16-bit activations) not
+    printed = _compare_mcu(mcu_demo, tmp_path / "cmp", capsys, kb)
     rec = printed["recommendation"]
-    assert rec["max_ram_kb"] == 8.0
-    if rec["technique"] is not None:
-        assert next(v for v in printed["variants"] if v["technique"] == rec["technique"])["mcu"]["arena_bytes"] \
-            <= 8 * 1024
-    else:
-        assert "Nothing meets" in rec["summary"] or "no variant meets all" in rec["summary"]
+    facts = {v["technique"]: v["mcu"] for v in printed["variants"] if v["mcu"]}
+    assert facts["int8-only"]["arena_bytes"] == arena <= kb * 1024 < facts["int16x8"]["arena_bytes"]
+    assert rec["technique"] == "int8-only"
     why = {e["technique"]: e["why"] for e in rec["excluded"]}
-    assert why["int16x8"].startswith("needs ") and "past --max-ram 8" in why["int16x8"]
+    assert why["int16x8"].startswith("needs ") and f"past --max-ram {kb}" in why["int16x8"]
+    assert (tmp_path / "cmp" / "recommended.tflite").read_bytes() == (tmp_path / "cmp" / "int8-only.tflite").read_bytes()
+
+
+def test_compare_target_mcu_says_what_is_missing_when_no_arena_fits_max_ram(mcu_demo, tmp_path, capsys):
+    arena = _demo_arena(mcu_demo)
+    kb = (arena - 1) // 1024  # whole KB short of int8-only's arena, the least of the two
+    printed = _compare_mcu(mcu_demo, tmp_path / "cmp", capsys, kb)
+    rec = printed["recommendation"]
+    assert rec["technique"] is None and not (tmp_path / "cmp" / "recommended.tflite").exists()
+    assert (f"No variant meets every budget for --target mcu. Nothing meets --max-ram {kb}: the least RAM (arena) is "
+            f"int8-only's {arena / 1024:.1f} KB ({arena:,} bytes), {arena - kb * 1024:,} bytes more.") == rec["summary"]
+    why = {e["technique"]: e["why"] for e in rec["excluded"]}
+    assert set(why) == {"int8-only", "int16x8"} and all(f"past --max-ram {kb}" in w for w in why.values())

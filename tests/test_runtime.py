@@ -238,18 +238,30 @@ def test_predict_command_says_when_xnnpack_refused(tiny_variants, digits, tmp_pa
         r"\(200\) for INT8 tensor \d+ in XNNPACK delegate\); it ran on LiteRT's built-in kernels instead\.", lines[0])
 
 
-def test_signature_naming_a_tensor_that_is_no_output_is_not_an_internal_error(tiny_variants, digits):
-    # A corrupt index in the signature (fuzz case tflite-690): either the model still runs, or a clean error.
+def test_signature_naming_a_tensor_that_is_no_output_runs_and_reads_that_tensor(tiny_variants, digits):
+    # A corrupt index in the signature (fuzz case tflite-690), naming tensor 0: the input. LiteRT loads it, and
+    # the output is read as LiteRT's signature runner reads it, by its tensor index: the input, unchanged.
     def edit(sg, model):
         model.signatureDefs[0].outputs[0].tensorIndex = 0
 
-    content = _edited(tiny_variants["float32"], edit)
-    try:
-        m = quantbench.load(content)
-    except InputError as exc:
-        assert re.search(r"the model bytes has a signature naming tensor 0, .* Expected .* Fix: ", str(exc))
-    else:
-        assert m.predict(digits.x_test[:2]).shape[0] == 2
+    m = quantbench.load(_edited(tiny_variants["float32"], edit))
+    assert m.outputs[0].index == m.inputs[0].index == 0
+    x = digits.x_test[:2]
+    np.testing.assert_array_equal(m.predict(x), x)
+
+
+def test_signature_naming_a_tensor_that_does_not_exist_is_a_clean_error(tiny_variants):
+    # The same corruption, naming a tensor index past the model's tensors: refused in one clean line.
+    def edit(sg, model):
+        model.signatureDefs[0].outputs[0].tensorIndex = len(sg.tensors) + 5
+
+    with pytest.raises(InputError) as err:
+        quantbench.load(_edited(tiny_variants["float32"], edit))
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("the model bytes has a signature naming tensor ")
+    assert re.search(r"Invalid tensor index \d+ exceeds max tensor index \d+", message)  # LiteRT's own reason
+    assert message.endswith("Expected a .tflite file whose signature matches its inputs and outputs. Fix: convert the "
+                            "model again.")
 
 
 def test_truncated_tflite_says_it_is_corrupt(tiny_variants, tmp_path):

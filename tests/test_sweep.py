@@ -8,6 +8,7 @@ import pytest
 
 from quantbench import cli, sweep
 from quantbench.errors import InputError
+from quantbench.results import Results
 
 GOOD = '[models]\nm = "m.keras"\n[data]\nd = "d.npz"\n'
 
@@ -118,7 +119,12 @@ def test_sweep_resumes_after_a_failed_study(tmp_path, tiny_keras_path, digits, c
     assert [e["status"] for e in entries] == ["ok", "failed", "ok"]
     assert not (out / "tiny-b").exists() and sweep.finished(out / "tiny-a") and sweep.finished(out / "tiny-c")
     rec = entries[0]["recommendation"]
-    assert rec["technique"] in ("float16", "dynamic") and 0.5 < rec["accuracy"] <= 1 and rec["latency_ms"] > 0
+    study_a = Results.load(out / "tiny-a" / "results.json")
+    chosen = study_a.variant(study_a.recommendation["technique"])
+    assert rec["technique"] == chosen.technique == "dynamic"  # the smaller of the two, within the 1 pp budget
+    assert rec["accuracy"] == chosen.accuracy and rec["latency_ms"] == chosen.latency_ms["median"]
+    assert rec["bytes"] == chosen.bytes == (out / "tiny-a" / "dynamic.tflite").stat().st_size
+    assert rec["reference_accuracy"] == study_a.variant("keras").accuracy
     kept = {name: _snapshot(out / name) for name in ("tiny-a", "tiny-c")}
 
     np.savez(tmp_path / "bad.npz", x=digits.x_test[:120], y=digits.y_test[:120])

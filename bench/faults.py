@@ -1,0 +1,97 @@
+"""Issue 25's "Done when": each deliberate fault must make at least one test fail.
+
+Each fault is applied to a copy of the tree (quantbench/ and tests/ in a temporary folder; the working tree is
+never touched), the tests named for it run there, and the table says which failed. A fault whose line is no
+longer in the code is reported as such (the code changed: update the pattern here).
+
+    python bench/faults.py            # every fault
+    python bench/faults.py merge      # the faults whose name contains "merge"
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# name, file, the line as it is, the line with the fault, the tests that must catch it
+FAULTS = [
+    ("latency x1000", "quantbench/bench.py",
+     "times[name].append((time.perf_counter() - t0) * 1e3)",
+     "times[name].append((time.perf_counter() - t0) * 1e6)",
+     ["tests/test_numbers.py::test_a_5_ms_runner_reads_5_ms",
+      "tests/test_numbers.py::test_1_ms_and_3_ms_runners_read_a_ratio_of_3",
+      "tests/test_numbers.py::test_throughput_of_a_5_ms_batch_of_4_is_800_samples_per_second",
+      "tests/test_numbers.py::test_wall_clock_runners_read_their_cost",
+      "tests/test_paths.py::test_optimize_latency_ships_the_fastest_and_size_the_smallest"]),
+    ("top-5 as top-1", "quantbench/evaluate.py",
+     "best = np.argsort(-outs[0], axis=1)[:, :5]",
+     "best = np.argsort(-outs[0], axis=1)[:, :1]",
+     ["tests/test_numbers.py::test_top5_counts_labels_in_the_five_best_scores_and_top1_only_the_best",
+      "tests/test_compare.py::test_top5_when_more_than_5_classes"]),
+    ("Stream.merge raising", "quantbench/evaluate.py",
+     '"""This stream followed by `later` (the next shard)."""',
+     '"""This stream followed by `later` (the next shard)."""\n        raise RuntimeError("merge")',
+     ["tests/test_paths.py::test_several_shards_give_the_figures_of_one",
+      "tests/test_paths.py::test_several_shards_count_every_sample"]),
+    ("drop_ci_pp reversed", "quantbench/stats.py",
+     "d = (lost - gained) / n",
+     "d = (gained - lost) / n",
+     ["tests/test_numbers.py::test_paired_drop_ci_on_hand_counts",
+      "tests/test_numbers.py::test_paired_drop_ci_against_a_textbook_example",
+      "tests/test_numbers.py::test_paired_drop_ci_covers_the_true_drop_in_95_percent_of_simulated_studies",
+      "tests/test_numbers.py::test_measure_reports_the_hand_counts_drop_with_its_sign",
+      "tests/test_numbers.py::test_uncertain_when_the_interval_of_the_drop_crosses_the_budget"]),
+    ("uncertain always true", "quantbench/recommend.py",
+     "uncertain = worst is not None and worst > max_drop_pp",
+     "uncertain = True",
+     ["tests/test_numbers.py::test_uncertain_when_the_interval_of_the_drop_crosses_the_budget",
+      "tests/test_numbers.py::test_not_uncertain_when_the_whole_interval_is_within_the_budget",
+      "tests/test_numbers.py::test_a_reference_choice_is_never_uncertain"]),
+    ("budget <= made <", "quantbench/recommend.py",
+     "if drop > max_drop_pp:",
+     "if drop >= max_drop_pp:",
+     ["tests/test_numbers.py::test_a_drop_of_exactly_the_budget_is_within_it"]),
+]
+
+
+def run(fault, python: str) -> tuple[str, list[str]]:
+    name, file, before, after, tests = fault
+    with tempfile.TemporaryDirectory(prefix="faults-") as tmp:
+        copy = Path(tmp)
+        for part in ("quantbench", "tests"):
+            shutil.copytree(ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
+        source = (copy / file).read_text()
+        if source.count(before) != 1:
+            return "pattern not found once: the code changed", []
+        (copy / file).write_text(source.replace(before, after))
+        env = {**os.environ, "PYTHONPATH": str(copy)}
+        proc = subprocess.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:warnings", "-rfE",
+                               *tests], cwd=copy, env=env, capture_output=True, text=True, timeout=1800)
+        # a test fails, or errors (its fixture, a study, raised): either way the suite goes red
+        failed = sorted({f"{ln.split(' ')[1]} ({ln.split(' ')[0].lower()})" for ln in proc.stdout.splitlines()
+                         if ln.startswith(("FAILED ", "ERROR "))})
+        summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-300:]
+        return summary, failed
+
+
+def main(argv: list[str]) -> int:
+    chosen = [f for f in FAULTS if not argv or any(a in f[0] for a in argv)]
+    missed = 0
+    for fault in chosen:
+        summary, failed = run(fault, sys.executable)
+        caught = bool(failed)
+        missed += not caught
+        print(f"{fault[0]}: {'CAUGHT' if caught else 'MISSED'} — {summary}")
+        for test in failed:
+            print(f"    fails: {test}")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
