@@ -498,6 +498,7 @@ def _multilabel(pred: np.ndarray, ref_pred: np.ndarray, truth: np.ndarray) -> di
 
 
 def _regression(raw: np.ndarray, ref_raw: np.ndarray, y: np.ndarray) -> dict:
+    y = np.asarray(y, np.float64).reshape(len(y), -1)  # (n,) targets would broadcast against (n, 1) outputs
     err = np.abs(raw.reshape(len(y), -1).astype(np.float64) - y).mean(axis=1)
     ref_err = np.abs(ref_raw.reshape(len(y), -1).astype(np.float64) - y).mean(axis=1)
     sq = ((raw.reshape(len(y), -1).astype(np.float64) - y) ** 2).mean(axis=1)
@@ -549,6 +550,14 @@ class Gate:
     def criterion(self, budget: Budget) -> str:
         return self.words.format(budget=self.budget(budget))
 
+    def reach(self, o: dict) -> str | None:
+        """Where the 95 % interval reaches on the losing side, in words, or None without one."""
+        if o.get("loss_ci") is None:
+            return None
+        return f"the 95 % interval of its drop reaches {o['loss_ci'][1]:.2f} {self.unit}"
+
+    unit = "pp"
+
 
 def _exact(value: float) -> Fraction:
     return Fraction(repr(float(value)))
@@ -564,6 +573,13 @@ class DropGate(Gate):
         return (_exact(o["reference"]) - _exact(o["value"])) * 100 <= _exact(budget.max_drop_pp)
 
 
+class F1Gate(Gate):
+    """Multi-label F1: the float model's minus the variant's, in points (a ratio: no whole-sample count)."""
+
+    def passes(self, o, budget):
+        return (o["reference"] - o["value"]) * 100 <= budget.max_drop_pp + TOLERANCE
+
+
 class ErrorGate(Gate):
     """Regression: the MAE may grow by the budget's share of the float model's, compared as sums."""
 
@@ -573,6 +589,11 @@ class ErrorGate(Gate):
 
     def uncertain(self, o, budget):
         return o.get("loss_ci") is None or o["loss_ci"][1] > budget.max_error_increase_pct
+
+    def reach(self, o):
+        if o.get("loss_ci") is None:
+            return "the interval of its MAE increase is unbounded (the float model's error is 0)"
+        return f"the 95 % interval of its MAE increase reaches {o['loss_ci'][1]:.2f} %"
 
 
 class AgreementGate(Gate):
@@ -589,6 +610,10 @@ class AgreementGate(Gate):
     def uncertain(self, o, budget):
         return o.get("ci") is not None and o["ci"][0] * 100 < budget.min_agreement_pct
 
+    def reach(self, o):
+        return None if o.get("ci") is None else \
+            f"the 95 % interval of its top-1 agreement reaches down to {o['ci'][0] * 100:.2f} %"
+
 
 class SqnrGate(Gate):
     def margin(self, o, budget):
@@ -600,7 +625,7 @@ class SqnrGate(Gate):
 
 GATES: dict[str, Gate] = {g.metric: g for g in (
     DropGate("accuracy", "accuracy drop ≤ {budget:g} pp", "max_drop_pp"),
-    Gate("f1", "F1 drop ≤ {budget:g} pp", "max_drop_pp"),
+    F1Gate("f1", "F1 drop ≤ {budget:g} pp", "max_drop_pp"),
     ErrorGate("mae", "MAE increase ≤ {budget:g} %", "max_error_increase_pct"),
     AgreementGate("agreement", "top-1 agreement ≥ {budget:g} %", "min_agreement_pct"),
     SqnrGate("sqnr_db", "SQNR ≥ {budget:g} dB", "min_sqnr_db"),
@@ -630,9 +655,10 @@ def _signed(x: float) -> str:
 def verdict(o: dict, budget: Budget) -> dict:
     """Whether one scored output of a variant meets its budget, and how sure that is."""
     gate = GATES[o["metric"]]
+    uncertain = bool(gate.uncertain(o, budget))
     return {"output": o["output"], "task": o["task"], "criterion": gate.criterion(budget),
-            "passed": bool(gate.passes(o, budget)), "uncertain": bool(gate.uncertain(o, budget)),
-            "figure": describe(o)}
+            "passed": bool(gate.passes(o, budget)), "uncertain": uncertain, "figure": describe(o),
+            **({"reach": gate.reach(o)} if uncertain and gate.reach(o) else {})}
 
 
 def verdicts(outputs: list, budget: Budget) -> list[dict]:

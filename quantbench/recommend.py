@@ -349,9 +349,9 @@ def choose(results: Results, max_drop_pp: float = 1.0, target: str = "cpu", opti
                   + "), so top-1 agreement cannot measure a drop there: SQNR decided; evaluate on data where the "
                   "model's outputs vary before shipping.")
     if uncertain:
-        words += (" Uncertain: the 95 % interval of " + ", ".join(
-            f"{(f['output'] + ' ') if several else ''}{f['figure'].split(' ')[0]}" for f in uncertain)
-            + " reaches past the budget; measure on more data before relying on it.")
+        words += (" Uncertain: " + "; ".join(
+            f"{(f['output'] + ': ') if several else ''}{f.get('reach', 'its interval crosses the budget')}"
+            for f in uncertain) + ", past the budget; measure on more data before relying on it.")
     if runners:
         words += " Runners-up: " + "; ".join(f"{r['technique']} ({r['why']})" for r in runners) + "."
     return Recommendation(best.technique, target, optimize, max_drop_pp, metric, bool(uncertain), **budgets,

@@ -168,7 +168,9 @@ class LiteModel:
         except UnicodeDecodeError as exc:  # a flipped bit in a tensor's name: LiteRT cannot even report it
             raise not_utf8(where, exc) from None
         except (KeyError, ValueError) as exc:  # a signature naming a tensor that does not exist (a corrupt index)
-            raise InputError(f"{where} has a signature naming tensor {exc.args[0]}, which LiteRT does not list among "
+            named = f"tensor {exc.args[0]}" if isinstance(exc, KeyError) else \
+                f"a tensor LiteRT cannot read ({' '.join(str(exc).split())})"
+            raise InputError(f"{where} has a signature naming {named}, which LiteRT does not list among "
                              "the model's inputs and outputs. Expected a .tflite file whose signature matches its "
                              "inputs and outputs. Fix: convert the model again.") from None
         self._batch = None

@@ -37,7 +37,7 @@ LATENCY = {"median": "num!", "ci95": "pair", "p90": "num!", "p99": "num!", "n": 
 THROUGHPUT = {"batch": "int!", "samples_per_s": "num!", "ci95": "pair", "n": "int", "batch_asked": "int",
               "stopped": "str"}
 VERDICT = {"output": "str!", "task": "str!", "criterion": "str!", "passed": "bool!", "uncertain": "bool",
-           "figure": "str"}
+           "figure": "str", "reach": "str"}
 MCU = {"runs": "bool!", "reason": "str", "arena_bytes": "int", "flash_bytes": "int!", "samples": "int",
        "accuracy": "frac", "agreement_litert": "frac", "agreement_float": "frac", "max_diff_steps": "num",
        "wrong": "bool", "arena_probes": ["any"], "arena_short": "str", "gate": [VERDICT]}
@@ -187,7 +187,7 @@ def _studies_problem(studies: dict) -> str | None:
         if not isinstance(sel.get("float_layers"), list):
             return f"studies.selective.float_layers is {_shown(sel.get('float_layers'))}; expected a list"
     errs = studies.get("layer_errors")
-    if errs and not isinstance(errs.get("techniques"), list):
+    if errs and "error" not in errs and not isinstance(errs.get("techniques"), list):  # a failed study: its error
         return f"studies.layer_errors.techniques is {_shown(errs.get('techniques'))}; expected a list"
     for i, row in enumerate((studies.get("calibration_sizes") or {}).get("rows") or []):
         if "error" in row:

@@ -267,8 +267,7 @@ def test_a_drop_of_exactly_the_budget_is_within_it():
     assert rec.technique == "float32" and rec.excluded[0]["technique"] == "dynamic"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 25 item 1, being fixed in recommend.py: (0.98 - 0.975) * 100 is "
-                                       "0.5000000000000004, so one sample of 200 lost is refused at a 0.5 pp budget")
 def test_one_sample_of_200_lost_is_within_a_half_point_budget():
+    """(0.98 - 0.975) * 100 is 0.5000000000000004 in floating point; the budget counts whole samples."""
     rec = recommend.choose(_boundary(196 / 200, 195 / 200), max_drop_pp=0.5, target="cpu", optimize="size")
     assert rec.technique == "dynamic"
