@@ -24,6 +24,10 @@ MIN_SQNR_DB = 30.0      # the default floor for outputs judged by fidelity: benc
 TOLERANCE = 1e-9        # relative slack for gates on continuous metrics (MAE sums), for float rounding only
 
 
+BUDGET_WORDS = {"--max-accuracy-drop": ("percentage points from 0 to 100", 1),
+                "--min-agreement": ("a percentage from 0 to 100", 99), "--min-sqnr": ("a finite number of dB", 30)}
+
+
 @dataclass(frozen=True)
 class Budget:
     """What a variant may lose against the float model, per kind of output."""
@@ -42,11 +46,9 @@ class Budget:
                                        ("--max-metric-drop", self.max_metric_drop, 0, math.inf)):
             if value is None and name == "--max-metric-drop":
                 continue
-            if not (isinstance(value, (int, float)) and low <= value <= high):
-                unit = {"--max-accuracy-drop": "percentage points from 0 to 100", "--min-agreement":
-                        "a percentage from 0 to 100", "--min-sqnr": "a finite number of dB"}.get(name, "a number ≥ 0")
-                raise InputError(f"{name} is {value!r}. Expected {unit}. Fix: pass, for example, {name} "
-                                 f"{ {'--min-sqnr': 20, '--min-agreement': 99}.get(name, 1)}.")
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high):
+                unit, example = BUDGET_WORDS.get(name, ("a finite number ≥ 0", 1))
+                raise InputError(f"{name} is {value!r}. Expected {unit}. Fix: pass, for example, {name} {example}.")
 
 
 @dataclass(frozen=True)

@@ -86,9 +86,12 @@ def test_parse_tasks_refuses_what_is_not_name_equals_kind(items, message):
 @pytest.mark.parametrize("kwargs, message", [
     ({"max_drop_pp": -1}, r"--max-accuracy-drop is -1\. Expected percentage points from 0 to 100"),
     ({"min_agreement_pct": 101}, r"--min-agreement is 101\. Expected a percentage from 0 to 100"),
-    ({"max_error_increase_pct": -0.5}, r"--max-error-increase is -0\.5\. Expected a number ≥ 0"),
+    ({"max_error_increase_pct": -0.5}, r"--max-error-increase is -0\.5\. Expected a finite number ≥ 0\. Fix: pass, "
+                                       r"for example, --max-error-increase 1\."),
+    ({"min_sqnr_db": float("inf")}, r"--min-sqnr is inf\. Expected a finite number of dB\. Fix: pass, for example, "
+                                    r"--min-sqnr 30\."),
     ({"min_sqnr_db": float("nan")}, r"--min-sqnr is nan\. Expected a finite number of dB"),
-    ({"max_metric_drop": -1.0}, r"--max-metric-drop is -1\.0\. Expected a number ≥ 0"),
+    ({"max_metric_drop": -1.0}, r"--max-metric-drop is -1\.0\. Expected a finite number ≥ 0"),
 ])
 def test_bad_budgets_are_refused(kwargs, message):
     with pytest.raises(InputError, match=message):

@@ -181,9 +181,13 @@ def test_two_heads_are_each_scored_and_the_worst_decides(two_heads, digits, tmp_
     shipped = run_file(folder / "recommended.tflite", {"image": digits.x_test})
     n = len(amp)
     float_hits = int(np.sum(float_out["cls"].argmax(1) == digits.y_test))
-    assert (float_hits - int(np.sum(shipped["cls"].argmax(1) == digits.y_test))) * 100 <= 1.0 * n
+    hits = int(np.sum(shipped["cls"].argmax(1) == digits.y_test))
+    assert (float_hits - hits) * 100 <= 1.0 * n
     float_mae = np.mean(np.abs(float_out["amp"].reshape(-1) - amp))
-    assert np.mean(np.abs(shipped["amp"].reshape(-1) - amp)) <= float_mae * 1.05
+    mae = np.mean(np.abs(shipped["amp"].reshape(-1) - amp))
+    assert mae <= float_mae * 1.05
+    stated = scored(res, res.recommendation["technique"])  # the row says what the test measured
+    assert stated["cls"]["hits"] == hits and stated["amp"]["value"] == pytest.approx(mae, rel=1e-5)
     for v in res.variants:  # a variant whose amp head is past 5 % is never within the budget
         if v.ok and v.technique != "keras" and scored(res, v.technique)["amp"]["loss"] > 5:
             assert v.technique != res.recommendation["technique"]
@@ -233,6 +237,7 @@ def test_a_multilabel_model_is_scored_by_f1(multilabel, digits, tmp_path):
     shipped = run_file(folder / "recommended.tflite", {"image": digits.x_test})
     f1 = macro_f1(next(iter(shipped.values())) > 0.5, y)
     assert (float_f1 - f1) * 100 <= 1.0 + 1e-9
+    assert scored(res, res.recommendation["technique"])["tags"]["value"] == pytest.approx(f1)
     assert res.recommendation["criteria"][0]["criterion"] == "F1 drop ≤ 1 pp"
 
 
