@@ -333,10 +333,14 @@ def read_labels(arrays: dict, output_names, output_shapes, spec: TaskSpec, where
     labels, kinds = {}, {}
     for key, y in arrays.items():
         y = np.asarray(y)
+        if y.ndim == 0:
+            raise InputError(f"Labels {key!r} in {where} are a single value, not one per sample. Expected an array "
+                             "with one label (or one row of targets) per sample. Fix: save aligned labels.")
         if n is not None and len(y) != n:
             raise InputError(f"Labels {key!r} in {where} have {len(y)} entries but the inputs have {n} samples. "
                              "Expected one label per sample. Fix: pass aligned inputs and labels.")
-        if y.dtype == object or not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
+        if y.dtype == object or np.issubdtype(y.dtype, np.complexfloating) or not (
+                np.issubdtype(y.dtype, np.number) or y.dtype == bool):
             raise InputError(f"Labels {key!r} in {where} have dtype {y.dtype}. Expected numbers. Fix: save them "
                              "with a numeric dtype.")
         if key == y_key:

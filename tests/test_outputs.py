@@ -68,6 +68,17 @@ def test_labels_that_do_not_fit_say_what_was_expected(y, shape, spec, message):
         read_labels({"y": y}, ["o"], [shape], spec, "d")
 
 
+@pytest.mark.parametrize("y, message", [
+    (np.array(3), r"Labels 'y' in d are a single value, not one per sample"),
+    (np.array([1 + 2j, 0j]), r"Labels 'y' in d have dtype complex128\. Expected numbers"),
+    (np.array([b"a", b"b"]), r"Labels 'y' in d have dtype \|S1\. Expected numbers"),
+    (np.array([0, 1, 1]), r"Labels 'y' in d have 3 entries but the inputs have 2 samples"),
+])
+def test_labels_of_the_wrong_form_are_refused(y, message):
+    with pytest.raises(InputError, match=message):
+        read_labels({"y": y}, ["o"], [(None, 1)], TaskSpec(), "d", n=2)
+
+
 def test_regression_targets_wider_than_the_raw_limit_are_refused_with_the_fix():
     with pytest.raises(InputError, match=r"quantbench scores regression outputs of at most 1024\. Fix: pass --task "
                                          r"o=fidelity"):
