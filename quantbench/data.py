@@ -249,10 +249,19 @@ def _load_npz(path, input_names, x_key, y_key, labels: str = "score"):
         y = {k: _load_array(archive, k, f"{path}") for k in label_keys} if labels != "ignore" else {}
         for k in archive.files:
             if k not in keys and k not in label_keys:
-                _warn(f"{path}: array {k!r} is not read (inputs: {', '.join(map(repr, keys))}; labels: {y_key!r} or "
-                      f"'{y_key}_<output name>'). Fix: pass --y-key {k} if it holds the labels, or --x-key, or "
-                      "drop it.")
+                _warn(_unread(path, k, keys, y_key, labels))
     return x, y or None
+
+
+def _unread(path, key: str, keys: list[str], y_key: str, labels: str) -> str:
+    """The warning for an array quantbench does not read, naming what it reads and the way to use the array."""
+    inputs = ", ".join(map(repr, keys))
+    if labels == "ignore":  # convert --calib: labels play no part
+        return (f"{path}: array {key!r} is not read (inputs: {inputs}; labels are not used here). Fix: rename it "
+                "if it holds the inputs, or drop it.")
+    fix = f"pass --y-key {key}" if labels == "score" else f"rename it to {y_key!r}"
+    return (f"{path}: array {key!r} is not read (inputs: {inputs}; labels: {y_key!r} or '{y_key}_<output name>'). "
+            f"Fix: {fix} if it holds the labels, or drop it.")
 
 
 def _warn(message: str) -> None:

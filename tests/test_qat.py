@@ -141,8 +141,34 @@ def test_cli_qat_writes_the_file_and_refuses_to_overwrite(tmp_path, tiny_model, 
             "-o", str(tmp_path / "m.tflite")]
     assert main(args) == 0
     assert LiteModel(tmp_path / "m.tflite").inputs[0].dtype == "int8"
+    assert f"learned from the labels in {tmp_path / 'train.npz'})" in capsys.readouterr().err
     assert main(args) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_cli_qat_distils_when_the_labels_fit_no_output_and_says_so(tmp_path, tiny_model, train, capsys):
+    """Float targets cannot label a 10-class softmax: QAT learns from the float model instead, and says so."""
+    from quantbench.cli import main
+
+    tiny_model.save(tmp_path / "m.keras")
+    np.savez(tmp_path / "train.npz", x=train[0], y=np.linspace(0.1, 0.9, len(train[0])))
+    args = ["qat", str(tmp_path / "m.keras"), "--data", str(tmp_path / "train.npz"), "--epochs", "1",
+            "-o", str(tmp_path / "m.tflite")]
+    assert main(args) == 0
+    assert ("learned from the float model's own outputs (distillation: no labels that fit its one output))"
+            in capsys.readouterr().err)
+
+
+def test_cli_convert_ignores_the_calibration_files_labels(tmp_path, tiny_model, train, capsys):
+    from quantbench.cli import main
+
+    tiny_model.save(tmp_path / "m.keras")
+    np.savez(tmp_path / "calib.npz", x=train[0][:40], y=np.full(40, 0.5), note=np.zeros(3))
+    assert main(["convert", str(tmp_path / "m.keras"), "-t", "int8-only", "--calib", str(tmp_path / "calib.npz"),
+                 "-o", str(tmp_path / "m.tflite")]) == 0
+    err = capsys.readouterr().err
+    assert err == (f"quantbench: warning: {tmp_path / 'calib.npz'}: array 'note' is not read (inputs: 'x'; labels "
+                   "are not used here). Fix: rename it if it holds the inputs, or drop it.\n")
 
 
 def test_unsupported_layer_is_named(train):
