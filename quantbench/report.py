@@ -486,6 +486,34 @@ KIND_WORDS = {
 }
 
 
+def _signed(x: float) -> str:
+    """+1.25 or -0.40, never -0.00."""
+    text = f"{x:+.2f}"
+    return "+0.00" if text == "-0.00" else text
+
+
+def _value_ci(o: dict) -> str:
+    """An output's deciding value with its 95 % interval, in the units the table shows."""
+    value, ci = o.get("value"), o.get("ci")
+    if value is None:
+        return "∞" if o["metric"] == "sqnr_db" else "—"
+    scale = 100 if o["metric"] in ("accuracy", "agreement") else 1
+    digits = ".2f" if scale == 100 else ".4g"
+    return f"{value * scale:{digits}}" + (f" ({ci[0] * scale:{digits}}–{ci[1] * scale:{digits}})" if ci else "")
+
+
+def _change(o: dict) -> str:
+    """The loss against the float model, signed as a gain (accuracy -0.40 pp; MAE +1.20 %), with its interval."""
+    if o.get("loss") is None or o["metric"] == "sqnr_db":
+        return "—"
+    sign, unit = (1, " %") if o["metric"] == "mae" else (-1, " pp")
+    text = _signed(sign * o["loss"]) + unit
+    if o.get("loss_ci"):
+        lo, hi = sorted(sign * x for x in o["loss_ci"])
+        text += f" ({_signed(lo)}–{_signed(hi)})"
+    return text
+
+
 def output_sections(results: Results) -> list:
     """One section per output: its task, what decided, and every variant's figures for it."""
     ref = next((v for v in results.variants if v.ok and v.outputs), None)
@@ -509,19 +537,11 @@ def output_sections(results: Results) -> list:
             o = next((x for x in v.outputs or [] if x["output"] == name), None) if v.ok else None
             if o is None:
                 continue
-            ci = o.get("ci")
-            scale = 100 if o["metric"] in ("accuracy", "agreement") else 1
-            value = _figure(o) + (f" ({ci[0] * scale:.4g}–{ci[1] * scale:.4g})" if ci else "")
-            unit = " %" if o["metric"] == "mae" else " pp"
-            loss = "" if o.get("loss") is None or o["metric"] == "sqnr_db" else (
-                f"{-o['loss']:+.2f}{unit}" if o["metric"] != "mae" else f"{o['loss']:+.2f}{unit}")
-            if o.get("loss_ci") and loss:
-                lo, hi = o["loss_ci"]
-                loss += f" ({-hi:+.2f}–{-lo:+.2f})" if o["metric"] != "mae" else f" ({lo:+.2f}–{hi:+.2f})"
+            rows.append([v.technique, _value_ci(o), "ref." if v.technique == REFERENCE else _change(o),
+                         "—" if o.get("p") is None or v.technique == REFERENCE else f"{o['p']:.2g}"])
             extra = ", ".join(f"{k} {o[k]:.4g}" for k in ("top5", "auc", "rmse", "threshold") if o.get(k) is not None)
-            rows.append([v.technique, value, loss or "—", "—" if o.get("p") is None else f"{o['p']:.2g}",
-                         extra or "—", "∞" if o.get("sqnr_db") is None else f"{o['sqnr_db']:.1f}",
-                         "—" if o.get("cosine") is None else f"{o['cosine']:.4f}"])
+            rows[-1] += [extra or "—", "∞" if o.get("sqnr_db") is None else f"{o['sqnr_db']:.1f}",
+                         "—" if o.get("cosine") is None else f"{o['cosine']:.4f}"]
         title = "Your metric" if name == "*" else f"Output {name!r}: {task}"
         out.append((title, text, headers, rows))
     return out
