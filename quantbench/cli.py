@@ -35,7 +35,7 @@ QUIET = typer.Option(False, "--quiet", help="No progress bars and no table.")
 WORKERS = typer.Option(None, "--workers", help="Worker processes for conversions and evaluation (0: in this "
                        "process). Default: one per usable core for a model of 1 MB or more, 0 for smaller ones.")
 RAY = typer.Option(None, "--ray", envvar="RAY_ADDRESS", help="Run the study's tasks on this Ray cluster "
-                   "(host:port; also RAY_ADDRESS). Needs `pip install 'quantbench[ray]'`.")
+                   "(host:port; also RAY_ADDRESS). Needs `pip install 'quantbench\\[ray]'`.")
 AS_JSON = typer.Option(False, "--json", help="Print results.json on stdout.")
 TIME_BUDGET = typer.Option(None, "--time-budget", min=0.0, help="Seconds for the timing (default 30; the demo 10); "
                            "it stops sooner once every median is known within ±3 %.")
@@ -43,8 +43,17 @@ MLFLOW = typer.Option(None, "--mlflow", metavar="[URI]", help="Log the study to 
                       "MLFLOW_TRACKING_URI, else sqlite:///mlflow.db; or --mlflow URI (sqlite:///..., http://...).")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        print(f"quantbench {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print quantbench's version and exit.")) -> None:
     """Every TFLite (LiteRT) variant of a Keras model, measured honestly.
 
     Add --debug anywhere for tracebacks and TensorFlow's own logs.
@@ -293,11 +302,16 @@ def compare(
                           ray=ray, reporter=reporter(quiet or as_json), spec=spec, metric=fn, **_budget(time_budget))
     _show(results, as_json, quiet)
     _tracking_log(results, study_folder(model, out), uri, quiet)
+    if not (quiet or as_json):
+        print(f"Wrote {study_folder(model, out)}/ (report.html, report.md, results.json, one .tflite per technique"
+              + (", recommended.tflite" if (results.recommendation or {}).get("technique") else "") + ")",
+              file=sys.stderr)
 
 
 @app.command()
 def sweep(
-    sweep_file: Path = typer.Argument(..., metavar="SWEEP.toml", help="The sweep: [models], [data], settings."),
+    sweep_file: Path = typer.Argument(..., metavar="SWEEP.toml",
+                                      help="The sweep: \\[models], \\[data] and settings (see the README)."),
     workers: Optional[int] = WORKERS,
     ray: Optional[str] = RAY,
     out: Optional[Path] = typer.Option(None, "--out", help="Sweep folder (default: the file's `out`, else "

@@ -51,3 +51,36 @@ def test_an_interrupted_command_leaves_no_signal_pending_for_the_next_call(monke
     assert cli.main(["demo"]) == 143
     assert capsys.readouterr().err == "quantbench: interrupted (SIGTERM); unfinished output removed\n"
     assert errors.pending is None  # else the next in-process conversion that fails would re-raise it
+
+
+def test_every_help_reads_as_written_and_version_prints(capsys, monkeypatch):
+    """Rich markup must not eat bracketed words ([ray], [models]) nor leave empty fragments in any help."""
+    import re
+
+    from quantbench.cli import app, main
+
+    monkeypatch.setenv("COLUMNS", "240")
+    names = [c.name or c.callback.__name__ for c in app.registered_commands]
+    assert {"demo", "compare", "sweep", "convert", "qat", "inspect", "predict", "bench", "report"} <= set(names)
+    for name in names:
+        assert main([name, "--help"]) == 0
+        text = capsys.readouterr().out
+        assert not re.search(r": ?,|, ,|\(\)|''", text), (name, text)
+        if name in ("demo", "compare", "sweep"):
+            assert "pip install 'quantbench[ray]'" in text, name
+    assert main(["sweep", "--help"]) == 0
+    assert "The sweep: [models], [data] and settings" in capsys.readouterr().out
+    assert main(["--version"]) == 0
+    from quantbench import __version__
+    assert capsys.readouterr().out == f"quantbench {__version__}\n"
+
+
+def test_compare_ends_with_the_folder_it_wrote(tiny_keras_path, digits_npz, tmp_path, capsys):
+    from quantbench.cli import main
+
+    out = tmp_path / "s"
+    assert main(["compare", str(tiny_keras_path), "--data", str(digits_npz[0]), "--techniques", "float32,dynamic",
+                 "--out", str(out), "--time-budget", "0.2"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"Wrote {out}/ (report.html, report.md, results.json, one .tflite per technique, "
+                       "recommended.tflite)")
