@@ -560,6 +560,8 @@ def convert_file(model, technique, output, calib_path=None, *, calib_size: int =
     if reason:
         raise InputError(f"{technique.name} cannot be made from {model}: {reason}. Fix: pick another technique "
                          "(see `quantbench techniques`).")
-    conv = engine.make(source, technique, given)
+    from .verify import checked
+
+    conv = checked(technique, engine.make(source, technique, given))  # never a float copy written as quantized
     write_file(output, conv.content, force=force)
     return conv
