@@ -177,10 +177,11 @@ class LiteModel:
         self._out_index = [t.index for t in self.outputs]
         self._sample_shapes = [t.shape[1:] for t in self.inputs]
         # one array in, one out, any batch: predict's fast path (see there) unpacks this in one step
-        inp, out = self.inputs[0], self.outputs[0]
-        self._fast = (inp.shape[1:], np.dtype(inp.dtype), inp.index, inp if inp.quantized else None,
-                      out.index, out if out.quantized else None) \
-            if len(self.inputs) == 1 and len(self.outputs) == 1 and self.resizable else None
+        self._fast = None
+        if len(self.inputs) == 1 and len(self.outputs) == 1 and self.resizable:
+            inp, out = self.inputs[0], self.outputs[0]
+            self._fast = (inp.shape[1:], np.dtype(inp.dtype), inp.index, inp if inp.quantized else None,
+                          out.index, out if out.quantized else None)
 
     def _open(self, delegates: bool):
         """A LiteRT interpreter for the file, tensors allocated (unless only its structure is read); with the
@@ -256,7 +257,18 @@ class LiteModel:
         """True when every input's batch dimension may be resized."""
         return all(t.shape and t.shape[0] == -1 for t in self.inputs)
 
+    def _check_io(self) -> None:
+        """Refuse to run a model that lists no input or no output (a corrupt signature or subgraph: fuzz seed 61206,
+        cases tflite-107 and tflite-179); reading its structure (`inspect`) still works."""
+        missing = [kind for kind, ts in (("inputs", self.inputs), ("outputs", self.outputs)) if not ts]
+        if missing:
+            raise InputError(f"{self._where} lists no {' and no '.join(missing)} (in its signature, or in its main "
+                             "subgraph when it has none), so there is nothing to feed or to read. Expected a .tflite "
+                             "file with at least one input and one output. Fix: convert the model again, or copy the "
+                             "file again.")
+
     def _as_list(self, x) -> list[np.ndarray]:
+        self._check_io()
         if type(x) is np.ndarray:
             arrays = [x]
         elif isinstance(x, dict):

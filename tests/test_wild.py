@@ -192,3 +192,41 @@ def test_a_real_old_schema_file_studied_has_no_float_copy_row(tmp_path):
     for v in res.variants[1:]:
         assert v.ok, (v.technique, v.error)
         assert verify.unquantized(v.technique, (tmp_path / "s" / v.path).read_bytes()) is None
+
+
+# ---- Fuzz seed 61206 (issue 21): a model whose signature lists no input or no output ---------------------------
+
+@pytest.mark.parametrize("empty", ["inputs", "outputs", "inputs and outputs"])
+def test_a_model_listing_no_input_or_output_is_inspected_and_refused_to_run(empty, tiny_variants, tmp_path, digits):
+    """`inspect` and `predict` raised IndexError on such a file (tflite-107: a splice, tflite-179: one bit flipped
+    in the signature's vector length); the same fault, made by a small edit."""
+    import subprocess
+    import sys
+
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    from quantbench.errors import InputError
+    from quantbench.inspection import inspect
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tiny_variants["float32"]))
+    signature = model.signatureDefs[0]
+    if "inputs" in empty:
+        signature.inputs = []
+    if "outputs" in empty:
+        signature.outputs = []
+    path = tmp_path / "empty.tflite"
+    path.write_bytes(bytes(flatbuffer_utils.convert_object_to_bytearray(model)))
+    info = inspect(path)
+    assert (info.inputs == []) == ("inputs" in empty) and (info.outputs == []) == ("outputs" in empty)
+    with pytest.raises(InputError, match=rf"empty\.tflite lists no {empty.replace('and ', 'and no ')} \(in its "
+                                         "signature"):
+        load(path).predict(digits.x_test[:4])
+    np.save(tmp_path / "x.npy", digits.x_test[:4])
+    for argv in (["inspect", str(path)], ["predict", str(path), "--input", str(tmp_path / "x.npy")]):
+        proc = subprocess.run([sys.executable, "-m", "quantbench", *argv], capture_output=True, text=True,
+                              timeout=120)
+        lines = proc.stderr.strip().splitlines()
+        if argv[0] == "inspect":
+            assert proc.returncode == 0, proc.stderr
+        else:
+            assert proc.returncode == 2 and len(lines) == 1 and "lists no" in lines[0], proc.stderr
