@@ -230,3 +230,55 @@ def test_a_model_listing_no_input_or_output_is_inspected_and_refused_to_run(empt
             assert proc.returncode == 0, proc.stderr
         else:
             assert proc.returncode == 2 and len(lines) == 1 and "lists no" in lines[0], proc.stderr
+
+
+def _edited(content: bytes, edit) -> bytes:
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    edit(model)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _output_tensor(model):
+    return model.subgraphs[0].tensors[model.subgraphs[0].outputs[0]]
+
+
+FUZZ_FINDS = {
+    # tflite-26 (seed 61206, flatbuffer-aware): the output's type byte set to RESOURCE: LiteRT prepared SOFTMAX
+    # and crashed the process (SIGSEGV) at invoke
+    "resource output": (lambda m: setattr(_output_tensor(m), "type", 13), "whose operands include a resource"),
+    # tflite-352: a tensor's type set to BFLOAT16: ValueError from LiteRT's op details in inspect
+    "bfloat16 tensor": (lambda m: setattr(_output_tensor(m), "type", 18), "whose type LiteRT cannot describe"),
+    # tflite-331: a signature entry's tensor index past int32: TypeError from LiteRT's wrapper
+    "signature index": (lambda m: setattr(m.signatureDefs[0].outputs[0], "tensorIndex", 3694373193),
+                        "has a signature naming tensor 3694373193"),
+}
+
+
+@pytest.mark.parametrize("case", list(FUZZ_FINDS))
+def test_fuzz_finds_of_the_flatbuffer_aware_mutations_are_refused_in_one_line(case, tiny_variants, tmp_path, digits):
+    import subprocess
+    import sys
+
+    edit, message = FUZZ_FINDS[case]
+    path = tmp_path / "m.tflite"
+    path.write_bytes(_edited(tiny_variants["float32"], edit))
+    np.save(tmp_path / "x.npy", digits.x_test[:4])
+    for argv in (["inspect", str(path)], ["predict", str(path), "--input", str(tmp_path / "x.npy")]):
+        proc = subprocess.run([sys.executable, "-m", "quantbench", *argv], capture_output=True, text=True,
+                              timeout=120)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], (argv[0], proc.returncode, proc.stderr)
+
+
+@pytest.mark.parametrize("name, message", [("unallocated-input.tflite", "Cannot set tensor: Tensor is unallocated"),
+                                           ("unallocated-output.tflite", "Tensor data is null")])
+def test_a_tensor_litert_leaves_unallocated_is_refused(name, message, digits):
+    """tflite-963 and tflite-748 (seed 61206): a vector length changed, and an input (an output) is left without
+    data after allocation: ValueError from set_tensor (get_tensor)."""
+    from quantbench.errors import LiteRTError
+
+    m = load(Path(__file__).parent / "data" / name)
+    with pytest.raises(LiteRTError, match=f"LiteRT could not run .*{message}"):
+        m.predict(digits.x_test[:4])
