@@ -115,8 +115,11 @@ def _xnnpack(exc: Exception) -> bool:
 
 def _unknown_sizes(interpreter) -> bool:
     """True when an input has a dimension of unknown size (-1) beyond the batch dimension."""
-    return any(int(d) < 0 for detail in interpreter.get_input_details()
-               for d in list(detail.get("shape_signature", detail["shape"]))[1:])
+    try:
+        details = interpreter.get_input_details()
+    except UnicodeDecodeError:  # a corrupt name: `LiteModel._describe` says so
+        return False
+    return any(int(d) < 0 for detail in details for d in list(detail.get("shape_signature", detail["shape"]))[1:])
 
 
 # Ops whose operands may be resource or variant tensors (handles) by design.
