@@ -493,9 +493,14 @@ def _compare(source, data_path, calib_path, techniques, out, *, calib_size, seed
                      reporter=reporter, qat_epochs=qat_epochs, seed=seed, goal=goal, calib_sizes=calib_sizes,
                      calib_pool=train, unsafe=unsafe, runner=runner, time_budget=time_budget,
                      train=(train.arrays(), train.y) if train.y is not None and qat_epochs > 0 else None,
-                     data_info={"name": Path(str(data_path)).name, **info},
+                     data_info={"name": Path(str(data_path)).name, **info, **_classes(data_path)},
                      settings={"seed": seed, "calib_size": calib_size, "threads": threads, "batch": batch,
                                "qat_epochs": qat_epochs})
+
+
+def _classes(data_path) -> dict:
+    """An image folder's labels by name, for results.json: {"classes": [name of label 0, of label 1, ...]}."""
+    return {"classes": data.class_folders(data_path)} if Path(str(data_path)).is_dir() else {}
 
 
 DEMO_TIME_BUDGET_S = 10.0  # the digits CNN's timing: its small variants converge well within it

@@ -282,3 +282,29 @@ def test_a_tensor_litert_leaves_unallocated_is_refused(name, message, digits):
     m = load(Path(__file__).parent / "data" / name)
     with pytest.raises(LiteRTError, match=f"LiteRT could not run .*{message}"):
         m.predict(digits.x_test[:4])
+
+
+# ---- Class folders in natural order (issue 21) -------------------------------------------------------------------
+
+def test_class_folders_are_labelled_in_natural_order_and_results_record_the_mapping(tiny_keras_path, tmp_path):
+    import json
+
+    from PIL import Image
+
+    from quantbench import data, models
+
+    folder = tmp_path / "images"
+    names = ["10", "2", "1", "class9", "class10"]
+    for k, label in enumerate(names):
+        (folder / label).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(np.full((8, 8), 20 * k + i, np.uint8)).save(folder / label / f"{i}.png")
+    order = ["1", "2", "10", "class9", "class10"]
+    assert data.class_folders(folder) == order  # as strings: 1, 10, 2, class10, class9
+    ds = data.load_data(folder, models.load_model(tiny_keras_path))
+    np.testing.assert_array_equal(ds.y, np.repeat(np.arange(5), 4))
+    first = ds.arrays()[0][::4, 0, 0, 0]  # each class's first image: its pixel value says which folder it came from
+    np.testing.assert_allclose(first * 255 if first.max() <= 1 else first,
+                               [20 * names.index(n) for n in order], atol=1)
+    study.compare(tiny_keras_path, folder, techniques="float32", out=tmp_path / "s", workers=0, time_budget=0.1)
+    assert json.loads((tmp_path / "s" / "results.json").read_text())["data"]["classes"] == order
