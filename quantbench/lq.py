@@ -78,7 +78,7 @@ def quantize_family(float_tflite: bytes, techniques, calib=None, *, strict: bool
     original = bytes(float_tflite)
     float_tflite = readable(original)
     signature, lite, sample_bytes = _float_model(float_tflite)
-    if float_tflite is not original and isinstance(calib, (list, tuple)) and len(calib) > 1:
+    if float_tflite is not original and isinstance(calib, (list, tuple, dict)) and len(calib) > 1:
         calib = _keyed(calib, original, lite)
     calibrated = [t for t in chosen if t.calibrate]
     out = {}
@@ -131,7 +131,9 @@ def quantize_family(float_tflite: bytes, techniques, calib=None, *, strict: bool
 #   signature, by its input names.
 # `readable` fixes both in a copy: it sets `builtin_code = max(builtin_code, deprecated_builtin_code)`, and gives a
 # signature-less model one signature over its main subgraph's inputs and outputs, named by their tensor names (so
-# arrays are matched to the original file's inputs and outputs by name, as `runtime.align` matches them).
+# arrays are matched to the original file's inputs and outputs by name, as `runtime.align` matches them; input_0, ...
+# in the subgraph's order when those names are not distinct). The quantizer also keys tensors by name: a name used
+# twice in a subgraph gets a suffix (_2, _3, ...) in the copy.
 
 SIGNATURE_KEY = "serving_default"
 
@@ -146,7 +148,7 @@ def lite_signatures(content: bytes) -> list[str]:
 
 
 def needs_rewrite(content: bytes) -> list[str]:
-    """What `readable` would change in the file: "operator codes", "signature", or nothing."""
+    """What `readable` would change in the file: "operator codes", "signature", "tensor names", or nothing."""
     from ai_edge_litert import schema_py_generated as fb
 
     model = fb.Model.GetRootAs(content, 0)
@@ -158,6 +160,12 @@ def needs_rewrite(content: bytes) -> list[str]:
             break
     if model.SignatureDefsLength() == 0 and model.SubgraphsLength() > 0:
         changes.append("signature")
+    for g in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(g)
+        names = [graph.Tensors(i).Name() for i in range(graph.TensorsLength())]
+        if len(set(names)) != len(names):
+            changes.append("tensor names")
+            break
     return changes
 
 
@@ -211,17 +219,34 @@ def readable(content: bytes) -> bytes:
                 entry.name, entry.tensorIndex = name, index
                 entries.append(entry)
         model.signatureDefs = [signature]
+    for graph in model.subgraphs or []:  # the quantizer keys tensors by name: a name used twice gets a suffix
+        seen = set()
+        for tensor in graph.tensors or []:
+            name = tensor.name.decode("utf-8", "replace") if isinstance(tensor.name, bytes) else (tensor.name or "")
+            unique, k = name, 1
+            while unique in seen:
+                k += 1
+                unique = f"{name}_{k}"
+            seen.add(unique)
+            tensor.name = unique
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def _keyed(calib, original: bytes, lite: LiteModel) -> dict:
-    """A list of calibration arrays in the original file's input order, keyed by the readable copy's input names."""
+def _keyed(calib, original: bytes, lite: LiteModel):
+    """Calibration arrays for the original file's inputs (a list in its input order, or a dict keyed by its input
+    names), keyed by the readable copy's signature names; as given when they do not fit (`_samples` says why)."""
     from .runtime import natural_key
 
     before = [t.name for t in load(original).inputs]  # no signature: the subgraph's order
     after = [t.name for t in lite.inputs]
+    if isinstance(calib, dict):
+        if sorted(calib) == sorted(after) or sorted(calib) != sorted(before) or len(set(before)) != len(before):
+            return calib
+        calib = [calib[n] for n in before]
+    if len(calib) != len(before):
+        return list(calib)
     names = before if sorted(before) == sorted(after) else sorted(after, key=natural_key)  # input_0, ... in order
-    return dict(zip(names, calib)) if len(names) == len(calib) else list(calib)
+    return dict(zip(names, calib))
 
 
 def _add_recipe(qt, recipe: tuple) -> None:

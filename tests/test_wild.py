@@ -308,3 +308,32 @@ def test_class_folders_are_labelled_in_natural_order_and_results_record_the_mapp
                                [20 * names.index(n) for n in order], atol=1)
     study.compare(tiny_keras_path, folder, techniques="float32", out=tmp_path / "s", workers=0, time_budget=0.1)
     assert json.loads((tmp_path / "s" / "results.json").read_text())["data"]["classes"] == order
+
+
+def test_a_signature_less_two_input_model_with_one_name_twice_is_calibrated_in_input_order(tmp_path):
+    """Tensor names that cannot name a signature (the same twice) give input_0, input_1 in the subgraph's order, and a
+    list of calibration arrays still goes to the inputs in the original file's order."""
+    import keras
+
+    from quantbench import models
+
+    models.seed_everything(3)
+    a, b = keras.Input((6,), name="alpha"), keras.Input((3,), name="beta")
+    h = keras.layers.Dense(16, activation="relu")(keras.layers.Concatenate()([a * 10.0, b]))
+    model = keras.Model([a, b], keras.layers.Dense(4)(h))
+    content = quantbench.convert(model, "float32").content
+
+    def same_names(m):
+        m.signatureDefs = []
+        for i in m.subgraphs[0].inputs:
+            m.subgraphs[0].tensors[i].name = "x"
+    wild = _edited(content, same_names)
+    fixed = lq.readable(wild)
+    assert [t.name for t in load(fixed).inputs] == ["input_0", "input_1"]
+    original = load(wild)
+    rng = np.random.default_rng(0)
+    arrays = [rng.normal(size=(64, *t.shape[1:])).astype(np.float32) for t in original.inputs]
+    made = lq.quantize(wild, "lq-int8", arrays)
+    assert verify.unquantized("lq-int8", made.content) is None
+    reference = original.predict(arrays)
+    assert _sqnr(reference, load(made.content).predict(arrays)) > 20  # inputs swapped would be noise
