@@ -93,6 +93,10 @@ def quantize_family(float_tflite: bytes, techniques, calib=None, *, strict: bool
         chosen = [t for t in chosen if not t.calibrate]
         calibrated = []
     samples = _samples(calibrated[0], lite, calib, sample_bytes) if calibrated else None
+    if samples and any(d < 0 for t in lite.inputs for d in t.shape[1:]):
+        # Sizes unknown beyond the batch (a sequence's length): the quantizer's interpreter allocates the stored
+        # shapes (often [1, 1, ...]), which its kernels may refuse to prepare; store the calibration's instead.
+        float_tflite = _stored_shapes(float_tflite, {t.index: [1, *samples[0][t.name].shape[1:]] for t in lite.inputs})
     ranges, share = None, 0.0
     for technique in chosen:
         try:
@@ -202,8 +206,9 @@ def readable(content: bytes) -> bytes:
         model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
     except Exception as exc:
         reraise_interrupt()
-        raise InputError(f"The .tflite could not be read as a TFLite flatbuffer ({one_line(exc)}). Expected a .tflite "
-                         "file as a converter wrote it. Fix: convert the model again, or copy the file again.") from None
+        raise InputError(f"The .tflite could not be read as a TFLite flatbuffer ({one_line(exc)}). Expected a "
+                         ".tflite file as a converter wrote it. Fix: convert the model again, or copy the file "
+                         "again.") from None
     for code in model.operatorCodes or []:
         code.builtinCode = max(code.builtinCode, code.deprecatedBuiltinCode)
     if not model.signatureDefs and model.subgraphs:
@@ -229,6 +234,16 @@ def readable(content: bytes) -> bytes:
                 unique = f"{name}_{k}"
             seen.add(unique)
             tensor.name = unique
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _stored_shapes(content: bytes, shapes: dict) -> bytes:
+    """A copy whose main-subgraph tensors `shapes` (index -> shape) have those stored shapes; shape_signature kept."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    for index, shape in shapes.items():
+        model.subgraphs[0].tensors[index].shape = [int(d) for d in shape]
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 

@@ -209,8 +209,8 @@ class LiteModel:
         except UnicodeDecodeError:  # a corrupt name: `_describe` reports it
             return
         except ValueError as exc:  # a tensor type NumPy has no dtype for (bfloat16, a corrupt type byte)
-            raise InputError(f"{self._where} holds a tensor whose type LiteRT cannot describe to NumPy ({_reason(exc)}), "
-                             "so its ops cannot be read or fed. Expected a .tflite file with float, integer or bool "
+            raise InputError(f"{self._where} holds a tensor whose type LiteRT cannot describe to NumPy "
+                             f"({_reason(exc)}), so its ops cannot be read or fed. Expected a .tflite file with float, integer or bool "
                              "tensors. Fix: convert the model again, or copy the file again.") from None
         for op in details:
             name = op["op_name"]

@@ -52,9 +52,10 @@ def test_predict_resizes_to_each_batch_and_length(sequence_model, name):
 
 def test_a_study_evaluates_and_times_the_dynamic_model(sequence_model, tmp_path):
     _, folder, _ = sequence_model
-    res = study.compare(folder / "m.keras", folder / "data.npz", techniques="float32,int8-only,weight-only-int8",
+    res = study.compare(folder / "m.keras", folder / "data.npz",
+                        techniques="float32,int8-only,weight-only-int8,lq-int8",
                         out=tmp_path / "s", workers=0, time_budget=0.2)
-    for name in ("keras", "float32", "int8-only", "weight-only-int8"):
+    for name in ("keras", "float32", "int8-only", "weight-only-int8", "lq-int8"):  # lq-int8: calibrated at 20 steps
         v = res.variant(name)
         assert v.ok, (name, v.error)
         assert v.agreement >= 0.9 and v.latency_ms["median"] > 0, name

@@ -19,7 +19,8 @@ def _rewrite(content: bytes, *, old_schema: bool = False, no_signature: bool = F
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
     if old_schema:
         for code in model.operatorCodes:
-            code.deprecatedBuiltinCode, code.builtinCode = min(max(code.builtinCode, code.deprecatedBuiltinCode), 127), 0
+            op = max(code.builtinCode, code.deprecatedBuiltinCode)
+            code.deprecatedBuiltinCode, code.builtinCode = min(op, 127), 0
     if no_signature:
         model.signatureDefs = []
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
