@@ -331,6 +331,9 @@ class LiteModel:
                 f"predict got {len(arrays)} input array(s) but the model has {len(self.inputs)} inputs "
                 f"({', '.join(t.name for t in self.inputs)}). Fix: pass a list or dict with one array per input.")
         for a, t, want in zip(arrays, self.inputs, self._sample_shapes):
+            if a.dtype.kind not in "biuf":  # text, complex, objects: no number to feed (fuzz: an .npz's x as <U3)
+                raise InputError(f"Input {t.name!r} has dtype {a.dtype}, which holds no real numbers. Expected a "
+                                 f"numeric array (the model takes {t.dtype}). Fix: save it as x.astype('float32').")
             got = a.shape[1:]
             if got != want and (a.ndim != len(t.shape) or any(d not in (-1, g) for d, g in zip(want, got))):
                 want = "(N, " + ", ".join(str(d) for d in t.shape[1:]) + ")"

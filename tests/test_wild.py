@@ -338,3 +338,25 @@ def test_a_signature_less_two_input_model_with_one_name_twice_is_calibrated_in_i
     assert verify.unquantized("lq-int8", made.content) is None
     reference = original.predict(arrays)
     assert _sqnr(reference, load(made.content).predict(arrays)) > 20  # inputs swapped would be noise
+
+
+@pytest.mark.parametrize("dtype", ["<U3", "complex64", "S2"])
+def test_inputs_that_hold_no_real_numbers_are_refused_in_one_line(dtype, tiny_variants, digits, tmp_path):
+    """Fuzz seeds 61206 and 7301 (.npz content mutations): x saved as text or complex reached the int8 model's
+    quantize step (UFuncTypeError, an internal error); the float model read text as numbers."""
+    import subprocess
+    import sys
+
+    from quantbench.errors import InputError
+
+    x = digits.x_test[:4].astype(dtype)
+    np.savez(tmp_path / "x.npz", x=x)
+    for name in ("float32", "int8-only"):
+        (tmp_path / f"{name}.tflite").write_bytes(tiny_variants[name])
+        proc = subprocess.run([sys.executable, "-m", "quantbench", "predict", str(tmp_path / f"{name}.tflite"),
+                               "--input", str(tmp_path / "x.npz")], capture_output=True, text=True, timeout=120)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+        assert f"array 'x' has dtype {np.dtype(dtype)}, which holds no real numbers" in lines[0], lines[0]
+    with pytest.raises(InputError, match="which holds no real numbers"):
+        load(tiny_variants["float32"]).predict([x])
