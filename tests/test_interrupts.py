@@ -105,3 +105,40 @@ def test_a_signal_inside_tflite_micro_stops_the_study(tmp_path):
     assert begun[-1] == "stage TFLite Micro", lines
     assert seconds < STOP_WITHIN_S, f"{seconds:.2f} s from the signal to the exit"
     assert list(work.iterdir()) == []
+
+
+FINALIZER = '''
+import os, signal, sys, threading, time
+from quantbench import errors
+
+signal.signal(signal.SIGINT, errors.interrupt)
+
+
+class Slow:
+    def __del__(self):  # as a TensorFlow or LiteRT object collected mid-study: the signal lands in here
+        start = time.monotonic()
+        while time.monotonic() - start < 0.5:
+            pass
+
+
+threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+start = time.monotonic()
+try:
+    Slow()
+    while time.monotonic() - start < 5:
+        sum(range(1000))
+    print("ran on")
+except errors.Interrupted:
+    print(f"interrupted {time.monotonic() - start:.2f}")
+'''
+
+
+def test_a_signal_inside_a_finalizer_still_stops_the_work(tmp_path):
+    """The cause of issue 21's ignored Ctrl-C in the side studies: an exception raised in a `__del__` is printed and
+    ignored, so the study ran on to its commit. The handler now fires again once the finalizer has returned."""
+    script = tmp_path / "finalizer.py"
+    script.write_text(FINALIZER)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    words = proc.stdout.split()
+    assert words[0] == "interrupted" and float(words[1]) < 1.0, proc.stdout + proc.stderr
+    assert "Exception ignored" not in proc.stderr, proc.stderr
