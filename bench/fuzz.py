@@ -43,6 +43,7 @@ OUTPUTS = ("out.tflite", "study")  # what a run that succeeded writes into its w
 # The base files of each kind that cases mutate; the int8 ones carry the I/O quantization XNNPACK checks.
 BASES = {"tflite": ("float32.tflite", "dynamic.tflite", "int8-only.tflite", "int16x8.tflite"),
          "npy": ("x.npy",), "npz": ("data.npz",), "keras": ("model.keras",), "h5": ("model.h5",)}
+AWARE_SHARE = 0.5  # of .tflite and .npz cases: format-aware mutations (FB_KINDS, NPZ_KINDS); the rest byte-level
 SAMPLES = 24  # samples in the data files: enough for a split, few enough to stay cheap
 # Cheap compare settings: two fast techniques, no budget rescue (which would run a selective search).
 COMPARE = ["--quiet", "--max-accuracy-drop", "100", "--time-budget", "0"]  # one timing round: the inputs are on trial
@@ -142,6 +143,176 @@ def mutate(content: bytes, donors: list[bytes], rng) -> tuple[bytes, str]:
     return bytes(b), f"delete {length} bytes at {src}"
 
 
+# ---- Mutations that know the formats (issue 21) ---------------------------------------------------------------
+#
+# Byte flips mostly break a .tflite where LiteRT's verifier looks first. These aim at what a flatbuffer reader trusts:
+# an offset (a table's field that points elsewhere), a vector's length, an operator code, a tensor's shape or type,
+# a signature entry. Offsets and lengths are patched in place, found through the schema's generated tables; the
+# others are set through the object API and the model written again. A .npz gets arrays of the wrong dtype, NaN,
+# object dtype (a pickle, which quantbench must refuse to load), zero samples, or misaligned counts.
+
+FB_KINDS = ("offset", "vector-length", "operator-code", "tensor-shape", "tensor-type", "signature")
+NPZ_KINDS = ("dtype", "nan", "object", "zero-samples", "count", "rank", "inf", "huge")
+
+
+def _sites(buf: bytes) -> tuple[list[int], list[int]]:
+    """Positions of offset fields (uoffset_t) and of vector lengths in a .tflite, from the schema's tables."""
+    from ai_edge_litert import schema_py_generated as fb
+
+    offsets, lengths = [0], []  # the root offset
+
+    def fields(obj, offset_slots=(), vector_slots=()):
+        tab = obj._tab
+        for slot in (*offset_slots, *vector_slots):
+            o = tab.Offset(slot)
+            if o:
+                offsets.append(tab.Pos + o)
+                if slot in vector_slots:
+                    lengths.append(tab.Vector(o) - 4)
+
+    model = fb.Model.GetRootAs(buf, 0)
+    fields(model, (10,), (6, 8, 12, 14, 16, 18))
+    for i in range(model.OperatorCodesLength()):
+        fields(model.OperatorCodes(i), (6,))
+    for i in range(model.BuffersLength()):
+        fields(model.Buffers(i), (), (4,))
+    for g in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(g)
+        fields(graph, (12,), (4, 6, 8, 10))
+        for i in range(graph.TensorsLength()):
+            fields(graph.Tensors(i), (10, 12, 16), (4, 18))
+        for i in range(graph.OperatorsLength()):
+            fields(graph.Operators(i), (12,), (6, 8, 14, 16))
+    for s in range(model.SignatureDefsLength()):
+        sig = model.SignatureDefs(s)
+        fields(sig, (8,), (4, 6))
+        for entries, count in ((sig.Inputs, sig.InputsLength()), (sig.Outputs, sig.OutputsLength())):
+            for i in range(count):
+                fields(entries(i), (4,))
+    return offsets, lengths
+
+
+def _patch_u32(b: bytearray, at: int, value: int) -> None:
+    b[at:at + 4] = int(value % 2 ** 32).to_bytes(4, "little")
+
+
+def _odd_int(rng, old: int, limit: int) -> int:
+    """A value a reader may trust: 0, one off, out of range, negative, or huge."""
+    return int(rng.choice([0, old + 1, old - 1, limit, limit + int(rng.integers(1, 1000)), -1,
+                           -int(rng.integers(2, 2 ** 31)), 2 ** 31 - 1, int(rng.integers(0, max(limit, 1) + 1))]))
+
+
+def mutate_tflite(content: bytes, rng) -> tuple[bytes, str]:
+    """One flatbuffer-aware mutation (FB_KINDS) of a .tflite."""
+    op = str(rng.choice(FB_KINDS))
+    b = bytearray(content)
+    if op in ("offset", "vector-length"):
+        offsets, lengths = _sites(content)
+        sites = offsets if op == "offset" else lengths
+        at = sites[int(rng.integers(0, len(sites)))]
+        old = int.from_bytes(b[at:at + 4], "little")
+        new = _odd_int(rng, old, len(b)) if op == "offset" else _odd_int(rng, old, 2 * old + 8)
+        _patch_u32(b, at, new)
+        return bytes(b), f"{op}: byte {at}, {old} -> {new % 2 ** 32}"
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(b)
+    graph = model.subgraphs[0]
+    if op == "operator-code":
+        k = int(rng.integers(0, len(model.operatorCodes)))
+        code = model.operatorCodes[k]
+        field = str(rng.choice(["builtinCode", "deprecatedBuiltinCode", "version", "both"]))
+        value = int(rng.choice([0, 32, 127, 150, 209, 255, 1000, -1, int(rng.integers(0, 210))]))
+        if field == "both":
+            code.builtinCode, code.deprecatedBuiltinCode = value, min(max(value, -128), 127)
+        elif field == "deprecatedBuiltinCode":
+            code.deprecatedBuiltinCode = min(max(value, -128), 127)
+        else:
+            setattr(code, field, value)
+        how = f"operator code {k}: {field} = {value}"
+    elif op in ("tensor-shape", "tensor-type"):
+        k = int(rng.integers(0, len(graph.tensors)))
+        tensor = graph.tensors[k]
+        if op == "tensor-type":
+            tensor.type = int(rng.choice([0, 1, 2, 3, 7, 9, 10, 13, 17, 18, 21, 99, 127]))
+            how = f"tensor {k}: type = {tensor.type}"
+        else:
+            shape = [int(d) for d in (tensor.shape if tensor.shape is not None else [])]
+            which = str(rng.choice(["dim", "drop", "add", "signature"]))
+            if which == "dim" and shape:
+                shape[int(rng.integers(0, len(shape)))] = int(rng.choice([0, -1, -2, 3, 1 << 20, 2 ** 31 - 1]))
+            elif which == "drop" and shape:
+                shape.pop(int(rng.integers(0, len(shape))))
+            elif which == "signature":
+                tensor.shapeSignature = [-1] * max(len(shape), 1)
+            else:
+                shape.append(int(rng.choice([1, 2, 7])))
+            tensor.shape = shape
+            how = f"tensor {k}: {which} -> shape {shape}"
+    else:  # signature
+        if not model.signatureDefs:
+            return mutate_tflite(content, rng)
+        sig = model.signatureDefs[0]
+        entries = [("inputs", e) for e in sig.inputs or []] + [("outputs", e) for e in sig.outputs or []]
+        what = str(rng.choice(["index", "name", "drop", "duplicate", "subgraph", "key"]))
+        side, entry = entries[int(rng.integers(0, len(entries)))]
+        if what == "index":
+            entry.tensorIndex = _odd_int(rng, entry.tensorIndex, len(graph.tensors)) % 2 ** 32
+        elif what == "name":
+            entry.name = str(rng.choice(["", "x", "serving_default_image:0", "é" * 3, "a" * 300]))
+        elif what == "drop":
+            getattr(sig, side).remove(entry)
+        elif what == "duplicate":
+            getattr(sig, side).append(entry)
+        elif what == "subgraph":
+            sig.subgraphIndex = int(rng.choice([1, 7, 2 ** 31 - 1]))
+        else:
+            sig.signatureKey = str(rng.choice(["", "other"]))
+            if rng.random() < 0.5:  # a second signature: the runtime then reads the subgraph's I/O
+                model.signatureDefs.append(sig)
+        how = f"signature {what} ({side})"
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), f"{op}: {how}"
+
+
+def mutate_npz(content: bytes, rng) -> tuple[bytes, str]:
+    """One semantic mutation (NPZ_KINDS) of a .npz holding x and y: the arrays are valid NumPy, their content not."""
+    import io
+
+    with np.load(io.BytesIO(content)) as d:
+        arrays = {k: d[k] for k in d.files}
+    op = str(rng.choice(NPZ_KINDS))
+    key = str(rng.choice(sorted(arrays)))
+    a = arrays[key]
+    if op == "dtype":
+        dtype = str(rng.choice(["float16", "float64", "int8", "uint8", "int64", "bool", "complex64", "<U3", "S2"]))
+        arrays[key] = a.astype(dtype)
+        how = f"{key} as {dtype}"
+    elif op in ("nan", "inf", "huge"):
+        b = a.astype(np.float32).copy()
+        flat = b.reshape(-1)
+        n = int(rng.choice([1, max(1, flat.size // 10), flat.size])) if flat.size else 0
+        flat[rng.choice(flat.size, size=n, replace=False) if flat.size else []] = \
+            {"nan": np.nan, "inf": np.inf, "huge": 3e38}[op]
+        arrays[key] = b
+        how = f"{n} of {key}'s values {op}"
+    elif op == "object":
+        arrays[key] = np.array([None, "x", 1] + [None] * (len(a) - 3), dtype=object)
+        how = f"{key} as an object array"
+    elif op == "zero-samples":
+        for k in (sorted(arrays) if rng.random() < 0.5 else [key]):
+            arrays[k] = arrays[k][:0]
+        how = f"zero samples ({key}{' and the rest' if len(arrays[key]) == 0 else ''})"
+    elif op == "count":
+        arrays[key] = a[:max(1, len(a) - int(rng.integers(1, 5)))]
+        how = f"{key} shorter than the others"
+    else:  # rank
+        arrays[key] = a.reshape(len(a), -1) if a.ndim > 2 else a[..., None, None] if a.ndim < 3 else a[None]
+        how = f"{key} reshaped to {arrays[key].shape}"
+    out = io.BytesIO()
+    np.savez(out, **arrays, allow_pickle=True) if op == "object" else np.savez(out, **arrays)
+    return out.getvalue(), f"{op}: {how}"
+
+
 def commands(kind: str, path: str, bases: Path, index: int) -> list[tuple[str, list[str]]]:
     """The runs case `index` of `kind` gets, as (label, argv) pairs; outputs go to the working folder.
 
@@ -191,7 +362,11 @@ def cases(kind: str, seed: int, count: int, bases: Path):
     for i in range(count):
         rng = np.random.default_rng([seed, KINDS.index(kind), i])
         base = BASES[kind][int(rng.integers(0, len(BASES[kind])))]
-        content, how = mutate(contents[base], donors, rng)
+        aware = {"tflite": mutate_tflite, "npz": mutate_npz}.get(kind)
+        if aware is not None and rng.random() < AWARE_SHARE:
+            content, how = aware(contents[base], rng)
+        else:
+            content, how = mutate(contents[base], donors, rng)
         yield Case(kind, i, base, how, content)
 
 

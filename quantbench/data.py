@@ -270,8 +270,18 @@ def _warn(message: str) -> None:
     warnings.warn(message, QuantbenchWarning, stacklevel=3)
 
 
+def class_folders(path) -> list[str]:
+    """The class sub-folders of an image folder in label order: natural sort, numbers as numbers (`2` before `10`),
+    so label i is the i-th name."""
+    from pathlib import Path
+
+    from .runtime import natural_key
+
+    return sorted((p.name for p in Path(path).iterdir() if p.is_dir()), key=lambda n: (natural_key(n), n))
+
+
 def _load_image_folder(path, input_shape):
-    classes = sorted(p for p in path.iterdir() if p.is_dir())
+    classes = [path / name for name in class_folders(path)]
     files = [(f, i) for i, c in enumerate(classes) for f in sorted(c.iterdir())
              if f.suffix.lower() in IMAGE_SUFFIXES]
     if not files:

@@ -73,10 +73,39 @@ pending: Interrupted | None = None  # set by the CLI's signal handler before it 
 
 
 def interrupt(signum: int, frame=None) -> None:
-    """The CLI's SIGINT/SIGTERM handler: remember the signal, then unwind."""
+    """The CLI's SIGINT/SIGTERM handler: remember the signal, then unwind.
+
+    Inside a finalizer (a `__del__`, a weakref callback: TensorFlow and LiteRT objects collected mid-study) Python
+    prints an exception as "Exception ignored in ..." and carries on, so the study ran on to its commit and only then
+    stopped (issue 21: Ctrl-C in the side studies). There the handler raises nothing and fires again 10 ms later,
+    by SIGALRM, once the finalizer has returned.
+    """
     global pending
     pending = Interrupted(signum)
+    if _in_finalizer(frame):
+        import signal
+
+        previous = signal.getsignal(signal.SIGALRM)
+
+        def again(_signum, later):
+            signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
+            interrupt(signum, later)
+
+        signal.signal(signal.SIGALRM, again)
+        signal.setitimer(signal.ITIMER_REAL, 0.01)
+        return
     raise pending
+
+
+def _in_finalizer(frame) -> bool:
+    """True when `frame` runs inside a `__del__` or a weakref callback, where a raised exception is ignored."""
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "__del__" or (code.co_name in ("__call__", "_exitfunc") and
+                                         code.co_filename.endswith("weakref.py")):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def reraise_interrupt() -> None:

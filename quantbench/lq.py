@@ -70,20 +70,34 @@ def quantize_family(float_tflite: bytes, techniques, calib=None, *, strict: bool
     Raises:
         InputError: as `quantize`.
     """
-    chosen = list(dict.fromkeys(get(t) for t in techniques))
+    chosen = order = list(dict.fromkeys(get(t) for t in techniques))
     for technique in chosen:
         if technique.engine != LQ:
             raise InputError(f"Technique {technique.name!r} is made by the {technique.engine} engine, "
                              "not by the LiteRT Quantizer. Fix: use quantbench.convert with the Keras model.")
-    float_tflite = bytes(float_tflite)
+    original = bytes(float_tflite)
+    float_tflite = readable(original)
     signature, lite, sample_bytes = _float_model(float_tflite)
+    if float_tflite is not original and isinstance(calib, (list, tuple, dict)) and len(calib) > 1:
+        calib = _keyed(calib, original, lite)
     calibrated = [t for t in chosen if t.calibrate]
-    if calibrated and signature is None:
-        raise ConversionError(
-            f"{calibrated[0].name}: the model has no single signature, and the quantizer calibrates one "
-            "signature by its input names. Fix: re-convert it with TFLiteConverter.")
+    out = {}
+    if calibrated and signature is None:  # several signatures: each calibrated technique's refusal, not the study's
+        for technique in calibrated:
+            error = ConversionError(
+                f"{technique.name}: the model has {len(lite_signatures(float_tflite))} signatures, and the quantizer "
+                "calibrates one signature by its input names. Fix: convert the model with one signature.")
+            if strict:
+                raise error
+            out[technique.name] = error
+        chosen = [t for t in chosen if not t.calibrate]
+        calibrated = []
     samples = _samples(calibrated[0], lite, calib, sample_bytes) if calibrated else None
-    ranges, share, out = None, 0.0, {}
+    if samples and any(d < 0 for t in lite.inputs for d in t.shape[1:]):
+        # Sizes unknown beyond the batch (a sequence's length): the quantizer's interpreter allocates the stored
+        # shapes (often [1, 1, ...]), which its kernels may refuse to prepare; store the calibration's instead.
+        float_tflite = _stored_shapes(float_tflite, {t.index: [1, *samples[0][t.name].shape[1:]] for t in lite.inputs})
+    ranges, share = None, 0.0
     for technique in chosen:
         try:
             with silenced():  # tqdm bars, absl warnings, LiteRT's XNNPACK and preserve-all-tensors notices
@@ -107,7 +121,147 @@ def quantize_family(float_tflite: bytes, techniques, calib=None, *, strict: bool
             continue
         seconds = time.perf_counter() - start + (share if technique.calibrate else 0.0)
         out[technique.name] = Conversion(technique.name, bytes(result.quantized_model), seconds)
-    return out
+    return {t.name: out[t.name] for t in order}
+
+
+# ---- A float .tflite from anywhere, as the quantizer must read it ------------------------------------------------
+#
+# The quantizer reads the flatbuffer itself, and two things common in files quantbench did not make defeat it:
+# - Old-schema operator codes (schema version 3 before the int32 `builtin_code` field was used) keep the op in
+#   `deprecated_builtin_code` and leave `builtin_code` at 0 (ADD). LiteRT reads the larger of the two; the quantizer
+#   reads `builtin_code` only, sees every op as ADD, and quietly quantizes nothing (MediaPipe's face landmark model:
+#   lq-dynamic gave the float file back, byte for byte the same size).
+# - A model without a signature (converters before TF 2.5, MediaPipe) cannot be calibrated: the quantizer calibrates a
+#   signature, by its input names.
+# `readable` fixes both in a copy: it sets `builtin_code = max(builtin_code, deprecated_builtin_code)`, and gives a
+# signature-less model one signature over its main subgraph's inputs and outputs, named by their tensor names (so
+# arrays are matched to the original file's inputs and outputs by name, as `runtime.align` matches them; input_0, ...
+# in the subgraph's order when those names are not distinct). The quantizer also keys tensors by name: a name used
+# twice in a subgraph gets a suffix (_2, _3, ...) in the copy.
+
+SIGNATURE_KEY = "serving_default"
+
+
+def lite_signatures(content: bytes) -> list[str]:
+    """The signature keys of a `.tflite`, read from the flatbuffer."""
+    from ai_edge_litert import schema_py_generated as fb
+
+    model = fb.Model.GetRootAs(content, 0)
+    return [(model.SignatureDefs(i).SignatureKey() or b"").decode("utf-8", "replace")
+            for i in range(model.SignatureDefsLength())]
+
+
+def needs_rewrite(content: bytes) -> list[str]:
+    """What `readable` would change in the file: "operator codes", "signature", "tensor names", or nothing."""
+    from ai_edge_litert import schema_py_generated as fb
+
+    model = fb.Model.GetRootAs(content, 0)
+    changes = []
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        if code.DeprecatedBuiltinCode() > code.BuiltinCode():
+            changes.append("operator codes")
+            break
+    if model.SignatureDefsLength() == 0 and model.SubgraphsLength() > 0:
+        changes.append("signature")
+    for g in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(g)
+        names = [graph.Tensors(i).Name() for i in range(graph.TensorsLength())]
+        if len(set(names)) != len(names):
+            changes.append("tensor names")
+            break
+    return changes
+
+
+def _names(tensors, indices: list[int], kind: str) -> list[str]:
+    """Signature names for the tensors: their own names when those are distinct and non-empty, else kind_0, ..."""
+    names = []
+    for i in indices:
+        raw = tensors[i].name
+        names.append(raw.decode("utf-8") if isinstance(raw, bytes) else (raw or ""))
+    if all(names) and len(set(names)) == len(names):
+        return names
+    width = len(str(max(len(indices) - 1, 0)))  # natural order of kind_0 .. kind_N is the subgraph's order
+    return [f"{kind}_{k:0{width}d}" for k in range(len(indices))]
+
+
+def readable(content: bytes) -> bytes:
+    """A copy of a float `.tflite` the LiteRT Quantizer reads as LiteRT does (see above); the bytes themselves when
+    nothing needs changing.
+
+    Raises:
+        InputError: the file is not a flatbuffer the schema can read.
+    """
+    try:
+        changes = needs_rewrite(content)
+    except Exception as exc:  # a corrupt table: LiteRT's own load (in `_float_model`) says what is wrong
+        reraise_interrupt()
+        return content
+    if not changes:
+        return content
+    from ai_edge_litert import schema_py_generated as fb
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    try:
+        model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    except Exception as exc:
+        reraise_interrupt()
+        raise InputError(f"The .tflite could not be read as a TFLite flatbuffer ({one_line(exc)}). Expected a "
+                         ".tflite file as a converter wrote it. Fix: convert the model again, or copy the file "
+                         "again.") from None
+    for code in model.operatorCodes or []:
+        code.builtinCode = max(code.builtinCode, code.deprecatedBuiltinCode)
+    if not model.signatureDefs and model.subgraphs:
+        graph = model.subgraphs[0]
+        signature = fb.SignatureDefT()
+        signature.signatureKey, signature.subgraphIndex = SIGNATURE_KEY, 0
+        signature.inputs, signature.outputs = [], []
+        for kind, indices, entries in (("input", graph.inputs, signature.inputs),
+                                       ("output", graph.outputs, signature.outputs)):
+            indices = [int(i) for i in (indices if indices is not None else [])]
+            for name, index in zip(_names(graph.tensors, indices, kind), indices):
+                entry = fb.TensorMapT()
+                entry.name, entry.tensorIndex = name, index
+                entries.append(entry)
+        model.signatureDefs = [signature]
+    for graph in model.subgraphs or []:  # the quantizer keys tensors by name: a name used twice gets a suffix
+        seen = set()
+        for tensor in graph.tensors or []:
+            name = tensor.name.decode("utf-8", "replace") if isinstance(tensor.name, bytes) else (tensor.name or "")
+            unique, k = name, 1
+            while unique in seen:
+                k += 1
+                unique = f"{name}_{k}"
+            seen.add(unique)
+            tensor.name = unique
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _stored_shapes(content: bytes, shapes: dict) -> bytes:
+    """A copy whose main-subgraph tensors `shapes` (index -> shape) have those stored shapes; shape_signature kept."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    for index, shape in shapes.items():
+        model.subgraphs[0].tensors[index].shape = [int(d) for d in shape]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _keyed(calib, original: bytes, lite: LiteModel):
+    """Calibration arrays for the original file's inputs (a list in its input order, or a dict keyed by its input
+    names), keyed by the readable copy's signature names; as given when they do not fit (`_samples` says why)."""
+    from .runtime import natural_key
+
+    before = [t.name for t in load(original).inputs]  # no signature: the subgraph's order
+    after = [t.name for t in lite.inputs]
+    if isinstance(calib, dict):
+        if sorted(calib) == sorted(after) or sorted(calib) != sorted(before) or len(set(before)) != len(before):
+            return calib
+        calib = [calib[n] for n in before]
+    if len(calib) != len(before):
+        return list(calib)
+    names = before if sorted(before) == sorted(after) else sorted(after, key=natural_key)  # input_0, ... in order
+    return dict(zip(names, calib))
 
 
 def _add_recipe(qt, recipe: tuple) -> None:

@@ -133,7 +133,9 @@ class Source:
         """The float model as served: a traced function of a list of input tensors of batch `batch`."""
         tf = import_tensorflow()
         if self.keras is not None:
-            specs = [tf.TensorSpec((batch, *s[1:]), d) for s, d in zip(self.input_shapes, self.input_dtypes)]
+            # a dimension of unknown size (-1: a sequence's length) stays unknown: traced once for the data's length
+            specs = [tf.TensorSpec((batch, *(None if d < 0 else d for d in s[1:])), d_)
+                     for s, d_ in zip(self.input_shapes, self.input_dtypes)]
             model = self.keras
             fn = tf.function(lambda *t: model(list(t) if len(t) > 1 else t[0], training=False),
                              input_signature=specs)

@@ -113,6 +113,20 @@ def _xnnpack(exc: Exception) -> bool:
     return "XNNPACK" in str(exc).upper()
 
 
+def _unknown_sizes(interpreter) -> bool:
+    """True when an input has a dimension of unknown size (-1) beyond the batch dimension."""
+    try:
+        details = interpreter.get_input_details()
+    except UnicodeDecodeError:  # a corrupt name: `LiteModel._describe` says so
+        return False
+    return any(int(d) < 0 for detail in details for d in list(detail.get("shape_signature", detail["shape"]))[1:])
+
+
+# Ops whose operands may be resource or variant tensors (handles) by design.
+_HANDLE_OPS = {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE", "WHILE", "IF", "CALL", "CUSTOM",
+               "DELEGATE", "STABLEHLO_WHILE", "STABLEHLO_CASE", "STABLEHLO_COMPOSITE"}
+
+
 def not_utf8(where, exc: UnicodeDecodeError) -> InputError:
     """The error for a tensor or op name in the file that is not UTF-8 text: the file is corrupt."""
     return InputError(f"{where} holds a tensor name that is not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} "
@@ -149,6 +163,7 @@ class LiteModel:
             self._interpreter = self._open(delegates=False)
         except (ValueError, RuntimeError) as exc:
             raise self._refused("load", exc) from None
+        self._check_handles()
         if allocate and not self._signature_outputs_are_outputs():
             # A signature output that is not a subgraph output (the LiteRT Quantizer makes these when an output
             # also feeds another op) is read the way LiteRT's signature runner reads it: by its tensor index. The
@@ -174,15 +189,41 @@ class LiteModel:
                              "the model's inputs and outputs. Expected a .tflite file whose signature matches its "
                              "inputs and outputs. Fix: convert the model again.") from None
         self._batch = None
+        self._dynamic = any(d < 0 for t in self.inputs for d in t.shape[1:])  # resized to the data's shapes
+        self._shapes: list[tuple] | None = None  # the input shapes a dynamic model is allocated at
         # per-call constants, looked up once: tensor indices and the per-sample shapes inputs must have
         self._in_index = [t.index for t in self.inputs]
         self._out_index = [t.index for t in self.outputs]
         self._sample_shapes = [t.shape[1:] for t in self.inputs]
         # one array in, one out, any batch: predict's fast path (see there) unpacks this in one step
-        inp, out = self.inputs[0], self.outputs[0]
-        self._fast = (inp.shape[1:], np.dtype(inp.dtype), inp.index, inp if inp.quantized else None,
-                      out.index, out if out.quantized else None) \
-            if len(self.inputs) == 1 and len(self.outputs) == 1 and self.resizable else None
+        self._fast = None
+        if len(self.inputs) == 1 and len(self.outputs) == 1 and self.resizable:
+            inp, out = self.inputs[0], self.outputs[0]
+            self._fast = (inp.shape[1:], np.dtype(inp.dtype), inp.index, inp if inp.quantized else None,
+                          out.index, out if out.quantized else None)
+
+    def _check_handles(self) -> None:
+        """Refuse an op that reads or writes a resource or variant tensor (a handle, not data) unless handles are its
+        business: LiteRT prepares SOFTMAX with a RESOURCE output and then crashes the process at invoke (fuzz: one
+        tensor's type byte changed)."""
+        try:
+            details = self._interpreter._get_ops_details()
+        except UnicodeDecodeError:  # a corrupt name: `_describe` reports it
+            return
+        except ValueError as exc:  # a tensor type NumPy has no dtype for (bfloat16, a corrupt type byte)
+            raise InputError(f"{self._where} holds a tensor whose type LiteRT cannot describe to NumPy "
+                             f"({_reason(exc)}), so its ops cannot be read or fed. Expected a .tflite file with float, integer or bool "
+                             "tensors. Fix: convert the model again, or copy the file again.") from None
+        for op in details:
+            name = op["op_name"]
+            if name in _HANDLE_OPS or name.startswith(("LIST_", "HASHTABLE")):
+                continue
+            types = [*op.get("operand_types", []), *op.get("result_types", [])]
+            if any(t is not None and np.dtype(t) == np.dtype(object) for t in types):
+                raise InputError(f"{self._where} has a {name} op (node {op['index']}) whose operands include a "
+                                 "resource or variant tensor, a handle no such op reads or writes, so the file is "
+                                 "corrupt. Expected a .tflite file as a converter wrote it. Fix: convert the model "
+                                 "again, or copy the file again.")
 
     def _open(self, delegates: bool):
         """A LiteRT interpreter for the file, tensors allocated (unless only its structure is read); with the
@@ -194,7 +235,10 @@ class LiteModel:
             interpreter = Interpreter(model_content=self._content, num_threads=self.num_threads,
                                       experimental_op_resolver_type=resolver,
                                       experimental_preserve_all_tensors=self._preserve)
-            if self._allocate:  # reading the file's structure needs no kernel prepared
+            # Reading the file's structure needs no kernel prepared; a model with inputs of unknown size beyond the
+            # batch dimension (an audio front end's [-1, -1]) is allocated at the data's shapes, in `run`: its stored
+            # shapes (often 1) may be too small for its kernels to prepare.
+            if self._allocate and not _unknown_sizes(interpreter):
                 interpreter.allocate_tensors()
         return interpreter
 
@@ -219,6 +263,7 @@ class LiteModel:
 
     def _fall_back(self, exc: Exception) -> None:
         """XNNPACK refused the model: run it on LiteRT's built-in kernels, keeping XNNPACK's reason."""
+        self._shapes = None
         try:
             self._interpreter = self._open(delegates=False)
         except (ValueError, RuntimeError) as again:
@@ -241,9 +286,9 @@ class LiteModel:
         if sig is not None:
             # Ordered by signature name: stable and meaningful across converters. Details by tensor index, as
             # the signature runner reads them: a signature output need not be in get_output_details().
-            count = int(it._interpreter.NumTensors(0)) if not self._allocate else None
-            def details(i):
-                if count is not None and not 0 <= int(i) < count:
+            count = int(it._interpreter.NumTensors(0))
+            def details(i):  # an index out of range: LiteRT's wrapper raises TypeError past int32 (fuzz seed 61206)
+                if not 0 <= int(i) < count:
                     raise KeyError(int(i))
                 return it._get_tensor_details(int(i), 0)
             return ([_tensor_info(details(i), n) for n, i in sorted(sig["inputs"].items(),
@@ -258,7 +303,18 @@ class LiteModel:
         """True when every input's batch dimension may be resized."""
         return all(t.shape and t.shape[0] == -1 for t in self.inputs)
 
+    def _check_io(self) -> None:
+        """Refuse to run a model that lists no input or no output (a corrupt signature or subgraph: fuzz seed 61206,
+        cases tflite-107 and tflite-179); reading its structure (`inspect`) still works."""
+        missing = [kind for kind, ts in (("inputs", self.inputs), ("outputs", self.outputs)) if not ts]
+        if missing:
+            raise InputError(f"{self._where} lists no {' and no '.join(missing)} (in its signature, or in its main "
+                             "subgraph when it has none), so there is nothing to feed or to read. Expected a .tflite "
+                             "file with at least one input and one output. Fix: convert the model again, or copy the "
+                             "file again.")
+
     def _as_list(self, x) -> list[np.ndarray]:
+        self._check_io()
         if type(x) is np.ndarray:
             arrays = [x]
         elif isinstance(x, dict):
@@ -277,6 +333,9 @@ class LiteModel:
                 f"predict got {len(arrays)} input array(s) but the model has {len(self.inputs)} inputs "
                 f"({', '.join(t.name for t in self.inputs)}). Fix: pass a list or dict with one array per input.")
         for a, t, want in zip(arrays, self.inputs, self._sample_shapes):
+            if a.dtype.kind not in "biuf":  # text, complex, objects: no number to feed (fuzz: an .npz's x as <U3)
+                raise InputError(f"Input {t.name!r} has dtype {a.dtype}, which holds no real numbers. Expected a "
+                                 f"numeric array (the model takes {t.dtype}). Fix: save it as x.astype('float32').")
             got = a.shape[1:]
             if got != want and (a.ndim != len(t.shape) or any(d not in (-1, g) for d, g in zip(want, got))):
                 want = "(N, " + ", ".join(str(d) for d in t.shape[1:]) + ")"
@@ -290,8 +349,12 @@ class LiteModel:
         return arrays
 
     def set_batch(self, n: int) -> None:
-        """Resize every input to batch `n` (a no-op when already there)."""
+        """Resize every input to batch `n` (a no-op when already there). A model with inputs of unknown size beyond
+        the batch dimension is resized by `run`, to the shapes of the arrays it is given."""
         if self._batch == n:
+            return
+        if self._dynamic:
+            self._batch = n
             return
         try:
             for t in self.inputs:
@@ -302,17 +365,41 @@ class LiteModel:
             return self.set_batch(n)
         self._batch = n
 
+    def _fit(self, arrays: list[np.ndarray]) -> None:
+        """Resize a dynamic model's inputs to the arrays' shapes and allocate (a no-op when already there)."""
+        shapes = [tuple(a.shape) for a in arrays]
+        if shapes == self._shapes:
+            return
+        try:
+            for t, shape in zip(self.inputs, shapes):
+                self._interpreter.resize_tensor_input(t.index, list(shape), strict=True)
+            self._interpreter.allocate_tensors()
+        except (RuntimeError, ValueError) as exc:  # a kernel refusing the shapes, or a fixed size changed
+            if isinstance(exc, ValueError) or self.delegate_fallback is not None or not _xnnpack(exc):
+                raise self._refused("run", exc) from None
+            self._fall_back(exc)
+            return self._fit(arrays)
+        self._shapes = shapes
+
     def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         """One invoke on arrays already in the model's dtypes and batch size; raw outputs."""
+        if self._dynamic:
+            self._fit(arrays)
         it = self._interpreter
-        for index, a in zip(self._in_index, arrays):
-            it.set_tensor(index, a)
+        try:
+            for index, a in zip(self._in_index, arrays):
+                it.set_tensor(index, a)
+        except ValueError as exc:  # an input LiteRT left unallocated (a corrupt tensor list: fuzz seed 61206)
+            raise self._refused("run", exc) from None
         try:
             it.invoke()
         except RuntimeError as exc:
             self._recover(exc)
             return self.run(arrays)
-        return [it.get_tensor(index) for index in self._out_index]  # get_tensor returns a copy
+        try:
+            return [it.get_tensor(index) for index in self._out_index]  # get_tensor returns a copy
+        except ValueError as exc:  # an output with no data after invoke (the same)
+            raise self._refused("run", exc) from None
 
     def prepare(self, x, raw: bool = False) -> list[np.ndarray]:
         """Inputs in the model's dtypes: quantized from float unless `raw`."""
@@ -340,16 +427,18 @@ class LiteModel:
             if self._batch != n:
                 self.set_batch(n)
             it = self._interpreter
-            if raw or in_q is None:
-                it.set_tensor(in_index, x if x.dtype is dtype else x.astype(dtype))
-            else:
-                it.set_tensor(in_index, quantize(x, in_q))
             try:  # free in Python 3.11 unless it raises
+                if raw or in_q is None:
+                    it.set_tensor(in_index, x if x.dtype is dtype else x.astype(dtype))
+                else:
+                    it.set_tensor(in_index, quantize(x, in_q))
                 it.invoke()
+                y = it.get_tensor(out_index)
             except RuntimeError as exc:
                 self._recover(exc)
                 return self.predict(x, raw)
-            y = it.get_tensor(out_index)
+            except ValueError as exc:  # a tensor LiteRT left unallocated (a corrupt tensor list: fuzz seed 61206)
+                raise self._refused("run", exc) from None
             return y if raw or out_q is None else dequantize(y, out_q)
         arrays = self.prepare(x, raw)
         n = len(arrays[0])

@@ -507,7 +507,7 @@ def _compare(source, data_path, calib_path, techniques, out, *, calib_size, seed
                      reporter=reporter, qat_epochs=qat_epochs, seed=seed, goal=goal, calib_sizes=calib_sizes,
                      calib_pool=train, unsafe=unsafe, runner=runner, time_budget=time_budget, spec=spec, metric=metric,
                      train=_training(train, source) if qat_epochs > 0 else None,
-                     data_info={"name": Path(str(data_path)).name, **info},
+                     data_info={"name": Path(str(data_path)).name, **info, **_classes(data_path)},
                      settings={"seed": seed, "calib_size": calib_size, "threads": threads, "batch": batch,
                                "qat_epochs": qat_epochs})
 
@@ -530,6 +530,11 @@ def _metric(metric, goal):
                          "the metric may fall below the float model's, in its own units). Fix: pass "
                          "--max-metric-drop, e.g. 0.01.")
     return fn, name
+
+
+def _classes(data_path) -> dict:
+    """An image folder's labels by name, for results.json: {"classes": [name of label 0, of label 1, ...]}."""
+    return {"classes": data.class_folders(data_path)} if Path(str(data_path)).is_dir() else {}
 
 
 DEMO_TIME_BUDGET_S = 10.0  # the digits CNN's timing: its small variants converge well within it
@@ -594,6 +599,8 @@ def convert_file(model, technique, output, calib_path=None, *, calib_size: int =
     if reason:
         raise InputError(f"{technique.name} cannot be made from {model}: {reason}. Fix: pick another technique "
                          "(see `quantbench techniques`).")
-    conv = engine.make(source, technique, given)
+    from .verify import checked
+
+    conv = checked(technique, engine.make(source, technique, given))  # never a float copy written as quantized
     write_file(output, conv.content, force=force)
     return conv

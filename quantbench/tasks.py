@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import engines, evaluate
+from . import engines, evaluate, verify
 from .errors import ConversionError, LiteRTError, TrainingError
 from .outputs import TaskSpec, Truth
 from .runtime import align
@@ -154,7 +154,7 @@ def convert(job: Job, technique: Technique) -> dict:
     if reason:
         return {"status": "skipped", "error": reason}
     try:
-        conv = engine.make(source, technique, given)
+        conv = verify.checked(technique, engine.make(source, technique, given))  # a float copy is a failed row
     except (ConversionError, TrainingError) as exc:
         return {"status": "failed", "error": str(exc)}
     path = job.path(f"{technique.name}.tflite")
@@ -175,6 +175,7 @@ def convert_family(job: Job, techniques: list[Technique]) -> dict:
         else:
             members.append(t)
     for name, conv in (engine.make_family(source, members, given) if members else {}).items():
+        conv = verify.refused(name, conv)  # a float copy is a failed row
         if isinstance(conv, ConversionError):
             done[name] = {"status": "failed", "error": str(conv)}
             continue

@@ -47,6 +47,11 @@ def test_multi_input_multi_output(multi_io, tmp_path, name):
     res = study.compare(multi_io / name, multi_io / "data.npz", techniques=",".join(FAST), out=tmp_path / "s",
                         calib_size=100)
     assert [v.technique for v in res.variants] == ["keras", *FAST]
+    # The converter's dynamic range leaves weights under 1,024 values in float, and this model has no larger one:
+    # its "dynamic" file is a float copy, a failed row (issue 21), never measured as a quantized variant.
+    dynamic = res.variant("dynamic")
+    assert dynamic.status == "failed" and dynamic.error.startswith("not quantized: dynamic promises int8 weights")
+    res.variants.remove(dynamic)
     assert all(v.ok for v in res.variants), [v.error for v in res.variants]
     assert res.data["eval_samples"] == 200 and res.data["calibration"]["samples"] == 100
     names = ["cls", "reg"] if name == "multi.h5" else ["output_0", "output_1"]  # the model's own names
