@@ -25,7 +25,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/demo.py
 
-# Mutation testing of the pure core (stats, schema, results) with their fast tests; not part of `make test`.
+# Mutation testing of the pure core (stats, schema, results, outputs) with their fast tests; not part of `make test`.
 # mutmut writes its mutants beside the code it runs in, so it runs in a copy of the tree (build/mutation).
 # Settings: [tool.mutmut] in pyproject.toml; the score and the surviving mutants: BENCHMARKS.md.
 MUTMUT := $(abspath $(BIN))/mutmut

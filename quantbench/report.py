@@ -80,8 +80,8 @@ def change(v: Variant) -> str:
 def _sqnr(v: Variant) -> str:
     if v.technique == REFERENCE:
         return "ref."
-    if v.sqnr_db is None:
-        return "∞" if v.agreement is not None else "—"  # measured, and the outputs were identical
+    if v.sqnr_db is None:  # measured (it has per-output figures), and the outputs were identical
+        return "∞" if (v.fidelity or v.outputs or v.agreement is not None) else "—"
     return f"{v.sqnr_db:.1f}"
 
 

@@ -424,6 +424,9 @@ def test_a_real_face_model_takes_labels_for_its_face_flag_and_holds_both_outputs
     res = compare(path, tmp_path / "faces.npz", None, "weight-only-int8,lq-dynamic", tmp_path / "s",
                   calib_size=4, workers=0, time_budget=0.2)
     assert res.data["labelled_outputs"] == {"conv2d_30": "binary"}
+    from quantbench import report
+    headers, rows = report.table(res)
+    assert rows[0][0] == "float32" and rows[0][headers.index("SQNR\ndB")] == "∞"  # the input itself: identical
     ref = scored(res, "float32")
     assert ref["conv2d_20"]["task"] == "fidelity" and ref["conv2d_30"]["task"] == "binary"
     crit = {c["output"]: c["criterion"] for c in res.recommendation["criteria"]}
