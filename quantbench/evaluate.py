@@ -74,8 +74,8 @@ class Stream:
     """One variant's outputs against the float model's, a chunk at a time: what the metrics need and no more.
 
     Kept per output: top-1 classes and the 5 best (outputs shaped (N, classes)), the raw values of outputs of at
-    most `outputs.RAW_LIMIT` values per sample (what binary, multi-label and regression metrics are computed
-    from, once the labels' kinds are known), signal and noise power for SQNR, the sum of per-sample cosine
+    most `outputs.RAW_LIMIT` values per sample that are not probability rows (what binary, multi-label and
+    regression metrics are computed from, once the labels' kinds are known), signal and noise power for SQNR, the sum of per-sample cosine
     similarities, the largest absolute error; KL sums for the first output. Streams of consecutive shards
     `merge` in order. `keep_all` keeps every output's raw values (a user's own metric needs them).
     """
@@ -106,7 +106,10 @@ class Stream:
         if self.signal is None:
             self.top1 = [[] if is_classifier(r.shape) else None for r in refs]
             self.top5 = [[] if is_classifier(r.shape) and r.shape[-1] > 5 else None for r in refs]
-            self.raw = [[] if self.keep_all or int(np.prod(r.shape[1:])) <= RAW_LIMIT else None for r in refs]
+            # probability rows are scored by their top-1 and top-5 alone: their values are not kept (a 1,000-class
+            # output over 50,000 images would hold 200 MB per variant)
+            self.raw = [[] if self.keep_all or (int(np.prod(r.shape[1:])) <= RAW_LIMIT and not (
+                is_classifier(r.shape) and stats.is_distribution(r))) else None for r in refs]
             self.shapes = [tuple(int(d) for d in r.shape[1:]) for r in refs]
             self.signal, self.noise, self.max_err, self.cosine = np.zeros(k), np.zeros(k), np.zeros(k), np.zeros(k)
             self.distribution = [is_classifier(r.shape) for r in refs]

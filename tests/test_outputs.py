@@ -256,3 +256,13 @@ def test_load_metric_from_a_file_and_its_errors(tmp_path, monkeypatch):
     with pytest.raises(InputError, match=r"--metric absent_module_x:f: cannot import 'absent_module_x' "
                                          r"\(ModuleNotFoundError"):
         outputs.load_metric("absent_module_x:f")
+
+
+def test_probability_rows_keep_no_raw_values_and_other_outputs_do():
+    probs = np.full((4, 10), 0.1, np.float32)
+    sig = np.full((4, 3), 0.7, np.float32)
+    s = evaluate.Stream().update([probs, sig], [probs, sig])
+    assert s.raw[0] is None and s.raw[1] is not None and s.top5[0] is not None and s.top5[1] is None
+    assert evaluate.Stream(keep_all=True).update([probs], [probs]).raw[0] is not None
+    wide = np.zeros((2, outputs.RAW_LIMIT + 1), np.float32)
+    assert evaluate.Stream().update([wide], [wide]).raw[0] is None
