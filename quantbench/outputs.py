@@ -46,7 +46,8 @@ class Budget:
                                        ("--max-metric-drop", self.max_metric_drop, 0, math.inf)):
             if value is None and name == "--max-metric-drop":
                 continue
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high):
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value)
+                                                and low <= value <= high):
                 unit, example = BUDGET_WORDS.get(name, ("a finite number ≥ 0", 1))
                 raise InputError(f"{name} is {value!r}. Expected {unit}. Fix: pass, for example, {name} {example}.")
 
@@ -702,6 +703,7 @@ def custom_metric(fn, name: str, names: list[str], labels: dict, outputs: dict, 
 def load_metric(spec: str):
     """`module:function` or `path/file.py:function` as a callable, imported only now."""
     import importlib
+    import importlib.machinery
     import importlib.util
     import sys
     from pathlib import Path
@@ -712,9 +714,11 @@ def load_metric(spec: str):
                          "metrics.py:f1. Fix: name the module and the function.")
     try:
         if module.endswith(".py") or Path(module).is_file():
-            found = importlib.util.spec_from_file_location(Path(module).stem, module)
-            if found is None or not Path(module).is_file():
+            if not Path(module).is_file():
                 raise FileNotFoundError(module)
+            # any file of Python source, whatever its suffix (spec_from_file_location alone wants .py)
+            loader = importlib.machinery.SourceFileLoader(Path(module).stem, module)
+            found = importlib.util.spec_from_file_location(Path(module).stem, module, loader=loader)
             mod = importlib.util.module_from_spec(found)
             found.loader.exec_module(mod)
         else:

@@ -247,6 +247,10 @@ def test_custom_metric_rows_and_its_failures():
 def test_load_metric_from_a_file_and_its_errors(tmp_path, monkeypatch):
     (tmp_path / "mine.py").write_text("def score(labels, outputs):\n    return 1.0\n")
     assert outputs.load_metric(f"{tmp_path / 'mine.py'}:score")({}, {}) == 1.0
+    (tmp_path / "metric.txt").write_text("def score(labels, outputs):\n    return 2.0\n")  # Python, another suffix
+    assert outputs.load_metric(f"{tmp_path / 'metric.txt'}:score")({}, {}) == 2.0
+    with pytest.raises(InputError, match=r"--max-accuracy-drop is True\. Expected percentage points"):
+        Budget(max_drop_pp=True)
     monkeypatch.chdir(tmp_path)
     assert outputs.load_metric("mine:score")({}, {}) == 1.0
     with pytest.raises(InputError, match=r"--metric 'mine' is not module:function"):

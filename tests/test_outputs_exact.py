@@ -35,15 +35,15 @@ def _draws(n, rounds=outputs.BOOTSTRAP):
                           "example, --max-accuracy-drop 1."),
     ({"max_drop_pp": 100.5}, "--max-accuracy-drop is 100.5. Expected percentage points from 0 to 100. Fix: pass, "
                              "for example, --max-accuracy-drop 1."),
-    ({"max_error_increase_pct": -0.5}, "--max-error-increase is -0.5. Expected a number ≥ 0. Fix: pass, for "
+    ({"max_error_increase_pct": -0.5}, "--max-error-increase is -0.5. Expected a finite number ≥ 0. Fix: pass, for "
                                        "example, --max-error-increase 1."),
     ({"min_sqnr_db": float("nan")}, "--min-sqnr is nan. Expected a finite number of dB. Fix: pass, for example, "
-                                    "--min-sqnr 20."),
+                                    "--min-sqnr 30."),
     ({"min_agreement_pct": 101}, "--min-agreement is 101. Expected a percentage from 0 to 100. Fix: pass, for "
                                  "example, --min-agreement 99."),
     ({"min_agreement_pct": "99"}, "--min-agreement is '99'. Expected a percentage from 0 to 100. Fix: pass, for "
                                   "example, --min-agreement 99."),
-    ({"max_metric_drop": -1.0}, "--max-metric-drop is -1.0. Expected a number ≥ 0. Fix: pass, for example, "
+    ({"max_metric_drop": -1.0}, "--max-metric-drop is -1.0. Expected a finite number ≥ 0. Fix: pass, for example, "
                                 "--max-metric-drop 1."),
 ])
 def test_budget_messages_in_full(kwargs, message):
