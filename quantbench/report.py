@@ -421,7 +421,14 @@ def machine_rows(results: Results) -> list[tuple[str, str]]:
     if calib:
         rows.append(("calibration", f"{calib.get('samples')} samples from the {calib.get('from')}"))
     # an option left unset (a budget not given) says nothing: no row for it
-    rows += [(k, str(v)) for k, v in s.items() if k not in ("threads", "batch") and v is not None]
+    rows += [(k, str(v)) for k, v in s.items() if k not in ("threads", "batch", "memory") and v is not None]
+    mem = s.get("memory")
+    if isinstance(mem, dict) and mem.get("budget_bytes"):
+        groups = mem.get("timing_groups") or []
+        rows.append(("memory", f"budget {mem['budget_bytes'] / 2 ** 30:.2f} GiB ({mem.get('budget_from', '?')}), "
+                               f"peak {(mem.get('peak_bytes') or 0) / 2 ** 30:.2f} GiB; workers {mem.get('workers_ran')} "
+                               f"of {mem.get('workers_asked')}; timed in {len(groups)} group"
+                               f"{'' if len(groups) == 1 else 's'}"))
     rows.append(("quantbench", results.quantbench_version))
     return rows
 
