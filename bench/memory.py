@@ -4,6 +4,8 @@ one run; `--max-memory 2` on MobileNetV2; and latency ratios to float32 timed in
 
 Cases:
   audio       bench/scale.py's audio50d.keras (Conv1D stack on 43,844 samples, 3 sigmoid outputs), 24 clips
+  basicpitch  basic-pitch 0.4.0's SavedModel (the installed package's saved_models/icassp_2022/nmp: the issue's
+              published audio model, 43,844 samples, 3 outputs), the same 24 clips
   mobilenet   MobileNetV2 224 (weights=None), 300 random images, --calib-size 200 (100 evaluated)
   mobilenet2  the same with --max-memory 2 (this tree only)
   ratios      the demo's variants timed all at once and in groups of two (float32 + one), in one process,
@@ -130,6 +132,12 @@ def main() -> None:
         elif case == "mobilenet":
             for t, label in ((base, "mobilenet base"), (tree, "mobilenet branch")):
                 run(t, mobilenet, label)
+        elif case == "basicpitch":  # the issue's own model: basic-pitch 0.4.0's SavedModel, from its installed wheel
+            import basic_pitch
+
+            nmp = Path(basic_pitch.__file__).parent / "saved_models" / "icassp_2022" / "nmp"
+            for t, label in ((base, "basic-pitch base"), (tree, "basic-pitch branch")):
+                run(t, ["compare", str(nmp), "--data", str(cache / "audio24.npz")], label)
         elif case == "mobilenet2":
             run(tree, [*mobilenet, "--max-memory", "2"], "mobilenet branch --max-memory 2")
         elif case == "ratios":

@@ -168,25 +168,28 @@ class Workers:
         self.ran = 0          # the most workers alive at once
         self.per_worker = 0   # the largest peak RSS a worker reached (measured when its task ends)
         self.measured = False
+        self.measured_leaky = False  # a worker's peak over a leaky task (a conversion: the largest kind) is known
 
-    def _fits(self) -> bool:
+    def _fits(self, pending: list[Task] = ()) -> bool:
         """Whether one more worker fits the budget: always the first; the next ones only once a worker's peak is
-        measured, and while the main process plus every worker at that peak stays within the budget."""
+        measured (over a conversion, when the plan has any: they are what grows a worker most), and while the
+        main process plus every worker at that peak stays within the budget."""
         if not self._all:
             return True
         if self.budget is None:
             return True
-        if not self.measured:
+        if not self.measured or (not self.measured_leaky and any(t.leaky for t in pending)):
             return False
         from .memory import rss, workers_that_fit
 
         return len(self._all) < workers_that_fit(self.n, self.budget, rss(), self.per_worker)
 
-    def _measure(self, worker: _Worker) -> None:
+    def _measure(self, worker: _Worker, task: Task) -> None:
         from .memory import hwm
 
         self.per_worker = max(self.per_worker, hwm(worker.process.pid))
         self.measured = True
+        self.measured_leaky = self.measured_leaky or task.leaky
 
     def _start(self) -> _Worker:
         from .quiet import debug_enabled
@@ -230,7 +233,7 @@ class Workers:
                 task = ready[0]
                 if task.exclusive and busy:
                     break  # waits until nothing else runs
-                if not self._idle and not self._fits():
+                if not self._idle and not self._fits(pending):
                     break  # no worker free, and another would not fit the memory budget: wait for one
                 if task.exclusive and self.budget is not None:
                     while len(self._idle) > 1:  # alone on the machine, and idle workers' memory freed for it
@@ -259,7 +262,7 @@ class Workers:
                     self._all.remove(worker)
                 else:
                     worker.leaks += task.leaky
-                    self._measure(worker)
+                    self._measure(worker, task)
                     if worker.leaks >= self.recycle_after or (len(self._all) > 1 and not self._within()):
                         self._retire(worker)  # recycled; or, beyond the budget at the peaks measured, let go
                     else:
