@@ -138,6 +138,8 @@ def main() -> None:
             nmp = Path(basic_pitch.__file__).parent / "saved_models" / "icassp_2022" / "nmp"
             for t, label in ((base, "basic-pitch base"), (tree, "basic-pitch branch")):
                 run(t, ["compare", str(nmp), "--data", str(cache / "audio24.npz")], label)
+        elif case == "mobilenet-branch":  # this tree alone (after a change, when base's figure is already known)
+            run(tree, mobilenet, "mobilenet branch")
         elif case == "mobilenet2":
             run(tree, [*mobilenet, "--max-memory", "2"], "mobilenet branch --max-memory 2")
         elif case == "ratios":
