@@ -200,3 +200,11 @@ def test_max_memory_refuses_a_bad_value_in_one_line(value, tmp_path):
             f"quantbench: error: --max-memory is '{value}'. Expected a positive number of GiB, e.g. 2 or 0.5. Fix: pass "
             "--max-memory 3, or leave it out for half the available memory (at most 3 GiB)."]
         assert not (tmp_path / "out").exists()
+
+
+def test_a_second_worker_waits_for_two_conversions_peaks():
+    """Leaky tasks (conversions) grow a worker most: with a budget, no second worker before two of them are
+    measured, so the first two run in the same worker, whatever the budget."""
+    with executor.Workers(2, budget=100 * GIB) as run:
+        done = run.run([executor.Task(f"t{k}", os.getpid, leaky=True) for k in range(4)])
+    assert done["t0"] == done["t1"] and run.leaky_measured == 4
