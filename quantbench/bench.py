@@ -212,17 +212,38 @@ def fit_batch(asked: int, per_sample: list[int], bound: int = THROUGHPUT_MEMORY)
     return max(1, min(asked, bound // largest))
 
 
+def vs_anchor(times: dict[str, np.ndarray], anchor: str | None) -> dict[str, dict]:
+    """Each runner's per-round ratio of its time to the anchor's in the same round (paired: drift between rounds
+    cancels), as a median with its 95 % interval (None below 6 rounds); nothing without the anchor."""
+    if anchor is None or anchor not in times:
+        return {}
+    base = np.asarray(times[anchor], dtype=float)
+    out = {}
+    for name, ms in times.items():
+        if name == anchor:
+            continue
+        r = np.asarray(ms, dtype=float) / np.maximum(base, 1e-12)
+        out[name] = {"median": float(np.median(r)), "ci95": _median_interval(r)}
+    return out
+
+
 def _phase(runners: dict, samples: dict[str, int], size: int, asked: int, budget_s: float, reporter, *,
-           min_rounds: int, max_rounds: int, rel_ci: float, seed: int, label: str = "") -> dict[str, dict]:
-    """One interleaved phase: batch-1 latency summaries (size 1) or throughput at `size`, per runner."""
+           min_rounds: int, max_rounds: int, rel_ci: float, seed: int, label: str = "",
+           anchor: str | None = None, throughput_phase: bool | None = None) -> dict[str, dict]:
+    """One interleaved phase: batch-1 latency summaries or throughput at `size`, per runner (`throughput_phase`;
+    None: by size, throughput when size > 1; a throughput batch lowered to 1 is still the throughput phase)."""
+    throughput_phase = size != 1 if throughput_phase is None else throughput_phase
     with reporter.task(f"Timing{' ' + label if label else ''} (batch {size})", None) as advance:
-        timing = latency(runners, max_rounds, warmup=10 if size == 1 else 3, on_round=advance, seed=seed,
+        timing = latency(runners, max_rounds, warmup=3 if throughput_phase else 10, on_round=advance, seed=seed,
                          budget_s=budget_s, min_rounds=min_rounds, rel_ci=rel_ci, min_seconds=MIN_PHASE_S)
         advance(0, note=f"{_rounds(timing.rounds)}, {timing.stopped}")
     out = {}
+    ratios = {} if throughput_phase else vs_anchor(timing.times, anchor)
     for name, ms in timing.times.items():
-        if size == 1:
+        if not throughput_phase:
             out[name] = {"latency_ms": {**summarize(ms), "batch": samples[name], "stopped": timing.stopped}}
+            if name in ratios:
+                out[name]["latency_ms"][f"vs_{anchor}"] = ratios[name]
         else:
             out[name] = {"throughput": {**throughput(ms, samples[name]), "batch_asked": asked,
                                         "stopped": timing.stopped}}
@@ -230,7 +251,8 @@ def _phase(runners: dict, samples: dict[str, int], size: int, asked: int, budget
 
 
 def _timed(groups: list, per_sample: list[int], batch: int, time_budget: float, reporter, *, rounds: int,
-           max_rounds: int, rel_ci: float, memory_bound: int, seed: int) -> tuple[dict[str, dict], int]:
+           max_rounds: int, rel_ci: float, memory_bound: int, seed: int,
+           anchor: str | None = None, done=None) -> tuple[dict[str, dict], int]:
     """Batch-1 latency, then throughput at the batch that fits `memory_bound`, sharing `time_budget` seconds.
 
     `groups` are (label, number of runners, make_runners), timed one group after the other, each in a
@@ -239,23 +261,29 @@ def _timed(groups: list, per_sample: list[int], batch: int, time_budget: float, 
     half for batch 1, half for throughput); a phase that stops early leaves its time to the next, and one that
     overruns (its last round, or making the runners: tracing a Keras model) takes nothing from the next, so
     the Keras row's phases, the last and the shortest, are not left a single round (the demo's were, once
-    phases ran for 2 s: BENCHMARKS.md). Runners are dropped at the end of their phase. Returns name -> its
-    summaries, and the throughput batch.
+    phases ran for 2 s: BENCHMARKS.md). Runners are dropped at the end of their phase, and `done(k)` is called
+    after group k's phases (to release what it held). An `anchor` timed in several groups keeps its first
+    group's figures; every other runner gets its per-round ratio to the anchor of its own group (`vs_anchor`).
+    Returns name -> its summaries, and the throughput batch.
     """
     result: dict[str, dict] = {}
     used = fit_batch(batch, per_sample, memory_bound)
     total, left = 2 * sum(count for _, count, _ in groups) or 1, 0.0
-    for label, count, make in groups:
-        for size in (1, used) if count else ():
+    for k, (label, count, make) in enumerate(groups):
+        for phase_no, size in enumerate((1, used) if count else ()):
             runners = make(size)
             budget_s, begun = time_budget * count / total + left, time.perf_counter()
             phase = _phase({k: r for k, (r, _) in runners.items()}, {k: n for k, (_, n) in runners.items()}, size,
                            batch, budget_s, reporter, min_rounds=rounds, max_rounds=max_rounds, rel_ci=rel_ci,
-                           seed=seed, label=label)
+                           seed=seed, label=label, anchor=anchor, throughput_phase=phase_no == 1)
             left = max(budget_s - (time.perf_counter() - begun), 0.0)
             del runners
             for name, value in phase.items():
+                if name == anchor and all(key in result.get(name, {}) for key in value):
+                    continue  # the anchor's figures are its first group's
                 result.setdefault(name, {}).update(value)
+        if done is not None:
+            done(k)
     return result, used
 
 
@@ -303,6 +331,72 @@ def measure(source, lite: dict, feeds: dict, x, batch: int = 32, rounds: int = M
     for name, m in {**lite, reference: source.lite}.items():
         if m is not None:
             timed[name]["xnnpack_refused"] = m.delegate_fallback
+    return timed
+
+
+def measure_groups(source, load: Callable, groups: list[list[str]], x, batch: int = 32, rounds: int = MIN_ROUNDS,
+                   reporter=None, reference: str = REFERENCE, *, time_budget: float | None = TIME_BUDGET_S,
+                   rel_ci: float = REL_CI, max_rounds: int = MAX_ROUNDS, memory_bound: int = THROUGHPUT_MEMORY,
+                   seed: int = 0, anchor: str = "float32", io_bytes: dict | None = None) -> dict[str, dict]:
+    """`measure`, holding only one group of interpreters at a time: each group of variant names (the anchor,
+    float32, in every one) is loaded by `load(name) -> (LiteModel, feed)` when its phases start and released
+    after them, so the timing's memory is the largest group's, not every variant's. Every variant but the
+    anchor gets `latency_ms.vs_<anchor>`, its per-round ratio to the anchor timed in the same rounds; the
+    anchor's own figures are its first group's. One group of every variant times exactly as `measure` does.
+    A TensorFlow reference is timed last, alone (see `measure`); a .tflite reference joins the first group.
+    `io_bytes`: name -> input+output bytes of one sample, for the throughput batch's I/O bound."""
+    import gc
+
+    reporter = reporter or Silent()
+    time_budget = TIME_BUDGET_S if time_budget is None else time_budget
+    held: dict = {"models": {}, "feeds": {}, "group": None}
+    refused: dict[str, str | None] = {}
+
+    def make_for(k: int, names: list[str], with_reference: bool):
+        def make(size):
+            if held["group"] != k:
+                release(None)
+                for name in names:
+                    held["models"][name], held["feeds"][name] = load(name)
+                held["group"] = k
+            runners = {name: (lite_runner(m, held["feeds"][name], size), samples_per_call(m, size))
+                       for name, m in held["models"].items()}
+            if with_reference:
+                runners[reference] = (reference_runner(source, x, size), _reference_samples(source, size))
+            return runners
+        return make
+
+    def release(_k):
+        for name, m in held["models"].items():  # read after the timing: XNNPACK may refuse a model at its first run
+            refused[name] = m.delegate_fallback
+        held["models"].clear()
+        held["feeds"].clear()
+        held["group"] = None
+        gc.collect()
+
+    lite_ref = source.lite is not None
+    # a .tflite reference that is the anchor itself (a float .tflite studied) is in every group, else in the first
+    joins = [lite_ref and (k == 0 or reference == anchor) for k in range(len(groups))]
+    plan = [(f"group {k + 1}/{len(groups)}" if len(groups) > 1 else "", len(g) + joins[k],
+             make_for(k, g, joins[k])) for k, g in enumerate(groups)]
+    if not lite_ref:
+        plan.append((reference, 1, lambda size: {reference: (reference_runner(source, x, size),
+                                                              _reference_samples(source, size))}))
+    ref_bytes = _tensor_bytes([*source.input_shapes, *source.output_shapes],
+                              [*source.input_dtypes, *["float32"] * len(source.output_shapes)])
+    timed = _timed(plan, [ref_bytes, *(io_bytes or {}).values()], batch, time_budget, reporter, rounds=rounds,
+                   max_rounds=max_rounds, rel_ci=rel_ci, memory_bound=memory_bound, seed=seed, anchor=anchor,
+                   done=release)[0]
+    release(None)
+    for name, why in refused.items():
+        timed[name]["xnnpack_refused"] = why
+    if lite_ref:
+        timed[reference]["xnnpack_refused"] = source.lite.delegate_fallback
+    if len(groups) > 1:
+        for k, g in enumerate(groups):
+            for name in g:
+                if name != anchor or k == 0:
+                    timed[name]["latency_ms"]["group"] = k + 1
     return timed
 
 

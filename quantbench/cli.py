@@ -39,6 +39,9 @@ RAY = typer.Option(None, "--ray", envvar="RAY_ADDRESS", help="Run the study's ta
 AS_JSON = typer.Option(False, "--json", help="Print results.json on stdout.")
 TIME_BUDGET = typer.Option(None, "--time-budget", min=0.0, help="Seconds for the timing (default 30; the demo 10); "
                            "it stops sooner once every median is known within ±3 %.")
+MAX_MEMORY = typer.Option(None, "--max-memory", metavar="GiB", help="Memory the study's processes may hold in "
+                          "all, GiB (default: half the memory available at the start, at most 3): workers start only "
+                          "while they fit, and the timing holds only the interpreters that fit.")
 MLFLOW = typer.Option(None, "--mlflow", metavar="[URI]", help="Log the study to MLflow: --mlflow alone uses "
                       "MLFLOW_TRACKING_URI, else sqlite:///mlflow.db; or --mlflow URI (sqlite:///..., http://...).")
 
@@ -154,6 +157,23 @@ def _mlflow_argv(argv: list[str]) -> list[str]:
         i += 1
     return out
 
+def _max_memory(value: str | None) -> float | None:
+    """--max-memory in GiB, checked before any work (`memory.check`: one line, exit 2, when it is not a number)."""
+    from .memory import check
+
+    return None if value is None else check(value)
+
+
+def _workers_note(results, quiet: bool) -> None:
+    """One line on the terminal when the memory budget let fewer workers run than were asked for."""
+    mem = results.settings.get("memory") or {}
+    asked, ran = mem.get("workers_asked") or 0, mem.get("workers_ran") or 0
+    if not quiet and 0 < ran < asked:
+        print(f"Ran {ran} of {asked} workers: more would not fit the memory budget of "
+              f"{mem['budget_bytes'] / 2 ** 30:.1f} GiB (--max-memory), at the "
+              f"{(mem.get('per_worker_bytes') or 0) / 2 ** 30:.1f} GiB a worker of this study reached.", file=sys.stderr)
+
+
 # ---- end of --time-budget and --mlflow --------------------------------------------------------------
 
 
@@ -179,6 +199,7 @@ def demo(
     workers: Optional[int] = WORKERS,
     ray: Optional[str] = RAY,
     time_budget: Optional[float] = TIME_BUDGET,
+    max_memory: Optional[str] = MAX_MEMORY,
     force: bool = typer.Option(False, "--force", help="Replace --out if it is a study quantbench wrote."),
     quiet: bool = QUIET,
     as_json: bool = AS_JSON,
@@ -196,8 +217,10 @@ def demo(
                        techniques=techniques, threads=threads, batch=batch, qat_epochs=qat_epochs,
                        goal=_goal(max_drop, target, optimize, max_ram, max_flash, max_error, min_sqnr, min_agreement),
                        calib_sizes=_sizes(calib_sizes),
-                       workers=workers, ray=ray, reporter=reporter(quiet or as_json), **_budget(time_budget))
+                       workers=workers, ray=ray, reporter=reporter(quiet or as_json), **_budget(time_budget),
+                       max_memory=_max_memory(max_memory))
     _show(results, as_json, quiet)
+    _workers_note(results, quiet or as_json)
     _tracking_log(results, out, uri, quiet)
     if not (quiet or as_json):
         print(f"Wrote {out}/ (report.html, report.md, results.json, model.keras, one .tflite per technique)",
@@ -278,6 +301,7 @@ def compare(
     workers: Optional[int] = WORKERS,
     ray: Optional[str] = RAY,
     time_budget: Optional[float] = TIME_BUDGET,
+    max_memory: Optional[str] = MAX_MEMORY,
     force: bool = typer.Option(False, "--force", help="Replace --out if it is a study quantbench wrote."),
     quiet: bool = QUIET,
     as_json: bool = AS_JSON,
@@ -291,6 +315,7 @@ def compare(
     from .progress import reporter
     from .study import compare as run_compare, study_folder
 
+    mem = _max_memory(max_memory)
     goal = _goal(max_drop, target, optimize, max_ram, max_flash, max_error, min_sqnr, min_agreement, max_metric_drop)
     spec = TaskSpec(parse_tasks(task), threshold, tuple(n.strip() for n in output.split(",") if n.strip())
                     if output else None)
@@ -299,8 +324,10 @@ def compare(
     results = run_compare(model, data, calib, techniques, out, calib_size=calib_size, seed=seed, x_key=x_key,
                           y_key=y_key, unsafe=unsafe, force=force, threads=threads, batch=batch,
                           qat_epochs=qat_epochs, goal=goal, calib_sizes=_sizes(calib_sizes), workers=workers,
-                          ray=ray, reporter=reporter(quiet or as_json), spec=spec, metric=fn, **_budget(time_budget))
+                          ray=ray, reporter=reporter(quiet or as_json), spec=spec, metric=fn, **_budget(time_budget),
+                          max_memory=mem)
     _show(results, as_json, quiet)
+    _workers_note(results, quiet or as_json)
     _tracking_log(results, study_folder(model, out), uri, quiet)
     if not (quiet or as_json):
         print(f"Wrote {study_folder(model, out)}/ (report.html, report.md, results.json, one .tflite per technique"

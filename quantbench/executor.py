@@ -156,6 +156,7 @@ class Workers:
 
     n: int = field(default_factory=usable_cores)
     recycle_after: int = RECYCLE_AFTER
+    budget: int | None = None  # bytes the process tree may hold: workers start only while they fit (see `_fits`)
 
     def __post_init__(self):
         if self.n < 1:
@@ -164,6 +165,32 @@ class Workers:
         self._ctx = multiprocessing.get_context("spawn")
         self._idle: list[_Worker] = []
         self._all: list[_Worker] = []
+        self.ran = 0          # the most workers alive at once
+        self.per_worker = 0   # the largest peak RSS a worker reached (measured when its task ends)
+        self.measured = False
+        self.leaky_measured = 0  # leaky tasks whose worker's peak is known: the first is often the export, which
+        # MobileNetV2's conversions outgrow (1.0 against 1.45 GiB), so a second worker waits for two
+
+    def _fits(self, pending: list[Task] = ()) -> bool:
+        """Whether one more worker fits the budget: always the first; the next ones only once a worker's peak is
+        measured (over a conversion, when the plan has any: they are what grows a worker most), and while the
+        main process plus every worker at that peak stays within the budget."""
+        if not self._all:
+            return True
+        if self.budget is None:
+            return True
+        if not self.measured or (self.leaky_measured < 2 and any(t.leaky for t in pending)):
+            return False
+        from .memory import rss, workers_that_fit
+
+        return len(self._all) < workers_that_fit(self.n, self.budget, rss(), self.per_worker)
+
+    def _measure(self, worker: _Worker, task: Task) -> None:
+        from .memory import hwm
+
+        self.per_worker = max(self.per_worker, hwm(worker.process.pid))
+        self.measured = True
+        self.leaky_measured += task.leaky
 
     def _start(self) -> _Worker:
         from .quiet import debug_enabled
@@ -175,6 +202,7 @@ class Workers:
         child.close()
         worker = _Worker(process, parent)
         self._all.append(worker)
+        self.ran = max(self.ran, len(self._all))
         return worker
 
     def _retire(self, worker: _Worker, polite: bool = True) -> None:
@@ -206,6 +234,11 @@ class Workers:
                 task = ready[0]
                 if task.exclusive and busy:
                     break  # waits until nothing else runs
+                if not self._idle and not self._fits(pending):
+                    break  # no worker free, and another would not fit the memory budget: wait for one
+                if task.exclusive and self.budget is not None:
+                    while len(self._idle) > 1:  # alone on the machine, and idle workers' memory freed for it
+                        self._retire(self._idle.pop(0))
                 ready.pop(0)
                 pending.remove(task)
                 worker = self._idle.pop() if self._idle else self._start()
@@ -230,8 +263,9 @@ class Workers:
                     self._all.remove(worker)
                 else:
                     worker.leaks += task.leaky
-                    if worker.leaks >= self.recycle_after:
-                        self._retire(worker)
+                    self._measure(worker, task)
+                    if worker.leaks >= self.recycle_after or (len(self._all) > 1 and not self._within()):
+                        self._retire(worker)  # recycled; or, beyond the budget at the peaks measured, let go
                     else:
                         self._idle.append(worker)
                     if reply[0] == "error":
@@ -243,6 +277,14 @@ class Workers:
                 if on_done:
                     on_done(task, result)
         return results
+
+    def _within(self) -> bool:
+        """Whether the workers alive now fit the budget at the largest peak a worker reached."""
+        if self.budget is None:
+            return True
+        from .memory import rss
+
+        return rss() + len(self._all) * self.per_worker <= self.budget
 
     def close(self) -> None:
         """Stop every worker: politely, then by its PID."""
@@ -260,8 +302,9 @@ class Workers:
         self.close()
 
 
-def make(workers: int | None = None, ray: str | None = None):
-    """The executor a study asked for: Ray at `ray`, else `workers` processes (0: this process)."""
+def make(workers: int | None = None, ray: str | None = None, budget: int | None = None):
+    """The executor a study asked for: Ray at `ray`, else `workers` processes (0: this process), started only
+    while they fit the memory `budget` (bytes)."""
     if ray:
         from .raycluster import RayExecutor
 
@@ -270,4 +313,4 @@ def make(workers: int | None = None, ray: str | None = None):
     if workers < 0:
         raise InputError(f"--workers is {workers}. Expected 0 (in this process) or more worker processes. "
                          "Fix: pass --workers 2, or leave it out for one per usable core.")
-    return InProcess() if workers == 0 else Workers(workers)
+    return InProcess() if workers == 0 else Workers(workers, budget=budget)

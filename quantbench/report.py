@@ -186,6 +186,7 @@ def _columns(results: Results):
         ("I/O", lambda v: v.input_dtype if v.input_dtype == v.output_dtype else f"{v.input_dtype}→{v.output_dtype}",
          "both"),
         ("convert s", lambda v: "" if v.convert_s is None else f"{v.convert_s:.2f}", "report"),
+        ("memory MB", lambda v: "—" if v.memory_bytes is None else f"{v.memory_bytes / 2 ** 20:.1f}", "report"),
     ]
 
 
@@ -285,6 +286,16 @@ def _faster(a: dict, b: dict) -> bool:
     return bool(a.get("ci95") and b.get("ci95")) and a["ci95"][1] < b["ci95"][0]
 
 
+def _paired(v, side: int, otherwise) -> bool:
+    """With its per-round ratio to float32 (`vs_float32`, from the same rounds): is its interval wholly below 1
+    (side -1: faster) or above (side 1: slower)? Without one: `otherwise()`, the two rows' intervals apart."""
+    paired = v.latency_ms.get("vs_float32")
+    if not paired:
+        return otherwise()
+    ci = paired.get("ci95")
+    return bool(ci) and (ci[1] < 1 if side < 0 else ci[0] > 1)
+
+
 def _names(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
@@ -307,12 +318,13 @@ def reading(results: Results) -> list[str]:
     if f32 and f32.latency_ms and timed:
         base = f32.latency_ms
         where = f"on this machine ({m.get('cpu', 'unknown CPU')}, {_threads(m)})"
-        faster = [v for v in timed if v is not f32 and _faster(v.latency_ms, base)]
-        slower = [v for v in timed if v is not f32 and _faster(base, v.latency_ms)]
+        faster = [v for v in timed if v is not f32 and _paired(v, -1, lambda: _faster(v.latency_ms, base))]
+        slower = [v for v in timed if v is not f32 and _paired(v, 1, lambda: _faster(base, v.latency_ms))]
         same = [v for v in timed if v is not f32 and v not in faster and v not in slower]
 
         def ratio(v):
-            r = base["median"] / v.latency_ms["median"]
+            paired = v.latency_ms.get("vs_float32")  # measured in the same rounds as float32 (its timing group)
+            r = 1 / paired["median"] if paired else base["median"] / v.latency_ms["median"]
             how = f"{r:.2f}× faster" if r >= 1 else f"{1 / r:.2f}× slower"
             return f"{v.technique} {_ms(v.latency_ms['median'])} ms ({how})"
         parts = [f"At batch 1 {where}, float32 takes {_ms(base['median'])} ms per sample."]
@@ -409,7 +421,14 @@ def machine_rows(results: Results) -> list[tuple[str, str]]:
     if calib:
         rows.append(("calibration", f"{calib.get('samples')} samples from the {calib.get('from')}"))
     # an option left unset (a budget not given) says nothing: no row for it
-    rows += [(k, str(v)) for k, v in s.items() if k not in ("threads", "batch") and v is not None]
+    rows += [(k, str(v)) for k, v in s.items() if k not in ("threads", "batch", "memory") and v is not None]
+    mem = s.get("memory")
+    if isinstance(mem, dict) and mem.get("budget_bytes"):
+        groups = mem.get("timing_groups") or []
+        rows.append(("memory", f"budget {mem['budget_bytes'] / 2 ** 30:.2f} GiB ({mem.get('budget_from', '?')}), "
+                               f"peak {(mem.get('peak_bytes') or 0) / 2 ** 30:.2f} GiB; workers {mem.get('workers_ran')} "
+                               f"of {mem.get('workers_asked')}; timed in {len(groups)} group"
+                               f"{'' if len(groups) == 1 else 's'}"))
     rows.append(("quantbench", results.quantbench_version))
     return rows
 

@@ -43,6 +43,9 @@ class Variant:
     convert_s: float | None = None
     mcu: dict | None = None          # on TFLite Micro (--target mcu): quantbench.mcu.Facts as a dict
     xnnpack_refused: str | None = None  # XNNPACK's reason when the timing ran on LiteRT's built-in kernels
+    # bytes its interpreter holds at the evaluation batch (runtime.LiteModel.memory_bytes: the file plus every
+    # tensor's bytes); the Keras row: the RSS its load and first predict added
+    memory_bytes: int | None = None
 
     @property
     def ok(self) -> bool:

@@ -465,6 +465,19 @@ class LiteModel:
             outs = [dequantize(o, t) for o, t in zip(outs, self.outputs)]
         return outs[0] if len(outs) == 1 else outs
 
+    def memory_bytes(self) -> int:
+        """What this interpreter holds at its current batch, read from LiteRT's tensor details (deterministic,
+        unlike RSS growth, which the allocator's reuse and other threads blur): the file's bytes (the buffer
+        the interpreter keeps) plus every tensor's bytes at its allocated shape (weights, counted once more for
+        XNNPACK's packed copy of them, and activations without the arena's reuse: an upper bound of the arena)."""
+        total = 0
+        for d in self._interpreter.get_tensor_details():
+            try:
+                total += int(np.prod(d["shape"], dtype=np.int64)) * np.dtype(d["dtype"]).itemsize
+            except TypeError:  # a dtype numpy cannot size (e.g. a resource): holds no data of its own here
+                continue
+        return self.size_bytes + total
+
     def __repr__(self) -> str:
         ins = "; ".join(map(str, self.inputs))
         outs = "; ".join(map(str, self.outputs))

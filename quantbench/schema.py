@@ -33,7 +33,8 @@ class Required:
 WORDS = {"num": "a finite number", "int": "a whole number", "frac": "a number from 0 to 1", "str": "text",
          "bool": "true or false", "pair": "[low, high], two numbers with low <= high", "any": "a value"}
 LATENCY = {"median": "num!", "ci95": "pair", "p90": "num!", "p99": "num!", "n": "int", "batch": "int",
-           "stopped": "str", "quantiles": {q: "num!" for q in QUANTILES}}
+           "stopped": "str", "quantiles": {q: "num!" for q in QUANTILES}, "group": "int",
+           "vs_float32": Maybe({"median": "num!", "ci95": "pair"})}
 THROUGHPUT = {"batch": "int!", "samples_per_s": "num!", "ci95": "pair", "n": "int", "batch_asked": "int",
               "stopped": "str"}
 VERDICT = {"output": "str!", "task": "str!", "criterion": "str!", "passed": "bool!", "uncertain": "bool",
@@ -53,7 +54,7 @@ VARIANT = {"technique": "str!", "engine": "str!", "status": "str!", "error": "st
            "fidelity": Maybe([{"output": "str", "agreement": "frac", "sqnr_db": "num", "max_abs_err": "num"}]),
            "outputs": Maybe([OUTPUT]),
            "latency_ms": Maybe(LATENCY), "throughput": Maybe(THROUGHPUT), "convert_s": "num", "mcu": Maybe(MCU),
-           "xnnpack_refused": "str"}
+           "xnnpack_refused": "str", "memory_bytes": "int"}
 WHY = [{"technique": "str!", "why": "str!"}]
 RESULTS = {  # the four objects first: a file that lacks one is named by it, before any other field
     "model": Required({"name": "str", "format": "str", "inputs": [{"name": "str", "shape": ["int"]}],

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, bench, data, evaluate, executor, machine, models, recommend, report, tasks
+from . import __version__, bench, data, evaluate, executor, machine, memory, models, recommend, report, tasks
 from .conversion import as_inputs, as_source
 from .errors import InputError
 from .executor import Died, Task
@@ -68,7 +68,7 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
               qat_epochs: int = 0, train=None, seed: int = 0, goal=None, calib_sizes=None, calib_pool=None,
               workers: int | None = None, ray: str | None = None, time_budget: float | None = None,
               unsafe: bool = False, runner=None, reporter=None, spec: TaskSpec | None = None,
-              metric=None) -> Results:
+              metric=None, max_memory: float | None = None) -> Results:
     """Convert, evaluate and time `model` with each technique; write everything into `out`.
 
     Args:
@@ -94,8 +94,12 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
         spec: how each output is scored (`outputs.TaskSpec`: --task, --threshold, --output).
         metric: a function (labels, outputs) -> number, higher is better, or (function, name): the user's own
             metric, held to goal.max_metric_drop.
+        max_memory: GiB the study's process tree may hold (`memory.budget`; default half the memory available
+            now, at most 3 GiB): workers start only while they fit, and the timing holds only the interpreters
+            that fit what is left.
     """
     reporter = reporter or Silent()
+    budget = getattr(runner, "budget", None) or memory.budget(max_memory)  # compare's executor has it already
     time_budget = bench.TIME_BUDGET_S if time_budget is None else time_budget
     source = model if isinstance(model, models.ModelInfo) else as_source(model)
     if not isinstance(evaluation, data.Dataset):
@@ -108,8 +112,11 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
     techniques, skipped, order = _chosen(resolve(techniques), reference_row, qat_epochs, goal)
     calib = None if calib is None else as_inputs(calib)
     pool = _calibration_pool(calib, calib_pool, calib_sizes)
-    run = runner or executor.make(_default_workers(source) if workers is None and not ray else workers, ray)
-    with staged_dir(out, force) as folder, (contextlib.nullcontext() if runner else run):
+    run = runner or executor.make(_default_workers(source) if workers is None and not ray else workers, ray, budget)
+    if getattr(run, "budget", False) is None:
+        run.budget = budget  # a caller's executor (compare's) keeps this study's budget
+    with staged_dir(out, force) as folder, (contextlib.nullcontext() if runner else run), \
+            memory.PeakSampler() as sampler:
         job, reference_file, run = _stage(folder, run, source, evaluation, truth, calib, pool, train, qat_epochs,
                                           seed, unsafe, save_keras, artifacts, spec, metric is not None)
         rows, streams, converted = _convert_and_evaluate(run, job, techniques, reference_row, reporter)
@@ -125,10 +132,14 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
             metrics = evaluate.finish(streams, reference_row, job.labels, list(source.output_names), spec, metric)
         ok = [name for name in converted if name not in rows]
         mcu_facts = _mcu_facts(run, job, ok, goal, seed, reporter)
-        throughput_batch = _throughput_batch(job, ok, batch)
-        timing = _timing(run, job, ok, reference_row, threads, throughput_batch, time_budget, reporter)
+        needs = {name: streams[name].memory for name in ok if getattr(streams.get(name), "memory", None)}
+        throughput_batch = _throughput_batch(job, ok, batch, needs)
+        timed = _timing(run, job, ok, reference_row, threads, throughput_batch, time_budget, reporter, needs, budget)
+        timing = timed["timing"]
         shutil.rmtree(job.work)
-        measured = {name: {**metrics[name], **timing[name], "mcu": mcu_facts.get(name)} for name in timing}
+        held = {**needs, reference_row: getattr(streams.get(reference_row), "memory", None) or {}}
+        measured = {name: {**metrics[name], **timing[name], "mcu": mcu_facts.get(name),
+                           "memory_bytes": (held.get(name) or {}).get("bytes")} for name in timing}
         variants = _variants(folder, source, reference_row, reference_file, techniques, order, rows, converted,
                              skipped, measured)
         results = Results(
@@ -140,8 +151,14 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
             settings={**(settings or {}), **goal.__dict__, "tasks": dict(spec.overrides), "threshold": spec.threshold,
                       "outputs": list(spec.only) if spec.only else None, "metric": metric[1] if metric else None,
                       "workers": getattr(run, "n", 0),
-                      "executor": type(run).__name__, "chunk": job.chunk, "throughput_batch": throughput_batch,
-                      "time_budget_s": time_budget},
+                      "executor": type(run).__name__, "chunk": job.chunk, "throughput_batch": timed["batch"],
+                      "time_budget_s": time_budget,
+                      "memory": {"budget_bytes": budget, "budget_from": "default" if max_memory is None else
+                                 "--max-memory", "peak_bytes": max(sampler.peak, memory.tree_rss()),
+                                 "workers_asked": getattr(run, "n", 0),
+                                 "workers_ran": getattr(run, "ran", getattr(run, "n", 0)),
+                                 "per_worker_bytes": getattr(run, "per_worker", None),
+                                 "timing_groups": timed["groups"]}},
             variants=variants, studies=studies,
             degenerate_outputs=evaluate.degenerate_from(streams[reference_row], list(source.output_names),
                                                         bool(truth)))
@@ -232,16 +249,19 @@ def _mcu_facts(run, job, names: list[str], goal, seed: int, reporter) -> dict:
 
 
 def _timing(run, job, names: list[str], reference_row: str, threads: int, batch: int, time_budget: float,
-            reporter) -> dict:
-    """Latency and throughput of the float model and every variant, as one task that runs alone."""
+            reporter, needs: dict | None = None, budget: int | None = None) -> dict:
+    """Latency and throughput of the float model and every variant, as one task that runs alone, in groups
+    that fit what the budget leaves (`tasks.timing`)."""
+    import os
+
     with reporter.task("Timing (alone)", 1) as advance:
-        timed = run.run([Task("timing", tasks.timing, (job, names, reference_row, threads, batch, time_budget),
-                              exclusive=True)])["timing"]
+        timed = run.run([Task("timing", tasks.timing, (job, names, reference_row, threads, batch, time_budget,
+                                                       needs, budget, os.getpid()), exclusive=True)])["timing"]
         advance()
     if isinstance(timed, Died):
         raise InputError(f"The timing task did not finish: {timed.reason}. Fix: run again with fewer "
                          "techniques or more memory.")
-    return timed["timing"]
+    return timed
 
 
 def _variants(folder: Path, source, reference_row: str, reference_file, techniques, order: list[str], rows: dict,
@@ -297,9 +317,19 @@ def _chunk(source, evaluation) -> int:
     return int(max(1, min(32, tasks.MEMORY_BOUND // max(16 * per_sample, 1))))
 
 
-def _throughput_batch(job, names: list[str], batch: int) -> int:
-    """The largest batch up to `batch` at which every variant's tensors stay within the memory bound."""
-    smallest = min((tasks.chunk_rows(job.path(f"{n}.tflite").read_bytes()) for n in names), default=batch)
+def _throughput_batch(job, names: list[str], batch: int, needs: dict | None = None) -> int:
+    """The largest batch up to `batch` at which every variant's interpreter stays within the memory bound: from
+    the memory measured at evaluation (`tasks.interpreter_memory`: the arena's activations, not only the I/O
+    tensors), else from the file's tensors at batch 1. The timing lowers it further to fit the budget."""
+    needs = needs or {}
+    smallest = batch
+    for n in names:
+        if needs.get(n):
+            m = needs[n]
+            fits = (tasks.MEMORY_BOUND - m["fixed"]) // m["per_sample"] if m["per_sample"] else batch
+        else:
+            fits = tasks.chunk_rows(job.path(f"{n}.tflite").read_bytes())
+        smallest = min(smallest, fits)
     return int(max(1, min(batch, smallest)))
 
 
@@ -371,9 +401,10 @@ def _convert_and_evaluate(run, job, techniques, reference_row, reporter, evaluat
             error = bad.reason if isinstance(bad, Died) else bad["error"]
             rows[name] = Variant(name, get(name).engine, "failed", error=error)
             continue
-        stream = parts[0]
+        stream, held = parts[0], getattr(parts[0], "memory", None)
         for p in parts[1:]:
             stream = stream.merge(p)
+        stream.memory = held  # what its interpreter held, measured in the first shard
         streams[name] = stream
     return rows, streams, converted
 
@@ -444,7 +475,8 @@ def compare(model, data_path, calib_path=None, techniques=None, out=None, *, cal
             seed: int = 0, x_key: str = "x", y_key: str = "y", unsafe: bool = False, force: bool = False,
             threads: int = 1, batch: int = 32, qat_epochs: int = 0, goal=None, calib_sizes=None,
             workers: int | None = None, ray: str | None = None, time_budget: float | None = None,
-            runner=None, reporter=None, spec: TaskSpec | None = None, metric=None) -> Results:
+            runner=None, reporter=None, spec: TaskSpec | None = None, metric=None,
+            max_memory: float | None = None) -> Results:
     """Study a user's model file on a user's data file: every technique, one table.
 
     Without `calib_path`, calibration samples come from `data_path` by a seeded split, and the rest
@@ -456,13 +488,13 @@ def compare(model, data_path, calib_path=None, techniques=None, out=None, *, cal
     owned = None
     if runner is None and not isinstance(model, models.Source):
         workers = _default_workers(Path(model)) if workers is None and not ray else workers
-        owned = runner = executor.make(workers, ray)
+        owned = runner = executor.make(workers, ray, memory.budget(max_memory))
     try:
         source = _load_model(model, unsafe, runner)
         return _compare(source, data_path, calib_path, techniques, out, calib_size=calib_size, seed=seed,
                         x_key=x_key, y_key=y_key, unsafe=unsafe, force=force, threads=threads, batch=batch,
                         qat_epochs=qat_epochs, goal=goal, calib_sizes=calib_sizes, time_budget=time_budget,
-                        runner=runner, reporter=reporter, spec=spec, metric=metric)
+                        runner=runner, reporter=reporter, spec=spec, metric=metric, max_memory=max_memory)
     finally:
         if owned is not None:
             owned.close()
@@ -485,7 +517,7 @@ def _load_model(model, unsafe: bool, runner):
 
 def _compare(source, data_path, calib_path, techniques, out, *, calib_size, seed, x_key, y_key, unsafe, force,
              threads, batch, qat_epochs, goal, calib_sizes, time_budget, runner, reporter, spec,
-             metric) -> Results:
+             metric, max_memory=None) -> Results:
     out = study_folder(source, out)
     check_new_dir(out, force)
     spec = (spec or TaskSpec()).check(source.output_names)
@@ -506,6 +538,7 @@ def _compare(source, data_path, calib_path, techniques, out, *, calib_size, seed
     return run_study(source, evaluation, calib, techniques, out, force=force, threads=threads, batch=batch,
                      reporter=reporter, qat_epochs=qat_epochs, seed=seed, goal=goal, calib_sizes=calib_sizes,
                      calib_pool=train, unsafe=unsafe, runner=runner, time_budget=time_budget, spec=spec, metric=metric,
+                     max_memory=max_memory,
                      train=_training(train, source) if qat_epochs > 0 else None,
                      data_info={"name": Path(str(data_path)).name, **info, **_classes(data_path)},
                      settings={"seed": seed, "calib_size": calib_size, "threads": threads, "batch": batch,
@@ -543,7 +576,7 @@ DEMO_TIME_BUDGET_S = 10.0  # the digits CNN's timing: its small variants converg
 def demo(out="runs/demo", epochs: int = 10, seed: int = 0, calib_size: int = 200, force: bool = False,
          techniques=None, threads: int = 1, batch: int = 32, qat_epochs: int = 0, goal=None, calib_sizes=None,
          workers: int | None = None, ray: str | None = None, time_budget: float | None = None,
-         reporter=None) -> Results:
+         reporter=None, max_memory: float | None = None) -> Results:
     """The reference experiment: train the article's CNN on digits, then study every technique."""
     reporter = reporter or Silent()
     time_budget = DEMO_TIME_BUDGET_S if time_budget is None else time_budget
@@ -560,6 +593,7 @@ def demo(out="runs/demo", epochs: int = 10, seed: int = 0, calib_size: int = 200
         force=force, threads=threads, batch=batch, reporter=reporter, save_keras=True,
         qat_epochs=qat_epochs, train=([split.x_train], split.y_train), seed=seed, goal=goal,
         calib_sizes=calib_sizes, calib_pool=split.x_train, workers=workers, ray=ray, time_budget=time_budget,
+        max_memory=max_memory,
         # the data beside the model, so `quantbench compare` can be tried on it
         artifacts={"digits-train.npz": data.npz_bytes(x=split.x_train, y=split.y_train),
                    "digits-test.npz": data.npz_bytes(x=split.x_test, y=split.y_test)},

@@ -7,13 +7,14 @@ stays flat whatever the size of the evaluation set.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import engines, evaluate, verify
+from . import engines, evaluate, memory, verify
 from .errors import ConversionError, LiteRTError, TrainingError
 from .outputs import TaskSpec, Truth
 from .runtime import align
@@ -126,11 +127,14 @@ def reference(job: Job) -> evaluate.Stream:
     """The float model's outputs on every evaluation sample, written to the work folder a chunk at a time."""
     from numpy.lib.format import open_memmap
 
-    source = source_of(job)
-    stream, maps, bad = evaluate.Stream(job.keep_all), None, {}
+    before = memory.rss()  # the float model's memory: the RSS its loading (here, unless already loaded in
+    source = source_of(job)  # this process) and first predict add; TensorFlow's own allocations are not
+    stream, maps, bad = evaluate.Stream(job.keep_all), None, {}  # enumerable as an interpreter's tensors are
     for start in range(0, job.n, job.chunk):
         stop = min(start + job.chunk, job.n)
         outs = [np.asarray(o, np.float32) for o in source.predict(job.eval_rows(start, stop))]
+        if start == 0:
+            stream.memory = {"bytes": max(memory.rss() - before, 0), "batch": stop - start, "how": "rss"}
         for name, o in zip(job.output_names, outs):  # every figure is measured against these: NaN is refused
             bad[name] = bad.get(name, 0) + evaluate.non_finite(o)
         if maps is None:
@@ -201,19 +205,50 @@ def evaluate_shard(job: Job, name: str, start: int, stop: int):
     except LiteRTError as exc:  # LiteRT refusing a converted model is a row; quantbench's own bugs surface
         return _refused(name, exc)
     stream = evaluate.Stream(job.keep_all)
-    for a in range(start, stop, job.chunk):
-        b = min(a + job.chunk, stop)
+    first = model.memory_bytes(), model.inputs[0].shape[0] if model.inputs else 1
+    chunk = variant_chunk(model, first[0], job.chunk)
+    for a in range(start, stop, chunk):
+        b = min(a + chunk, stop)
         feed = align(job.input_names, job.eval_rows(a, b), [t.name for t in model.inputs])
         try:
             outs = model.predict(feed)
         except (LiteRTError, RuntimeError) as exc:  # RuntimeError: LiteRT's invoke refusing, e.g. in XNNPACK
             return _refused(name, exc)
+        if a == start:
+            stream.memory = interpreter_memory(model, *first, b - a)
         outs = align([t.name for t in model.outputs], outs if isinstance(outs, list) else [outs], job.output_names)
         why = evaluate.non_finite_error(outs, job.output_names)  # NaN where the float model is finite (checked)
         if why:
             return {"status": "failed", "error": f"{name}: {why}"}
         stream.update(outs, job.reference_rows(a, b))
     return stream
+
+
+def variant_chunk(model, at_load: int, chunk: int) -> int:
+    """Samples per predict call for this variant: the study's chunk (fixed from the float model's inputs and
+    outputs before any conversion), lowered until the interpreter's tensors measured at load (every tensor but
+    the file, at the file's batch: what a sample can cost at most) fit MEMORY_BOUND. A large-activation model's
+    chunk is set by its activations, not by its I/O."""
+    per_sample = max(at_load - model.size_bytes, 1) / max(model.inputs[0].shape[0] if model.inputs else 1, 1)
+    return int(max(1, min(chunk, MEMORY_BOUND // per_sample)))
+
+
+def interpreter_memory(model, at_load: int, load_batch: int, batch: int) -> dict:
+    """What an interpreter holds at batch `batch` (`LiteModel.memory_bytes`, just after its first predict at that
+    batch), and the linear model of it that timing sizes its groups and batches by: fixed + per_sample × batch,
+    from the figures at the file's own batch (`at_load`) and at `batch`. A model whose batch dimension is fixed
+    runs any batch as invokes of that size: it needs no more at a larger one (per_sample 0). A model read only
+    at one batch counts everything but its file as per sample (an over-estimate, which is the safe side)."""
+    now = model.memory_bytes()
+    if not model.resizable:
+        return {"bytes": now, "fixed": now, "per_sample": 0, "batch": batch}
+    load_batch = max(int(load_batch), 1)
+    if batch != load_batch and now != at_load:
+        per_sample = max((now - at_load) / (batch - load_batch), 0.0)
+    else:
+        per_sample = float(max(now - model.size_bytes, 0)) / max(batch, 1)
+    fixed = max(now - per_sample * batch, 0.0)
+    return {"bytes": int(now), "fixed": int(fixed), "per_sample": int(math.ceil(per_sample)), "batch": int(batch)}
 
 
 def layer_errors(job: Job, top: int = 10) -> dict:
@@ -316,22 +351,80 @@ def mcu_facts(job: Job, names: list[str], seed: int, budget=None) -> dict:
     return facts
 
 
+ANCHOR = "float32"  # the variant every timing group holds: each ratio to it is measured in the same rounds
+
+
+@dataclass(frozen=True)
+class TimingPlan:
+    """Which interpreters the timing holds at once (each group timed on its own, the anchor in every one) and
+    the throughput batch, sized from each variant's measured memory (`interpreter_memory`)."""
+
+    groups: list
+    batch: int
+    free: int | None  # bytes the interpreters may hold at once (None: no budget)
+
+
+def need(memory: dict, name: str, batch: int) -> int:
+    """Bytes `name`'s interpreter holds at `batch`, from its measured linear model; the largest known for a
+    variant never measured (the safe side)."""
+    m = memory.get(name) or max(memory.values(), key=lambda v: v["fixed"] + v["per_sample"] * batch, default=None)
+    return 0 if m is None else int(m["fixed"] + m["per_sample"] * batch)
+
+
+def plan_timing(names: list[str], memory: dict, batch: int, free: int | None, anchor: str = ANCHOR) -> TimingPlan:
+    """Groups of variants whose interpreters fit `free` bytes together at the throughput batch, each with the
+    anchor (when it is among `names`), in the order given; the batch is lowered (not below 1) until the anchor
+    and the largest other variant fit together. Without a budget: every variant in one group."""
+    names = list(names)
+    if free is None or not names:
+        return TimingPlan([names] if names else [], batch, free)
+    anchored = anchor in names
+    others = [n for n in names if n != anchor]
+    b = max(int(batch), 1)
+    while b > 1 and (need(memory, anchor, b) if anchored else 0) + max(
+            [need(memory, n, b) for n in others] or [0]) > free:
+        b -= 1
+    base = need(memory, anchor, b) if anchored else 0
+    groups, current, used = [], [], base
+    for n in others:
+        cost = need(memory, n, b)
+        if current and used + cost > free:
+            groups.append(current)
+            current, used = [], base
+        current.append(n)
+        used += cost
+    if current or not groups:
+        groups.append(current)
+    return TimingPlan([[anchor, *g] if anchored else g for g in groups], b, free)
+
+
 def timing(job: Job, names: list[str], reference_row: str, threads: int, batch: int,
-           time_budget: float | None = None) -> dict:
-    """Latency and throughput of the float model and every variant, interleaved; run alone on the machine."""
+           time_budget: float | None = None, needs: dict | None = None, budget: int | None = None,
+           root: int | None = None) -> dict:
+    """Latency and throughput of the float model and every variant, interleaved; run alone on the machine.
+
+    With a memory `budget` (bytes for the whole study's process tree, whose main process is `root`), the
+    variants are timed in groups that fit what the tree leaves of it now (`plan_timing`), from each variant's
+    memory `needs` measured at evaluation (`interpreter_memory`); float32 is in every group."""
     from . import bench
     from .runtime import LiteModel
 
     source = source_of(job)
     n = min(job.n, TIMING_SAMPLES)
     x = job.eval_rows(0, n)
-    lite, feeds = {}, {}
-    for name in names:
-        lite[name] = LiteModel(job.path(f"{name}.tflite"), num_threads=threads)
-        feeds[name] = align(job.input_names, x, [t.name for t in lite[name].inputs])
+    free = None if budget is None else max(int(budget) - memory.tree_rss(root), 0)
+    plan = plan_timing(names, needs or {}, batch, free)
+
+    def load(name):
+        model = LiteModel(job.path(f"{name}.tflite"), num_threads=threads)
+        return model, align(job.input_names, x, [t.name for t in model.inputs])
+
+    io_bytes = {name: bench.sample_bytes(LiteModel(job.path(f"{name}.tflite"), allocate=False)) for name in names}
     start = time.perf_counter()
-    result = bench.measure(source, lite, feeds, x, batch=batch, reference=reference_row, time_budget=time_budget)
-    return {"timing": result, "seconds": round(time.perf_counter() - start, 2)}
+    result = bench.measure_groups(source, load, plan.groups, x, batch=plan.batch, reference=reference_row,
+                                  time_budget=time_budget, anchor=ANCHOR, io_bytes=io_bytes)
+    return {"timing": result, "seconds": round(time.perf_counter() - start, 2), "groups": plan.groups,
+            "batch": plan.batch, "free_bytes": free}
 
 
 def chunk_rows(content: bytes) -> int:

@@ -1,0 +1,150 @@
+"""Issue 22: peak memory (RSS summed over the process tree every 0.2 s) and wall time of default `quantbench
+compare` on a large-activation audio model and on MobileNetV2 224, for a base tree and this one, interleaved in
+one run; `--max-memory 2` on MobileNetV2; and latency ratios to float32 timed in groups against all at once.
+
+Cases:
+  audio       bench/scale.py's audio50d.keras (Conv1D stack on 43,844 samples, 3 sigmoid outputs), 24 clips
+  basicpitch  basic-pitch 0.4.0's SavedModel (the installed package's saved_models/icassp_2022/nmp: the issue's
+              published audio model, 43,844 samples, 3 outputs), the same 24 clips
+  mobilenet   MobileNetV2 224 (weights=None), 300 random images, --calib-size 200 (100 evaluated)
+  mobilenet2  the same with --max-memory 2 (this tree only)
+  ratios      the demo's variants timed all at once and in groups of two (float32 + one), in one process,
+              alternating, --rounds times: does each per-round ratio to float32 agree within its interval?
+
+Usage:
+  .venv/bin/python bench/memory.py --base /tmp/qb22-base --cases audio,mobilenet,mobilenet2,ratios
+Models and data come from bench/scale.py's cache (built once into --cache). Nothing is downloaded.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import scale  # noqa: E402  (tree_rss and the model builders)
+
+HERE = Path(__file__).resolve().parents[1]
+
+
+def run(tree: Path, args: list[str], label: str) -> dict:
+    """One `quantbench` command with PYTHONPATH=tree: wall time, peak tree RSS sampled every 0.2 s."""
+    out = Path(tempfile.mkdtemp(prefix="qb-mem-")) / "study"
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    cmd = [sys.executable, "-m", "quantbench", *args, "--out", str(out), "--quiet"]
+    start = time.perf_counter()
+    # run from a folder of its own: `-m` puts the working directory first on sys.path, before PYTHONPATH
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=out.parent)
+    ps = psutil.Process(proc.pid)
+    peak, series = 0, []
+    while proc.poll() is None:
+        rss = scale.tree_rss(ps)
+        peak = max(peak, rss)
+        series.append((round(time.perf_counter() - start, 1), round(rss / 2 ** 30, 2)))
+        time.sleep(0.2)
+    wall = time.perf_counter() - start
+    err = proc.stderr.read()
+    row = {"case": label, "tree": str(tree), "wall_s": round(wall, 1), "peak_tree_gib": round(peak / 2 ** 30, 2),
+           "exit": proc.returncode, "peak_at_s": max(series, key=lambda p: p[1])[0] if series else None}
+    if proc.returncode != 0:
+        row["stderr"] = err.strip()[-600:]
+    else:
+        res = json.loads((out / "results.json").read_text())
+        row["accuracy"] = {v["technique"]: v.get("accuracy") for v in res["variants"] if v["status"] == "ok"}
+        row["settings"] = {k: res["settings"].get(k) for k in ("workers", "executor", "chunk", "throughput_batch")}
+        mem = res["settings"].get("memory")
+        if mem:
+            row["memory"] = {"budget_gib": round(mem["budget_bytes"] / 2 ** 30, 2),
+                             "peak_seen_gib": round(mem["peak_bytes"] / 2 ** 30, 2), "workers_asked":
+                             mem["workers_asked"], "workers_ran": mem["workers_ran"],
+                             "timing_groups": len(mem["timing_groups"])}
+            row["memory_mib"] = {v["technique"]: round(v["memory_bytes"] / 2 ** 20, 1) for v in res["variants"]
+                                 if v.get("memory_bytes")}
+        if err.strip():
+            row["stderr"] = err.strip()[-300:]
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def ratios(tree: Path, rounds: int, budget: float) -> list[dict]:
+    """The demo's variants (a study made here), timed all at once and in groups of float32 + one, alternating in
+    this process: each variant's per-round ratio to float32 with its 95 % interval, both ways."""
+    sys.path.insert(0, str(tree))
+    from quantbench import bench, study
+    from quantbench.models import load_model
+    from quantbench.runtime import LiteModel
+
+    folder = Path(tempfile.mkdtemp(prefix="qb-mem-demo-")) / "demo"
+    study.demo(out=folder, epochs=3, workers=0)
+    names = [p.stem for p in sorted(folder.glob("*.tflite")) if p.stem != "recommended"]
+    import numpy as np
+
+    x = [np.load(folder / "digits-test.npz")["x"][:64]]
+    source = load_model(folder / "model.keras")
+
+    def load(name):
+        return LiteModel(folder / f"{name}.tflite"), x
+
+    others = [n for n in names if n != "float32"]
+    out = []
+    for r in range(rounds):
+        for how, groups in (("all at once", [["float32", *others]]), ("groups of 2", [["float32", n] for n in others])):
+            t = bench.measure_groups(source, load, groups, x, batch=32, time_budget=budget, seed=r)
+            row = {"round": r, "how": how, "vs_float32": {n: [round(t[n]["latency_ms"]["vs_float32"]["median"], 3),
+                                                              [round(c, 3) for c in t[n]["latency_ms"]["vs_float32"]["ci95"] or []]]
+                                                          for n in others}}
+            print(json.dumps(row), flush=True)
+            out.append(row)
+    for r in range(rounds):
+        a, g = out[2 * r]["vs_float32"], out[2 * r + 1]["vs_float32"]
+        agree = {n: not (a[n][1] and g[n][1] and (a[n][1][1] < g[n][1][0] or g[n][1][1] < a[n][1][0])) for n in others}
+        print(json.dumps({"round": r, "intervals_overlap": sum(agree.values()), "of": len(agree),
+                          "apart": [n for n, ok in agree.items() if not ok]}), flush=True)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--base", required=True, help="a checkout of the base commit (its PYTHONPATH)")
+    p.add_argument("--tree", default=str(HERE), help="this branch's checkout")
+    p.add_argument("--cases", default="audio,mobilenet,mobilenet2,ratios")
+    p.add_argument("--cache", default="/tmp/qb-scale")
+    p.add_argument("--rounds", type=int, default=2, help="repetitions of the ratios case")
+    p.add_argument("--budget", type=float, default=10.0, help="timing seconds per measure in the ratios case")
+    a = p.parse_args()
+    cache = Path(a.cache)
+    scale.build(cache)
+    base, tree = Path(a.base), Path(a.tree)
+    audio = ["compare", str(cache / scale.AUDIO), "--data", str(cache / "audio24.npz")]
+    mobilenet = ["compare", str(cache / "mobilenetv2.keras"), "--data", str(cache / "img300.npz"), "--calib-size", "200"]
+    for case in a.cases.split(","):
+        if case == "audio":
+            for t, label in ((base, "audio base"), (tree, "audio branch")):
+                run(t, audio, label)
+        elif case == "mobilenet":
+            for t, label in ((base, "mobilenet base"), (tree, "mobilenet branch")):
+                run(t, mobilenet, label)
+        elif case == "basicpitch":  # the issue's own model: basic-pitch 0.4.0's SavedModel, from its installed wheel
+            import basic_pitch
+
+            nmp = Path(basic_pitch.__file__).parent / "saved_models" / "icassp_2022" / "nmp"
+            for t, label in ((base, "basic-pitch base"), (tree, "basic-pitch branch")):
+                run(t, ["compare", str(nmp), "--data", str(cache / "audio24.npz")], label)
+        elif case == "mobilenet-branch":  # this tree alone (after a change, when base's figure is already known)
+            run(tree, mobilenet, "mobilenet branch")
+        elif case == "mobilenet2":
+            run(tree, [*mobilenet, "--max-memory", "2"], "mobilenet branch --max-memory 2")
+        elif case == "ratios":
+            ratios(tree, a.rounds, a.budget)
+
+
+if __name__ == "__main__":
+    main()
