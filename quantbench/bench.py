@@ -375,6 +375,7 @@ def measure_groups(source, load: Callable, groups: list[list[str]], x, batch: in
         gc.collect()
 
     lite_ref = source.lite is not None
+    groups = groups or ([[]] if lite_ref else [])  # every variant failed: a .tflite reference is timed alone
     # a .tflite reference that is the anchor itself (a float .tflite studied) is in every group, else in the first
     joins = [lite_ref and (k == 0 or reference == anchor) for k in range(len(groups))]
     plan = [(f"group {k + 1}/{len(groups)}" if len(groups) > 1 else "", len(g) + joins[k],

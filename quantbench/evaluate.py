@@ -152,8 +152,9 @@ class Stream:
                 self.distribution[i] = self.distribution[i] and later.distribution[i]
             if self.top5[i] is not None:
                 self.top5[i] += later.top5[i]
-            if self.raw[i] is not None:
-                self.raw[i] += later.raw[i]
+            # kept by both shards or by neither (each decided on its first chunk): values from one shard alone
+            # would not line up with the samples, so the output is then scored by fidelity
+            self.raw[i] = None if self.raw[i] is None or later.raw[i] is None else self.raw[i] + later.raw[i]
             self.unit[i] = self.unit[i] and later.unit[i]
             later_dev = later.max_dev[i] if np.array_equal(later.first_row[i], self.first_row[i]) else np.inf
             self.max_dev[i] = max(self.max_dev[i], later_dev)

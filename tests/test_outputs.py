@@ -270,3 +270,12 @@ def test_probability_rows_keep_no_raw_values_and_other_outputs_do():
     assert evaluate.Stream(keep_all=True).update([probs], [probs]).raw[0] is not None
     wide = np.zeros((2, outputs.RAW_LIMIT + 1), np.float32)
     assert evaluate.Stream().update([wide], [wide]).raw[0] is None
+
+
+def test_shards_that_decided_differently_on_raw_values_merge_without_them():
+    sums_to_one = np.array([[0.5, 0.5]], np.float32)    # a sigmoid pair that happens to sum to 1 in this shard
+    other = np.array([[0.9, 0.8]], np.float32)
+    first, later = evaluate.Stream().update([sums_to_one], [sums_to_one]), evaluate.Stream().update([other], [other])
+    assert first.raw[0] is None and later.raw[0] is not None
+    assert later.merge(first).raw[0] is None and evaluate.Stream().update([other], [other]).merge(
+        evaluate.Stream().update([sums_to_one], [sums_to_one])).raw[0] is None
