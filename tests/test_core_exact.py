@@ -351,7 +351,7 @@ def test_check_options_messages():
         "--optimize latency with --target mcu: latency on this host says nothing about a microcontroller, so "
         "quantbench does not rank by it. Fix: drop --optimize latency (the smallest variant in RAM plus flash is "
         "chosen).")
-    assert _message(recommend.check_options, "mcu", "size", 1.0, -1) .startswith("--max-ram is -1.")
+    assert _message(recommend.check_options, "mcu", "size", 1.0, -1).startswith("--max-ram is -1.")
     assert _message(recommend.check_options, "mcu", "size", 1.0, None, 0).startswith("--max-flash is 0.")
     assert recommend.check_options("cpu", "size", 0.0) is None
     assert recommend.check_options("mcu", "size", 0.0, 1, 1) is None
@@ -479,8 +479,7 @@ def test_non_finite_and_messages():
 def test_cosines_and_db():
     a = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [3.0, 4.0], [1.0, 1.0]])
     b = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0], [4.0, 3.0], [-2.0, -2.0]])
-    assert evaluate.cosines(a, b).tolist() == [1.0, 0.0, 0.0, 24 / 25, -1.0000000000000002] or \
-        np.allclose(evaluate.cosines(a, b), [1.0, 0.0, 0.0, 0.96, -1.0], rtol=0, atol=1e-15)
+    assert evaluate.cosines(a, b).tolist() == pytest.approx([1.0, 0.0, 0.0, 0.96, -1.0], rel=0, abs=1e-15)
     assert evaluate._db(1.0, 0.0) is None and evaluate._db(0.0, 1.0) is None
     assert evaluate._db(100.0, 1.0) == 20.0 and evaluate._db(1.0, 3.0) == -4.771
     assert evaluate._finite(-np.inf) is None and evaluate._finite(np.inf) is None and evaluate._finite(1.23456) == 1.235
@@ -560,7 +559,7 @@ def test_stream_merge_in_order():
         for key in ("top1", "top5", "raw"):
             got, want = merged.kept(i)[key], whole.kept(i)[key]
             assert (got is None and want is None) or got.tolist() == want.tolist()
-        assert merged.kept(i) .keys() == whole.kept(i).keys()
+        assert merged.kept(i).keys() == whole.kept(i).keys()
     assert merged.signal.tolist() == pytest.approx(whole.signal.tolist())
     assert merged.noise.tolist() == pytest.approx(whole.noise.tolist())
     assert merged.cosine.tolist() == pytest.approx(whole.cosine.tolist())
@@ -706,7 +705,8 @@ def test_finish_with_a_metric():
 def test_small_helpers():
     assert evaluate.top1(np.array([[[0.1, 0.9]], [[0.8, 0.2]]])).tolist() == [1, 0]
     assert evaluate.accuracy([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]], np.array([1, 1, 1])) == pytest.approx(2 / 3)
-    assert evaluate.agreement([[0.1, 0.9], [0.8, 0.2]], [[0.4, 0.6], [0.4, 0.6]]) == 0.5
+    assert evaluate.agreement([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]], [[0.4, 0.6], [0.4, 0.6], [0.4, 0.6]]) == \
+        pytest.approx(2 / 3)
     assert evaluate.is_classifier((5, 2)) and not evaluate.is_classifier((5, 1))
     assert not evaluate.is_classifier((5, 2, 2)) and not evaluate.is_classifier((5,))
     evaluate.check_reference([np.ones((2, 2)), np.zeros(2)], ["a", "b"], "x")
@@ -793,9 +793,10 @@ def test_two_uncertain_outputs_are_joined():
 
 
 def test_stream_sums_over_chunks():
-    ref, out = np.array([[3.0, 4.0], [1.0, 0.0]]), np.array([[3.0, 4.0], [0.0, 1.0]])
+    ref, out = np.array([[3.0, 4.0], [1.0, 0.0]]), np.array([[3.0, 3.0], [0.0, 1.0]])
     s = evaluate.Stream().update([out[:1]], [ref[:1]]).update([out[1:]], [ref[1:]])
-    assert s.signal.tolist() == [26.0] and s.noise.tolist() == [2.0] and s.cosine.tolist() == [1.0]
+    assert s.signal.tolist() == [26.0] and s.noise.tolist() == [3.0]
+    assert s.cosine.tolist() == [pytest.approx(21 / (5 * math.sqrt(18)))]
     assert evaluate.Stream().update([np.array([[0.0, 1.0]])], [np.array([[0.0, 1.0]])]).unit == [True]
 
 
