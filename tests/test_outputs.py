@@ -69,7 +69,8 @@ def test_labels_that_do_not_fit_say_what_was_expected(y, shape, spec, message):
 
 
 @pytest.mark.parametrize("y, message", [
-    (np.array(3), r"Labels 'y' in d are a single value, not one per sample"),
+    (np.array(3), r"^Labels 'y' in d are a single value, not one per sample\. Expected an array with one label \(or "
+                  r"one row of targets\) per sample\. Fix: save aligned labels\.$"),
     (np.array([1 + 2j, 0j]), r"Labels 'y' in d have dtype complex128\. Expected numbers"),
     (np.array([b"a", b"b"]), r"Labels 'y' in d have dtype \|S1\. Expected numbers"),
     (np.array([0, 1, 1]), r"Labels 'y' in d have 3 entries but the inputs have 2 samples"),
