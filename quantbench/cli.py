@@ -578,6 +578,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"quantbench: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # an unexpected failure: say so in one line, traceback with --debug
+        if errors.pending is not None and not debug_enabled():
+            # the signal's Interrupted was raised inside a library's cleanup, whose `finally` failed on the state
+            # the interrupt left (seen once in TensorFlow: a TypeError replaced it): the signal is the cause
+            print(f"quantbench: interrupted ({errors.pending}); unfinished output removed", file=sys.stderr)
+            return errors.pending.exit_code
         if debug_enabled():
             raise
         print(f"quantbench: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"

@@ -84,3 +84,24 @@ def test_compare_ends_with_the_folder_it_wrote(tiny_keras_path, digits_npz, tmp_
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == (f"Wrote {out}/ (report.html, report.md, results.json, one .tflite per technique, "
                        "recommended.tflite)")
+
+
+def test_an_error_raised_while_a_signal_unwinds_is_the_interrupt(tmp_path, monkeypatch, capsys):
+    """A library's cleanup can fail on the state an interrupt left and replace it (a TypeError inside TensorFlow,
+    once, under SIGTERM): the signal is the cause, so the exit is 143 and says interrupted, not internal error."""
+    import signal as sig
+
+    from quantbench import errors, study
+    from quantbench.cli import main
+
+    def broken(**kwargs):
+        errors.pending = errors.Interrupted(sig.SIGTERM)
+        raise TypeError("int() argument must be a string, a bytes-like object or a real number, not 'TensorShape'")
+
+    monkeypatch.setattr(study, "demo", broken)
+    assert main(["demo", "--out", str(tmp_path / "d"), "--quiet"]) == 143
+    assert capsys.readouterr().err == "quantbench: interrupted (SIGTERM); unfinished output removed\n"
+    assert errors.pending is None
+    monkeypatch.setattr(study, "demo", lambda **kwargs: (_ for _ in ()).throw(TypeError("a bug")))
+    assert main(["demo", "--out", str(tmp_path / "d"), "--quiet"]) == 1  # without a signal: still a bug
+    assert "internal error: TypeError: a bug" in capsys.readouterr().err
