@@ -259,26 +259,28 @@ def finish(streams: dict[str, Stream], reference: str, labels=None, names: list[
     first = next((i for i, name in enumerate(names) if kinds[i] in ("classes", "binary") and name in truth.labels),
                  None)
     probs = kinds[0] == "classes" and bool(ref.distribution[0])
-    base = streams.get(BASELINE)
-    base_hits = None
-    if first is not None and base is not None:
-        base_hits = _hits(score(kinds[first], base.kept(first), ref_kept[first], truth.labels[names[first]], spec))
     custom = None
     if metric is not None:
         fn, metric_name = metric
         custom = custom_metric(fn, metric_name, names, truth.labels, {
             name: [s.kept(i)["raw"].reshape(s.n, *s.shapes[i]) for i in range(k)] for name, s in streams.items()},
             reference)
-    result = {}
+    scored, hits_of = {}, {}  # every variant's outputs scored once; per sample hits of the first labelled one
     for name, s in streams.items():
         outs = []
         for i, out_name in enumerate(names):
-            scored = score(kinds[i], s.kept(i), ref_kept[i], truth.labels.get(out_name), spec)
-            outs.append({"output": out_name, **scored, **({} if spec.scored(out_name) else {"scored": False})})
-        hits = _hits(outs[first]) if first is not None else None
+            found = score(kinds[i], s.kept(i), ref_kept[i], truth.labels.get(out_name), spec)
+            outs.append({"output": out_name, **found, **({} if spec.scored(out_name) else {"scored": False})})
         for o in outs:
-            o.pop("_hits", None)
-        class_like = [KINDS[kinds[i]].class_like for i in range(k)]
+            hits = o.pop("_hits", None)
+            if first is not None and o is outs[first]:
+                hits_of[name] = hits
+        scored[name] = outs
+    base_hits = hits_of.get(BASELINE)
+    class_like = [KINDS[kinds[i]].class_like for i in range(k)]
+    result = {}
+    for name, s in streams.items():
+        outs, hits = scored[name], hits_of.get(name)
         row = {"accuracy": None, "accuracy_ci": None, "drop_ci_pp": None, "accuracy_delta_pp": None,
                "p_vs_float32": None, "top5": None, "agreement": outs[0].get("agreement") if class_like[0] else None,
                "sqnr_db": _db(float(np.sum(s.signal)), float(np.sum(s.noise))),
@@ -295,9 +297,6 @@ def finish(streams: dict[str, Stream], reference: str, labels=None, names: list[
         result[name] = row
     return result
 
-
-def _hits(scored: dict) -> np.ndarray | None:
-    return scored.get("_hits")
 
 
 def measure(outputs: dict, reference: str, labels=None, names: list[str] | None = None,

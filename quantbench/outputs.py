@@ -646,17 +646,18 @@ def describe(o: dict) -> str:
     if m == "sqnr_db":
         return "SQNR ∞ dB (identical)" if o["value"] is None else f"SQNR {o['value']:.1f} dB"
     if m == "mae":
-        return "MAE " + ("+∞ %" if o.get("loss") is None else f"{_signed(o['loss'])} %")
+        return "MAE " + ("+∞ %" if o.get("loss") is None else f"{signed(o['loss'])} %")
     if m == "agreement":
         return f"top-1 agreement {o['value'] * 100:.2f} %"
     if m == "metric":
         return f"{o.get('name', 'metric')} {o['value']:.4g} (float {o['reference']:.4g})"
-    return f"{'F1' if m == 'f1' else 'accuracy'} {_signed(-o['loss'])} pp"
+    return f"{'F1' if m == 'f1' else 'accuracy'} {signed(-o['loss'])} pp"
 
 
-def _signed(x: float) -> str:
+def signed(x: float) -> str:
+    """+1.25 or -0.40, never -0.00."""
     text = f"{x:+.2f}"
-    return text.replace("-0.00", "+0.00")
+    return "+0.00" if text == "-0.00" else text
 
 
 def verdict(o: dict, budget: Budget) -> dict:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .errors import InputError
 from .files import check_new_file, note_written, write_file
+from .outputs import signed
 from .results import BASELINE, REFERENCE, Results, Variant
 from .techniques import get, names
 
@@ -505,12 +506,6 @@ KIND_WORDS = {
 }
 
 
-def _signed(x: float) -> str:
-    """+1.25 or -0.40, never -0.00."""
-    text = f"{x:+.2f}"
-    return "+0.00" if text == "-0.00" else text
-
-
 def _value_ci(o: dict) -> str:
     """An output's deciding value with its 95 % interval, in the units the table shows."""
     value, ci = o.get("value"), o.get("ci")
@@ -526,10 +521,10 @@ def _change(o: dict) -> str:
     if o.get("loss") is None or o["metric"] == "sqnr_db":
         return "—"
     sign, unit = (1, " %") if o["metric"] == "mae" else (-1, " pp")
-    text = _signed(sign * o["loss"]) + unit
+    text = signed(sign * o["loss"]) + unit
     if o.get("loss_ci"):
         lo, hi = sorted(sign * x for x in o["loss_ci"])
-        text += f" ({_signed(lo)}–{_signed(hi)})"
+        text += f" ({signed(lo)}–{signed(hi)})"
     return text
 
 
