@@ -201,6 +201,30 @@ def _subgraph_order(m: LiteModel) -> tuple[list[TensorInfo], list[TensorInfo]]:
     return ([ins[d["index"]] for d in it.get_input_details()], [outs[d["index"]] for d in it.get_output_details()])
 
 
+def at_data_shapes(content: bytes, inputs: list[np.ndarray]) -> bytes:
+    """A copy of `content` whose stored shapes are those LiteRT computes for one sample of `inputs`
+    (`LiteModel.inputs` order), with no dimension left unknown: TFLite Micro runs a model at its stored shapes and
+    resizes nothing, so a model whose inputs have unknown sizes (a batch or a time axis of -1) must be fixed at
+    the data's shape first. The bytes themselves when every input's stored shape already fits one sample."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    plain = LiteModel(content, delegates=False)
+    it = plain._interpreter
+    stored = {d["index"]: tuple(int(v) for v in d["shape"]) for d in it.get_input_details()}
+    wanted = {t.index: (1, *np.shape(a)[1:]) for t, a in zip(plain.inputs, inputs)}
+    unknown = any(int(v) < 0 for d in it.get_tensor_details() for v in d.get("shape_signature", ()))
+    if not unknown and all(stored.get(i) == shape for i, shape in wanted.items()):
+        return content
+    plain.set_batch(1)
+    plain.run([quantize(np.asarray(a[:1], np.float32), t) for t, a in zip(plain.inputs, inputs)])
+    shapes = {d["index"]: [int(v) for v in d["shape"]] for d in it.get_tensor_details()}
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    for index, tensor in enumerate(model.subgraphs[0].tensors or []):
+        if index in shapes:
+            tensor.shape, tensor.shapeSignature = shapes[index], None
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
 def _bits(dtype) -> int:
     return np.iinfo(dtype).bits
 
@@ -259,7 +283,8 @@ def measure(model, inputs: list[np.ndarray], litert: list[np.ndarray] | None = N
     content = m.path.read_bytes() if m.path else bytes(model)
     ins, outs = _subgraph_order(m)
     by_index = dict(zip([t.index for t in m.inputs], inputs))
-    result = run(content, [quantize(np.asarray(by_index[t.index], np.float32), t) for t in ins], worker=worker)
+    fixed = at_data_shapes(content, inputs)  # the arena is the one at the data's shapes; flash is the file's
+    result = run(fixed, [quantize(np.asarray(by_index[t.index], np.float32), t) for t in ins], worker=worker)
     n = len(inputs[0])
     if not result.runs:
         return Facts(False, result.reason, flash_bytes=len(content), samples=n)

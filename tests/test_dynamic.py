@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from quantbench import study
+from quantbench import recommend, study
 from quantbench.conversion import convert
-from quantbench.runtime import load
+from quantbench.runtime import load, quantize
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +74,37 @@ def test_cli_predict_and_bench_run_the_dynamic_model(sequence_model, tmp_path):
     assert proc.returncode == 0, proc.stderr
     files = json.loads((tmp_path / "b.json").read_text())["files"]
     assert [f["input_shapes"] for f in files] == [[[20, 4]]] * 2 and all(f["latency_ms"]["median"] > 0 for f in files)
+
+
+@pytest.mark.parametrize("name", ["float32", "int8-only"])
+def test_tflite_micro_runs_the_dynamic_model_at_the_datas_shape(sequence_model, name):
+    """TFLite Micro resizes nothing: the file's stored input is [1, 1, 4], which its kernel of 3 cannot even
+    prepare; quantbench fixes a copy at one sample of the data ([1, 20, 4]) and every tensor after it."""
+    pytest.importorskip("tflite_micro")
+    from quantbench import mcu
+    from quantbench.runtime import LiteModel
+
+    model, folder, x = sequence_model
+    content = (folder / f"{name}.tflite").read_bytes()
+    fixed = mcu.at_data_shapes(content, [x[:8]])
+    plain = LiteModel(fixed, delegates=False)
+    assert [t.shape for t in plain.inputs] == [(1, 20, 4)]
+    assert all(min(d["shape_signature"], default=1) > 0 for d in plain._interpreter.get_tensor_details())
+    assert mcu.at_data_shapes(fixed, [x[:8]]) is fixed  # nothing left to fix
+    facts = mcu.measure(folder / f"{name}.tflite", [x[:8]], reference=[model.predict(x[:8], verbose=0)])
+    assert facts.runs, facts.reason
+    assert facts.flash_bytes == len(content) and facts.arena_bytes > 0
+    assert facts.agreement_float == 1.0 and not facts.wrong, facts.gate
+    stored = mcu.run(content, [quantize(x[:8], LiteModel(content).inputs[0])])  # the file as stored: TFLM refuses it
+    assert not stored.runs and stored.reason
+
+
+def test_a_study_for_a_microcontroller_runs_the_dynamic_model(sequence_model, tmp_path):
+    pytest.importorskip("tflite_micro")
+    _, folder, _ = sequence_model
+    res = study.compare(folder / "m.keras", folder / "data.npz", techniques="float32,int8-only", goal=recommend.Goal(target="mcu"),
+                        out=tmp_path / "s", workers=0, time_budget=0.1)
+    for name in ("float32", "int8-only"):
+        facts = res.variant(name).mcu
+        assert facts["runs"], (name, facts["reason"])
+        assert facts["agreement_litert"] >= 0.95 and not facts["wrong"], (name, facts)
