@@ -8,8 +8,11 @@ Cases:
               published audio model, 43,844 samples, 3 outputs), the same 24 clips
   mobilenet   MobileNetV2 224 (weights=None), 300 random images, --calib-size 200 (100 evaluated)
   mobilenet2  the same with --max-memory 2 (this tree only)
-  ratios      the demo's variants timed all at once and in groups of two (float32 + one), in one process,
-              alternating, --rounds times: does each per-round ratio to float32 agree within its interval?
+  mobilenet8  the same with --workers 8 --max-memory 3 (this tree only)
+  ratios      the demo's variants timed all at once (cold calls, as main timed them before; and warm) and in
+              groups of two (float32 + one, warm), in one process, alternating, --rounds times: does each
+              per-round ratio to float32 agree within its interval?
+  ratios-mobilenet  the same on the mobilenet case's variants (its compare runs first)
 
 Usage:
   .venv/bin/python bench/memory.py --base /tmp/qb22-base --cases audio,mobilenet,mobilenet2,ratios
@@ -34,11 +37,11 @@ import scale  # noqa: E402  (tree_rss and the model builders)
 HERE = Path(__file__).resolve().parents[1]
 
 
-def run(tree: Path, args: list[str], label: str) -> dict:
+def run(tree: Path, args: list[str], label: str, quiet: bool = True) -> dict:
     """One `quantbench` command with PYTHONPATH=tree: wall time, peak tree RSS sampled every 0.2 s."""
     out = Path(tempfile.mkdtemp(prefix="qb-mem-")) / "study"
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    cmd = [sys.executable, "-m", "quantbench", *args, "--out", str(out), "--quiet"]
+    cmd = [sys.executable, "-m", "quantbench", *args, "--out", str(out), *(["--quiet"] if quiet else [])]
     start = time.perf_counter()
     # run from a folder of its own: `-m` puts the working directory first on sys.path, before PYTHONPATH
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
@@ -68,35 +71,51 @@ def run(tree: Path, args: list[str], label: str) -> dict:
                              "timing_groups": len(mem["timing_groups"])}
             row["memory_mib"] = {v["technique"]: round(v["memory_bytes"] / 2 ** 20, 1) for v in res["variants"]
                                  if v.get("memory_bytes")}
-        if err.strip():
+        said = [ln.strip() for ln in err.splitlines() if "worker" in ln.lower()]
+        if said:
+            row["said"] = said[-3:]
+        elif err.strip() and quiet:
             row["stderr"] = err.strip()[-300:]
     print(json.dumps(row), flush=True)
     return row
 
 
-def ratios(tree: Path, rounds: int, budget: float) -> list[dict]:
-    """The demo's variants (a study made here), timed all at once and in groups of float32 + one, alternating in
-    this process: each variant's per-round ratio to float32 with its 95 % interval, both ways."""
+def ratios(tree: Path, rounds: int, budget: float, study_args: list[str] | None = None) -> list[dict]:
+    """A study's variants (the demo's, or `study_args`' compare), timed in this process three ways, one after the
+    other in each repetition: all at once as main timed them before issue 22 (cold calls), all at once with a warm
+    call before each timed one (`bench.WARM_CALLS`), and in groups of float32 + one (warm). Each variant's
+    per-round ratio to float32 with its 95 % interval; do the intervals of the grouped and all-at-once ways
+    overlap?"""
     sys.path.insert(0, str(tree))
+    import numpy as np
+
     from quantbench import bench, study
     from quantbench.models import load_model
     from quantbench.runtime import LiteModel
 
-    folder = Path(tempfile.mkdtemp(prefix="qb-mem-demo-")) / "demo"
-    study.demo(out=folder, epochs=3, workers=0)
+    folder = Path(tempfile.mkdtemp(prefix="qb-mem-ratios-")) / "study"
+    if study_args is None:
+        study.demo(out=folder, epochs=3, workers=0)
+        x = [np.load(folder / "digits-test.npz")["x"][:64]]
+        source = load_model(folder / "model.keras")
+    else:
+        subprocess.run([sys.executable, "-m", "quantbench", *study_args, "--out", str(folder), "--quiet"], check=True,
+                       env={**os.environ, "PYTHONPATH": str(tree)}, cwd=folder.parent)
+        with np.load(study_args[3]) as f:
+            x = [f["x"][:64]]
+        source = load_model(study_args[1])
     names = [p.stem for p in sorted(folder.glob("*.tflite")) if p.stem != "recommended"]
-    import numpy as np
-
-    x = [np.load(folder / "digits-test.npz")["x"][:64]]
-    source = load_model(folder / "model.keras")
 
     def load(name):
         return LiteModel(folder / f"{name}.tflite"), x
 
     others = [n for n in names if n != "float32"]
+    ways = (("all at once, cold (main)", [["float32", *others]], 0), ("all at once, warm", [["float32", *others]], 1),
+            ("groups of 2, warm", [["float32", n] for n in others], 1))
     out = []
     for r in range(rounds):
-        for how, groups in (("all at once", [["float32", *others]]), ("groups of 2", [["float32", n] for n in others])):
+        for how, groups, warm in ways:
+            bench.WARM_CALLS = warm
             t = bench.measure_groups(source, load, groups, x, batch=32, time_budget=budget, seed=r)
             row = {"round": r, "how": how, "vs_float32": {n: [round(t[n]["latency_ms"]["vs_float32"]["median"], 3),
                                                               [round(c, 3) for c in t[n]["latency_ms"]["vs_float32"]["ci95"] or []]]
@@ -104,10 +123,12 @@ def ratios(tree: Path, rounds: int, budget: float) -> list[dict]:
             print(json.dumps(row), flush=True)
             out.append(row)
     for r in range(rounds):
-        a, g = out[2 * r]["vs_float32"], out[2 * r + 1]["vs_float32"]
-        agree = {n: not (a[n][1] and g[n][1] and (a[n][1][1] < g[n][1][0] or g[n][1][1] < a[n][1][0])) for n in others}
-        print(json.dumps({"round": r, "intervals_overlap": sum(agree.values()), "of": len(agree),
-                          "apart": [n for n, ok in agree.items() if not ok]}), flush=True)
+        cold, warm, grouped = (out[len(ways) * r + k]["vs_float32"] for k in range(len(ways)))
+        for label, a in (("cold all-at-once", cold), ("warm all-at-once", warm)):
+            agree = {n: not (a[n][1] and grouped[n][1] and (a[n][1][1] < grouped[n][1][0] or grouped[n][1][1] < a[n][1][0]))
+                     for n in others}
+            print(json.dumps({"round": r, "grouped against": label, "intervals_overlap": sum(agree.values()),
+                              "of": len(agree), "apart": [n for n, ok in agree.items() if not ok]}), flush=True)
     return out
 
 
@@ -142,8 +163,13 @@ def main() -> None:
             run(tree, mobilenet, "mobilenet branch")
         elif case == "mobilenet2":
             run(tree, [*mobilenet, "--max-memory", "2"], "mobilenet branch --max-memory 2")
+        elif case == "mobilenet8":
+            run(tree, [*mobilenet, "--workers", "8", "--max-memory", "3"], "mobilenet branch --workers 8 --max-memory 3",
+                quiet=False)  # not --quiet: the terminal's word on how many workers ran
         elif case == "ratios":
             ratios(tree, a.rounds, a.budget)
+        elif case == "ratios-mobilenet":
+            ratios(tree, a.rounds, a.budget, mobilenet)
 
 
 if __name__ == "__main__":

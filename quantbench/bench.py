@@ -24,6 +24,7 @@ MIN_PHASE_S = 2.0           # ... nor before this many seconds (or its whole sha
 # machine's speed swings every few tenths of a second, and a phase that converged in 40 ms timed one swing,
 # which the next run could not reproduce (BENCHMARKS.md, "`quantbench bench` against a study's figures")
 THROUGHPUT_MEMORY = 64 * 2 ** 20  # one model's input+output bytes at the throughput batch stay within this
+WARM_CALLS = 1              # batch-1 latency: each timed call follows an untimed one of the same model (`latency`)
 STOPS = ("converged", "budget", "max rounds")  # why a phase stopped, as results.json records it
 
 
@@ -117,11 +118,15 @@ def converged(times: dict[str, list], rel_ci: float) -> bool:
 
 def latency(runners: dict[str, Callable[[int], object]], max_rounds: int = MAX_ROUNDS, warmup: int = 10,
             on_round=None, seed: int = 0, *, budget_s: float | None = None, min_rounds: int = MIN_ROUNDS,
-            rel_ci: float | None = None, min_seconds: float = 0.0, clock=time.perf_counter) -> Timing:
+            rel_ci: float | None = None, min_seconds: float = 0.0, warm_calls: int = 0,
+            clock=time.perf_counter) -> Timing:
     """Milliseconds per call of each runner, every runner once per round, rounds 0, 1, ... until a stop.
 
     The order within a round is shuffled (seeded): in a fixed order a variant always runs right after
-    the same neighbour, whose cache footprint it then pays for. Rounds stop at `max_rounds`; when
+    the same neighbour, whose cache footprint it then pays for. With `warm_calls`, each timed call follows that
+    many untimed calls of the same runner: the time of a warm call, which does not depend on how many other
+    runners share the round (a cold call of a microsecond model carries the previous runners' cache footprint:
+    in a round of 13 the demo's int8 ratios to float32 read 5-8 % nearer 1 than in a pair; BENCHMARKS.md). Rounds stop at `max_rounds`; when
     `budget_s` seconds (warm-up included) are spent; or, with `rel_ci`, after at least `min_rounds` and
     `min_seconds` once every median's 95 % interval is within ±rel_ci of it. At least one round always runs, and
     a round is never cut short: each runner has the same number of samples.
@@ -145,6 +150,8 @@ def latency(runners: dict[str, Callable[[int], object]], max_rounds: int = MAX_R
         for k in order.permutation(len(names)):
             name = names[k]
             run = runners[name]
+            for _ in range(warm_calls):
+                run(rounds)
             t0 = time.perf_counter()
             run(rounds)
             times[name].append((time.perf_counter() - t0) * 1e3)
@@ -235,7 +242,8 @@ def _phase(runners: dict, samples: dict[str, int], size: int, asked: int, budget
     throughput_phase = size != 1 if throughput_phase is None else throughput_phase
     with reporter.task(f"Timing{' ' + label if label else ''} (batch {size})", None) as advance:
         timing = latency(runners, max_rounds, warmup=3 if throughput_phase else 10, on_round=advance, seed=seed,
-                         budget_s=budget_s, min_rounds=min_rounds, rel_ci=rel_ci, min_seconds=MIN_PHASE_S)
+                         budget_s=budget_s, min_rounds=min_rounds, rel_ci=rel_ci, min_seconds=MIN_PHASE_S,
+                         warm_calls=0 if throughput_phase else WARM_CALLS)
         advance(0, note=f"{_rounds(timing.rounds)}, {timing.stopped}")
     out = {}
     ratios = {} if throughput_phase else vs_anchor(timing.times, anchor)

@@ -16,6 +16,9 @@ from typing import Callable
 from .errors import InputError, QuantbenchError
 
 RECYCLE_AFTER = 6  # leaky tasks (conversions) a worker runs before it is replaced: TF's converter leaks per call
+LEAK_ROOM = 0.85   # ... or sooner, once the main process plus its peak pass this share of the memory budget: the
+# next conversion adds to what the last ones leaked (MobileNetV2: 1.1-1.37 GiB in a fresh process, about 1.7 GiB
+# in a worker that had run several, which took `--max-memory 2` to 2.26 GiB; BENCHMARKS.md)
 
 
 @dataclass(frozen=True)
@@ -264,7 +267,8 @@ class Workers:
                 else:
                     worker.leaks += task.leaky
                     self._measure(worker, task)
-                    if worker.leaks >= self.recycle_after or (len(self._all) > 1 and not self._within()):
+                    if worker.leaks >= self.recycle_after or (len(self._all) > 1 and not self._within()) or \
+                            (task.leaky and not self._room(worker)):
                         self._retire(worker)  # recycled; or, beyond the budget at the peaks measured, let go
                     else:
                         self._idle.append(worker)
@@ -285,6 +289,15 @@ class Workers:
         from .memory import rss
 
         return rss() + len(self._all) * self.per_worker <= self.budget
+
+    def _room(self, worker: _Worker) -> bool:
+        """Whether a worker that has just converted leaves room for another conversion: the main process plus its
+        peak so far within LEAK_ROOM of the budget (no budget: always)."""
+        if self.budget is None:
+            return True
+        from .memory import hwm, rss
+
+        return rss() + hwm(worker.process.pid) <= LEAK_ROOM * self.budget
 
     def close(self) -> None:
         """Stop every worker: politely, then by its PID."""

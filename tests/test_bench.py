@@ -26,6 +26,26 @@ def test_latency_times_every_runner_every_round_in_shuffled_order():
     assert [r for r in calls[8:]] == timed  # seeded: the same order next time
 
 
+def test_a_timed_call_follows_warm_calls_of_the_same_runner():
+    calls = []
+    runners = {name: (lambda i, name=name: calls.append((name, i))) for name in "ab"}
+    timing = bench.latency(runners, 5, warmup=0, warm_calls=2)
+    assert timing.rounds == 5 and len(calls) == 2 * 5 * 3
+    triples = [calls[k:k + 3] for k in range(0, len(calls), 3)]
+    assert all(len(set(t)) == 1 for t in triples)  # two untimed calls, then the timed one, of one runner, one round
+    assert sorted(t[0] for t in triples) == [(n, r) for n in "ab" for r in range(5)]
+
+
+def test_the_warm_call_is_the_timed_ones_neighbour_in_a_study_phase(monkeypatch):
+    seen = []
+    monkeypatch.setattr(bench, "latency", lambda *a, **k: seen.append(k["warm_calls"]) or bench.Timing(
+        {"x": np.ones(40)}, 40, "converged"))
+    for throughput in (False, True):
+        bench._phase({"x": lambda i: None}, {"x": 1}, 1, 1, 1.0, Silent(), min_rounds=1, max_rounds=2, rel_ci=0.1,
+                     seed=0, throughput_phase=throughput)
+    assert seen == [bench.WARM_CALLS, 0] and bench.WARM_CALLS == 1
+
+
 def test_summarize():
     ms = np.random.default_rng(0).permutation(np.arange(1, 101, dtype=float))  # in the order the rounds ran
     s = bench.summarize(ms)
