@@ -6,6 +6,7 @@ Cases (issue 11):
   npy100/npy1000  the same model, evaluation images from an .npy (memory-mapped) and 200 calibration images
                 from another: the peak must stay flat as the evaluation set grows
   audio         a Keras model with a 43,844-sample audio input and 3 outputs (172x88, 172x88, 172x264), 24 clips
+  audio2d       the same input and outputs through 2-D maps of 172x264x32 (large activations), 24 clips
   workers       mobilenet at --workers 1 and --workers 2, interleaved
   conversions   30 conversions in one study (14 techniques + 16 calibration sizes): the main process's RSS
 
@@ -30,6 +31,7 @@ import psutil
 
 AUDIO_SAMPLES = 43844
 AUDIO = "audio50d.keras"  # Conv1D 96-224-448-512 (stride 4) and 2 x 512: about 1.8 GMAC a clip
+AUDIO2D = "audio2d.keras"  # large activations: a 264-band filterbank over 172 frames, then Conv2D at 172x264x32
 
 
 def build(cache: Path) -> None:
@@ -50,6 +52,21 @@ def build(cache: Path) -> None:
         notes = keras.layers.Dense(88, activation="sigmoid", name="notes")(h)
         contours = keras.layers.Dense(264, activation="sigmoid", name="contours")(h)
         keras.Model(inp, [onsets, notes, contours], name="audio3").save(cache / AUDIO)
+    if not (cache / AUDIO2D).exists():  # like a transcription model's: 2-D maps of 5.8 MB a clip per tensor
+        inp = keras.Input((AUDIO_SAMPLES, 1), name="audio")
+        h = keras.layers.Conv1D(264, 1024, strides=256, padding="same", activation="relu")(inp)  # 172 x 264
+        h = keras.layers.Reshape((172, 264, 1))(h)
+        for _ in range(3):
+            h = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(h)
+        contours = keras.layers.Reshape((172, 264), name="contours")(
+            keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(h))
+        notes_map = keras.layers.Conv2D(32, (7, 3), strides=(1, 3), padding="same", activation="relu")(h)
+        notes = keras.layers.Reshape((172, 88), name="notes")(
+            keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(notes_map))
+        onsets_map = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(notes_map)
+        onsets = keras.layers.Reshape((172, 88), name="onsets")(
+            keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(onsets_map))
+        keras.Model(inp, [onsets, notes, contours], name="audio2d").save(cache / AUDIO2D)
     if not (cache / "audio24.npz").exists():
         np.savez(cache / "audio24.npz", x=rng.normal(0, 0.1, (24, AUDIO_SAMPLES, 1)).astype(np.float32))
     if (cache / "done").exists():
@@ -133,6 +150,7 @@ def main() -> None:
         "npy100": ["compare", m, "--data", str(cache / "eval100.npy"), "--calib", str(cache / "calib200.npy")],
         "npy1000": ["compare", m, "--data", str(cache / "eval1000.npy"), "--calib", str(cache / "calib200.npy")],
         "audio": ["compare", str(cache / AUDIO), "--data", str(cache / "audio24.npz")],
+        "audio2d": ["compare", str(cache / AUDIO2D), "--data", str(cache / "audio24.npz")],
         "conversions": ["compare", m, "--data", str(cache / "img300.npz"), "--calib-size", "200", "--calib-sizes",
                         "10,20,30,40,50,60,70,80,90,100,110,120,130,140,150,160"],
     }
