@@ -63,6 +63,10 @@ def run(tree: Path, args: list[str], label: str, quiet: bool = True) -> dict:
     else:
         res = json.loads((out / "results.json").read_text())
         row["accuracy"] = {v["technique"]: v.get("accuracy") for v in res["variants"] if v["status"] == "ok"}
+        # what "the same figures" is checked on when the data has no labels: each output's fidelity to the float model
+        row["fidelity"] = {v["technique"]: [[o.get("agreement"), o.get("sqnr_db")] for o in v.get("outputs") or []]
+                           for v in res["variants"] if v["status"] == "ok"}
+        row["study"] = str(out)
         row["settings"] = {k: res["settings"].get(k) for k in ("workers", "executor", "chunk", "throughput_batch")}
         mem = res["settings"].get("memory")
         if mem:
