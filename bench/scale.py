@@ -32,6 +32,7 @@ import psutil
 AUDIO_SAMPLES = 43844
 AUDIO = "audio50d.keras"  # Conv1D 96-224-448-512 (stride 4) and 2 x 512: about 1.8 GMAC a clip
 AUDIO2D = "audio2d.keras"  # large activations: a 264-band filterbank over 172 frames, then Conv2D at 172x264x32
+AUDIO2DX = "audio2dx.keras"  # the same with a 1x1 expansion to 96 channels (17 MB a clip per tensor) in each block
 
 
 def build(cache: Path) -> None:
@@ -67,6 +68,23 @@ def build(cache: Path) -> None:
         onsets = keras.layers.Reshape((172, 88), name="onsets")(
             keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(onsets_map))
         keras.Model(inp, [onsets, notes, contours], name="audio2d").save(cache / AUDIO2D)
+    if not (cache / AUDIO2DX).exists():  # audio2d reached 4.1 GiB on 2380ec4, not the 7-8: wider maps
+        inp = keras.Input((AUDIO_SAMPLES, 1), name="audio")
+        h = keras.layers.Conv1D(264, 1024, strides=256, padding="same", activation="relu")(inp)
+        h = keras.layers.Reshape((172, 264, 1))(h)
+        for _ in range(3):
+            h = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(h)
+            h = keras.layers.Conv2D(96, 1, activation="relu")(h)  # expand: 172x264x96
+            h = keras.layers.Conv2D(32, 1, activation="relu")(h)  # project back
+        contours = keras.layers.Reshape((172, 264), name="contours")(
+            keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(h))
+        notes_map = keras.layers.Conv2D(32, (7, 3), strides=(1, 3), padding="same", activation="relu")(h)
+        notes = keras.layers.Reshape((172, 88), name="notes")(
+            keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(notes_map))
+        onsets_map = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(notes_map)
+        onsets = keras.layers.Reshape((172, 88), name="onsets")(
+            keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(onsets_map))
+        keras.Model(inp, [onsets, notes, contours], name="audio2dx").save(cache / AUDIO2DX)
     if not (cache / "audio24.npz").exists():
         np.savez(cache / "audio24.npz", x=rng.normal(0, 0.1, (24, AUDIO_SAMPLES, 1)).astype(np.float32))
     if (cache / "done").exists():
