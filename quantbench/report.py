@@ -678,8 +678,8 @@ padding-bottom:4px}
 ul.reading li{margin:4px 0}
 ul.reading li.rec{font-weight:600}
 .scroll{overflow-x:auto;max-width:100%}
-table{border-collapse:separate;border-spacing:0;font-size:12.5px;font-variant-numeric:tabular-nums}
-th,td{padding:5px 6px;border-bottom:1px solid #e3e8ee;white-space:nowrap;background:#fff}
+table{border-collapse:separate;border-spacing:0;font-size:12px;font-variant-numeric:tabular-nums}
+th,td{padding:5px 5px;border-bottom:1px solid #e3e8ee;white-space:nowrap;background:#fff}
 th{background:#f4f6f8;text-align:left;font-weight:600;white-space:normal;vertical-align:bottom}
 .scroll th:first-child,.scroll td:first-child{position:sticky;left:0;z-index:1;box-shadow:inset -1px 0 0 #e3e8ee}
 td.n{text-align:right}
