@@ -90,11 +90,10 @@ def _techniques_table() -> str:
     for name in names():
         t = get(name)
         io_ = t.io_dtype or "float32"
-        targets = ", ".join(b.target for b in DECISION_TREE if b.allows(name))
+        targets = ", ".join(f"`{b.target}`" for b in DECISION_TREE if b.allows(name))  # `int-only` stays whole
         rows.append([f"`{name}`", t.engine, t.compute, io_, "yes" if t.calibrate else "no",
                      "yes" if name in DEFAULT_TECHNIQUES else "no", targets, t.summary])
-    return _md_table(["technique", "engine", "computes in", "I/O", "calibration", "default set", "targets",
-                      "what it is"], rows)
+    return _md_table(["technique", "engine", "compute", "I/O", "calibrated", "default", "targets", "what it is"], rows)
 
 
 def _schema_table() -> str:
