@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install bench mutation clean
+.PHONY: demo test install bench docs mutation clean
 
 install: $(STAMP)
 
@@ -25,6 +25,12 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/demo.py
 
+# The site: a real demo run and the report's screenshots (headless Chromium), then mkdocs into site/.
+# `make test` checks the cheap generated parts and builds the site too (tests/test_docs.py).
+docs: $(STAMP)
+	$(BIN)/python docs/generate.py --demo
+	$(BIN)/mkdocs build --strict
+
 # Mutation testing of the pure core (stats, schema, results, outputs) with their fast tests; not part of `make test`.
 # mutmut writes its mutants beside the code it runs in, so it runs in a copy of the tree (build/mutation).
 # Settings: [tool.mutmut] in pyproject.toml; the score and the surviving mutants: BENCHMARKS.md.
@@ -37,4 +43,4 @@ mutation: $(STAMP)
 	cd build/mutation && $(MUTMUT) results
 
 clean:
-	rm -rf $(VENV) runs build *.egg-info
+	rm -rf $(VENV) runs build site *.egg-info

@@ -52,6 +52,29 @@ def _quality(v: Variant, labels: bool):
 
 
 MARKERS = "osD^vP*Xph<>"
+REC = "#b4451f"  # the recommended variant, in every plot (the report's badge has the same colour)
+
+
+def _chosen(results: Results) -> str | None:
+    """The recommended technique, or None."""
+    return (results.recommendation or {}).get("technique")
+
+
+def _ring(ax, x: float, y: float, name: str) -> None:
+    """Marks the recommended variant in a scatter plot: a ring around its marker and the word above it."""
+    ax.plot(x, y, "o", markersize=20, markerfacecolor="none", markeredgecolor=REC, markeredgewidth=2, zorder=4,
+            label=f"recommended: {name}")
+    ax.annotate("recommended", (x, y), xytext=(0, 13), textcoords="offset points", ha="center", va="bottom",
+                color=REC, fontsize=8, fontweight="bold", zorder=5)
+
+
+def _marked(results: Results, shown: list[str], how: str) -> str:
+    """The caption's sentence about the recommended variant: where it is marked, or why it is not there."""
+    name = _chosen(results)
+    if name is None:
+        return " No variant is recommended." if results.recommendation else ""
+    return f" {how} the recommended variant, {name}." if name in shown else \
+        f" The recommended variant, {name}, has no point here."
 
 
 def _style(i: int) -> tuple[str, str]:
@@ -100,6 +123,9 @@ def quality_vs(results: Results, cost: str) -> Figure | None:
                     alpha=0.9, capsize=3, markersize=8, markeredgewidth=1.5,
                     markerfacecolor=color if front[i] else "white", zorder=3,
                     label=names[i] + (" (front)" if front[i] else ""))
+    if _chosen(results) in names:
+        i = names.index(_chosen(results))
+        _ring(ax, xs[i], ys[i], names[i])
     on_front = sorted((xs[i], ys[i]) for i in range(len(rows)) if front[i])
     ax.step([p[0] for p in on_front], [p[1] for p in on_front], where="post", color="#555", linestyle="--",
             linewidth=1, zorder=2, label="Pareto front")
@@ -120,9 +146,10 @@ def quality_vs(results: Results, cost: str) -> Figure | None:
                "Filled markers are on the Pareto front of the point estimates: no other variant is both "
                f"{'smaller' if size else 'faster'} and {'more accurate' if labels else 'more faithful'}. "
                "Where error bars overlap, the difference is not established. The Keras model is left out: "
-               "it is the reference, not a file to ship.")
+               "it is the reference, not a file to ship." + _marked(results, names, "The ringed point is"))
     alt = f"Scatter plot of {what} against {'file size' if size else 'latency'} for " + \
-        ", ".join(f"{n} ({x:.3g} {'KB' if size else 'ms'}, {y:.2f} %)" for n, x, y in zip(names, xs, ys))
+        ", ".join(f"{n}{' (recommended)' if n == _chosen(results) else ''} ({x:.3g} {'KB' if size else 'ms'}, "
+                  f"{y:.2f} %)" for n, x, y in zip(names, xs, ys))
     return Figure(NAMES[cost], title, alt, caption, _png(fig))
 
 
@@ -141,9 +168,16 @@ def latency_distribution(results: Results) -> Figure | None:
     if not stats:
         return None
     fig, ax = _new_figure(height=0.45 * len(stats) + 1.4)
-    ax.bxp(stats[::-1], orientation="horizontal", shownotches=True, patch_artist=True, widths=0.6,
-           boxprops={"facecolor": "#dbe8f3", "edgecolor": BOX}, medianprops={"color": "#b4451f"},
-           flierprops={"marker": ".", "markersize": 4, "markeredgecolor": "#666"})
+    chosen = _chosen(results)
+    for s in stats:
+        s["label"] += " (recommended)" if s["label"] == chosen else ""
+    drawn = ax.bxp(stats[::-1], orientation="horizontal", shownotches=True, patch_artist=True, widths=0.6,
+                   boxprops={"facecolor": "#dbe8f3", "edgecolor": BOX}, medianprops={"color": "#b4451f"},
+                   flierprops={"marker": ".", "markersize": 4, "markeredgecolor": "#666"})
+    for box, s, tick in zip(drawn["boxes"], stats[::-1], ax.get_yticklabels()):
+        if s["label"].endswith(" (recommended)"):  # its box filled and its name in the recommended colour
+            box.set(facecolor="#f6d5c8", edgecolor=REC, linewidth=2)
+            tick.set(color=REC, fontweight="bold")
     ax.set_xscale("log")
     _plain_log_axis(ax.xaxis)
     ax.set_xlabel("ms per sample, batch 1 (log scale)")
@@ -153,7 +187,8 @@ def latency_distribution(results: Results) -> Figure | None:
     ax.set_title(title, fontsize=11)
     caption = ("Box: 25th–75th percentile; notch: 95 % interval of the median; whiskers: 1st and 99th "
                "percentiles; dots: fastest and slowest call. The variants were timed in interleaved rounds, "
-               "so load from other processes hit all of them alike.")
+               "so load from other processes hit all of them alike." +
+               _marked(results, names, "The box in the recommended colour, its name in bold, is"))
     alt = "Box plots of batch-1 latency: " + ", ".join(
         f"{s['label']} median {s['med']:.3g} ms (p1 {s['whislo']:.3g}, p99 {s['whishi']:.3g})" for s in stats)
     return Figure(NAMES["distribution"], title, alt, caption, _png(fig))
@@ -177,6 +212,12 @@ def calibration_sizes(results: Results) -> Figure | None:
         ax.errorbar(xs, ys, yerr=[lo, hi], color=BOX, marker="o", capsize=3)
     else:
         ax.plot(xs, ys, color=BOX, marker="o")
+    chosen = next((v for v in results.variants if v.technique == _chosen(results) and v.ok), None)
+    level = _quality(chosen, labels)[0] if chosen else None
+    if level is not None:  # the curve read against what the recommended variant reaches
+        ax.axhline(level, color=REC, linestyle="--", linewidth=1.5, label=f"recommended: {chosen.technique}, "
+                   f"{level:.2f} %")
+        ax.legend(loc="lower right", fontsize=8, frameon=False)
     ax.set_xscale("log")
     _plain_log_axis(ax.xaxis)
     metric = "accuracy %" if labels else "agreement with the float model %"
@@ -185,7 +226,9 @@ def calibration_sizes(results: Results) -> Figure | None:
     ax.grid(alpha=0.3)
     title = "int8 accuracy against calibration samples"
     caption = (f"{study['technique']} re-converted with each number of calibration samples (a seeded draw), "
-               "evaluated on the same samples as the table; bars are 95 % Wilson intervals.")
+               "evaluated on the same samples as the table; bars are 95 % Wilson intervals." +
+               (f" The dashed line is the recommended variant, {chosen.technique}, at its {metric.rstrip(' %')} in "
+                "the table." if level is not None else _marked(results, [], "")))
     alt = "Line plot: " + ", ".join(f"{x} samples {y:.2f} %" for x, y in zip(xs, ys))
     return Figure(NAMES["calibration"], title, alt, caption, _png(fig))
 
@@ -208,6 +251,8 @@ def arena(results: Results) -> Figure | None:
                     label=f"{v.technique} (wrong on TFLite Micro)")
         else:
             ax.plot(x, y, marker, color=color, markersize=8, zorder=3, label=v.technique)
+        if v.technique == _chosen(results):
+            _ring(ax, x, y, v.technique)
     what = "accuracy on TFLite Micro" if labels else "top-1 agreement with the float model on TFLite Micro"
     ax.set_xscale("log")
     _plain_log_axis(ax.xaxis)
@@ -223,9 +268,11 @@ def arena(results: Results) -> Figure | None:
     caption = (f"Each variant that runs on TFLite Micro: its {what} over {n} samples against the smallest tensor "
                "arena it runs in (x86-64 build: an upper bound on a 32-bit microcontroller). A red cross marks a "
                "variant whose outputs depart from LiteRT's, never recommended."
-               + (f" Not shown, TFLite Micro cannot run them: {', '.join(refused)}." if refused else ""))
+               + (f" Not shown, TFLite Micro cannot run them: {', '.join(refused)}." if refused else "")
+               + _marked(results, [v.technique for v in rows], "The ringed point is"))
     alt = f"Scatter plot of {what} against tensor arena size for " + ", ".join(
-        f"{v.technique} ({v.mcu['arena_bytes'] / 1024:.3g} KB, {100 * v.mcu[key]:.2f} %)" for v in rows)
+        f"{v.technique}{' (recommended)' if v.technique == _chosen(results) else ''} "
+        f"({v.mcu['arena_bytes'] / 1024:.3g} KB, {100 * v.mcu[key]:.2f} %)" for v in rows)
     return Figure(NAMES["arena"], title, alt, caption, _png(fig))
 
 

@@ -207,12 +207,24 @@ def _kb(n: float) -> str:
     return f"{n / 1024:.1f} KB"
 
 
-def _fmt(v: Variant, optimize: str) -> str:
+def _fmt(v: Variant, optimize: str, exact: bool = False) -> str:
+    """What a variant is chosen by: its size, its latency, or its RAM and flash; `exact` in bytes (or 4 significant
+    digits of a latency), for two variants that read the same rounded."""
+    def kb(n):
+        return f"{n:,} bytes" if exact else _kb(n)
     if v.mcu and v.mcu.get("runs"):
-        return f"{_kb(v.mcu['arena_bytes'])} RAM + {_kb(v.mcu['flash_bytes'])} flash"
+        return f"{kb(v.mcu['arena_bytes'])} RAM + {kb(v.mcu['flash_bytes'])} flash"
     latency = (v.latency_ms or {}).get("median")
-    return (f"{v.bytes / 1024:.1f} KB" if optimize == "size" else
-            (f"{latency:.3f} ms/img" if latency is not None else "no latency"))
+    return (kb(v.bytes) if optimize == "size" else
+            (f"{latency:{'.4g' if exact else '.3f'}} ms/img" if latency is not None else "no latency"))
+
+
+def _versus(v: Variant, best: Variant, optimize: str) -> str:
+    """'39.1 KB against 23.1 KB'; where both round alike, the exact figures ('9,011 bytes against 9,004 bytes')."""
+    a, b = _fmt(v, optimize), _fmt(best, optimize)
+    if a == b:
+        a, b = _fmt(v, optimize, exact=True), _fmt(best, optimize, exact=True)
+    return f"{a}, the same as {best.technique}" if a == b else f"{a} against {b}"
 
 
 def mcu_refusal(v: Variant) -> str | None:
@@ -336,7 +348,7 @@ def choose(results: Results, max_drop_pp: float = 1.0, target: str = "cpu", opti
     def figures(items):
         return "; ".join(f"{f['output'] + ' ' if several else ''}{f['figure']}" for f in items)
 
-    runners = [{"technique": v.technique, "why": f"{_fmt(v, optimize)} against {_fmt(best, optimize)}, {figures(f)}"}
+    runners = [{"technique": v.technique, "why": f"{_versus(v, best, optimize)}, {figures(f)}"}
                for v, f in within[1:4]]
     least = "smallest in RAM plus flash" if b.tflite_micro else \
         ("smallest" if optimize == "size" else "fastest here")

@@ -72,10 +72,10 @@ def change(v: Variant) -> str:
     if v.technique == BASELINE:
         return "baseline"
     if v.p_vs_float32 is None:
-        return "—" if v.accuracy_delta_pp is None else f"{v.accuracy_delta_pp:+.2f} pp (untested)"
+        return "—" if v.accuracy_delta_pp is None else f"{signed(v.accuracy_delta_pp)} pp (untested)"
     if v.p_vs_float32 >= ALPHA:
         return NO_CHANGE
-    return f"{v.accuracy_delta_pp:+.2f} pp (p = {v.p_vs_float32:.2g})"
+    return f"{signed(v.accuracy_delta_pp)} pp (p = {v.p_vs_float32:.2g})"
 
 
 def _sqnr(v: Variant) -> str:
@@ -301,20 +301,65 @@ def _names(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def recommended(results: Results) -> Variant | None:
+    """The recommended variant's row; None when nothing is recommended (or the results hold no recommendation)."""
+    name = (results.recommendation or {}).get("technique")
+    return next((v for v in results.variants if v.technique == name and v.ok), None) if name else None
+
+
+def _size(v: Variant, f32: Variant | None) -> str:
+    """'23.1 KB (0.17× float32's 132.7 KB)', or '132.7 KB' for float32 itself or without it."""
+    text = f"{v.bytes / 1024:.1f} KB"
+    return text + (f" ({v.bytes / f32.bytes:.2f}× float32's {f32.bytes / 1024:.1f} KB)" if f32 and v is not f32 else "")
+
+
+def _recommendation_line(results: Results, f32: Variant | None) -> str | None:
+    """The reading's first bullet: the variant to ship, what it costs, what it loses, and the budget it meets; or,
+    when nothing meets the budget, the recommendation's own words for that."""
+    rec = results.recommendation
+    if not rec:
+        return None
+    v = recommended(results)
+    if v is None:
+        return rec.get("summary") or "Nothing is recommended."
+    lat = (v.latency_ms or {}).get("median")
+    if v.mcu and v.mcu.get("runs") and rec.get("target") == "mcu":
+        cost, least = (f"{v.mcu['arena_bytes'] / 1024:.1f} KB RAM + {v.mcu['flash_bytes'] / 1024:.1f} KB flash",
+                       "the smallest in RAM plus flash")
+    elif rec.get("optimize") == "latency" and lat is not None:
+        cost, least = f"{_ms(lat)} ms per sample at batch 1", "the fastest here"
+    else:
+        cost, least = (_size(v, f32) if v.bytes else "size unknown"), "the smallest"
+    verdicts = rec.get("verdicts") or []
+    several = len(verdicts) > 1
+    figures = "; ".join(f"{o['output'] + ' ' if several else ''}{o['figure']}" for o in verdicts if o.get("figure"))
+    held = "; ".join(f"{c['output'] + ': ' if several else ''}{c['criterion']}" for c in rec.get("criteria") or [])
+    text = f"Recommended: {v.technique}, {cost}" + (f"; {figures} against the float model" if figures else "") + \
+        f". It is {least} of the variants within the budget" + (f" ({held})" if held else "") + \
+        (f" for --target {rec['target']}" if rec.get("target") else "") + "."
+    if rec.get("uncertain"):
+        text += " Uncertain: its interval reaches past the budget; measure on more data before relying on it."
+    return text
+
+
 def reading(results: Results) -> list[str]:
-    """A short plain-language reading of the results: size, speed here, accuracy, fidelity, failures."""
+    """A short plain-language reading of the results: the recommendation first, then size, speed here, accuracy,
+    fidelity, failures."""
     ok = [v for v in results.variants if v.ok and v.technique != REFERENCE]
     by = {v.technique: v for v in results.variants}
     f32 = by.get(BASELINE) if by.get(BASELINE) and by[BASELINE].ok else None
     m = results.machine
-    out = []
+    first = _recommendation_line(results, f32)
+    out = [first] if first else []
     if ok and all(v.bytes for v in ok):
         small = min(ok, key=lambda v: v.bytes)
         also = [v.technique for v in ok if v is not small and v.bytes <= 1.05 * small.bytes]
-        text = f"Smallest: {small.technique}, {small.bytes / 1024:.1f} KB"
-        if f32:
-            text += f" ({small.bytes / f32.bytes:.2f}× float32's {f32.bytes / 1024:.1f} KB)"
-        out.append(text + (f"; {_names(also)} within 5 % of it." if also else "."))
+        chosen = " (the recommended variant)" if small is recommended(results) else ""
+        text = f"Smallest: {small.technique}{chosen}, {_size(small, f32)}"
+        text += f"; {_names(also)} within 5 % of it." if also else "."
+        why = next((e["why"] for e in (results.recommendation or {}).get("excluded", [])
+                    if e["technique"] == small.technique), None)
+        out.append(text + (f" Not recommended: {why.rstrip('.')}." if why else ""))
     timed = [v for v in ok if v.latency_ms and "median" in v.latency_ms]
     if f32 and f32.latency_ms and timed:
         base = f32.latency_ms
@@ -368,10 +413,10 @@ def reading(results: Results) -> list[str]:
         n = results.data.get("eval_samples") or "the"
         if worse:
             out.append("Lost accuracy significantly against float32: " + _names(
-                [f"{v.technique} {v.accuracy_delta_pp:+.2f} pp (p = {v.p_vs_float32:.2g})" for v in worse]) + ".")
+                [f"{v.technique} {signed(v.accuracy_delta_pp)} pp (p = {v.p_vs_float32:.2g})" for v in worse]) + ".")
         if better:
             out.append("Gained accuracy significantly: " + _names(
-                [f"{v.technique} {v.accuracy_delta_pp:+.2f} pp (p = {v.p_vs_float32:.2g})" for v in better]) + ".")
+                [f"{v.technique} {signed(v.accuracy_delta_pp)} pp (p = {v.p_vs_float32:.2g})" for v in better]) + ".")
         if not worse and not better:
             out.append(f"No variant's accuracy differs significantly from float32's (exact McNemar test on the "
                        f"same {n} samples, p ≥ {ALPHA} for every one).")
@@ -421,8 +466,10 @@ def machine_rows(results: Results) -> list[tuple[str, str]]:
     calib = results.data.get("calibration")
     if calib:
         rows.append(("calibration", f"{calib.get('samples')} samples from the {calib.get('from')}"))
-    # an option left unset (a budget not given) says nothing: no row for it
-    rows += [(k, str(v)) for k, v in s.items() if k not in ("threads", "batch", "memory") and v is not None]
+    # an option left unset (a budget not given, no --task) says nothing: no row for it; the batch, threads and
+    # throughput batch have their rows above
+    rows += [(k, str(v)) for k, v in s.items()
+             if k not in ("threads", "batch", "throughput_batch", "memory") and v not in (None, {}, [])]
     mem = s.get("memory")
     if isinstance(mem, dict) and mem.get("budget_bytes"):
         groups = mem.get("timing_groups") or []
@@ -524,7 +571,7 @@ def _change(o: dict) -> str:
     text = signed(sign * o["loss"]) + unit
     if o.get("loss_ci"):
         lo, hi = sorted(sign * x for x in o["loss_ci"])
-        text += f" ({signed(lo)}–{signed(hi)})"
+        text += f" ({signed(lo)} to {signed(hi)})"  # "–" between signed numbers reads as a minus
     return text
 
 
@@ -599,11 +646,14 @@ def mcu_section(results: Results):
 
 def markdown(results: Results, figures) -> str:
     headers, rows = table(results, full=True)
-    lines = [f"# {_title(results)}", "", "## Reading", ""] + [f"- {s}" for s in reading(results)]
+    lines = [f"# {_title(results)}", "", _md_cell(_subtitle(results)), "", "## Reading", ""]
+    lines += [f"- {s}" for s in reading(results)]
     lines += ["", "## Variants", "", "| " + " | ".join(headers) + " |",
               "| " + " | ".join("---" if h in ("technique", "engine", "vs float32", "I/O") else "---:"
                                 for h in headers) + " |"]
-    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+    chosen = recommended(results)
+    lines += ["| " + " | ".join(_md_cell(f"**{c}** (recommended)" if v is chosen and i == 0 else c)
+                                for i, c in enumerate(row)) + " |" for v, row in zip(results.variants, rows)]
     lines += [""] + [f"- {_md_cell(f)}" for f in row_notes(results)]
     lines += ["", _table_note(results), ""]
     for title, paragraphs, headers_, rows_ in sections(results):
@@ -621,19 +671,27 @@ def markdown(results: Results, figures) -> str:
 
 CSS = """
 body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2430;background:#fff;margin:0}
-main{max-width:1400px;margin:0 auto;padding:24px 28px 48px}
+main{max-width:1400px;margin:0 auto;padding:24px 28px 48px;box-sizing:border-box}
 h1{font-size:1.5em;margin:0 0 4px}h2{font-size:1.15em;margin:32px 0 10px;border-bottom:1px solid #e3e8ee;
 padding-bottom:4px}
 .sub{color:#5b6675;margin:0}
 ul.reading li{margin:4px 0}
-.scroll{overflow-x:auto}
-table{border-collapse:collapse;font-size:12.5px;font-variant-numeric:tabular-nums}
-th,td{padding:5px 8px;border-bottom:1px solid #e3e8ee;white-space:nowrap}
+ul.reading li.rec{font-weight:600}
+.scroll{overflow-x:auto;max-width:100%}
+table{border-collapse:separate;border-spacing:0;font-size:12px;font-variant-numeric:tabular-nums}
+th,td{padding:5px 5px;border-bottom:1px solid #e3e8ee;white-space:nowrap;background:#fff}
 th{background:#f4f6f8;text-align:left;font-weight:600;white-space:normal;vertical-align:bottom}
+.scroll th:first-child,.scroll td:first-child{position:sticky;left:0;z-index:1;box-shadow:inset -1px 0 0 #e3e8ee}
 td.n{text-align:right}
+.ci{display:block;font-size:11px;color:#5b6675;font-weight:400}
+td.text{white-space:normal;min-width:14em;max-width:46em;overflow-wrap:anywhere}
 tr.failed td,ul.failed{color:#8a1c1c}
+tr.rec td{background:#fff3e0}
+tr.rec td:first-child{font-weight:600}
+.badge{display:block;width:fit-content;margin-top:2px;padding:0 5px;border-radius:3px;background:#b4451f;
+color:#fff;font-size:11px;font-weight:600}
 td.sig{color:#b4451f;font-weight:600}
-td.ns{color:#5b6675}
+td.ns{color:#5b6675;white-space:normal;min-width:9em}
 .note{color:#5b6675;font-size:13px}
 figure{margin:16px 0}
 figure img{max-width:100%;height:auto;border:1px solid #e3e8ee}
@@ -648,7 +706,29 @@ def _html_cell(header: str, text: str) -> str:
         cls = "ns" if text == NO_CHANGE else ("sig" if " pp (p = " in text else "")
     else:
         cls = "" if header in ("technique", "engine", "I/O") else "n"
-    return f'<td class="{cls}">{html.escape(text)}</td>' if cls else f"<td>{html.escape(text)}</td>"
+    shown = html.escape(text)
+    if "95% CI" in header and text.endswith(")") and " (" in text:  # the interval under its figure: half the width
+        value, ci = text[:-1].split(" (", 1)
+        shown = f'{html.escape(value)}<span class="ci">{html.escape(ci)}</span>'
+    return f'<td class="{cls}">{shown}</td>' if cls else f"<td>{shown}</td>"
+
+
+LONG = 40  # a section's cell longer than this (a reason, a layer name) wraps instead of widening its table
+
+
+def _text_cell(text: str) -> str:
+    return f'<td class="text">{html.escape(text)}</td>' if len(text) > LONG else f"<td>{html.escape(text)}</td>"
+
+
+BADGE = '<span class="badge">recommended</span>'
+
+
+def _subtitle(results: Results) -> str:
+    """The model's file (or source) and the quantbench that measured it, only what is known."""
+    parts = [results.model.get("source") or results.model.get("path"),
+             f"target {results.recommendation['target']}" if (results.recommendation or {}).get("target") else None,
+             f"quantbench {results.quantbench_version}"]
+    return " · ".join(str(p) for p in parts if p)
 
 
 def html_page(results: Results, figures) -> str:
@@ -659,16 +739,23 @@ def html_page(results: Results, figures) -> str:
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
              f"<title>{esc(_title(results))}</title>", f"<style>{CSS}</style>", "</head>", "<body>", "<main>",
              f"<h1>{esc(_title(results))}</h1>",
-             f'<p class="sub">{esc(results.model.get("source", ""))} · quantbench {esc(results.quantbench_version)}'
-             "</p>",
+             f'<p class="sub">{esc(_subtitle(results))}</p>',
              "<h2>Reading</h2>", '<ul class="reading">']
-    parts += [f"<li>{esc(s)}</li>" for s in reading(results)]
+    lines = reading(results)
+    first = results.recommendation and lines  # the recommendation's bullet, set apart as the table's row is
+    parts += [f'<li class="rec">{esc(s)}</li>' if first and i == 0 else f"<li>{esc(s)}</li>"
+              for i, s in enumerate(lines)]
     parts += ["</ul>", "<h2>Variants</h2>", '<div class="scroll">', "<table>", "<thead>", "<tr>"]
     parts += [f'<th scope="col">{esc(h)}</th>' for h in headers]
     parts += ["</tr>", "</thead>", "<tbody>"]
-    for status, row in zip(statuses, rows):
+    chosen = recommended(results)
+    for v, status, row in zip(results.variants, statuses, rows):
         cells = "".join(_html_cell(h, c) for h, c in zip(headers, row))
-        parts.append(f'<tr class="failed">{cells}</tr>' if status != "ok" else f"<tr>{cells}</tr>")
+        if v is chosen:  # the technique cell gets its badge: the row the reading's first bullet names
+            first = _html_cell(headers[0], row[0])
+            cells = first[:-len("</td>")] + BADGE + "</td>" + cells[len(first):]
+        cls = "failed" if status != "ok" else ("rec" if v is chosen else "")
+        parts.append(f'<tr class="{cls}">{cells}</tr>' if cls else f"<tr>{cells}</tr>")
     parts += ["</tbody>", "</table>", "</div>"]
     failed = row_notes(results)
     if failed:
@@ -679,7 +766,7 @@ def html_page(results: Results, figures) -> str:
         if rows_:
             parts += ['<div class="scroll">', "<table>", "<thead>", "<tr>"]
             parts += [f'<th scope="col">{esc(h)}</th>' for h in headers_] + ["</tr>", "</thead>", "<tbody>"]
-            parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows_]
+            parts += ["<tr>" + "".join(_text_cell(c) for c in row) + "</tr>" for row in rows_]
             parts += ["</tbody>", "</table>", "</div>"]
     for f in figures:
         data = base64.b64encode(f.png).decode("ascii")

@@ -70,6 +70,18 @@ def test_choose_by_latency_whole(study):
     assert rec.optimize == "latency" and rec.excluded == EXCLUDED and rec.verdicts == PASS
 
 
+def test_runners_up_that_round_alike_are_told_apart_exactly():
+    # 8,800 and 8,810 bytes both read "8.6 KB": the runner-up's reason gives the bytes, never "8.6 KB against 8.6 KB"
+    tie = results(row("keras", 0.9, 400, 1.0), row("float32", 0.9, 8810 / 1024, 0.0301),
+                  row("dynamic", 0.9, 8800 / 1024, 0.0302), row("float16", 0.9, 8800 / 1024, 0.0302))
+    assert recommend.choose(tie, 1.0, "cpu", "size").runners_up == [
+        {"technique": "float16", "why": "8,800 bytes, the same as dynamic, accuracy +0.00 pp"},
+        {"technique": "float32", "why": "8,810 bytes against 8,800 bytes, accuracy +0.00 pp"}]
+    assert recommend.choose(tie, 1.0, "cpu", "latency").runners_up == [
+        {"technique": "dynamic", "why": "0.0302 ms/img against 0.0301 ms/img, accuracy +0.00 pp"},
+        {"technique": "float16", "why": "0.0302 ms/img against 0.0301 ms/img, accuracy +0.00 pp"}]
+
+
 def test_runners_up_are_the_next_three_at_most():
     rows = [row("keras", 0.9, 400, 1.0), row("float32", 0.9, 100, 1.0)] + [
         row(n, 0.9, kb, 1.0) for n, kb in (("dynamic", 10), ("float16", 20), ("int8-fallback", 30), ("int16x8", 40),

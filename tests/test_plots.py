@@ -50,3 +50,23 @@ def test_calibration_sizes_without_accuracy_or_agreement_draw_nothing():
     r = dataclasses.replace(results([variant("float32", 130, 1.0, 0.04)]), studies={"calibration_sizes": {
         "technique": "int8-only", "rows": [{"samples": 1, "accuracy": None, "agreement": None, "bytes": 10}]}})
     assert plots.calibration_sizes(r) is None
+
+
+def test_calibration_and_arena_plots_mark_the_recommended_variant():
+    mcu = {"runs": True, "arena_bytes": 7000, "flash_bytes": 41000, "accuracy": 0.96, "wrong": False, "samples": 450}
+    rows = [dataclasses.replace(variant("float32", 130, 1.0, 0.04, accuracy=0.97), mcu={**mcu, "arena_bytes": 15000}),
+            dataclasses.replace(variant("int8-only", 41, 0.99, 0.05, accuracy=0.95), mcu=mcu)]
+    r = dataclasses.replace(results(rows), recommendation={"technique": "int8-only"}, studies={"calibration_sizes": {
+        "technique": "int8-only", "rows": [
+            {"samples": 1, "accuracy": 0.9, "accuracy_ci": [0.85, 0.93], "agreement": 0.95, "bytes": 10},
+            {"samples": 100, "accuracy": 0.97, "accuracy_ci": [0.95, 0.98], "agreement": 1.0, "bytes": 10}]}})
+    figs = {f.name: f for f in plots.figures(r)}
+    assert figs[plots.NAMES["calibration"]].caption.endswith(
+        "The dashed line is the recommended variant, int8-only, at its accuracy in the table.")
+    arena = figs[plots.NAMES["arena"]]
+    assert "int8-only (recommended) (6.84 KB, 96.00 %)" in arena.alt
+    assert arena.caption.endswith("The ringed point is the recommended variant, int8-only.")
+    nothing = dataclasses.replace(r, recommendation={"technique": None, "summary": "No variant meets the budget."})
+    assert all(f.caption.endswith(" No variant is recommended.") for f in plots.figures(nothing))
+    gone = dataclasses.replace(r, recommendation={"technique": "dynamic"})  # not among the plotted rows
+    assert plots.quality_vs(gone, "size").caption.endswith(" The recommended variant, dynamic, has no point here.")

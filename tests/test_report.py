@@ -298,3 +298,99 @@ def test_sections_render_the_recommendation_and_studies(results):
     assert found["Recommendation"] == [["float16", "runner-up", "bigger"], ["int8-only", "excluded", "past the budget"]]
     assert found["Per-layer int8 error"][0][2] == "—"  # no finite error for a zero-scale tensor
     assert "## Decision tree" in report.markdown(r, []) and "<h2>Decision tree</h2>" in report.html_page(r, [])
+
+
+# ---- the report reads like the table: the recommendation first and marked everywhere -----------------------------
+
+@pytest.fixture(scope="module")
+def chosen(results):
+    """The fixture's study with a smallest variant that lost 11.33 pp, and the recommendation made from it."""
+    import dataclasses
+
+    from quantbench import recommend
+
+    lost = row("weight-only-int4", 23.8, 0.86, 0.001, 0.034, 34000, engine="litert-quantizer", agree=0.88)
+    r = dataclasses.replace(results, variants=[*results.variants, lost])
+    rec = recommend.choose(r, 1.0, "cpu", "size")
+    return dataclasses.replace(r, recommendation={**rec.to_dict(), "decision_tree": recommend.tree_rows()})
+
+
+def test_reading_opens_with_the_recommendation_not_the_smallest(chosen):
+    lines = report.reading(chosen)
+    assert lines[0] == ("Recommended: dynamic, 40.9 KB (0.31× float32's 132.7 KB); accuracy +0.00 pp against the "
+                        "float model. It is the smallest of the variants within the budget (accuracy drop ≤ 1 pp) "
+                        "for --target cpu.")
+    assert lines[1] == ("Smallest: weight-only-int4, 23.8 KB (0.18× float32's 132.7 KB). Not recommended: accuracy "
+                        "-11.33 pp is past the budget (accuracy drop ≤ 1 pp).")
+
+
+def test_reading_names_the_smallest_as_the_recommended_one_when_it_is(chosen):
+    import dataclasses
+
+    from quantbench import recommend
+
+    r = dataclasses.replace(chosen, variants=[v for v in chosen.variants if v.technique != "weight-only-int4"])
+    r = dataclasses.replace(r, recommendation=recommend.choose(r, 1.0, "cpu", "size").to_dict())
+    assert report.reading(r)[1] == ("Smallest: dynamic (the recommended variant), 40.9 KB (0.31× float32's "
+                                    "132.7 KB); int8-only within 5 % of it.")
+
+
+def test_reading_opens_with_why_nothing_is_recommended(chosen):
+    import dataclasses
+
+    from quantbench import recommend
+
+    none = recommend.choose(chosen, 1.0, "int-only", "size").to_dict()  # int8-only lost 3 pp: nothing left
+    assert none["technique"] is None
+    r = dataclasses.replace(chosen, recommendation=none)
+    assert report.reading(r)[0] == none["summary"]
+    assert report.reading(r)[0].startswith("No variant meets the budget (accuracy drop ≤ 1 pp) for --target int-only.")
+    assert report.reading(dataclasses.replace(chosen, recommendation=None))[0].startswith("Smallest: ")
+
+
+def test_html_marks_the_recommended_row_and_keeps_the_technique_column_in_view(chosen, tmp_path):
+    report.write(chosen, tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    rec_rows = re.findall(r'<tr class="rec">(.*?)</tr>', page)
+    assert len(rec_rows) == 1 and rec_rows[0].startswith('<td>dynamic<span class="badge">recommended</span></td>')
+    assert '<li class="rec">Recommended: dynamic, 40.9 KB' in page
+    assert ".scroll th:first-child,.scroll td:first-child{position:sticky;left:0;" in page
+    # every table scrolls in its own box, but the machine block (two columns, <table class="kv">)
+    assert page.count('<div class="scroll">') == page.count("<table>") == 3 and page.count('<table class="kv">') == 1
+    # an interval sits under its figure, so the table fits a 1,400-pixel window (see BENCHMARKS.md, issue 24)
+    assert '<td class="n">94.33<span class="ci">92.8–95.5</span></td>' in page
+    md = (tmp_path / "report.md").read_text()
+    assert "| **dynamic** (recommended) | converter |" in md
+    assert md.count("| **") == 1  # one row marked; the plots' alt texts name it too
+
+
+def test_wording_subtitle_machine_block_and_signs(results, chosen, tmp_path):
+    import dataclasses
+
+    report.write(chosen, tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    assert '<p class="sub">quantbench demo · target cpu · quantbench 0.1.0</p>' in page
+    bare = dataclasses.replace(results, model={"name": "m"})  # no source, no path, no recommendation
+    assert report._subtitle(bare) == "quantbench 0.1.0"
+    with_settings = dataclasses.replace(results, settings={**results.settings, "throughput_batch": 32, "tasks": {},
+                                                           "outputs": None})
+    keys = [k for k, _ in report.machine_rows(with_settings)]
+    assert keys.count("throughput batch") == 1 and "throughput_batch" not in keys
+    assert "tasks" not in keys and "outputs" not in keys and "epochs" in keys
+    untested = dataclasses.replace(results.variant("dynamic"), accuracy_delta_pp=-0.0001, p_vs_float32=None)
+    assert report.change(untested) == "+0.00 pp (untested)"
+    significant = dataclasses.replace(results.variant("dynamic"), accuracy_delta_pp=-0.001, p_vs_float32=0.01)
+    assert report.change(significant) == "+0.00 pp (p = 0.01)"
+    assert report._change({"metric": "accuracy", "loss": 0.4, "loss_ci": [-0.43, 1.31]}) == "-0.40 pp (-1.31 to +0.43)"
+
+
+def test_every_plot_marks_the_recommended_variant(chosen):
+    from quantbench import plots
+
+    figs = {f.name: f for f in plots.figures(chosen)}
+    for name in (plots.NAMES["size"], plots.NAMES["latency"]):
+        assert "dynamic (recommended) (" in figs[name].alt
+        assert figs[name].caption.endswith(" The ringed point is the recommended variant, dynamic.")
+    assert "dynamic (recommended) median" in figs[plots.NAMES["distribution"]].alt
+    assert figs[plots.NAMES["distribution"]].caption.endswith(
+        "The box in the recommended colour, its name in bold, is the recommended variant, dynamic.")
