@@ -86,7 +86,8 @@ def run(tree: Path, args: list[str], label: str, quiet: bool = True) -> dict:
     return row
 
 
-def ratios(tree: Path, rounds: int, budget: float, study_args: list[str] | None = None) -> list[dict]:
+def ratios(tree: Path, rounds: int, budget: float, study_args: list[str] | None = None,
+           study_dir: str | None = None) -> list[dict]:
     """A study's variants (the demo's, or `study_args`' compare), timed in this process three ways, one after the
     other in each repetition: all at once as main timed them before issue 22 (cold calls), all at once with a warm
     call before each timed one (`bench.WARM_CALLS`), and in groups of float32 + one (warm). Each variant's
@@ -105,12 +106,16 @@ def ratios(tree: Path, rounds: int, budget: float, study_args: list[str] | None 
         x = [np.load(folder / "digits-test.npz")["x"][:64]]
         source = load_model(folder / "model.keras")
     else:
-        subprocess.run([sys.executable, "-m", "quantbench", *study_args, "--out", str(folder), "--quiet"], check=True,
-                       env={**os.environ, "PYTHONPATH": str(tree)}, cwd=folder.parent)
+        if study_dir:  # a finished study of these arguments (--study), not made again
+            folder = Path(study_dir)
+        else:
+            subprocess.run([sys.executable, "-m", "quantbench", *study_args, "--out", str(folder), "--quiet"],
+                           check=True, env={**os.environ, "PYTHONPATH": str(tree)}, cwd=folder.parent)
         with np.load(study_args[3]) as f:
             x = [f["x"][:64]]
         source = load_model(study_args[1])
-    names = [p.stem for p in sorted(folder.glob("*.tflite")) if p.stem != "recommended"]
+    variants = json.loads((folder / "results.json").read_text())["variants"]
+    names = sorted(v["technique"] for v in variants if v["status"] == "ok" and (folder / f"{v['technique']}.tflite").exists())
 
     def load(name):
         return LiteModel(folder / f"{name}.tflite"), x
@@ -144,6 +149,7 @@ def main() -> None:
     p.add_argument("--tree", default=str(HERE), help="this branch's checkout")
     p.add_argument("--cases", default="audio,mobilenet,mobilenet2,ratios")
     p.add_argument("--cache", default="/tmp/qb-scale")
+    p.add_argument("--study", help="ratios-mobilenet: a finished study folder of the mobilenet case, reused")
     p.add_argument("--rounds", type=int, default=2, help="repetitions of the ratios case")
     p.add_argument("--budget", type=float, default=10.0, help="timing seconds per measure in the ratios case")
     a = p.parse_args()
@@ -182,7 +188,7 @@ def main() -> None:
         elif case == "ratios":
             ratios(tree, a.rounds, a.budget)
         elif case == "ratios-mobilenet":
-            ratios(tree, a.rounds, a.budget, mobilenet)
+            ratios(tree, a.rounds, a.budget, mobilenet, a.study)
 
 
 if __name__ == "__main__":
