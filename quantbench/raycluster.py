@@ -70,10 +70,15 @@ def _call_leaky(fn, args, parts, debug: bool):
 
 
 def _facts(modules: tuple) -> dict:
-    """Runs on each node before any work: its quantbench version, and which of `modules` it can import."""
+    """Runs on each node before any work: its quantbench version, and which of `modules` it has installed (a
+    package's folder without its code, an uninstall's leftover, is not one)."""
     import importlib.util
 
-    return {"version": __version__, "has": {m: importlib.util.find_spec(m) is not None for m in modules}}
+    def installed(module):
+        spec = importlib.util.find_spec(module)
+        return spec is not None and spec.origin not in (None, "namespace")
+
+    return {"version": __version__, "has": {m: installed(m) for m in modules}}
 
 
 def _import_ray():
