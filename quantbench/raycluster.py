@@ -353,7 +353,7 @@ class RayExecutor:
         """A shipped task's reply: the files it wrote, written into the study's folder here; paths of its folder
         on the node, in its result or its error, named as they are here."""
         *reply, files, there = reply
-        if files:
+        if files and shipment.home:
             shipping.write_back(shipment.home, files)
         pairs = [(f"{there}/{p.name}", p.path) for p in shipment.parts]
         pairs += [(f"{there}/{shipping.HOME}", shipment.home)] if shipment.home else []

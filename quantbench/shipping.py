@@ -117,20 +117,25 @@ def _tidy(root: Path) -> None:
 
 
 def cached(root: Path, kind: str, sha: str, basename: str, fetch) -> Path:
-    """The blob `sha` as `basename` in the cache (fetched by `fetch()` the first time this node needs it under that
-    name: two files of one content may be read under two names), its entry touched as used."""
+    """The blob `sha` as `basename` in the cache, fetched by `fetch()` the first time this node needs it (a file
+    of that content cached under another name is linked instead), its entry touched as used."""
     entry = root / "blobs" / sha
     entry.mkdir(parents=True, exist_ok=True)
     os.utime(entry)
     target = entry / basename
     if not target.exists():
         partial = Path(tempfile.mkdtemp(dir=entry, prefix=".partial."))
+        same = [f for f in entry.iterdir() if f.is_file() and not f.name.startswith(".")]
         try:
-            content = fetch()
+            if kind == BLOB and same:
+                os.link(same[0], partial / basename)
+                content = None
+            else:
+                content = fetch()
             if kind == TREE:
                 with tarfile.open(fileobj=io.BytesIO(content)) as tar:
                     tar.extractall(partial / basename, filter="data")
-            else:
+            elif content is not None:
                 (partial / basename).write_bytes(content)
             del content
             try:

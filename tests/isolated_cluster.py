@@ -121,20 +121,6 @@ class Cluster:
         logs = Path(f"/proc/{self.head}/root/tmp/ray/session_latest/logs")
         return "".join(f"\n--- {f.name}:\n{f.read_text()[-chars:]}" for f in sorted(logs.glob("ray_client_server*")))
 
-    def family_rss(self, pid: int) -> int:
-        """RSS of a node's whole process tree now (its raylet, object store, Ray workers), in bytes."""
-        try:
-            procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return 0
-        total = 0
-        for p in procs:
-            try:
-                total += p.memory_info().rss
-            except psutil.Error:
-                pass
-        return total
-
     def stop(self, pid: int) -> int:
         """SIGTERM to a node's `ray start --block`, then whatever of its processes lingers is killed. Returns how
         many had to be killed."""
@@ -174,9 +160,19 @@ class Cluster:
         """Run shell `script` as a driver would run on a laptop: in the cluster's network (it reaches the head
         at 127.0.0.1 only), in a mount namespace of its own whose folder `private` is a tmpfs only it sees;
         `script` runs there, `$PRIVATE` naming it."""
+        proc = self.start_driver(private, script, env)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+    def start_driver(self, private: Path, script: str, env: dict | None = None) -> subprocess.Popen:
+        """`driver`, started: its process (the root of the driver's process tree) to wait for."""
         private = Path(private)
         private.mkdir(parents=True, exist_ok=True)
         cmd = ["nsenter", f"--net=/proc/{self.head}/ns/net", "--", "unshare", "--mount", "sh", "-ec",
                f"mount -t tmpfs tmpfs {shlex.quote(str(private))} && cd {shlex.quote(str(private))} && {script}"]
-        return subprocess.run(cmd, env={**(env or self.env), "PRIVATE": str(private)}, capture_output=True,
-                              text=True, timeout=timeout)
+        return subprocess.Popen(cmd, env={**(env or self.env), "PRIVATE": str(private)}, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
