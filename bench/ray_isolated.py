@@ -44,8 +44,9 @@ def figures(folder: Path) -> dict:
 
 
 def make_files(folder: Path, samples: int) -> None:
-    from quantbench.quiet import import_tensorflow
+    from quantbench.quiet import configure, import_tensorflow
 
+    configure()  # TensorFlow's start-up lines stay off the terminal
     import_tensorflow()
     import keras
 
@@ -80,6 +81,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--techniques", default="float16,dynamic,int8-fallback,int8-only")
     parser.add_argument("--store", type=int, default=300, help="object store of each node, MB")
+    parser.add_argument("--ray-only", action="store_true", help="skip the in-process run (memory at other sizes)")
     args = parser.parse_args()
     why = isolated_cluster.unavailable()
     if why:
@@ -92,10 +94,11 @@ def main() -> None:
         qb = f"{shlex.quote(sys.executable)} -m quantbench"
         study = (f"compare model.keras --data d.npz --calib c.npz --techniques {args.techniques} --out study "
                  "--quiet")
-        here = subprocess.Popen(["sh", "-ec", f"cd {shlex.quote(str(files))} && {qb} {study} --workers 0"],
-                                env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        wall_here, peak_here, _ = run(here, {"in-process": here.pid})
+        if not args.ray_only:
+            here = subprocess.Popen(["sh", "-ec", f"cd {shlex.quote(str(files))} && {qb} {study} --workers 0"],
+                                    env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+            wall_here, peak_here, _ = run(here, {"in-process": here.pid})
         with isolated_cluster.Cluster(work, object_store_bytes=args.store * 10 ** 6) as cluster:
             head = cluster.start_head(cpus=1)
             node = cluster.add_node(cpus=1)
@@ -109,18 +112,20 @@ def main() -> None:
                       for name, pid in (("head node", head), ("worker node", node))}
             unseen = not any(cluster.sees(pid, files) for pid in (head, node))
             killed = cluster.close()
-        same = figures(files / "study") == figures(work / "ray-study")
         settings = json.loads((work / "ray-study" / "results.json").read_text())["settings"]
         print(f"MobileNetV2 224, {args.samples} evaluation images, techniques {args.techniques}")
-        print(f"in-process (--workers 0): {wall_here:.1f} s, peak {peak_here['in-process'] / GIB:.2f} GiB")
+        if not args.ray_only:
+            print(f"in-process (--workers 0): {wall_here:.1f} s, peak {peak_here['in-process'] / GIB:.2f} GiB")
         print(f"Ray, 2 isolated nodes of 1 CPU ({settings['executor']}, {settings['workers']} CPUs, timed on "
               f"{settings['timed_on']!r}): {wall_ray:.1f} s; peak driver {peaks['driver'] / GIB:.2f} GiB, head node "
               f"{peaks['head node'] / GIB:.2f} GiB, worker node {peaks['worker node'] / GIB:.2f} GiB")
         print(f"node caches at the end (bytes): {cached}; nodes saw the user's folder: {not unseen}")
-        print(f"accuracy, agreement, SQNR, KL and fidelity identical: {same}")
         print(f"nodes stopped by PID; processes left to kill afterwards: {killed}")
-        if not same:
-            print(json.dumps({"here": figures(files / "study"), "ray": figures(work / "ray-study")}, indent=1))
+        if not args.ray_only:
+            same = figures(files / "study") == figures(work / "ray-study")
+            print(f"accuracy, agreement, SQNR, KL and fidelity identical: {same}")
+            if not same:
+                print(json.dumps({"here": figures(files / "study"), "ray": figures(work / "ray-study")}, indent=1))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

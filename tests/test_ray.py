@@ -124,6 +124,23 @@ def test_unreachable_address_is_one_line_within_seconds(tiny_keras_path, digits_
     assert not (tmp_path / "o").exists()
 
 
+def test_a_driver_on_a_machine_without_a_node_of_the_cluster_is_told_to_use_ray_client(tiny_keras_path, digits_npz,
+                                                                                      tmp_path, capsys):
+    with socket.socket() as head:  # something listens at the address, but no Ray node of it runs here
+        head.bind(("127.0.0.1", 0))
+        head.listen()
+        port = head.getsockname()[1]
+        start = time.monotonic()
+        code = cli.main(["compare", str(tiny_keras_path), "--data", str(digits_npz[0]), "--out", str(tmp_path / "o"),
+                         "--ray", f"127.0.0.1:{port}", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and time.monotonic() - start < 30 and not (tmp_path / "o").exists()
+    assert err == (f"quantbench: error: Cannot attach to the Ray cluster at 127.0.0.1:{port}: no node of that cluster "
+                   "runs on this machine, and a driver given host:port needs one. Expected a Ray Client address for a "
+                   "cluster elsewhere: ray://HOST:PORT, the head's client port (10001 unless `ray start --head "
+                   "--ray-client-server-port` says otherwise). Fix: pass --ray ray://127.0.0.1:10001.")
+
+
 def test_without_ray_installed_the_line_says_what_to_install(tiny_sweep, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as without the extra
     assert cli.main(["sweep", str(tiny_sweep), "--ray", "127.0.0.1:1", "--out", str(tmp_path / "o")]) == 2
