@@ -13,6 +13,7 @@ the same quantbench installed: each is asked before any work. Ray's own log line
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import shutil
 import signal
@@ -341,6 +342,7 @@ class RayExecutor:
             raise TaskBug(f"{_first_line(exc)} (in task {task.key} on Ray:\n{exc})") from None
         except ray.exceptions.RayError as exc:  # the worker or its node died, or ran out of memory
             return Died(task.key, f"{task.key}: its Ray worker died: {_first_line(exc)}")
+        reply = copy.deepcopy(reply)  # its own arrays, as from a local worker: Ray's are read-only views of its store
         if sent is not None:
             reply = self._landed(reply, *sent)
         if reply[0] == "error":

@@ -201,10 +201,9 @@ def export(job: Job) -> bool:
 
 
 def shard_rows(sample_bytes: int, chunk: int, most: int) -> int:
-    """Evaluation samples per shard: at most `most`, within SHARD_BYTES of inputs and float outputs, and a multiple
-    of the study's chunk, so every chunk (every predict call) is the same whatever the shard size."""
-    rows = max(1, min(most, SHARD_BYTES // max(int(sample_bytes), 1)))
-    return max(chunk, rows // chunk * chunk)
+    """Evaluation samples per shard: at most `most` and within SHARD_BYTES of inputs and float outputs, in whole
+    chunks: the float model then predicts the same batches (the same outputs, to the last bit) in any shards."""
+    return max(chunk, min(most, SHARD_BYTES // max(int(sample_bytes), 1)) // chunk * chunk)
 
 
 @ships(lambda job, start, stop: Shipment((job.away(range(start, stop)), start, stop),

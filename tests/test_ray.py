@@ -273,6 +273,7 @@ def test_every_task_gets_its_files_by_value_and_the_figures_are_the_in_process_o
     np.savez(tmp_path / "d.npz", x=digits.x_test[:150], y=digits.y_test[:150])
     np.savez(tmp_path / "c.npz", x=digits.x_train[:80], y=digits.y_train[:80])
     seen = []
+    monkeypatch.setattr(study, "SHARD", 32)  # five shards of the float model's outputs and of each evaluation
     monkeypatch.setattr(cluster, "_plain", _Recording(cluster._plain, seen))
     monkeypatch.setattr(cluster, "_leaky", _Recording(cluster._leaky, seen))
     runs = {name: study.compare(model, tmp_path / "d.npz", tmp_path / "c.npz", ["float16", "int8-fallback", "int8-only"],
@@ -281,6 +282,7 @@ def test_every_task_gets_its_files_by_value_and_the_figures_are_the_in_process_o
     sent = {fn.__name__ for fn, *_ in seen}
     assert sent >= {"describe_model", "reference", "convert", "convert_family", "evaluate_shard", "layer_errors",
                     "calibration_size", "selective_search"}, sent
+    assert sum(fn.__name__ == "reference" for fn, *_ in seen) == 5
     mine = [str(tmp_path), str(model), str(Path.cwd())]
     for fn, args, parts, _ in seen:
         sendable = (args, [p[:3] for p in parts or []])  # each part's name, kind and content hash; its reference
