@@ -254,7 +254,8 @@ def _mcu_facts(run, job, names: list[str], goal, seed: int, reporter) -> dict:
 
     mcu.check_available()
     with reporter.task("TFLite Micro", 1) as advance:
-        facts = run.run([Task("mcu", tasks.mcu_facts, (job, names, seed, goal.budget))])["mcu"]
+        rows = tuple(int(r) for r in mcu.sample_rows(job.n, mcu.MAX_SAMPLES, seed))
+        facts = run.run([Task("mcu", tasks.mcu_facts, (job, names, rows, goal.budget))])["mcu"]
         advance()
     if isinstance(facts, Died):
         raise InputError(f"The TFLite Micro task did not finish: {facts.reason}.")

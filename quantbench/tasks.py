@@ -448,21 +448,15 @@ def calibration_size(job: Job, size: int, seed: int) -> dict:
             "agreement": m["agreement"], "bytes": len(content)}
 
 
-def _on_mcu_rows(job: Job, names: list[str], seed: int, budget=None) -> Shipment:
+@ships(lambda job, names, rows, budget=None: Shipment(
+    (job.away(rows), names, rows, budget), job.parts(files=tuple(f"{n}.tflite" for n in names), rows=rows),
+    job.folder))
+def mcu_facts(job: Job, names: list[str], rows: tuple, budget=None) -> dict:
+    """Every variant on the TFLite Micro interpreter (in a child process of its own), over evaluation rows `rows`
+    (`mcu.sample_rows`: a seeded draw): runs?, exact arena, flash, agreement with LiteRT and the float model."""
     from . import mcu
 
-    held = tuple(int(r) for r in mcu.sample_rows(job.n, mcu.MAX_SAMPLES, seed))
-    return Shipment((job.away(held), names, seed, budget),
-                    job.parts(files=tuple(f"{n}.tflite" for n in names), rows=held), job.folder)
-
-
-@ships(_on_mcu_rows)
-def mcu_facts(job: Job, names: list[str], seed: int, budget=None) -> dict:
-    """Every variant on the TFLite Micro interpreter (in a child process of its own), over a seeded draw of
-    the evaluation samples: runs?, exact arena, flash, agreement with LiteRT and the float model."""
-    from . import mcu
-
-    rows = mcu.sample_rows(job.n, mcu.MAX_SAMPLES, seed)
+    rows = np.asarray(rows, dtype=np.int64)
     inputs, reference, labels = job.eval_at(rows), job.reference_at(rows), job.labels_at(rows)
     from .runtime import LiteModel
 

@@ -298,6 +298,19 @@ def test_every_task_gets_its_files_by_value_and_the_figures_are_the_in_process_o
         assert (tmp_path / "ray" / f"{name}.tflite").read_bytes() == (tmp_path / "here" / f"{name}.tflite").read_bytes()
 
 
+def test_tflite_micro_on_ray_has_the_in_process_facts(cluster, tiny_model, digits, calib, tmp_path, monkeypatch):
+    """--target mcu: the TFLite Micro task reads a seeded draw of the evaluation rows, shipped as those rows."""
+    from quantbench import mcu
+
+    monkeypatch.setattr(mcu, "MAX_SAMPLES", 40)  # a draw, not every row
+    evaluation = data.Dataset([digits.x_test[:120]], digits.y_test[:120], "digits")
+    runs = {name: study.run_study(tiny_model, evaluation, calib, ["int8-only"], tmp_path / name, time_budget=0.5,
+                                  goal=recommend.Goal(target="mcu"), **kw)
+            for name, kw in [("here", {"workers": 0}), ("ray", {"runner": cluster})]}
+    here, there = ({v.technique: v.mcu for v in r.variants} for r in runs.values())
+    assert here["int8-only"]["runs"] and here["int8-only"]["samples"] == 40 and here == there
+
+
 def test_a_client_without_the_token_is_told_what_to_set(head, tiny_sweep, tmp_path):
     env = {**head["env"], "RAY_AUTH_MODE": "disabled", "RAY_gcs_server_port_wait_time_s": "2"}  # Ray's retries
     env.pop("RAY_AUTH_TOKEN")
