@@ -32,6 +32,44 @@ class Task:
 
 
 @dataclass(frozen=True)
+class Part:
+    """A file or folder on this machine that a task reads, for an executor whose workers cannot see this machine's
+    disk (Ray): `name` is where the task finds it, relative to its own folder there; `rows`, for a `.npy` file,
+    ships only those rows (a range or sorted indices), in that order."""
+
+    path: str
+    name: str
+    rows: range | tuple | None = None
+
+
+class Placed(str):
+    """An argument naming a part (`Part.name`): a path relative to the folder the task runs in there."""
+
+    def there(self, root) -> str:
+        return os.path.realpath(os.path.join(root, self))  # a part is a link into the node's cache: its target
+
+
+@dataclass(frozen=True)
+class Shipment:
+    """A task as sent to a node that cannot see this machine's files: its arguments there, the `Part`s it reads,
+    and `home`, the study folder here that receives what it writes into its study folder there."""
+
+    args: tuple
+    parts: list
+    home: str | None = None
+
+
+def ships(how: Callable):
+    """Declare how a task function travels to a worker that cannot see this machine's files: `how(*args)` returns
+    its `Shipment`, whose arguments have `there(folder)` where they name files (`Placed`, `tasks.Job`). Executors on
+    this machine ignore it and pass the arguments as they are."""
+    def mark(fn):
+        fn.ships = how
+        return fn
+    return mark
+
+
+@dataclass(frozen=True)
 class Died:
     """A task that did not return: its worker died, or a task it needed did."""
 
@@ -86,6 +124,7 @@ class InProcess:
     """Runs every task in this process, one after the other, in plan order."""
 
     workers = 0
+    timed_on = "this process"  # where the timing ran (results.json settings.timed_on)
 
     def run(self, tasks: list[Task], on_done: Callable | None = None) -> dict:
         results: dict = {}
@@ -158,6 +197,7 @@ class Workers:
     `recycle_after` leaky tasks, and when it dies, its task becomes `Died` and a new worker takes its place."""
 
     n: int = field(default_factory=usable_cores)
+    timed_on = "a worker process on this machine"
     recycle_after: int = RECYCLE_AFTER
     budget: int | None = None  # bytes the process tree may hold: workers start only while they fit (see `_fits`)
 

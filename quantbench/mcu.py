@@ -23,6 +23,7 @@ from .outputs import Budget, TaskSpec, verdicts
 from .runtime import LiteModel, TensorInfo, align, dequantize, quantize
 
 WORKER = Path(__file__).with_name("mcu_worker.py")
+MODULE = "tflite_micro"  # the package's module: what a node of a cluster must be able to import
 MAX_SAMPLES = 500         # evaluation samples run on TFLite Micro; more are a seeded draw of this many
 ARENA_SHORT = re.compile(r"missing: \d+|Failed to resize buffer|Failed starting model allocation")
 LIMITS = ("The arena is measured by TFLite Micro's x86-64 build; pointers on a 32-bit microcontroller are "

@@ -1,25 +1,32 @@
 """Runs a study's plan of tasks on an existing Ray cluster (`--ray ADDRESS`), with the interface of
 `executor.Workers`.
 
-Tasks travel as they do to local workers: a module-level function and its arguments, which hold paths, not
-arrays. So every node must see the study's folder at the same path (one machine, or a shared filesystem) and
-have the same quantbench installed. Ray's own log lines stay on the cluster (`log_to_driver=False`); what a
-task raises comes back as its reply, and a task whose Ray worker dies becomes `Died` with the reason.
+No node needs to see this machine's disk: a task that reads files says which (`executor.ships`); they go through
+Ray's object store (whole files once per content, each node keeping its own cache; evaluation rows by value, a
+task's worth at a time, released when it is done), and what the task writes comes back by value, so only this
+process writes the study's folder (`shipping`). Timing (the exclusive task) runs here, in a worker process of
+this machine, alone: its figures are this machine's, the one `results.json` describes. Every node must have
+the same quantbench installed: each is asked before any work. Ray's own log lines stay on the cluster
+(`log_to_driver=False`); what a task raises comes back as its reply, and a task whose Ray worker dies becomes
+`Died` with the reason.
 """
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
+import shutil
 import signal
 import socket
 import threading
 import traceback
 from typing import Callable
 
-from . import __version__
+from . import __version__, shipping
 from .errors import InputError, QuantbenchError
-from .executor import RECYCLE_AFTER, Died, Task, TaskBug, _order, ready_tasks
+from .executor import RECYCLE_AFTER, Died, Task, TaskBug, Workers, _order, ready_tasks
 
+CLIENT_PORT = 10001  # Ray Client's port on a head (`ray start --head --ray-client-server-port`), Ray's default
 CONNECT_S = 5.0   # seconds to open a TCP connection to the head before saying it is unreachable
 FIRST_TASK_S = 120.0  # a first task starts a worker process: slow on a busy node, never endless
 WAIT_S = 0.5      # ray.wait's timeout: between waits, this process handles Ctrl-C
@@ -28,13 +35,7 @@ AUTH_FIX = ("Fix: export RAY_AUTH_MODE=token and the cluster's token as RAY_AUTH
             "RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token): `ray get-auth-token` prints it on the head.")
 
 
-def _call(fn, args, debug: bool):
-    """Runs on a Ray worker: the task, with its errors as a reply, as a local worker sends them."""
-    if debug:
-        os.environ["QUANTBENCH_DEBUG"] = "1"
-    from .quiet import configure
-
-    configure()  # keeps TensorFlow's chatter out of the worker's log
+def _reply(fn, args) -> tuple:
     try:
         return ("ok", fn(*args))
     except QuantbenchError as exc:
@@ -43,13 +44,42 @@ def _call(fn, args, debug: bool):
         return ("bug", f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
 
-def _call_leaky(fn, args, debug: bool):
+def _call(fn, args, parts, debug: bool):
+    """Runs on a Ray worker: the task, with its errors as a reply, as a local worker sends them. A shipped task
+    (`parts` not None) runs in a folder of its own holding its parts; its reply carries the files it wrote into
+    its study folder there and that folder's path, and names cached files by their place in it."""
+    if debug:
+        os.environ["QUANTBENCH_DEBUG"] = "1"
+    from .quiet import configure
+
+    configure()  # keeps TensorFlow's chatter out of the worker's log
+    if parts is None:
+        return _reply(fn, args)
+    import ray
+
+    folder, inputs, links = shipping.open_task(parts, ray.get)
+    try:
+        reply = _reply(fn, tuple(a.there(folder) if hasattr(a, "there") else a for a in args))
+        return (*shipping.swap(reply, links), shipping.outputs(folder, inputs), str(folder))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _call_leaky(fn, args, parts, debug: bool):
     """`_call` for leaky tasks (TF conversions): its own function, so Ray retires a worker after a few."""
-    return _call(fn, args, debug)
+    return _call(fn, args, parts, debug)
 
 
-def _version() -> str:
-    return __version__
+def _facts(modules: tuple) -> dict:
+    """Runs on each node before any work: its quantbench version, and which of `modules` it has installed (a
+    package's folder without its code, an uninstall's leftover, is not one)."""
+    import importlib.util
+
+    def installed(module):
+        spec = importlib.util.find_spec(module)
+        return spec is not None and spec.origin not in (None, "namespace")
+
+    return {"version": __version__, "has": {m: installed(m) for m in modules}}
 
 
 def _import_ray():
@@ -71,6 +101,35 @@ def _host_port(address: str) -> tuple[str, int] | None:
         raise InputError(f"--ray {address!r} has no port number. Expected host:port, e.g. 10.0.0.5:6379 (the "
                          "address `ray start --head` prints). Fix: pass --ray HOST:PORT, or set RAY_ADDRESS.")
     return host.strip("[]"), int(port)
+
+
+def _raylets() -> list[dict]:
+    """This machine's Ray nodes, as their raylet processes' flags (Ray's own driver finds its node the same way)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        if proc.info["name"] == "raylet" and proc.info["cmdline"]:
+            found.append(dict(a[2:].split("=", 1) for a in proc.info["cmdline"] if a.startswith("--") and "=" in a))
+    return found
+
+
+def _check_attachable(address: str) -> None:
+    """A `host:port` driver attaches to a node of that cluster on this machine, through the socket in that node's
+    temp folder; without one (a laptop, a container, another mount namespace) Ray waits, then aborts the
+    process. Say so at once: such a driver connects through Ray Client (`ray://`)."""
+    hp = _host_port(address)
+    if hp is None or address.startswith("ray://"):
+        return
+    mine = [r for r in _raylets() if r.get("gcs-address", "").rpartition(":")[2] == str(hp[1])]
+    if mine and any(os.path.exists(r.get("raylet_socket_name", "")) for r in mine):
+        return
+    why = ("its node on this machine keeps its files where this process cannot see them (another container or "
+           "mount namespace)") if mine else "no node of that cluster runs on this machine"
+    raise InputError(f"Cannot attach to the Ray cluster at {address}: {why}, and a driver given host:port needs "
+                     "one. Expected a Ray Client address for a cluster elsewhere: ray://HOST:PORT, the head's "
+                     f"client port ({CLIENT_PORT} unless `ray start --head --ray-client-server-port` says "
+                     f"otherwise). Fix: pass --ray ray://{hp[0]}:{CLIENT_PORT}.")
 
 
 def _check_reachable(address: str) -> None:
@@ -128,16 +187,22 @@ def _first_line(exc: BaseException, limit: int = 300) -> str:
 
 
 class RayExecutor:
-    """Runs tasks as Ray tasks on the cluster at `address`: one CPU each; an exclusive task (timing) reserves
-    every CPU of one node, with nothing else in flight. `n` is the cluster's CPU count."""
+    """Runs tasks as Ray tasks on the cluster at `address`: one CPU each; an exclusive task (timing) runs on this
+    machine, with nothing else in flight. `n` is the cluster's CPU count."""
+
+    timed_on = "this machine (the driver), in a worker process, alone: not a Ray node"
 
     def __init__(self, address: str):
         ray = _import_ray()
         self.address = address
         self._ray = ray
         self._owns = not ray.is_initialized()  # a caller's own connection is left open on close()
+        self._here = None  # the worker process on this machine that times (see `run`)
+        self._blobs: dict = {}  # (path, its version) -> (kind, sha256, ObjectRef): sent once per plan
+        self._sent: dict = {}  # ObjectRef of a task in flight -> its Shipment and parts (their refs held till done)
         if self._owns:
             _check_reachable(address)
+            _check_attachable(address)
             self._connect(address)
         else:
             self._check_same(address)
@@ -148,7 +213,7 @@ class RayExecutor:
             self._plain = ray.remote(num_cpus=1, max_retries=0)(_call)
             self._leaky = ray.remote(num_cpus=1, max_retries=0, max_calls=RECYCLE_AFTER)(_call_leaky)
             self.n = int(ray.cluster_resources().get("CPU", 0))
-            self._check_version()
+            self._check_nodes()
         except BaseException:
             self.close()
             raise
@@ -188,45 +253,88 @@ class RayExecutor:
             self._ray.shutdown()
         raise InputError(message) from None
 
-    def _check_version(self) -> None:
-        """One task on the cluster: quantbench must import there, in the same version as here."""
-        ray = self._ray
-        try:
-            with _interrupts_surface():
-                theirs = ray.get(ray.remote(num_cpus=0, max_retries=0)(_version).remote(), timeout=FIRST_TASK_S)
-        except ray.exceptions.GetTimeoutError:
-            raise InputError(f"The Ray cluster at {self.address} did not run a first small task within "
-                             f"{FIRST_TASK_S:.0f} s. Expected its nodes to start Python workers. Fix: check the "
-                             "cluster with `ray status` and its logs (session_latest/logs on the head).") from None
-        except ray.exceptions.RayError as exc:
-            raise InputError(f"quantbench does not run on the Ray cluster at {self.address}: "
-                             f"{_first_line(exc)}. Expected quantbench {__version__} installed on every node. "
-                             f"Fix: pip install 'quantbench[ray]=={__version__}' on each node.") from None
-        if theirs != __version__:
-            raise InputError(f"The Ray cluster at {self.address} runs quantbench {theirs}; this is {__version__}. "
-                             f"Expected the same version on every node. Fix: pip install "
-                             f"'quantbench[ray]=={__version__}' on each node, or here.")
-
-    def _whole_node(self) -> dict:
-        """Ray options that reserve every CPU of the alive node with the most CPUs."""
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
+    def _nodes(self) -> list[dict]:
         nodes = [n for n in self._ray.nodes() if n.get("Alive") and n["Resources"].get("CPU", 0) >= 1]
         if not nodes:
             raise InputError(f"The Ray cluster at {self.address} has no node with a CPU. Expected at least one "
                              "worker node. Fix: add a node to the cluster.")
-        node = max(nodes, key=lambda n: n["Resources"]["CPU"])
-        return {"num_cpus": node["Resources"]["CPU"],
-                "scheduling_strategy": NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)}
+        return nodes
+
+    def _probe(self, modules: tuple = ()) -> dict:
+        """`_facts` from every node with a CPU (where tasks run), by a task of no CPU pinned to each: node's
+        name -> its facts, or the error that kept it from running there, or None when it did not start in time."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        ray = self._ray
+        probe = ray.remote(num_cpus=0, max_retries=0)(_facts)
+        asked = {probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+                 .remote(tuple(modules)): f"{n['NodeManagerAddress']} (node {n['NodeID'][:8]})"
+                 for n in self._nodes()}
+        with _interrupts_surface():
+            ready, _ = ray.wait(list(asked), num_returns=len(asked), timeout=FIRST_TASK_S)
+        found = {}
+        for ref, name in asked.items():
+            try:
+                found[name] = ray.get(ref) if ref in ready else None
+            except ray.exceptions.RayError as exc:
+                found[name] = exc
+        return found
+
+    def _check_nodes(self) -> None:
+        """Every node must run this quantbench, in this version: the nodes that do not are named, before any work."""
+        problems = []
+        for name, facts in self._probe().items():
+            if facts is None:
+                problems.append(f"{name} did not run a first small task within {FIRST_TASK_S:.0f} s")
+            elif isinstance(facts, BaseException):
+                problems.append(f"{name} cannot run quantbench ({_first_line(facts, 160)})")
+            elif facts["version"] != __version__:
+                problems.append(f"{name} runs quantbench {facts['version']}")
+        if problems:
+            those = "that node" if len(problems) == 1 else "those nodes"
+            raise InputError(f"The Ray cluster at {self.address} cannot run this study: {'; '.join(problems)}. "
+                             f"Expected quantbench {__version__} (this one) on every node, starting Python "
+                             f"workers. Fix: pip install 'quantbench[ray]=={__version__}' on {those}; check a "
+                             "node that does not start workers with `ray status` and its logs.")
+
+    def require(self, module: str, need: str, extra: str) -> None:
+        """Refuse, before any work, a cluster where a node cannot import `module` (an optional extra's package)."""
+        lacking = [name for name, facts in self._probe((module,)).items()
+                   if not isinstance(facts, dict) or not facts["has"][module]]
+        if lacking:
+            those = "that node" if len(lacking) == 1 else "those nodes"
+            raise InputError(f"{need}, and {', '.join(lacking)} of the Ray cluster at {self.address} "
+                             f"{'lacks' if len(lacking) == 1 else 'lack'} it. Expected quantbench[{extra}] on "
+                             f"every node. Fix: pip install 'quantbench[{extra}]=={__version__}' on {those}.")
+
+    def _part(self, part) -> tuple:
+        """A part as a task receives it: (name, kind, sha256, ObjectRef). Rows are put for this task alone; a whole
+        file or folder once per plan and content (a node fetches it only when its cache lacks that content)."""
+        ray = self._ray
+        if part.rows is not None:
+            return part.name, shipping.ROWS, None, ray.put(shipping.rows_of(part.path, part.rows))
+        key = (part.path, shipping.version_of(part.path))
+        if key not in self._blobs:
+            kind, sha, content = shipping.blob(part.path)
+            self._blobs[key] = kind, sha, ray.put(content)
+        return (part.name, *self._blobs[key])
 
     def _submit(self, task: Task):
         remote = self._leaky if task.leaky else self._plain
-        if task.exclusive:
-            remote = remote.options(**self._whole_node())
-        return remote.remote(task.fn, task.args, self._debug)
+        how = getattr(task.fn, "ships", None)
+        if how is None:  # no files: its arguments as they are
+            ref = remote.remote(task.fn, task.args, None, self._debug)
+            self._sent[ref] = None
+            return ref
+        shipment = how(*task.args)
+        parts = [self._part(p) for p in shipment.parts]
+        ref = remote.remote(task.fn, shipment.args, parts, self._debug)
+        self._sent[ref] = shipment, parts
+        return ref
 
     def _collect(self, ref, task: Task):
         ray = self._ray
+        sent = self._sent.pop(ref, None)  # its rows' references go with it: the object store lets go of them
         try:
             with _interrupts_surface():
                 reply = ray.get(ref)
@@ -234,11 +342,33 @@ class RayExecutor:
             raise TaskBug(f"{_first_line(exc)} (in task {task.key} on Ray:\n{exc})") from None
         except ray.exceptions.RayError as exc:  # the worker or its node died, or ran out of memory
             return Died(task.key, f"{task.key}: its Ray worker died: {_first_line(exc)}")
+        reply = copy.deepcopy(reply)  # its own arrays, as from a local worker: Ray's are read-only views of its store
+        if sent is not None:
+            reply = self._landed(reply, *sent)
         if reply[0] == "error":
             raise reply[1]
         if reply[0] == "bug":
             raise TaskBug(f"{reply[1]} (in task {task.key}; Ray worker traceback:\n{reply[2]})")
         return reply[1]
+
+    def _landed(self, reply: tuple, shipment, parts) -> tuple:
+        """A shipped task's reply: the files it wrote, written into the study's folder here; paths of its folder
+        on the node, in its result or its error, named as they are here."""
+        *reply, files, there = reply
+        if files and shipment.home:
+            shipping.write_back(shipment.home, files)
+        pairs = [(f"{there}/{p.name}", p.path) for p in shipment.parts]
+        pairs += [(f"{there}/{shipping.HOME}", shipment.home)] if shipment.home else []
+        return shipping.swap(tuple(reply), pairs)
+
+    def _timed_here(self, task: Task):
+        """An exclusive task (timing), run alone on this machine, in a worker process (TensorFlow stays out of
+        this one): its figures are this machine's, not a node's."""
+        if self._here is None:
+            self._here = Workers(1)
+        import dataclasses
+
+        return self._here.run([dataclasses.replace(task, needs=())])[task.key]  # its needs are done (and here)
 
     def run(self, tasks: list[Task], on_done: Callable | None = None) -> dict:
         ray = self._ray
@@ -248,13 +378,17 @@ class RayExecutor:
         try:
             while pending or busy:
                 ready = ready_tasks(pending, results, on_done)
-                exclusive_running = any(t.exclusive for t in busy.values())
                 for task in ready:
-                    if exclusive_running or (task.exclusive and busy):
-                        break  # an exclusive task runs alone: it waits for the others, the others for it
+                    if task.exclusive:
+                        if busy:
+                            break  # an exclusive task runs alone: it waits for the others, the others for it
+                        pending.remove(task)
+                        results[task.key] = self._timed_here(task)
+                        if on_done:
+                            on_done(task, results[task.key])
+                        break
                     pending.remove(task)
                     busy[self._submit(task)] = task
-                    exclusive_running = task.exclusive
                 if not busy:
                     continue
                 with _interrupts_surface():
@@ -267,6 +401,9 @@ class RayExecutor:
         except BaseException:  # Ctrl-C, or an error re-raised: nothing of this plan keeps running
             self._cancel(list(busy))
             raise
+        finally:
+            self._sent.clear()
+            self._blobs.clear()  # the plan's files leave the object store; a node's cache keeps them
         return results
 
     def _cancel(self, refs: list) -> None:
@@ -277,7 +414,10 @@ class RayExecutor:
                 pass
 
     def close(self) -> None:
-        """Disconnect from the cluster (a connection this executor opened)."""
+        """Stop the timing worker here; disconnect from the cluster (a connection this executor opened)."""
+        if self._here is not None:
+            self._here.close()
+            self._here = None
         if self._owns and self._ray.is_initialized():
             self._ray.shutdown()
 

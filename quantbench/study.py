@@ -19,7 +19,7 @@ from .progress import Silent
 from .results import REFERENCE, Results, Variant
 from .techniques import LQ, get, resolve
 
-SHARD = 512  # evaluation samples per task: shards of one variant run in parallel on several workers
+SHARD = 512  # evaluation samples per task at most (tasks.shard_rows): shards of one variant run in parallel
 
 
 def _spill(folder: Path, stem: str, arrays: list, chunk: int = 256) -> None:
@@ -117,6 +117,7 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
         run.budget = budget  # a caller's executor (compare's) keeps this study's budget
     with staged_dir(out, force) as folder, (contextlib.nullcontext() if runner else run), \
             memory.PeakSampler() as sampler:
+        _ask_nodes(run, goal)
         job, reference_file, run = _stage(folder, run, source, evaluation, truth, calib, pool, train, qat_epochs,
                                           seed, unsafe, save_keras, artifacts, spec, metric is not None)
         rows, streams, converted = _convert_and_evaluate(run, job, techniques, reference_row, reporter)
@@ -151,7 +152,8 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
             settings={**(settings or {}), **goal.__dict__, "tasks": dict(spec.overrides), "threshold": spec.threshold,
                       "outputs": list(spec.only) if spec.only else None, "metric": metric[1] if metric else None,
                       "workers": getattr(run, "n", 0),
-                      "executor": type(run).__name__, "chunk": job.chunk, "throughput_batch": timed["batch"],
+                      "executor": type(run).__name__, "timed_on": run.timed_on, "chunk": job.chunk,
+                      "throughput_batch": timed["batch"],
                       "time_budget_s": time_budget,
                       "memory": {"budget_bytes": budget, "budget_from": "default" if max_memory is None else
                                  "--max-memory", "peak_bytes": max(sampler.peak, memory.tree_rss()),
@@ -168,6 +170,15 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
             report.write(Results.load(folder / "results.json"), folder, force=True)  # from the JSON alone
             advance(note="report.html")
     return results
+
+
+def _ask_nodes(run, goal) -> None:
+    """What the study needs of a cluster's nodes beyond quantbench itself, asked of them before any work."""
+    if hasattr(run, "require") and recommend.branch((goal or recommend.Goal()).target).tflite_micro:
+        from . import mcu
+
+        run.require(mcu.MODULE, "--target mcu runs the TFLite Micro interpreter (the package tflite-micro) on "
+                    "the nodes", "mcu")
 
 
 def _chosen(techniques, reference_row: str, qat_epochs: int, goal) -> tuple[list, dict, list[str]]:
@@ -221,9 +232,11 @@ def _stage(folder: Path, run, source, evaluation, truth, calib, pool, train, qat
     if qat_epochs > 0 and train is not None:
         _spill(work, "train", as_inputs(train[0]))
         np.save(work / "train_y.npy", np.asarray(train[1]))
+    chunk = _chunk(source, evaluation)
     job = tasks.Job(model_path or "<in memory>", unsafe, str(folder), str(work),
                     len(evaluation), len(source.input_names), tuple(source.input_names), tuple(source.output_names),
-                    chunk=_chunk(source, evaluation), labels=truth, has_calib=calib is not None,
+                    chunk=chunk, shard=tasks.shard_rows(_sample_bytes(source, evaluation), chunk, SHARD),
+                    labels=truth, has_calib=calib is not None,
                     has_pool=pool is not None,
                     qat={"epochs": qat_epochs, "train": qat_epochs > 0 and train is not None, "seed": seed},
                     origin=evaluation.origin,
@@ -241,7 +254,8 @@ def _mcu_facts(run, job, names: list[str], goal, seed: int, reporter) -> dict:
 
     mcu.check_available()
     with reporter.task("TFLite Micro", 1) as advance:
-        facts = run.run([Task("mcu", tasks.mcu_facts, (job, names, seed, goal.budget))])["mcu"]
+        rows = tuple(int(r) for r in mcu.sample_rows(job.n, mcu.MAX_SAMPLES, seed))
+        facts = run.run([Task("mcu", tasks.mcu_facts, (job, names, rows, goal.budget))])["mcu"]
         advance()
     if isinstance(facts, Died):
         raise InputError(f"The TFLite Micro task did not finish: {facts.reason}.")
@@ -317,6 +331,12 @@ def _chunk(source, evaluation) -> int:
     return int(max(1, min(32, tasks.MEMORY_BOUND // max(16 * per_sample, 1))))
 
 
+def _sample_bytes(source, evaluation) -> int:
+    """Bytes of one evaluation sample's inputs (as the data holds them) and of the float model's outputs for it."""
+    inputs = sum(a[:1].nbytes for a in evaluation.chunk(0, 1))
+    return inputs + sum(int(np.prod([d for d in s[1:] if d > 0] or [1])) * 4 for s in source.output_shapes)
+
+
 def _throughput_batch(job, names: list[str], batch: int, needs: dict | None = None) -> int:
     """The largest batch up to `batch` at which every variant's interpreter stays within the memory bound: from
     the memory measured at evaluation (`tasks.interpreter_memory`: the arena's activations, not only the I/O
@@ -341,8 +361,9 @@ def _convert_and_evaluate(run, job, techniques, reference_row, reporter, evaluat
     from . import engines
 
     plan, converted, made_by = [], dict(evaluate_only or {}), {}
-    if evaluate_only is None:
-        plan.append(Task("reference", tasks.reference, (job,)))
+    shards = [(a, min(a + job.shard, job.n)) for a in range(0, job.n, job.shard)]
+    if evaluate_only is None:  # the float model's outputs, a task per shard: each evaluation shard needs its own
+        plan += [Task(f"reference:{a}", tasks.reference, (job, a, b)) for a, b in shards]
         exported = ()
         if job.exports:  # the Keras model traced and exported once, not once per conversion
             plan.append(Task("export", tasks.export, (job,), leaky=True))
@@ -364,21 +385,25 @@ def _convert_and_evaluate(run, job, techniques, reference_row, reporter, evaluat
                 plan.append(Task(f"convert:{t.name}", tasks.convert, (job, t), needs=needs(engine),
                                  leaky=engine.leaks))
                 made_by[t.name] = f"convert:{t.name}"
-    shards = [(a, min(a + SHARD, job.n)) for a in range(0, job.n, SHARD)]
     names = list(converted) or [t.name for t in techniques]
     for name in names:
-        needs = () if evaluate_only else ("reference", made_by[name])
-        plan += [Task(f"evaluate:{name}:{a}", tasks.evaluate_shard, (job, name, a, b), needs=needs)
-                 for a, b in shards]
+        plan += [Task(f"evaluate:{name}:{a}", tasks.evaluate_shard, (job, name, a, b),
+                      needs=() if evaluate_only else (f"reference:{a}", made_by[name])) for a, b in shards]
     rows, streams = {}, {}
+
+    def done(task, result):
+        if task.fn is tasks.reference and isinstance(result, evaluate.Stream):
+            tasks.keep(job, task.args[1], result)  # before the shard's evaluations start
+        advance(note=task.key)
+
     with reporter.task("Converting, evaluating" if evaluate_only is None else "Evaluating", len(plan)) as advance:
-        results = run.run(plan, on_done=lambda task, result: advance(note=task.key))
+        results = run.run(plan, on_done=done)
+    if evaluate_only is None:
+        streams[reference_row] = _merged([results[f"reference:{a}"] for a, _ in shards])
     for key, result in results.items():
         kind, _, rest = key.partition(":")
         name = rest.split(":")[0]
-        if kind == "reference":
-            streams[reference_row] = result
-        elif kind in ("convert", "family"):
+        if kind in ("convert", "family"):
             made = result if kind == "family" and not isinstance(result, Died) else \
                 {n: result for n, by in made_by.items() if by == key}
             for name, one in made.items():
@@ -388,8 +413,8 @@ def _convert_and_evaluate(run, job, techniques, reference_row, reporter, evaluat
                     rows[name] = Variant(name, get(name).engine, one["status"], error=one["error"])
                 else:
                     converted[name] = one
-    if isinstance(streams.get(reference_row), Died) or (evaluate_only is None and reference_row not in streams):
-        reason = streams[reference_row].reason if reference_row in streams else "not run"
+    if isinstance(streams.get(reference_row), Died):
+        reason = streams[reference_row].reason
         raise InputError(f"The float model could not be run on the evaluation data: {reason}. Fix: check the "
                          "model and data, or free memory.")
     for name in names:
@@ -401,12 +426,21 @@ def _convert_and_evaluate(run, job, techniques, reference_row, reporter, evaluat
             error = bad.reason if isinstance(bad, Died) else bad["error"]
             rows[name] = Variant(name, get(name).engine, "failed", error=error)
             continue
-        stream, held = parts[0], getattr(parts[0], "memory", None)
-        for p in parts[1:]:
-            stream = stream.merge(p)
-        stream.memory = held  # what its interpreter held, measured in the first shard
-        streams[name] = stream
+        streams[name] = _merged(parts)
     return rows, streams, converted
+
+
+def _merged(parts: list):
+    """Shards' streams as one, with the memory measured in the first (what its interpreter or model held); the
+    first shard that did not finish instead."""
+    died = next((p for p in parts if isinstance(p, Died)), None)
+    if died is not None:
+        return died
+    stream, held = parts[0], getattr(parts[0], "memory", None)
+    for p in parts[1:]:
+        stream = stream.merge(p)
+    stream.memory = held
+    return stream
 
 
 def _side_studies(run, job, techniques, converted, metrics, reference_row, goal, calib_sizes, seed, source,
@@ -490,6 +524,7 @@ def compare(model, data_path, calib_path=None, techniques=None, out=None, *, cal
         workers = _default_workers(Path(model)) if workers is None and not ray else workers
         owned = runner = executor.make(workers, ray, memory.budget(max_memory))
     try:
+        _ask_nodes(runner, goal)
         source = _load_model(model, unsafe, runner)
         return _compare(source, data_path, calib_path, techniques, out, calib_size=calib_size, seed=seed,
                         x_key=x_key, y_key=y_key, unsafe=unsafe, force=force, threads=threads, batch=batch,

@@ -4,18 +4,24 @@ Everything a task needs travels in a `Job` (paths, not arrays): the model file, 
 work folder where the study keeps its data as `.npy` files that every process memory-maps. A task reads its
 inputs a chunk at a time and returns small things (a stream of metrics, a file name, a dict), so memory
 stays flat whatever the size of the evaluation set.
+
+To a node that cannot see this machine's disk (Ray), each task says what it reads (`executor.ships`): the Job
+goes with paths relative to the task's folder there (`Job.away`) and holding only the evaluation rows the task
+reads; the files themselves travel by value (`shipping`), and what the task writes comes back the same way.
 """
 from __future__ import annotations
 
 import math
+import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from . import engines, evaluate, memory, verify
+from . import engines, evaluate, memory, shipping, verify
 from .errors import ConversionError, LiteRTError, TrainingError
+from .executor import Part, Placed, Shipment, ships
 from .outputs import TaskSpec, Truth
 from .runtime import align
 from .techniques import Technique
@@ -25,6 +31,8 @@ TIMING_SAMPLES = 64   # distinct samples the timing cycles through
 LAYER_ERROR_SAMPLES = 32  # calibration samples the per-layer error study runs: on MobileNetV2, 32 give the same
                           # ten worst layers as 64 in 15 s instead of 24 s (BENCHMARKS.md)
 MEMORY_BOUND = 256 * 2 ** 20  # bytes of tensors one chunk may hold in one interpreter
+SHARD_BYTES = 128 * 2 ** 20  # bytes of inputs and float outputs one evaluation shard holds: what a shard sends to a
+                             # Ray node and the float model's outputs for it bring back (see `shard_rows`)
 EXPORTED = "savedmodel"  # in the work folder: the Keras model as the converter exports it, made once per study
 
 
@@ -49,6 +57,8 @@ class Job:
     exports: bool = False      # a Keras 3 model: exported once for the converter (the task `export`)
     keep_all: bool = False     # streams keep every output's values (a user's --metric runs on them)
     spec: TaskSpec = field(default_factory=TaskSpec)  # how outputs are scored (--task, --threshold, --output)
+    shard: int = 512           # evaluation samples per shard: per reference task and per evaluation task
+    held: range | tuple | None = None  # on a node (Ray): the evaluation rows its files hold, in order; None: all
 
     def path(self, name: str) -> Path:
         return Path(self.folder) / name
@@ -56,12 +66,35 @@ class Job:
     def _arrays(self, stem: str) -> list[np.ndarray]:
         return [np.load(Path(self.work) / f"{stem}_{i}.npy", mmap_mode="r") for i in range(self.n_inputs)]
 
+    def _references(self) -> list[np.ndarray]:
+        return [np.load(Path(self.work) / f"reference_{k}.npy", mmap_mode="r") for k in range(len(self.output_names))]
+
+    def _local(self, rows):
+        """Where evaluation rows (a slice or indices of the whole set) are in this process's files: where they are,
+        or, on a node, among the rows shipped with the task (one it was not sent is a bug, never a zero)."""
+        if self.held is None:
+            return rows
+        held = np.asarray(self.held, dtype=np.int64)
+        want = np.arange(rows.start, rows.stop) if isinstance(rows, slice) else np.asarray(rows, dtype=np.int64)
+        at = np.minimum(np.searchsorted(held, want), max(len(held) - 1, 0))
+        if len(want) and (not len(held) or not np.array_equal(held[at], want)):
+            raise IndexError(f"evaluation rows {want.min()} to {want.max()} were not shipped with this task")
+        return at
+
     def eval_rows(self, start: int, stop: int) -> list[np.ndarray]:
-        return [np.asarray(a[start:stop]) for a in self._arrays("eval")]
+        return [np.asarray(a[self._local(slice(start, stop))]) for a in self._arrays("eval")]
 
     def reference_rows(self, start: int, stop: int) -> list[np.ndarray]:
-        return [np.asarray(np.load(Path(self.work) / f"reference_{k}.npy", mmap_mode="r")[start:stop])
-                for k in range(len(self.output_names))]
+        return [np.asarray(r[self._local(slice(start, stop))]) for r in self._references()]
+
+    def eval_at(self, rows) -> list[np.ndarray]:
+        return [np.asarray(a[self._local(rows)]) for a in self._arrays("eval")]
+
+    def reference_at(self, rows) -> list[np.ndarray]:
+        return [np.asarray(r[self._local(rows)]) for r in self._references()]
+
+    def labels_at(self, rows):
+        return self.labels.rows(self._local(rows)) if self.labels else None
 
     def calib(self) -> list[np.ndarray] | None:
         return [np.asarray(a) for a in self._arrays("calib")] if self.has_calib else None
@@ -77,12 +110,53 @@ class Job:
         return (x if len(x) > 1 else x[0], y)
 
     def labels_of(self, start: int, stop: int):
-        return None if not self.labels else self.labels.rows(slice(start, stop))
+        return None if not self.labels else self.labels.rows(self._local(slice(start, stop)))
 
 
     def inputs(self) -> engines.Inputs:
         return engines.Inputs(calib=self.calib(), float_tflite=str(self.path("float32.tflite")),
                               qat={"epochs": self.qat["epochs"], "train": self.train(), "seed": self.qat["seed"]})
+
+    # ---- to a node that cannot see this machine's disk (see `executor.ships`) --------------------------------
+
+    def _away(self, path: str, elsewhere: str) -> str:
+        """Where `path` is in a task's folder on a node: under the study's folder as here, else in `elsewhere`."""
+        p, home = Path(path), Path(self.folder)
+        return f"{shipping.HOME}/{p.relative_to(home).as_posix()}" if p.is_relative_to(home) \
+            else f"{elsewhere}/{p.name}"
+
+    def away(self, held=()) -> "Job":
+        """This Job as a node receives it: paths relative to the task's folder there (`there` makes them whole),
+        holding the evaluation rows `held` (a range or sorted indices) and their labels only."""
+        labels = self.labels.rows(np.asarray(held, dtype=np.int64)) if self.labels else self.labels
+        origin = Path(self.origin).name if os.path.exists(self.origin) else self.origin  # in messages: the name
+        return replace(self, model=self._away(self.model, "model"), folder=shipping.HOME,
+                       work=self._away(self.work, "work"), held=held, labels=labels, origin=origin)
+
+    def there(self, root) -> "Job":
+        """A Job from `away`, in the task's folder `root` on the node; the model is its file in the node's cache
+        (what a link points to), so a worker loads it once, whichever task's folder it came through."""
+        return replace(self, model=os.path.realpath(os.path.join(root, self.model)),
+                       folder=os.path.join(root, self.folder), work=os.path.join(root, self.work))
+
+    def parts(self, model: bool = False, data: tuple = (), files: tuple = (), rows=None,
+              reference: bool = True) -> list[Part]:
+        """What a task reads, named as `away` names it: the model (with its export, once made), data (`calib`,
+        `pool`, `train`) the study has, the study's files that exist (variants), and the evaluation rows `rows`
+        with the float model's outputs for them (`reference`)."""
+        paths = [self.model, str(Path(self.work) / EXPORTED)] if model else []
+        have = {"calib": self.has_calib, "pool": self.has_pool, "train": self.qat["train"]}
+        for stem in (s for s in data if have[s]):
+            paths += [str(Path(self.work) / f"{stem}_{i}.npy") for i in range(self.n_inputs)]
+            paths += [str(Path(self.work) / "train_y.npy")] if stem == "train" else []
+        paths += [str(self.path(name)) for name in files]
+        found = [Part(p, self._away(p, "model")) for p in paths if os.path.exists(p)]
+        if rows is not None:
+            stems = [f"eval_{i}" for i in range(self.n_inputs)]
+            stems += [f"reference_{k}" for k in range(len(self.output_names))] if reference else []
+            found += [Part(str(Path(self.work) / f"{s}.npy"), self._away(str(Path(self.work) / f"{s}.npy"), "work"),
+                           rows) for s in stems]
+        return found
 
 
 _SOURCES: dict = {}
@@ -109,6 +183,8 @@ def source_of(job: Job):
 
 # ---- the tasks -------------------------------------------------------------------------------------
 
+@ships(lambda path, unsafe: Shipment((Placed(f"model/{Path(path).name}"), unsafe),
+                                     [Part(str(path), f"model/{Path(path).name}")]))
 def describe_model(path: str, unsafe: bool):
     """Load a model file here (a worker), keep it for the tasks that follow, and describe it."""
     from .models import load_model
@@ -118,37 +194,65 @@ def describe_model(path: str, unsafe: bool):
     return source.info()
 
 
+@ships(lambda job: Shipment((job.away(),), job.parts(model=True), job.folder))
 def export(job: Job) -> bool:
     """The Keras model exported once for the converter (`Source.export_for_converter`); False: not exported."""
     return source_of(job).export_for_converter(Path(job.work) / EXPORTED)
 
 
-def reference(job: Job) -> evaluate.Stream:
-    """The float model's outputs on every evaluation sample, written to the work folder a chunk at a time."""
-    from numpy.lib.format import open_memmap
+def shard_rows(sample_bytes: int, chunk: int, most: int) -> int:
+    """Evaluation samples per shard: at most `most` and within SHARD_BYTES of inputs and float outputs, in whole
+    chunks: the float model then predicts the same batches (the same outputs, to the last bit) in any shards."""
+    return max(chunk, min(most, SHARD_BYTES // max(int(sample_bytes), 1)) // chunk * chunk)
 
+
+@ships(lambda job, start, stop: Shipment((job.away(range(start, stop)), start, stop),
+                                         job.parts(model=True, rows=range(start, stop), reference=False),
+                                         job.folder))
+def reference(job: Job, start: int, stop: int) -> evaluate.Stream:
+    """The float model's outputs on evaluation samples [start, stop), a chunk at a time: their metric stream, and
+    the outputs themselves as `stream.outputs`, which the study writes where later tasks read them (`keep`)."""
     before = memory.rss()  # the float model's memory: the RSS its loading (here, unless already loaded in
     source = source_of(job)  # this process) and first predict add; TensorFlow's own allocations are not
-    stream, maps, bad = evaluate.Stream(job.keep_all), None, {}  # enumerable as an interpreter's tensors are
-    for start in range(0, job.n, job.chunk):
-        stop = min(start + job.chunk, job.n)
-        outs = [np.asarray(o, np.float32) for o in source.predict(job.eval_rows(start, stop))]
-        if start == 0:
-            stream.memory = {"bytes": max(memory.rss() - before, 0), "batch": stop - start, "how": "rss"}
+    stream, kept, bad = evaluate.Stream(job.keep_all), None, {}  # enumerable as an interpreter's tensors are
+    for a in range(start, stop, job.chunk):
+        b = min(a + job.chunk, stop)
+        outs = [np.asarray(o, np.float32) for o in source.predict(job.eval_rows(a, b))]
+        if a == start:
+            stream.memory = {"bytes": max(memory.rss() - before, 0), "batch": b - a, "how": "rss"}
+            kept = [np.empty((stop - start, *o.shape[1:]), np.float32) for o in outs]
         for name, o in zip(job.output_names, outs):  # every figure is measured against these: NaN is refused
             bad[name] = bad.get(name, 0) + evaluate.non_finite(o)
-        if maps is None:
-            maps = [open_memmap(Path(job.work) / f"reference_{k}.npy", mode="w+", dtype=np.float32,
-                                shape=(job.n, *o.shape[1:])) for k, o in enumerate(outs)]
-        for m, o in zip(maps, outs):
-            m[start:stop] = o
+        for k, o in zip(kept, outs):
+            k[a - start:b - start] = o
         stream.update(outs, outs)
-    for m in maps or []:
-        m.flush()
-    evaluate.check_counts(bad, job.n, job.origin)
+    whole = (start, stop) == (0, job.n)
+    evaluate.check_counts(bad, stop - start, job.origin if whole else f"{job.origin} (samples {start} to {stop - 1})")
+    stream.outputs = kept
     return stream
 
 
+def keep(job: Job, start: int, stream: evaluate.Stream) -> None:
+    """Write a reference shard's outputs (`stream.outputs`) into the work folder, where every later task reads
+    them, and let go of them."""
+    from numpy.lib.format import open_memmap
+
+    for k, o in enumerate(stream.outputs):
+        path = Path(job.work) / f"reference_{k}.npy"
+        m = open_memmap(path, mode="r+") if path.exists() else open_memmap(path, mode="w+", dtype=np.float32,
+                                                                            shape=(job.n, *o.shape[1:]))
+        m[start:start + len(o)] = o
+        m.flush()
+        del m  # unmapped: the written pages leave this process's RSS
+    stream.outputs = None
+
+
+def _converting(job: Job, *rest) -> Shipment:
+    return Shipment((job.away(), *rest), job.parts(model=True, data=("calib", "train"), files=("float32.tflite",)),
+                    job.folder)
+
+
+@ships(_converting)
 def convert(job: Job, technique: Technique) -> dict:
     """One technique's variant, written into the staging folder; a refusal is a row with the engine's reason."""
     source = source_of(job)
@@ -166,6 +270,7 @@ def convert(job: Job, technique: Technique) -> dict:
     return {"status": "ok", "path": path.name, "seconds": round(conv.seconds, 4)}
 
 
+@ships(_converting)
 def convert_family(job: Job, techniques: list[Technique]) -> dict:
     """Techniques one engine makes from one calibration (`Engine.make_family`): a file per technique; a refusal
     or a skip is a row with the engine's reason, and the others go on."""
@@ -194,6 +299,9 @@ def _refused(name: str, exc: Exception) -> dict:
     return {"status": "failed", "error": f"{name}: LiteRT cannot run it: {reason}"}
 
 
+@ships(lambda job, name, start, stop: Shipment((job.away(range(start, stop)), name, start, stop),
+                                               job.parts(files=(f"{name}.tflite",), rows=range(start, stop)),
+                                               job.folder))
 def evaluate_shard(job: Job, name: str, start: int, stop: int):
     """One variant's stream of metrics on samples [start, stop), one interpreter, a chunk at a time."""
     from .runtime import LiteModel
@@ -251,6 +359,7 @@ def interpreter_memory(model, at_load: int, load_batch: int, batch: int) -> dict
     return {"bytes": int(now), "fixed": int(fixed), "per_sample": int(math.ceil(per_sample)), "batch": int(batch)}
 
 
+@ships(lambda job, *rest: Shipment((job.away(), *rest), job.parts(model=True, data=("calib",)), job.folder))
 def layer_errors(job: Job, top: int = 10) -> dict:
     """TF's QuantizationDebugger on the calibration samples: the layers int8 hurts most."""
     from . import selective
@@ -284,6 +393,15 @@ def _outputs_on(content, job: Job, x: list) -> list:
 MAX_FLOAT_LAYERS = 10  # the greedy search stops here: past it, int8 is not what is being shipped any more
 
 
+def _on_side_rows(*data: str):
+    """How a side study travels: the model, `data`, and the evaluation rows `_side_rows` reads."""
+    def how(job: Job, *rest) -> Shipment:
+        held = range(0, min(job.n, SIDE_SAMPLES))
+        return Shipment((job.away(held), *rest), job.parts(model=True, data=data, rows=held), job.folder)
+    return how
+
+
+@ships(_on_side_rows("calib"))
 def selective_search(job: Job, goal) -> dict:
     """int8 with the most sensitive layers kept float, the fewest that meet the budget, judged as the
     recommendation judges (same measurements, every output's gate) on up to SIDE_SAMPLES samples."""
@@ -312,6 +430,7 @@ def selective_search(job: Job, goal) -> dict:
     return {"study": study, "path": path.name, "seconds": round(found.seconds, 4)}
 
 
+@ships(_on_side_rows("pool"))
 def calibration_size(job: Job, size: int, seed: int) -> dict:
     """int8-only accuracy (or agreement) with `size` calibration samples drawn from the pool: one conversion."""
     from . import data
@@ -329,16 +448,16 @@ def calibration_size(job: Job, size: int, seed: int) -> dict:
             "agreement": m["agreement"], "bytes": len(content)}
 
 
-def mcu_facts(job: Job, names: list[str], seed: int, budget=None) -> dict:
-    """Every variant on the TFLite Micro interpreter (in a child process of its own), over a seeded draw of
-    the evaluation samples: runs?, exact arena, flash, agreement with LiteRT and the float model."""
+@ships(lambda job, names, rows, budget=None: Shipment(
+    (job.away(rows), names, rows, budget), job.parts(files=tuple(f"{n}.tflite" for n in names), rows=rows),
+    job.folder))
+def mcu_facts(job: Job, names: list[str], rows: tuple, budget=None) -> dict:
+    """Every variant on the TFLite Micro interpreter (in a child process of its own), over evaluation rows `rows`
+    (`mcu.sample_rows`: a seeded draw): runs?, exact arena, flash, agreement with LiteRT and the float model."""
     from . import mcu
 
-    rows = mcu.sample_rows(job.n, mcu.MAX_SAMPLES, seed)
-    inputs = [np.asarray(a[rows]) for a in job._arrays("eval")]
-    reference = [np.asarray(np.load(Path(job.work) / f"reference_{k}.npy", mmap_mode="r")[rows])
-                 for k in range(len(job.output_names))]
-    labels = job.labels.rows(rows) if job.labels else None
+    rows = np.asarray(rows, dtype=np.int64)
+    inputs, reference, labels = job.eval_at(rows), job.reference_at(rows), job.labels_at(rows)
     from .runtime import LiteModel
 
     facts = {}

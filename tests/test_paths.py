@@ -12,7 +12,7 @@ from quantbench.conversion import convert
 from quantbench.data import Dataset
 from quantbench.results import Results
 
-N = 230  # evaluation samples: five shards of 50 (the last of 30) when study.SHARD is 50
+N = 230  # evaluation samples: eight shards of 32 (the last of 6) when study.SHARD is 32 (one chunk)
 TECHNIQUES = "float32,int8-only,dynamic"
 SIZES = [1, 40]
 
@@ -29,8 +29,8 @@ def one_shard(tiny_model, digits, calib, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def five_shards(tiny_model, digits, calib, tmp_path_factory):
-    """The same study with 50 samples per shard, and with --calib-sizes 1,40 drawn from the training split."""
+def many_shards(tiny_model, digits, calib, tmp_path_factory):
+    """The same study with 32 samples per shard, and with --calib-sizes 1,40 drawn from the training split."""
     from quantbench import evaluate
 
     merged = []
@@ -41,9 +41,9 @@ def five_shards(tiny_model, digits, calib, tmp_path_factory):
         return real_merge(self, later)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(study, "SHARD", 50)
+        mp.setattr(study, "SHARD", 32)
         mp.setattr(evaluate.Stream, "merge", counted)
-        folder = tmp_path_factory.mktemp("five") / "s"
+        folder = tmp_path_factory.mktemp("eight") / "s"
         res = _study(tiny_model, digits, calib, folder, calib_sizes=SIZES, calib_pool=digits.x_train, seed=0)
     return res, merged, folder
 
@@ -52,9 +52,9 @@ FIGURES = ("accuracy", "accuracy_ci", "drop_ci_pp", "accuracy_delta_pp", "p_vs_f
            "sqnr_db")
 
 
-def test_several_shards_give_the_figures_of_one(one_shard, five_shards):
-    res, merged, _ = five_shards
-    assert merged == [50, 50, 50, 30] * 3  # each of the three variants: four merges of the shards after the first
+def test_several_shards_give_the_figures_of_one(one_shard, many_shards):
+    res, merged, _ = many_shards
+    assert merged == ([32] * 6 + [6]) * 4  # the float model's outputs and each of the three variants
     assert res.data["eval_samples"] == one_shard.data["eval_samples"] == N
     for one, many in zip(one_shard.variants, res.variants):
         assert one.technique == many.technique and many.ok
@@ -70,16 +70,16 @@ def test_several_shards_give_the_figures_of_one(one_shard, five_shards):
     assert res.degenerate_outputs == one_shard.degenerate_outputs == []
 
 
-def test_several_shards_count_every_sample(five_shards, digits):
-    """Accuracy over five shards is the hits of the whole evaluation set, counted outside quantbench."""
-    res, _, folder = five_shards
+def test_several_shards_count_every_sample(many_shards, digits):
+    """Accuracy over eight shards is the hits of the whole evaluation set, counted outside quantbench."""
+    res, _, folder = many_shards
     x, y = digits.x_test[:N], digits.y_test[:N]
     for name in ("float32", "int8-only", "dynamic"):
         assert res.variant(name).accuracy == plain_litert.hits(folder / res.variant(name).path, x, y) / N, name
 
 
-def test_calib_sizes_rows_equal_a_direct_conversion_at_that_size(five_shards, tiny_model, digits):
-    res, _, _ = five_shards
+def test_calib_sizes_rows_equal_a_direct_conversion_at_that_size(many_shards, tiny_model, digits):
+    res, _, _ = many_shards
     study_ = res.studies["calibration_sizes"]
     assert study_["technique"] == "int8-only" and study_["samples"] == N
     assert [row["samples"] for row in study_["rows"]] == SIZES

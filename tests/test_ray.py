@@ -6,6 +6,7 @@ PID (never `ray stop`, which kills every Ray process of the user); afterwards no
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import shutil
@@ -22,7 +23,7 @@ import numpy as np
 import psutil
 import pytest
 
-from quantbench import cli, data, errors, executor, study
+from quantbench import cli, data, errors, executor, recommend, study
 from quantbench.errors import InputError
 from quantbench.executor import Died, Task, TaskBug
 
@@ -34,6 +35,15 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _resource_tracker(p: psutil.Process) -> bool:
+    """multiprocessing's helper, which lives as long as this process once a worker was spawned (the timing runs
+    in one, here): not a Ray process."""
+    try:
+        return "multiprocessing.resource_tracker" in " ".join(p.cmdline())
+    except psutil.Error:
+        return False
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -88,7 +98,7 @@ def head(client_env):
         log.close()
         shutil.rmtree(temp, ignore_errors=True)
         _, left = psutil.wait_procs([p for p in psutil.Process().children(recursive=True)
-                                     if p.pid not in mine], timeout=10)
+                                     if p.pid not in mine and not _resource_tracker(p)], timeout=10)
         assert not alive and not left, f"Ray processes survived the head: {alive + left}"
 
 
@@ -112,6 +122,23 @@ def test_unreachable_address_is_one_line_within_seconds(tiny_keras_path, digits_
     assert code == 2 and seconds < 30 and len(err.splitlines()) == 1
     assert f"Cannot reach the Ray cluster at 127.0.0.1:{port} (Connection refused)" in err and "Fix:" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_driver_on_a_machine_without_a_node_of_the_cluster_is_told_to_use_ray_client(tiny_keras_path, digits_npz,
+                                                                                      tmp_path, capsys):
+    with socket.socket() as head:  # something listens at the address, but no Ray node of it runs here
+        head.bind(("127.0.0.1", 0))
+        head.listen()
+        port = head.getsockname()[1]
+        start = time.monotonic()
+        code = cli.main(["compare", str(tiny_keras_path), "--data", str(digits_npz[0]), "--out", str(tmp_path / "o"),
+                         "--ray", f"127.0.0.1:{port}", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and time.monotonic() - start < 30 and not (tmp_path / "o").exists()
+    assert err == (f"quantbench: error: Cannot attach to the Ray cluster at 127.0.0.1:{port}: no node of that cluster "
+                   "runs on this machine, and a driver given host:port needs one. Expected a Ray Client address for a "
+                   "cluster elsewhere: ray://HOST:PORT, the head's client port (10001 unless `ray start --head "
+                   "--ray-client-server-port` says otherwise). Fix: pass --ray ray://127.0.0.1:10001.")
 
 
 def test_without_ray_installed_the_line_says_what_to_install(tiny_sweep, tmp_path, monkeypatch, capsys):
@@ -202,6 +229,86 @@ def test_study_on_ray_has_the_in_process_figures(head, cluster, tiny_model, digi
     assert runs["ray"].recommendation["technique"] == runs["here"].recommendation["technique"]
     for name in techniques:  # the same files, byte for byte
         assert (tmp_path / "ray" / f"{name}.tflite").read_bytes() == (tmp_path / "here" / f"{name}.tflite").read_bytes()
+
+
+def _strings(value):
+    """Every string inside a task's arguments: in tuples, lists, dicts, dataclasses, paths."""
+    if isinstance(value, (str, Path)):
+        yield str(value)
+    elif isinstance(value, (tuple, list, set, frozenset)):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(k)
+            yield from _strings(v)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            yield from _strings(getattr(value, f.name))
+
+
+class _Recording:
+    """A Ray remote function that records the arguments of every task submitted through it."""
+
+    def __init__(self, remote, seen: list):
+        self._remote, self.seen = remote, seen
+
+    def remote(self, *args):
+        self.seen.append(args)
+        return self._remote.remote(*args)
+
+    def options(self, **kw):
+        return _Recording(self._remote.options(**kw), self.seen)
+
+
+def test_every_task_gets_its_files_by_value_and_the_figures_are_the_in_process_ones(cluster, spiky_model, digits,
+                                                                                  tmp_path, monkeypatch):
+    """Every kind of task a study sends (describe, reference, conversions one by one and as a family, evaluation
+    shards, per-layer errors, calibration sizes, the selective search and its evaluation): no argument holds a
+    path of this machine, the files come back into the study's folder here, and the figures are in-process's."""
+    import ray.cloudpickle
+
+    model = tmp_path / "spiky.keras"
+    spiky_model.save(model)
+    np.savez(tmp_path / "d.npz", x=digits.x_test[:150], y=digits.y_test[:150])
+    np.savez(tmp_path / "c.npz", x=digits.x_train[:80], y=digits.y_train[:80])
+    seen = []
+    monkeypatch.setattr(study, "SHARD", 32)  # five shards of the float model's outputs and of each evaluation
+    monkeypatch.setattr(cluster, "_plain", _Recording(cluster._plain, seen))
+    monkeypatch.setattr(cluster, "_leaky", _Recording(cluster._leaky, seen))
+    runs = {name: study.compare(model, tmp_path / "d.npz", tmp_path / "c.npz", ["float16", "int8-fallback", "int8-only"],
+                                tmp_path / name, calib_sizes=[16], goal=recommend.Goal(2.0), time_budget=0.5, **kw)
+            for name, kw in [("here", {"workers": 0}), ("ray", {"runner": cluster})]}
+    sent = {fn.__name__ for fn, *_ in seen}
+    assert sent >= {"describe_model", "reference", "convert", "convert_family", "evaluate_shard", "layer_errors",
+                    "calibration_size", "selective_search"}, sent
+    assert sum(fn.__name__ == "reference" for fn, *_ in seen) == 5
+    mine = [str(tmp_path), str(model), str(Path.cwd())]
+    for fn, args, parts, _ in seen:
+        sendable = (args, [p[:3] for p in parts or []])  # each part's name, kind and content hash; its reference
+        assert not [s for s in _strings(sendable) if s.startswith("/")], (fn.__name__, sendable)
+        assert not [h for h in mine if h.encode() in ray.cloudpickle.dumps(sendable)], fn.__name__
+    here, there = ({v.technique: {f: getattr(v, f) for f in FIGURES} for v in r.variants} for r in runs.values())
+    assert "int8-selective" in here and here == there
+    assert runs["ray"].studies["selective"]["float_layers"] == runs["here"].studies["selective"]["float_layers"]
+    assert runs["ray"].studies["calibration_sizes"] == runs["here"].studies["calibration_sizes"]
+    assert runs["ray"].model["path"] == str(model)  # the model's path here, not where a node kept it
+    assert runs["ray"].settings["timed_on"] == cluster.timed_on
+    for name in ("float16", "int8-only", "int8-selective", "recommended"):
+        assert (tmp_path / "ray" / f"{name}.tflite").read_bytes() == (tmp_path / "here" / f"{name}.tflite").read_bytes()
+
+
+def test_tflite_micro_on_ray_has_the_in_process_facts(cluster, tiny_model, digits, calib, tmp_path, monkeypatch):
+    """--target mcu: the TFLite Micro task reads a seeded draw of the evaluation rows, shipped as those rows."""
+    from quantbench import mcu
+
+    monkeypatch.setattr(mcu, "MAX_SAMPLES", 40)  # a draw, not every row
+    evaluation = data.Dataset([digits.x_test[:120]], digits.y_test[:120], "digits")
+    runs = {name: study.run_study(tiny_model, evaluation, calib, ["int8-only"], tmp_path / name, time_budget=0.5,
+                                  goal=recommend.Goal(target="mcu"), **kw)
+            for name, kw in [("here", {"workers": 0}), ("ray", {"runner": cluster})]}
+    here, there = ({v.technique: v.mcu for v in r.variants} for r in runs.values())
+    assert here["int8-only"]["runs"] and here["int8-only"]["samples"] == 40 and here == there
 
 
 def test_a_client_without_the_token_is_told_what_to_set(head, tiny_sweep, tmp_path):

@@ -1,0 +1,134 @@
+"""MobileNetV2 at 224 on a two-node Ray cluster whose nodes cannot see the driver's files, against in-process.
+
+Usage (as root: it creates network and mount namespaces):
+    .venv/bin/python bench/ray_isolated.py [--samples 100] [--techniques float16,dynamic,int8-fallback,int8-only]
+
+`keras.applications.MobileNetV2(weights=None)` (no download), `--samples` evaluation images and 32 calibration
+images uniform in [-1, 1] with random labels, seeded (accuracy figures are chance-level: they only have to be the
+same). `quantbench compare` runs first in a process of its own (`--workers 0`), then as the driver of a Ray head
+and a worker node of one CPU each on 127.0.0.1 of a private network namespace, each node in a mount namespace of
+its own and the driver in a third, with the study's files on a tmpfs only it sees (tests/isolated_cluster.py).
+Prints each run's wall time and peak memory (the process tree's RSS, sampled every 0.2 s: the driver's, each
+node's), what each node kept in its cache, and whether every accuracy figure is identical. Every process is
+stopped by its PID.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+import isolated_cluster  # noqa: E402
+from quantbench import memory  # noqa: E402
+
+FIGURES = ("status", "error", "bytes", "accuracy", "accuracy_ci", "drop_ci_pp", "accuracy_delta_pp", "p_vs_float32",
+           "top5", "agreement", "sqnr_db", "kl", "fidelity")
+GIB = 2 ** 30
+
+
+def figures(folder: Path) -> dict:
+    raw = json.loads((folder / "results.json").read_text())
+    return {v["technique"]: {k: v.get(k) for k in FIGURES} for v in raw["variants"]}
+
+
+def make_files(folder: Path, samples: int) -> None:
+    from quantbench.quiet import configure, import_tensorflow
+
+    configure()  # TensorFlow's start-up lines stay off the terminal
+    import_tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(0)
+    keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3)).save(folder / "model.keras")
+    rng = np.random.default_rng(0)
+    np.savez(folder / "d.npz", x=rng.uniform(-1, 1, (samples, 224, 224, 3)).astype(np.float32),
+             y=rng.integers(0, 1000, samples))
+    np.savez(folder / "c.npz", x=rng.uniform(-1, 1, (32, 224, 224, 3)).astype(np.float32),
+             y=rng.integers(0, 1000, 32))
+
+
+def run(proc: subprocess.Popen, watch: dict) -> tuple[float, dict, str]:
+    """Wait for `proc`, sampling the peak RSS of each tree in `watch` (name -> root PID)."""
+    start = time.perf_counter()
+    samplers = {name: memory.PeakSampler(pid) for name, pid in watch.items()}
+    for s in samplers.values():
+        s.__enter__()
+    try:
+        _, err = proc.communicate()
+    finally:
+        for s in samplers.values():
+            s.__exit__(None, None, None)
+    wall = time.perf_counter() - start
+    if proc.returncode:
+        sys.exit(f"the run failed ({proc.returncode}):\n{err[-3000:]}")
+    return wall, {name: s.peak for name, s in samplers.items()}, err
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument("--techniques", default="float16,dynamic,int8-fallback,int8-only")
+    parser.add_argument("--store", type=int, default=300, help="object store of each node, MB")
+    parser.add_argument("--ray-only", action="store_true", help="skip the in-process run (memory at other sizes)")
+    args = parser.parse_args()
+    why = isolated_cluster.unavailable()
+    if why:
+        sys.exit(why)
+    work = Path(tempfile.mkdtemp(prefix="qbiso", dir="/tmp"))
+    files, private = work / "files", work / "driver"
+    files.mkdir()
+    try:
+        make_files(files, args.samples)
+        qb = f"{shlex.quote(sys.executable)} -m quantbench"
+        study = (f"compare model.keras --data d.npz --calib c.npz --techniques {args.techniques} --out study "
+                 "--quiet")
+        if not args.ray_only:
+            here = subprocess.Popen(["sh", "-ec", f"cd {shlex.quote(str(files))} && {qb} {study} --workers 0"],
+                                    env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+            wall_here, peak_here, _ = run(here, {"in-process": here.pid})
+        with isolated_cluster.Cluster(work, object_store_bytes=args.store * 10 ** 6) as cluster:
+            head = cluster.start_head(cpus=1)
+            node = cluster.add_node(cpus=1)
+            drv = cluster.start_driver(private, f"cp {shlex.quote(str(files))}/*.npz {shlex.quote(str(files))}/"
+                                                f"model.keras \"$PRIVATE\"/ && {qb} {study} --ray "
+                                                f"{isolated_cluster.ADDRESS} && cp -r study "
+                                                f"{shlex.quote(str(work / 'ray-study'))}")
+            wall_ray, peaks, _ = run(drv, {"driver": drv.pid, "head node": head, "worker node": node})
+            cached = {name: subprocess.run(["du", "-sb", f"/proc/{pid}/root/tmp/quantbench-cache-0"],
+                                           capture_output=True, text=True).stdout.split("\t")[0]
+                      for name, pid in (("head node", head), ("worker node", node))}
+            unseen = not any(cluster.sees(pid, files) for pid in (head, node))
+            killed = cluster.close()
+        settings = json.loads((work / "ray-study" / "results.json").read_text())["settings"]
+        print(f"MobileNetV2 224, {args.samples} evaluation images, techniques {args.techniques}")
+        if not args.ray_only:
+            print(f"in-process (--workers 0): {wall_here:.1f} s, peak {peak_here['in-process'] / GIB:.2f} GiB")
+        print(f"Ray, 2 isolated nodes of 1 CPU ({settings['executor']}, {settings['workers']} CPUs, timed on "
+              f"{settings['timed_on']!r}): {wall_ray:.1f} s; peak driver {peaks['driver'] / GIB:.2f} GiB, head node "
+              f"{peaks['head node'] / GIB:.2f} GiB, worker node {peaks['worker node'] / GIB:.2f} GiB")
+        print(f"node caches at the end (bytes): {cached}; nodes saw the user's folder: {not unseen}")
+        print(f"nodes stopped by PID; processes left to kill afterwards: {killed}")
+        if not args.ray_only:
+            same = figures(files / "study") == figures(work / "ray-study")
+            print(f"accuracy, agreement, SQNR, KL and fidelity identical: {same}")
+            if not same:
+                print(json.dumps({"here": figures(files / "study"), "ray": figures(work / "ray-study")}, indent=1))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
