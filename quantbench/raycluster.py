@@ -18,7 +18,7 @@ from typing import Callable
 
 from . import __version__
 from .errors import InputError, QuantbenchError
-from .executor import RECYCLE_AFTER, Died, Task, TaskBug, _order, ready_tasks
+from .executor import RECYCLE_AFTER, Died, Task, TaskBug, order, ready_tasks
 
 CONNECT_S = 5.0   # seconds to open a TCP connection to the head before saying it is unreachable
 FIRST_TASK_S = 120.0  # a first task starts a worker process: slow on a busy node, never endless
@@ -243,7 +243,7 @@ class RayExecutor:
     def run(self, tasks: list[Task], on_done: Callable | None = None) -> dict:
         ray = self._ray
         results: dict = {}
-        pending = list(_order(tasks))
+        pending = list(order(tasks))
         busy: dict = {}  # ObjectRef -> Task
         try:
             while pending or busy:
