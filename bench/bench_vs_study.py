@@ -5,6 +5,8 @@ Usage:
       each run: `quantbench demo`, then `quantbench bench` of its variants right after (once per --bench), compared
   .venv/bin/python bench/bench_vs_study.py results.json bench.json [more bench.json ...]
       compare files made by hand
+  .venv/bin/python bench/bench_vs_study.py --smoke results.json
+      checks the script runs: that study's files benched once (--time-budget 0.5) and compared, no demo
 
 Besides the intervals it prints each file's median relative to float32 in both: a machine that drifts between
 the two runs moves every file alike, so these ratios should agree even when the intervals do not.
@@ -16,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,7 +26,12 @@ QB = [sys.executable, "-m", "quantbench"]
 
 
 def overlap(a, b) -> bool:
-    return a[0] <= b[1] and b[0] <= a[1]
+    """Do two 95 % intervals overlap? False when either is missing (too few rounds for one)."""
+    return bool(a and b) and a[0] <= b[1] and b[0] <= a[1]
+
+
+def ci(x: list | None, digits: int) -> str:
+    return f"({x[0]:.{digits}f}–{x[1]:.{digits}f})" if x else "(none)"
 
 
 def compare(study: dict, bench: dict) -> tuple[int, int, int]:
@@ -42,10 +50,10 @@ def compare(study: dict, bench: dict) -> tuple[int, int, int]:
         ta, tb = v["throughput"], f["throughput"]
         ok, t_ok = overlap(a["ci95"], b["ci95"]), overlap(ta["ci95"], tb["ci95"])
         total, agree, t_agree = total + 1, agree + ok, t_agree + t_ok
-        print(f"{v['technique']:<17} {a['median']:9.4f} ({a['ci95'][0]:.4f}–{a['ci95'][1]:.4f})"
-              f" {b['median']:9.4f} ({b['ci95'][0]:.4f}–{b['ci95'][1]:.4f}) {'yes' if ok else 'NO':>7}"
-              f" {b['median'] / a['median']:6.3f}   {ta['samples_per_s']:8.0f} ({ta['ci95'][0]:.0f}–{ta['ci95'][1]:.0f})"
-              f" {tb['samples_per_s']:8.0f} ({tb['ci95'][0]:.0f}–{tb['ci95'][1]:.0f}) {'yes' if t_ok else 'NO':>7}"
+        print(f"{v['technique']:<17} {a['median']:9.4f} {ci(a['ci95'], 4)}"
+              f" {b['median']:9.4f} {ci(b['ci95'], 4)} {'yes' if ok else 'NO':>7}"
+              f" {b['median'] / a['median']:6.3f}   {ta['samples_per_s']:8.0f} {ci(ta['ci95'], 0)}"
+              f" {tb['samples_per_s']:8.0f} {ci(tb['ci95'], 0)} {'yes' if t_ok else 'NO':>7}"
               f"   {a['median'] / f32:17.3f} {b['median'] / b32:6.3f}")
     s = next(v for v in study["variants"] if v["technique"] != "keras")["latency_ms"]
     b = bench["files"][0]["latency_ms"]
@@ -54,17 +62,18 @@ def compare(study: dict, bench: dict) -> tuple[int, int, int]:
     return total, agree, t_agree
 
 
-def sandwich(runs: int, out: Path, benches: list[str]) -> None:
-    """`runs` times: the demo, then `quantbench bench` of its variant files with each of `benches` (extra
-    arguments), their order rotating from run to run; one summary line per run and bench."""
+def sandwich(runs: int, out: Path, benches: list[str], study: Path | None = None) -> None:
+    """`runs` times: the demo (or the `study` folder given), then `quantbench bench` of its variant files with each
+    of `benches` (extra arguments), their order rotating from run to run; one summary line per run and bench."""
     out.mkdir(parents=True, exist_ok=True)
     lines = []
     for i in range(runs):
-        study_dir = out / f"demo{i}"
+        study_dir = study or out / f"demo{i}"
         load = os.getloadavg()[0]
         start = time.strftime("%H:%M:%S")
-        subprocess.run([*QB, "demo", "--out", str(study_dir), "--force", "--quiet"], check=True,
-                       stdout=subprocess.DEVNULL)
+        if study is None:
+            subprocess.run([*QB, "demo", "--out", str(study_dir), "--force", "--quiet"], check=True,
+                           stdout=subprocess.DEVNULL)
         study = json.loads((study_dir / "results.json").read_text())
         files = [str(study_dir / v["path"]) for v in study["variants"]
                  if v["status"] == "ok" and (v.get("path") or "").endswith(".tflite")]
@@ -87,7 +96,12 @@ def main() -> None:
     p.add_argument("--out", default="/tmp/bench-vs-study")
     p.add_argument("--bench", action="append", help="extra `quantbench bench` arguments, e.g. \"--time-budget 30\"; "
                    "repeat to compare settings in the same runs (default: the bench's defaults)")
+    p.add_argument("--smoke", action="store_true", help="results.json's files benched once for 0.5 s, no demo: "
+                   "checks the script runs")
     a = p.parse_args()
+    if a.smoke:
+        sandwich(1, Path(tempfile.mkdtemp(prefix="bench-vs-study-")), ["--time-budget 0.5"], Path(a.files[0]).parent)
+        return
     if a.runs:
         sandwich(a.runs, Path(a.out), a.bench or [""])
         return

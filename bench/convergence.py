@@ -1,26 +1,31 @@
 """How many interleaved rounds until every median's 95 % interval is within ±x %? On a study folder's .tflite files.
 
-Usage: .venv/bin/python bench/convergence.py runs/demo
+Usage: .venv/bin/python bench/convergence.py runs/demo [--smoke]
 Runs 3,000 batch-1 rounds and 400 batch-32 rounds (no early stop) and prints, after n rounds, the widest
-half-interval of any file relative to its median, and the median of those widths.
+half-interval of any file relative to its median, and the median of those widths. --smoke: 60 and 30 rounds of
+four files.
 """
 from __future__ import annotations
 
+import argparse
 import glob
-import sys
 import time
 
 import numpy as np
 
 from quantbench import bench, stats
-from quantbench.runtime import LiteModel
+from quantbench.runtime import LiteModel, generated_inputs
 
 
 def main() -> None:
-    files = sorted(glob.glob(f"{sys.argv[1]}/*.tflite"))
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("folder")
+    p.add_argument("--smoke", action="store_true", help="60 and 30 rounds of 4 files: checks the script runs")
+    args = p.parse_args()
+    files = sorted(glob.glob(f"{args.folder}/*.tflite"))[:4 if args.smoke else None]
     models = [LiteModel(f) for f in files]
-    inputs = bench.generate_inputs(models)
-    for size, rounds in ((1, 3000), (32, 400)):
+    inputs = generated_inputs(models, bench.GENERATED, fallback=bench.FLOAT_RANGE, bound=bench.THROUGHPUT_MEMORY)
+    for size, rounds in ((1, 60), (32, 30)) if args.smoke else ((1, 3000), (32, 400)):
         runners = {f.rsplit("/", 1)[-1]: bench.lite_runner(m, a, size) for f, m, a in zip(files, models, inputs)}
         start = time.perf_counter()
         timing = bench.latency(runners, rounds, warmup=10)

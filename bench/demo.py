@@ -1,7 +1,8 @@
 """Wall time and peak memory of `quantbench demo`, end to end, over a few runs.
 
-Usage: .venv/bin/python bench/demo.py [--runs 3] [-- extra demo options]
-Each run is a fresh process (TensorFlow import included); peak memory is the process's max RSS.
+Usage: .venv/bin/python bench/demo.py [--runs 3] [--smoke] [-- extra demo options]
+Each run is a fresh process (TensorFlow import included); peak memory is the process's max RSS. --smoke: one run
+of a demo of 1 epoch, float32 only, 20 calibration samples, 0.2 s of timing, in one process.
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+SMOKE = ["--epochs", "1", "--techniques", "float32", "--calib-size", "20", "--time-budget", "0.2", "--workers", "0"]
 
 
 def one_run(extra: list[str]) -> tuple[float, float]:
@@ -29,8 +32,11 @@ def one_run(extra: list[str]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="one run of a tiny demo: checks the script runs")
     args, extra = parser.parse_known_args()
     extra = [a for a in extra if a != "--"]
+    if args.smoke:
+        args.runs, extra = 1, [*SMOKE, *extra]
     walls, peaks = [], []
     for i in range(args.runs):
         wall, peak = one_run(extra)

@@ -6,6 +6,7 @@ longer in the code is reported as such (the code changed: update the pattern her
 
     python bench/faults.py            # every fault
     python bench/faults.py merge      # the faults whose name contains "merge"
+    python bench/faults.py --smoke    # every fault's line still in the code; one fault run with one of its tests
 """
 from __future__ import annotations
 
@@ -65,6 +66,9 @@ FAULTS = [
 ]
 
 
+SMOKE = "drop_ci_pp reversed"  # --smoke runs this fault with its first test only (pure arithmetic: seconds)
+
+
 def run(fault, python: str) -> tuple[str, list[str]]:
     name, file, before, after, tests = fault
     with tempfile.TemporaryDirectory(prefix="faults-") as tmp:
@@ -87,8 +91,14 @@ def run(fault, python: str) -> tuple[str, list[str]]:
 
 
 def main(argv: list[str]) -> int:
-    chosen = [f for f in FAULTS if not argv or any(a in f[0] for a in argv)]
-    missed = 0
+    if "--smoke" in argv:  # checks the script runs, and that no fault's pattern went stale
+        stale = [name for name, file, before, *_ in FAULTS if (ROOT / file).read_text().count(before) != 1]
+        print(f"faults whose line is in the code once: {len(FAULTS) - len(stale)} of {len(FAULTS)}"
+              + (f"; stale: {', '.join(stale)}" if stale else ""))
+        name, file, before, after, tests = next(f for f in FAULTS if f[0] == SMOKE)
+        chosen, missed = [(name, file, before, after, tests[:1])], len(stale)
+    else:
+        chosen, missed = [f for f in FAULTS if not argv or any(a in f[0] for a in argv)], 0
     for fault in chosen:
         summary, failed = run(fault, sys.executable)
         caught = bool(failed)

@@ -8,6 +8,7 @@ run, so no thread pool exists yet) once and forks one child per run, which calls
 `python -m quantbench` for each run instead (seconds of start-up each).
 
     python bench/fuzz.py --seed 0 --count 2000 --kind all --json fuzz.json
+    python bench/fuzz.py --smoke      # two cases per kind, without the studies (compare): checks the script runs
 
 Outcomes: ok (exit 0), refused (exit 2, exactly one line on stderr, no traceback), internal (exit 1 or
 "internal error"), traceback, crash (killed by a signal), timeout, multi-line (exit 2 with several lines),
@@ -313,25 +314,27 @@ def mutate_npz(content: bytes, rng) -> tuple[bytes, str]:
     return out.getvalue(), f"{op}: {how}"
 
 
-def commands(kind: str, path: str, bases: Path, index: int) -> list[tuple[str, list[str]]]:
+def commands(kind: str, path: str, bases: Path, index: int, studies: bool = True) -> list[tuple[str, list[str]]]:
     """The runs case `index` of `kind` gets, as (label, argv) pairs; outputs go to the working folder.
 
     Every case runs the cheap command of its kind (inspect and predict; convert; predict: 0.05-2 s). A study
-    (compare) costs 3-6 s in a child when the file loads, so it runs on every fourth case: 2,000 cases per kind
-    stay affordable on one core.
+    (compare) costs 3-6 s in a child when the file loads, so it runs on every fourth case (never without
+    `studies`): 2,000 cases per kind stay affordable on one core.
     """
     b = lambda name: str(bases / name)  # noqa: E731
     if kind == "tflite":
         return [("inspect", ["inspect", path]), ("predict", ["predict", path, "--input", b("x.npy")])]
     if kind in ("keras", "h5"):
         runs = [("convert", ["convert", path, "-t", "float32", "-o", "out.tflite"])]
-        if index % 4 == 0:
+        if index % 4 == 0 and studies:
             runs.append(("compare", ["compare", path, "--data", b("data.npz"), "--techniques", "float32,dynamic",
                                      "--out", "study", *COMPARE]))
         return runs
     # Data files: predict with a float or an int8 model (which quantizes the inputs itself), and on every fourth
     # case a study with the file as evaluation data (--data) or as calibration data (--calib), in turn.
     runs = [("predict", ["predict", b(("float32.tflite", "int8-only.tflite")[index % 2]), "--input", path])]
+    if not studies:
+        return runs
     if index % 8 == 0:
         runs.append(("compare --data", ["compare", b("model.keras"), "--data", path, "--techniques", "dynamic",
                                         "--out", "study", *COMPARE]))
@@ -476,7 +479,7 @@ def prepare_server(kind: str) -> None:
 
 
 def fuzz(seed: int, count: int, kinds, mode: str = "fork", timeout: float = 120.0, keep: Path | None = None,
-         workdir: Path | None = None, log=print, on_progress=None) -> dict:
+         workdir: Path | None = None, log=print, on_progress=None, studies: bool = True) -> dict:
     """Run `count` cases of each kind; counts by kind, command and outcome, and the failing runs."""
     run = run_forked if mode == "fork" else run_subprocess
     started = time.perf_counter()
@@ -512,7 +515,7 @@ def fuzz(seed: int, count: int, kinds, mode: str = "fork", timeout: float = 120.
                 case_dir.mkdir()
                 path = case_dir / case.name
                 path.write_bytes(case.content)
-                for label, argv in commands(kind, str(path), bases, case.index):
+                for label, argv in commands(kind, str(path), bases, case.index, studies):
                     t1 = time.perf_counter()
                     code, out, err = run(argv, case_dir, timeout)
                     spent[kind][label] += time.perf_counter() - t1
@@ -589,14 +592,17 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=float, default=120.0, help="Seconds before a run is killed (a timeout).")
     p.add_argument("--keep", type=Path, default=Path("fuzz-failures"), help="Folder for failing cases.")
     p.add_argument("--json", type=Path, help="Write the counts and failures here.")
+    p.add_argument("--smoke", action="store_true", help="Two cases per kind, no studies: checks the script runs.")
     args = p.parse_args(argv)
+    if args.smoke:
+        args.count = 2
     kinds = KINDS if args.kind == "all" else tuple(k for k in KINDS if k in args.kind.split(","))
     if not kinds or (args.kind != "all" and len(kinds) != len(args.kind.split(","))):
         p.error(f"--kind {args.kind!r}: expected one of {', '.join(KINDS)}, a comma-separated list, or all")
     os.environ.pop("QUANTBENCH_DEBUG", None)
     save = (lambda r: args.json.write_text(json.dumps(r, indent=1))) if args.json else None
     result = fuzz(args.seed, args.count, kinds, args.mode, args.timeout, args.keep,
-                  log=lambda m: print(m, file=sys.stderr, flush=True), on_progress=save)
+                  log=lambda m: print(m, file=sys.stderr, flush=True), on_progress=save, studies=not args.smoke)
     print(table(result))
     print(f"\n{sum(result['runs'].values())} runs in {result['total_seconds']} s ({result['mode']}); "
           f"seconds per kind: {result['seconds']}")

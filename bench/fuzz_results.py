@@ -2,7 +2,7 @@
 each: none may be an internal error.
 
 Usage:
-  .venv/bin/python bench/fuzz_results.py runs/demo/results.json [--two]
+  .venv/bin/python bench/fuzz_results.py runs/demo/results.json [--two] [--smoke]
   .venv/bin/python bench/fuzz_results.py bench.json
 
 Each case sets one field to a value of the wrong kind (null, text, a number, a negative number, a list, an
@@ -10,7 +10,7 @@ object, true, NaN, Infinity): every top-level field, every field of every varian
 file; all rows at once), of `latency_ms` and `throughput`, of the recommendation, and of `model`, `data`,
 `machine`, `settings`. Each is rendered by `quantbench report FILE --out DIR` (a bench file: `quantbench report
 FILE`; with --two, `quantbench report GOOD FILE` side by side). Prints how many cases gave an outcome other than
-exit 0 or one line with exit 2, grouped by message.
+exit 0 or one line with exit 2, grouped by message. --smoke: one case in 200.
 """
 from __future__ import annotations
 
@@ -54,13 +54,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("results")
     p.add_argument("--two", action="store_true", help="side by side with the undamaged file")
+    p.add_argument("--smoke", action="store_true", help="one case in 200: checks the script runs")
     a = p.parse_args()
     base = json.loads(Path(a.results).read_text())
     tmp = Path(tempfile.mkdtemp(prefix="fuzz-results-"))
     good = tmp / "good.json"
     good.write_text(json.dumps(base))
     bad: dict = {}
-    todo = cases(base)
+    todo = cases(base)[::200 if a.smoke else 1]
     for i, (label, damage) in enumerate(todo):
         raw = copy.deepcopy(base)
         damage(raw)

@@ -1,8 +1,9 @@
 """Size, accuracy and I/O dtypes of every LiteRT Quantizer variant of the demo's float32 model.
 
 Usage: .venv/bin/python -m quantbench demo --out runs/demo --force --quiet
-       .venv/bin/python bench/lq.py runs/demo [--calib-size 200] [--seed 0]
+       .venv/bin/python bench/lq.py runs/demo [--calib-size 200] [--seed 0] [--smoke]
 Calibration is drawn from the digits train split exactly as the demo draws it; accuracy is on the test split.
+--smoke: two techniques, 20 calibration samples.
 """
 from __future__ import annotations
 
@@ -18,7 +19,11 @@ def main() -> None:
     parser.add_argument("demo_dir", type=Path, help="a `quantbench demo` folder (holds float32.tflite)")
     parser.add_argument("--calib-size", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true", help="two techniques, 20 calibration samples: checks the "
+                        "script runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.calib_size = 20
 
     split = data.digits()
     calib = data.calibration_sample(split.x_train, args.calib_size, args.seed)
@@ -27,7 +32,7 @@ def main() -> None:
     base = evaluate.accuracy(reference, split.y_test)
     print(f"{'technique':18} {'bytes':>7} {'x f32':>6} {'accuracy':>8} {'Δ pp':>6} {'agree':>6}  io")
     print(f"{'float32':18} {len(float_bytes):7d} {1:6.3f} {base:8.4f} {0:6.2f} {1:6.3f}  float32/float32")
-    for name in techniques.LQ_TECHNIQUES:
+    for name in techniques.LQ_TECHNIQUES[:2 if args.smoke else None]:
         conv = lq.quantize(float_bytes, name, calib)
         m = quantbench.load(conv.content)
         out = m.predict(split.x_test)

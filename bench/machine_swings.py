@@ -1,11 +1,11 @@
 """How this machine's speed swings: one .tflite file timed in back-to-back windows of 100 calls.
 
 Usage:
-  .venv/bin/python bench/machine_swings.py FILE.tflite [--seconds 120] [--fast-below MICROSECONDS]
+  .venv/bin/python bench/machine_swings.py FILE.tflite [--seconds 120] [--fast-below MICROSECONDS] [--smoke]
 
 Prints the share of windows in the fast state (median below --fast-below, default: the 25th percentile of
 the window medians times 1.2), how many seconds in a row the per-second median stays fast or slow, the steal time the kernel
-reports, and one figure per second: the window medians' median.
+reports, and one figure per second: the window medians' median. --smoke: one second.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from quantbench import bench
-from quantbench.runtime import LiteModel
+from quantbench.runtime import LiteModel, generated_inputs
 
 
 def steal() -> tuple[int, int]:
@@ -28,9 +28,13 @@ def main() -> None:
     p.add_argument("file")
     p.add_argument("--seconds", type=float, default=120.0)
     p.add_argument("--fast-below", type=float, default=None, help="µs; a window's median below it is 'fast'")
+    p.add_argument("--smoke", action="store_true", help="one second: checks the script runs")
     a = p.parse_args()
+    if a.smoke:
+        a.seconds = 1.0
     m = LiteModel(a.file)
-    run = bench.lite_runner(m, bench.generate_inputs([m])[0], 1)
+    inputs = generated_inputs([m], bench.GENERATED, fallback=bench.FLOAT_RANGE, bound=bench.THROUGHPUT_MEMORY)[0]
+    run = bench.lite_runner(m, inputs, 1)
     medians, stamps, st0, end = [], [], steal(), time.perf_counter() + a.seconds
     while time.perf_counter() < end:
         ts = []

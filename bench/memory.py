@@ -18,6 +18,7 @@ Cases:
 
 Usage:
   .venv/bin/python bench/memory.py --base /tmp/qb22-base --cases audio,mobilenet,mobilenet2,ratios
+  .venv/bin/python bench/memory.py --base . --smoke   # a compare of a tiny .tflite in each tree: checks the script runs
 Models and data come from bench/scale.py's cache (built once into --cache). Nothing is downloaded.
 """
 from __future__ import annotations
@@ -152,7 +153,15 @@ def main() -> None:
     p.add_argument("--study", help="ratios-mobilenet: a finished study folder of the mobilenet case, reused")
     p.add_argument("--rounds", type=int, default=2, help="repetitions of the ratios case")
     p.add_argument("--budget", type=float, default=10.0, help="timing seconds per measure in the ratios case")
+    p.add_argument("--smoke", action="store_true", help="a compare of a tiny .tflite in each tree, no ratios: checks "
+                   "the script runs")
     a = p.parse_args()
+    if a.smoke:
+        model, test = scale.smoke_files(Path(a.cache))
+        for t, label in ((Path(a.base), "smoke base"), (Path(a.tree), "smoke branch")):
+            run(t, ["compare", str(model), "--data", str(test), *scale.SMOKE_COMPARE], label)
+        print("ratios: not in --smoke (a study, then its variants timed three ways: minutes)")
+        return
     cache = Path(a.cache)
     scale.build(cache)
     base, tree = Path(a.base), Path(a.tree)

@@ -1,12 +1,13 @@
 """Where post-training int8 loses accuracy and QAT wins it back: float, int8-only and qat-int8 on digits.
 
-Usage: .venv/bin/python bench/qat.py [--spreads 1,100,1000] [--seeds 0] [--epochs 3]
+Usage: .venv/bin/python bench/qat.py [--spreads 1,100,1000] [--seeds 0] [--epochs 3] [--smoke]
 
 The case: a small ReLU CNN trained on digits, then rescaled without changing its function — output
 channel c of the first convolution times f_c, input channel c of the second divided by f_c (ReLU is
 positively homogeneous), f_c log-spaced from 1 to the spread. The first feature map's channels then span
 ranges `spread` times apart, as in depthwise layers without BatchNorm. int8 activations are per tensor,
-so the small channels get few of the 256 levels. Spread 1 is the untouched control.
+so the small channels get few of the 256 levels. Spread 1 is the untouched control. --smoke: spread 100 only,
+one epoch of training and one of QAT, 20 calibration samples.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from quantbench.qat import qat
 from quantbench.runtime import LiteModel
 
 
-def trained_cnn(split, seed: int):
+def trained_cnn(split, seed: int, epochs: int = 10):
     import keras
 
     models.seed_everything(seed)
@@ -31,7 +32,7 @@ def trained_cnn(split, seed: int):
     h = keras.layers.Flatten()(h)
     h = keras.layers.Dense(32, activation="relu")(h)
     model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(h))
-    return models.train(model, split.x_train, split.y_train, epochs=10)
+    return models.train(model, split.x_train, split.y_train, epochs=epochs)
 
 
 def spread_channels(model, spread: float) -> None:
@@ -50,13 +51,16 @@ def main() -> None:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--epochs", type=int, default=3, help="QAT epochs")
     parser.add_argument("--calib-size", type=int, default=200)
+    parser.add_argument("--smoke", action="store_true", help="spread 100, one epoch each: checks the script runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.spreads, args.seeds, args.epochs, args.calib_size = "100", "0", 1, 20
     split = data.digits()
     calib = data.calibration_sample(split.x_train, args.calib_size, 0)
     print("| seed | spread | keras % | int8-only % | qat-int8 % | int8-only Δ pp | qat-int8 Δ pp | QAT s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for seed in (int(s) for s in args.seeds.split(",")):
-        base = trained_cnn(split, seed)
+        base = trained_cnn(split, seed, 1 if args.smoke else 10)
         weights = base.get_weights()
         for spread in (float(s) for s in args.spreads.split(",")):
             base.set_weights(weights)

@@ -1,16 +1,19 @@
 """`quantbench compare` in this process (--workers 0) against the same on a local Ray head (--ray), interleaved.
 
 Usage: .venv/bin/python bench/ray_overhead.py [--runs 3] [--techniques float16,dynamic,int8-fallback,int8-only]
+       .venv/bin/python bench/ray_overhead.py --smoke [--cache /tmp/qb-scale]
 
 Starts a Ray head on 127.0.0.1 only (own temp dir, token authentication, 2 CPUs, no dashboard), trains the
 digits demo model once (`quantbench demo --techniques float32`), then runs `compare` on it alternately in
 process and on Ray, each a fresh CLI process, in a seeded shuffled order. Prints every run's wall time, the
 medians, Ray's overhead in seconds, and whether every accuracy figure is identical across all runs. The head
-is stopped by its PID at the end (never `ray stop`).
+is stopped by its PID at the end (never `ray stop`). --smoke: one run of each mode on the untrained digits CNN as
+a float .tflite (bench/scale.py's smoke_files, kept in --cache: no TensorFlow in the studies), 0.2 s of timing.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import random
@@ -75,15 +78,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="runs of each mode")
     parser.add_argument("--techniques", default="float16,dynamic,int8-fallback,int8-only")
+    parser.add_argument("--smoke", action="store_true", help="one run each of a tiny .tflite's study: checks the "
+                        "script runs")
+    parser.add_argument("--cache", default="/tmp/qb-scale", help="--smoke: where its .tflite is made once")
     args = parser.parse_args()
+    if args.smoke and importlib.util.find_spec("ray") is None:
+        print("skipped: ray is not installed (pip install -e '.[ray]')")
+        return
     temp = Path(tempfile.mkdtemp(prefix="qbb", dir="/tmp"))  # short: Ray's socket paths have a length limit
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token",
            "RAY_AUTH_TOKEN": secrets.token_hex(16), "RAY_USAGE_STATS_ENABLED": "0",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     qb = [sys.executable, "-m", "quantbench"]
-    subprocess.run([*qb, "demo", "--out", str(temp / "demo"), "--techniques", "float32", "--quiet"], env=env,
-                   check=True)
-    demo = temp / "demo"
+    if args.smoke:
+        sys.path.insert(0, str(ROOT / "bench"))
+        import scale
+
+        model, data = scale.smoke_files(Path(args.cache))
+        args.runs, args.techniques = 1, "float32"
+        study = ["compare", str(model), "--data", str(data), *scale.SMOKE_COMPARE]
+    else:
+        subprocess.run([*qb, "demo", "--out", str(temp / "demo"), "--techniques", "float32", "--quiet"], env=env,
+                       check=True)
+        demo = temp / "demo"
+        study = ["compare", str(demo / "model.keras"), "--data", str(demo / "digits-test.npz"), "--calib",
+                 str(demo / "digits-train.npz"), "--techniques", args.techniques]
     head, address = start_head(temp, env)
     walls: dict[str, list[float]] = {"in-process": [], "ray": []}
     seen = []
@@ -93,9 +112,7 @@ def main() -> None:
         for i, mode in enumerate(order):
             out = temp / f"run{i}-{mode}"
             where = ["--workers", "0"] if mode == "in-process" else ["--ray", address]
-            cmd = [*qb, "compare", str(demo / "model.keras"), "--data", str(demo / "digits-test.npz"), "--calib",
-                   str(demo / "digits-train.npz"), "--techniques", args.techniques, "--out", str(out), "--quiet",
-                   *where]
+            cmd = [*qb, *study, "--out", str(out), "--quiet", *where]
             start = time.perf_counter()
             subprocess.run(cmd, env=env, check=True)
             wall = time.perf_counter() - start

@@ -2,6 +2,7 @@
 
 Usage: git show fa2f1c2:quantbench/runtime.py > /tmp/runtime_old.py
        .venv/bin/python bench/runtime_ab.py /tmp/runtime_old.py [--rounds 2000]
+       .venv/bin/python bench/runtime_ab.py --smoke     # this tree's runtime.py on both sides, 100 and 3 rounds
 
 On the demo CNN (untrained: weights do not change the timing), float32 and int8-only: batch-1 predict
 over the 450 test images, and one batched predict of all 450. Checks the outputs are identical first.
@@ -12,15 +13,24 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+from pathlib import Path
 
 import numpy as np
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("old", help="path to the other runtime.py")
+    parser.add_argument("old", nargs="?", help="path to the other runtime.py")
     parser.add_argument("--rounds", type=int, default=2000)
+    parser.add_argument("--smoke", action="store_true", help="this tree's runtime.py as the other (unless given), "
+                        "100 and 3 rounds: checks the script runs")
     args = parser.parse_args()
+    batch_rounds = 40
+    if args.smoke:
+        args.rounds, batch_rounds = 100, 3
+        args.old = args.old or str(Path(__file__).resolve().parents[1] / "quantbench" / "runtime.py")
+    if args.old is None:
+        parser.error("give the other runtime.py")
 
     import quantbench
     from quantbench import bench, data, models, stats
@@ -48,10 +58,11 @@ def main() -> None:
         new, prev = quantbench.load(content), old.LiteModel(content)
         np.testing.assert_array_equal(new.predict(x), prev.predict(x))
         t = bench.latency({"new": lambda i: new.predict(samples[i % len(x)]),
-                           "old": lambda i: prev.predict(samples[i % len(x)])}, args.rounds, warmup=50)
+                           "old": lambda i: prev.predict(samples[i % len(x)])}, args.rounds, warmup=50).times
         print(f"{tech} batch-1 predict, {args.rounds} rounds: {paired(t)}")
-        t = bench.latency({"new": lambda i: new.predict(x), "old": lambda i: prev.predict(x)}, 40, warmup=2)
-        print(f"{tech} batched predict of {len(x)}, 40 rounds: {paired(t)}")
+        t = bench.latency({"new": lambda i: new.predict(x), "old": lambda i: prev.predict(x)}, batch_rounds,
+                          warmup=2).times
+        print(f"{tech} batched predict of {len(x)}, {batch_rounds} rounds: {paired(t)}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """What quantbench's runtime costs on top of LiteRT: `LiteModel.predict` against a bare interpreter loop.
 
-Usage: .venv/bin/python bench/runtime_overhead.py [--rounds 2000] [--batch-rounds 30]
+Usage: .venv/bin/python bench/runtime_overhead.py [--rounds 2000] [--batch-rounds 30] [--smoke]
 
 On the demo CNN (trained 2 epochs; weights do not change the timing), float32 and int8-only:
 - batch 1: `predict(x)` (float in, float out) against a bare `ai_edge_litert` Interpreter doing
@@ -12,7 +12,7 @@ On the demo CNN (trained 2 epochs; weights do not change the timing), float32 an
   Target: >= 10x.
 All runners of a measurement are interleaved round by round (shuffled order), so load from other
 processes on this shared machine hits them alike. Ratios are the median of the per-round paired ratios,
-with its distribution-free 95 % interval.
+with its distribution-free 95 % interval. --smoke: the untrained CNN, 100 and 3 rounds.
 """
 from __future__ import annotations
 
@@ -59,7 +59,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2000, help="batch-1 rounds (samples cycle)")
     parser.add_argument("--batch-rounds", type=int, default=30)
+    parser.add_argument("--smoke", action="store_true", help="untrained, 100 and 3 rounds: checks the script runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.rounds, args.batch_rounds = 100, 3
 
     import quantbench
     from quantbench import bench, data, models
@@ -67,7 +70,9 @@ def main() -> None:
 
     split = data.digits()
     models.seed_everything(0)
-    model = models.train(models.reference_cnn(), split.x_train, split.y_train, epochs=2)
+    model = models.reference_cnn()
+    if not args.smoke:
+        model = models.train(model, split.x_train, split.y_train, epochs=2)
     calib = data.calibration_sample(split.x_train, 200, 0)
     x = split.x_test
     samples = [x[i:i + 1] for i in range(len(x))]
@@ -80,7 +85,7 @@ def main() -> None:
         runners = {"predict": lambda i: m.predict(samples[i % n]), "bare": lambda i: bare(i % n),
                    "bare+quant": lambda i: bare_q(i % n)}
         np.testing.assert_allclose(m.predict(samples[0]), bare_q(0))  # the same work, the same answer
-        t = bench.latency(runners, args.rounds, warmup=50)
+        t = bench.latency(runners, args.rounds, warmup=50).times
         print(f"\n{technique}, batch 1, {args.rounds} interleaved rounds (median ms per call, 95 % CI):")
         for name, ms in t.items():
             s = bench.summarize(ms)
@@ -90,7 +95,7 @@ def main() -> None:
 
         loop = {"batched predict": lambda i: m.predict(x),
                 "per-image predict": lambda i: [m.predict(s) for s in samples]}
-        t = bench.latency(loop, args.batch_rounds, warmup=2)
+        t = bench.latency(loop, args.batch_rounds, warmup=2).times
         per = {k: bench.summarize(v)["median"] for k, v in t.items()}
         print(f"{technique}, {n} images, {args.batch_rounds} interleaved rounds: batched {per['batched predict']:.2f} ms, "
               f"per-image loop {per['per-image predict']:.2f} ms; speed-up "

@@ -13,6 +13,7 @@ Cases (issue 11):
 Usage:
   .venv/bin/python bench/scale.py --cases mobilenet,npy100,npy1000,audio --workers 1
   .venv/bin/python bench/scale.py --cases workers --rounds 2
+  .venv/bin/python bench/scale.py --smoke   # one compare of a tiny float .tflite (smoke_files): checks the script runs
 Models and data are built once into --cache (default /tmp/qb-scale). Nothing is downloaded.
 """
 from __future__ import annotations
@@ -103,6 +104,26 @@ def build(cache: Path) -> None:
     (cache / "done").write_text("ok")
 
 
+def smoke_files(cache: Path) -> tuple[Path, Path]:
+    """For --smoke (issue 23): the untrained digits CNN as a float .tflite (a study of it imports no TensorFlow) and
+    60 labelled digits, into `cache`; seconds."""
+    from quantbench import data, models
+    from quantbench.conversion import convert
+
+    cache.mkdir(parents=True, exist_ok=True)
+    model, test = cache / "digits-cnn.tflite", cache / "digits60.npz"
+    if not model.exists():
+        models.seed_everything(0)
+        model.write_bytes(convert(models.reference_cnn(), "float32").content)
+    if not test.exists():
+        split = data.digits()
+        np.savez(test, x=split.x_test[:60], y=split.y_test[:60])
+    return model, test
+
+
+SMOKE_COMPARE = ["--techniques", "float32", "--time-budget", "0.2"]  # with smoke_files: the file itself, seconds
+
+
 def tree_rss(proc: psutil.Process) -> int:
     total = 0
     for p in [proc, *proc.children(recursive=True)]:
@@ -158,7 +179,12 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--cache", default="/tmp/qb-scale")
     p.add_argument("--extra", default="", help="more arguments for every compare, space-separated")
+    p.add_argument("--smoke", action="store_true", help="one compare of a tiny .tflite: checks the script runs")
     a = p.parse_args()
+    if a.smoke:
+        model, test = smoke_files(Path(a.cache))
+        run(["compare", str(model), "--data", str(test), *SMOKE_COMPARE, "--workers", a.workers], "smoke")
+        return
     cache = Path(a.cache)
     build(cache)
     extra = a.extra.split()

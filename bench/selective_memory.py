@@ -1,7 +1,7 @@
 """Peak and growing memory of a selective-int8 search of 30 candidates: in process, re-converting, or in a worker.
 
 Usage: PYTHONPATH=. .venv/bin/python bench/selective_memory.py [--conversions 30] [--modes search,reconvert,worker]
-                                                                 [--model tall|mobilenet]
+                                                                 [--model tall|mobilenet] [--smoke]
 
 TFLiteConverter.convert() is reported to keep ~22 MB per call in TF 2.20/2.21 (tensorflow/tensorflow#122598).
 Each mode runs in a fresh process on the same model (`tall`: the reference CNN's convolutions under 28
@@ -14,6 +14,9 @@ its peak (sampled every 20 ms) and the least-squares growth per candidate:
   reconvert  a full conversion per candidate (fresh converter, calibration, quantization), in process
   worker     the same full conversions in one spawned worker process reused for the batch (it loads the
              model from a temporary .keras file once); the parent's RSS and the worker's are both reported
+
+--smoke: the tall model with 2 Dense(256) layers, 2 candidates, search and reconvert in this process (worker only
+when --modes names it: its spawned process imports TensorFlow, seconds more): checks the script runs.
 """
 from __future__ import annotations
 
@@ -59,7 +62,7 @@ class Sampler:
         self._thread.join()
 
 
-def build_model(name: str):
+def build_model(name: str, depth: int = 28):
     """The model, its calibration inputs and evaluation inputs."""
     from quantbench import data, models
     from quantbench.quiet import import_tensorflow
@@ -78,7 +81,7 @@ def build_model(name: str):
     h = keras.layers.Conv2D(64, 3, activation="relu")(inputs)
     h = keras.layers.Conv2D(32, 3, activation="relu")(h)
     h = keras.layers.Flatten()(h)
-    for _ in range(28):
+    for _ in range(depth):
         h = keras.layers.Dense(256, activation="relu")(h)
     outputs = keras.layers.Dense(10, activation="softmax", name="digit")(h)
     model = keras.Model(inputs, outputs, name="tall_cnn")
@@ -109,11 +112,11 @@ def _worker_convert(float_layers: tuple[str, ...]) -> tuple[bytes, int]:
 
 # ---- One mode, in this process -------------------------------------------------------------------
 
-def run_mode(mode: str, n: int, model_name: str) -> None:
+def run_mode(mode: str, n: int, model_name: str, depth: int = 28) -> None:
     import quantbench
     from quantbench.selective import _Calibrated, layer_errors, selective
 
-    model, calib, x_eval = build_model(model_name)
+    model, calib, x_eval = build_model(model_name, depth)
     names = [r["name"] for r in layer_errors(model, calib)]  # warm-up, and the order candidates follow
     if len(names) < n - 1:
         sys.exit(f"the model has {len(names)} layers; --conversions must be at most {len(names) + 1}")
@@ -165,11 +168,18 @@ def run_mode(mode: str, n: int, model_name: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conversions", type=int, default=30)
-    parser.add_argument("--modes", default="search,reconvert,worker")
+    parser.add_argument("--modes", default=None, help="default: search,reconvert,worker (--smoke: search,reconvert)")
     parser.add_argument("--model", choices=("tall", "mobilenet"), default="tall")
     parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--smoke", action="store_true", help="a small model, 2 candidates, the modes in this "
+                        "process: checks the script runs")
     args = parser.parse_args()
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    modes = [m.strip() for m in (args.modes or ("search,reconvert" if args.smoke else "search,reconvert,worker"))
+             .split(",") if m.strip()]
+    if args.smoke:
+        for mode in modes:
+            run_mode(mode, 2, "tall", depth=2)
+        return
     if args.in_process:
         run_mode(modes[0], args.conversions, args.model)
         return

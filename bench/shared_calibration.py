@@ -1,6 +1,6 @@
 """One calibration for the converter's int8 family against one per technique: time, peak RSS, identical files.
 
-Usage: .venv/bin/python bench/shared_calibration.py [--models digits,mobilenetv2] [--rounds 2]
+Usage: .venv/bin/python bench/shared_calibration.py [--models digits,mobilenetv2] [--rounds 2] [--smoke]
 
 Path A converts int8-fallback, int8-only, uint8-only and int16x8 one by one with `conversion.convert` (a full
 conversion and calibration each); path B makes the same four with `conversion.convert_family` (one calibrating
@@ -13,10 +13,15 @@ where labels exist).
 Models: the digits reference CNN trained 3 epochs, 200 calibration samples from its train split, the test split
 held out; `keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3))` with 200 calibration and 100
 evaluation images uniform in [-1, 1] (seeded). Random weights: agreement, not accuracy, means something there.
+
+--smoke: digits trained 1 epoch, 50 calibration samples, one round, both paths in this process (no fresh
+process, so its peak RSS means nothing): checks the script runs.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import resource
 import subprocess
@@ -65,7 +70,7 @@ def child(path: str, model: str, calib: str, out: str) -> None:
     print(json.dumps({"path": path, "seconds": seconds, "rss_before": rss_before, "peak_rss": peak, "files": files}))
 
 
-def prepare(name: str, folder: Path):
+def prepare(name: str, folder: Path, smoke: bool = False):
     """Save the model and its calibration inputs; return paths and the held-out data (x, labels or None)."""
     import keras
 
@@ -75,8 +80,8 @@ def prepare(name: str, folder: Path):
     if name == "digits":
         split = data.digits()
         models.seed_everything(1)
-        model = models.train(models.reference_cnn(), split.x_train, split.y_train, epochs=3)
-        calib = data.calibration_sample(split.x_train, 200, seed=0)
+        model = models.train(models.reference_cnn(), split.x_train, split.y_train, epochs=1 if smoke else 3)
+        calib = data.calibration_sample(split.x_train, 50 if smoke else 200, seed=0)
         held_out = (split.x_test, split.y_test)
     else:
         keras.utils.set_random_seed(0)
@@ -103,9 +108,13 @@ def main() -> None:
     parser.add_argument("--models", default="digits,mobilenetv2")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--child", nargs=4, metavar=("PATH", "MODEL", "CALIB", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--smoke", action="store_true", help="digits, one round, in this process: checks the script "
+                        "runs")
     args = parser.parse_args()
     if args.child:
         return child(*args.child)
+    if args.smoke:
+        args.models, args.rounds = "digits", 1
 
     from quantbench import machine, quiet
 
@@ -116,19 +125,24 @@ def main() -> None:
         for name in args.models.split(","):
             folder = Path(tmp) / name
             folder.mkdir()
-            model_path, calib_path, (x, y), model = prepare(name, folder)
-            print(f"\n{name}: {model.count_params():,} parameters, 200 calibration inputs, {len(x)} held out",
-                  flush=True)
+            model_path, calib_path, (x, y), model = prepare(name, folder, args.smoke)
+            print(f"\n{name}: {model.count_params():,} parameters, {len(np.load(calib_path))} calibration inputs, "
+                  f"{len(x)} held out", flush=True)
             runs = []
             for r in range(args.rounds):
                 for path in ("AB" if r % 2 == 0 else "BA"):
                     out = folder / f"{path}{r}"
                     out.mkdir()
-                    proc = subprocess.run([sys.executable, __file__, "--child", path, str(model_path),
-                                           str(calib_path), str(out)], capture_output=True, text=True)
-                    if proc.returncode != 0:
-                        sys.exit(f"{name} path {path} round {r} failed:\n{proc.stderr[-3000:]}")
-                    res = json.loads(proc.stdout.strip().splitlines()[-1])
+                    if args.smoke:
+                        with contextlib.redirect_stdout(io.StringIO()) as said:
+                            child(path, str(model_path), str(calib_path), str(out))
+                        res = json.loads(said.getvalue().strip().splitlines()[-1])
+                    else:
+                        proc = subprocess.run([sys.executable, __file__, "--child", path, str(model_path),
+                                               str(calib_path), str(out)], capture_output=True, text=True)
+                        if proc.returncode != 0:
+                            sys.exit(f"{name} path {path} round {r} failed:\n{proc.stderr[-3000:]}")
+                        res = json.loads(proc.stdout.strip().splitlines()[-1])
                     res.update(round=r, out=out)
                     runs.append(res)
                     print(f"  round {r} {path}: {res['seconds']:6.1f} s, peak RSS {res['peak_rss'] / 2**20:6.0f} MiB "

@@ -6,7 +6,9 @@ alone (`evaluate.measure` on 14 variants' outputs) in each tree.
     python bench/task_metrics_cost.py --base /tmp/qb-base [--rounds 2] [--smoke]
 
 Make the base tree with `git worktree add /tmp/qb-base <commit>`. Weights are random (weights=None): nothing
-is downloaded; the labels are random classes, so accuracy is near 0 and only the cost is measured.
+is downloaded; the labels are random classes, so accuracy is near 0 and only the cost is measured. --smoke: the
+untrained digits CNN as a float .tflite (bench/scale.py's smoke_files) studied as it is, 60 digits, one round
+(`--base .` runs this tree on both sides): checks the script runs.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scale import tree_rss  # bench/scale.py: RSS summed over a process and its children
+import scale  # bench/scale.py: smoke_files
+from scale import tree_rss  # RSS summed over a process and its children
 
 HERE = Path(__file__).resolve().parents[1]
 
@@ -60,9 +63,9 @@ def run(cmd: list[str], tree: Path, cwd: Path) -> tuple[float, int, str]:
     return time.perf_counter() - start, peak, out
 
 
-def build(cache: Path, smoke: bool) -> tuple[Path, Path, Path]:
+def build(cache: Path) -> tuple[Path, Path, Path]:
     cache.mkdir(parents=True, exist_ok=True)
-    size = 32 if smoke else 224
+    size = 224
     model = cache / f"mobilenetv2_{size}.keras"
     if not model.exists():
         import keras
@@ -70,7 +73,7 @@ def build(cache: Path, smoke: bool) -> tuple[Path, Path, Path]:
         keras.utils.set_random_seed(0)
         keras.applications.MobileNetV2(weights=None, input_shape=(size, size, 3)).save(model)
     rng = np.random.default_rng(0)
-    n_eval, n_calib = (20, 20) if smoke else (100, 200)
+    n_eval, n_calib = 100, 200
     test, train = cache / f"test{size}.npz", cache / f"train{size}.npz"
     if not test.exists():
         np.savez(test, x=rng.uniform(-1, 1, (n_eval, size, size, 3)).astype(np.float32),
@@ -84,19 +87,23 @@ def main() -> None:
     parser.add_argument("--base", type=Path, required=True, help="a worktree of the commit to compare against")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/qb-task-cost"))
-    parser.add_argument("--smoke", action="store_true", help="MobileNetV2 at 32x32, 20 images, one round")
+    parser.add_argument("--smoke", action="store_true", help="a tiny .tflite, 60 digits, one round: checks the "
+                        "script runs")
     args = parser.parse_args()
-    model, test, train = build(args.cache, args.smoke)
+    if args.smoke:  # a study of a .tflite imports no TensorFlow: seconds
+        model, test = scale.smoke_files(args.cache)
+        inputs = ["--data", str(test), *scale.SMOKE_COMPARE]
+    else:
+        model, test, train = build(args.cache)
+        inputs = ["--data", str(test), "--calib", str(train)]
     trees = {"base": args.base.resolve(), "this": HERE}
-    techniques = ["--techniques", "float32,dynamic,int8-only"] if args.smoke else []
     rows = {name: [] for name in trees}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(1 if args.smoke else args.rounds):
             for name, tree in trees.items():  # interleaved: A B, A B
                 out = Path(tmp) / f"{name}{r}"
-                seconds, peak, _ = run([sys.executable, "-m", "quantbench", "compare", str(model), "--data", str(test),
-                                        "--calib", str(train), "--out", str(out), "--quiet", *techniques],
-                                       tree, Path(tmp))
+                seconds, peak, _ = run([sys.executable, "-m", "quantbench", "compare", str(model), *inputs,
+                                        "--out", str(out), "--quiet"], tree, Path(tmp))
                 saved = json.loads((out / "results.json").read_text())
                 acc = {v["technique"]: v.get("accuracy") for v in saved["variants"]}
                 rows[name].append((seconds, peak, acc))

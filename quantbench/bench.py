@@ -14,6 +14,7 @@ from . import schema, stats
 from .errors import InputError
 from .progress import Silent
 from .results import REFERENCE
+from .runtime import generated_inputs
 
 QUANTILES = tuple(int(q) for q in schema.QUANTILES)  # kept in results.json for the latency plot
 TIME_BUDGET_S = 30.0        # default for a whole timing (batch 1, then throughput), in seconds
@@ -436,52 +437,6 @@ class BenchResult:
         return cls(raw["files"], raw["machine"], raw["settings"])
 
 
-def _float_range(info) -> tuple[float, float]:
-    """The float values a quantized tensor can represent: scale × (dtype's limits − zero-point)."""
-    limits = np.iinfo(info.dtype)
-    return info.scale * (limits.min - info.zero_point), info.scale * (limits.max - info.zero_point)
-
-
-def generate_inputs(models: list, seed: int = 0, count: int = GENERATED, bound: int = THROUGHPUT_MEMORY) -> list:
-    """Seeded float inputs for each model, from its signature: one list of arrays per model.
-
-    Values are uniform over the float range the model's quantized input represents; a float input takes
-    the range of a quantized input of the same name and shape in another of the files (its twin), else
-    [0, 1). Files with the same signature get the same arrays; integer inputs without quantization get
-    zeros and ones, booleans random truth values.
-    """
-    ranges: dict[tuple, tuple[float, float]] = {}
-    for m in models:
-        for t in m.inputs:
-            if t.quantized:
-                ranges.setdefault((t.name, t.shape[1:]), _float_range(t))
-    out = []
-    for m in models:
-        arrays = []
-        for k, t in enumerate(m.inputs):
-            if any(d < 0 for d in t.shape[1:]):
-                raise InputError(
-                    f"{m.path}: input {t.name!r} has shape {list(t.shape)}, with a dimension of unknown size, "
-                    "so no input can be generated for it. Expected fixed sizes beyond the batch dimension. "
-                    "Fix: pass --input X.npy with real inputs.")
-            per_sample = _tensor_bytes([t.shape], ["float32"])
-            n = min(count, max(1, bound // max(per_sample, 1)))
-            fixed = _fixed_batch([t.shape])
-            n = max(n, fixed or 1)
-            shape = (n, *t.shape[1:])
-            rng = np.random.default_rng([seed, k])  # the same draw for the same input in every file
-            kind = np.dtype(t.dtype).kind
-            if t.quantized or kind == "f":
-                lo, hi = ranges.get((t.name, t.shape[1:]), FLOAT_RANGE) if not t.quantized else _float_range(t)
-                arrays.append(rng.uniform(lo, hi, shape).astype(np.float32))
-            elif kind == "b":
-                arrays.append(rng.random(shape) < 0.5)
-            else:
-                arrays.append(rng.integers(0, 2, shape).astype(t.dtype))
-        out.append(arrays)
-    return out
-
-
 def _load_models(paths: list, threads: int) -> list:
     from .runtime import LiteModel
 
@@ -501,7 +456,7 @@ def _load_models(paths: list, threads: int) -> list:
 def _first_call(model, arrays) -> None:
     """Run one sample through the model: a file LiteRT loads but cannot run is refused before timing starts."""
     try:
-        model._as_list(arrays)  # the whole input's shapes, so the message names its sample count
+        model.as_list(arrays)  # the whole input's shapes, so the message names its sample count
     except InputError as exc:
         raise InputError(f"{model.path}: {exc}") from None
     try:
@@ -528,20 +483,20 @@ def bench_files(paths: list, input_path=None, *, threads: int = 1, batch: int = 
     """Time `.tflite` files side by side, interleaved, as a study times its variants (see `measure`).
 
     Each file gets `input_path`'s arrays (a .npy, or a .npz with x or x_<input name>) or, without it,
-    inputs generated from its own signature (see generate_inputs); files with different inputs are
+    inputs generated from its own signature (see runtime.generated_inputs); files with different inputs are
     timed in the same rounds all the same. Every file is loaded and run once before timing starts.
     """
     from . import machine
-    from .predicting import _read_inputs
+    from .predicting import read_inputs
 
     if not paths:
         raise InputError("No .tflite files given. Expected one or more paths. Fix: quantbench bench a.tflite b.tflite.")
     models = _load_models(paths, threads)
     if input_path is not None:
-        inputs = [_read_inputs(Path(input_path), m) for m in models]
+        inputs = [read_inputs(Path(input_path), m) for m in models]
         origin = str(input_path)
     else:
-        inputs = generate_inputs(models, seed, bound=memory_bound)
+        inputs = generated_inputs(models, GENERATED, seed, fallback=FLOAT_RANGE, bound=memory_bound)
         origin = f"generated from each file's signature (seed {seed})"
     for m, arrays in zip(models, inputs):
         _first_call(m, arrays)
@@ -566,13 +521,13 @@ def bench_files(paths: list, input_path=None, *, threads: int = 1, batch: int = 
 
 def render(result: BenchResult) -> str:
     """A plain-text table of a BenchResult, with the machine and how each phase stopped."""
-    from .report import _ms, interval_text
+    from .report import interval_text, ms_text
 
     rows = [("file", "bytes", "ms/call (95% CI)", "p90 / p99 ms", "samples/s (95% CI)", "batch")]
     for f in result.files:
         lat, thr = f["latency_ms"], f["throughput"]
         rows.append((f["path"], f"{f['bytes']:,}", interval_text(lat, "median"),
-                     f"{_ms(lat['p90'])} / {_ms(lat['p99'])}", interval_text(thr, "samples_per_s"),
+                     f"{ms_text(lat['p90'])} / {ms_text(lat['p99'])}", interval_text(thr, "samples_per_s"),
                      str(thr["batch"])))
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) if k == 0 else c.rjust(w) for k, (c, w) in enumerate(zip(r, widths)))

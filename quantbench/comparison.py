@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import InputError
 from .files import check_new_file, write_file
-from .report import _latency, _md_cell, _pct_ci
+from .report import latency_text, md_cell, pct_ci
 from .results import Results, Variant
 
 NAME = "comparison.md"
@@ -102,8 +102,8 @@ def rows(a: Results, b: Results) -> tuple[list[str], list[list[str]], dict]:
         ratios += [] if ratio is None else [ratio]
         by = [run for run, res in (("A", a), ("B", b)) if _recommended(res) == name]
         label = name + (f" (recommended by {' and '.join(by)})" if by else "")
-        table.append([label, _cells(x, _pct_ci), _cells(y, _pct_ci), _mark(same_acc), _cells(x, _latency),
-                      _cells(y, _latency), "—" if ratio is None else f"{ratio:.2f}", _mark(same_lat),
+        table.append([label, _cells(x, pct_ci), _cells(y, pct_ci), _mark(same_acc), _cells(x, latency_text),
+                      _cells(y, latency_text), "—" if ratio is None else f"{ratio:.2f}", _mark(same_lat),
                       _cells(x, _kb), _cells(y, _kb)])
     return headers, table, {"accuracy": acc, "latency": lat, "ratios": ratios}
 
@@ -133,12 +133,12 @@ def markdown(a: Results, b: Results, labels: tuple[str, str]) -> str:
     """The comparison as Markdown: what the runs are, what differs, the table, the summary."""
     headers, table, counts = rows(a, b)
     lines = ["# Two quantbench studies side by side", "", "| | A | B |", "| --- | --- | --- |",
-             f"| results | {_md_cell(labels[0])} | {_md_cell(labels[1])} |"]
-    lines += [f"| {what} | {_md_cell(x)} | {_md_cell(y)} |" for what, x, y in overview(a, b)]
+             f"| results | {md_cell(labels[0])} | {md_cell(labels[1])} |"]
+    lines += [f"| {what} | {md_cell(x)} | {md_cell(y)} |" for what, x, y in overview(a, b)]
     notes = differences(a, b) or ["Same model, data, machine and settings."]
     lines += ["", *[f"- {n}" for n in notes], "", "| " + " | ".join(headers) + " |",
               "|" + " --- |" * len(headers)]
-    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in table]
+    lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in table]
     lines += ["", "Intervals are 95 %: accuracy Wilson, latency the median's (see the study reports).",
               *summary(counts), ""]
     return "\n".join(lines)

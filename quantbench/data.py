@@ -173,7 +173,7 @@ def _flat(exc: Exception, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def _load_array(archive, key: str, where: str) -> np.ndarray:
+def load_array(archive, key: str, where: str) -> np.ndarray:
     try:
         a = archive[key]
     except ValueError as exc:
@@ -196,7 +196,7 @@ def _corrupt_member(key: str, where: str, exc: Exception) -> InputError:
                       f"truncated. Expected {DATA_KINDS}. Fix: write it again with np.savez.")
 
 
-def _open_numpy(path, mmap_mode=None):
+def open_numpy(path, mmap_mode=None):
     import zipfile
 
     try:
@@ -224,18 +224,18 @@ def _open_numpy(path, mmap_mode=None):
                          f"Expected {DATA_KINDS}. Fix: write it with np.savez or np.save.") from None
 
 
-def _input_keys(names: list[str], x_key: str) -> list[str]:
+def input_keys(names: list[str], x_key: str) -> list[str]:
     return [x_key] if len(names) <= 1 else [f"{x_key}_{n}" for n in names]
 
 
 def _load_npz(path, input_names, x_key, y_key, labels: str = "score"):
     """Inputs, label arrays by key (`y_key`, `y_key`_<output>) and a warning for every array left unread."""
-    archive = _open_numpy(path)
+    archive = open_numpy(path)
     if isinstance(archive, np.ndarray):
         raise InputError(f"{path} holds a single array, not an .npz archive. Expected {DATA_KINDS}. "
                          "Fix: rename it to .npy, or save with np.savez(f, x=..., y=...).")
     with archive:
-        keys = _input_keys(input_names, x_key)
+        keys = input_keys(input_names, x_key)
         if len(keys) > 1 and all(k not in archive.files for k in keys) and x_key in archive.files:
             keys = [x_key]  # a single stacked array is refused below with the expected shapes
         missing = [k for k in keys if k not in archive.files]
@@ -244,9 +244,9 @@ def _load_npz(path, input_names, x_key, y_key, labels: str = "score"):
                 f"{path} has no array {missing[0]!r} (it has {sorted(archive.files)}). Expected the inputs under "
                 f"{keys} and optional labels under {y_key!r}. Fix: save with np.savez(f, {keys[0]}=..., {y_key}=...) "
                 "or pass --x-key/--y-key.")
-        x = [_load_array(archive, k, f"{path}") for k in keys]
+        x = [load_array(archive, k, f"{path}") for k in keys]
         label_keys = [k for k in archive.files if k == y_key or k.startswith(f"{y_key}_")]
-        y = {k: _load_array(archive, k, f"{path}") for k in label_keys} if labels != "ignore" else {}
+        y = {k: load_array(archive, k, f"{path}") for k in label_keys} if labels != "ignore" else {}
         for k in archive.files:
             if k not in keys and k not in label_keys:
                 _warn(_unread(path, k, keys, y_key, labels))
@@ -296,7 +296,7 @@ def _load_image_folder(path, input_shape):
 
 def _open_npy(path) -> LazyNpy:
     """An .npy file, memory-mapped: checked now, read later."""
-    arr = _open_numpy(path, mmap_mode="r")
+    arr = open_numpy(path, mmap_mode="r")
     if not isinstance(arr, np.ndarray):
         raise InputError(f"{path} is an .npz archive, not an .npy array. Expected {DATA_KINDS}. "
                          "Fix: rename it to .npz.")

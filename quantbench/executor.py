@@ -88,7 +88,7 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _order(tasks: list[Task]) -> list[Task]:
+def order(tasks: list[Task]) -> list[Task]:
     keys = {t.key for t in tasks}
     for t in tasks:
         missing = [k for k in t.needs if k not in keys]
@@ -128,7 +128,7 @@ class InProcess:
 
     def run(self, tasks: list[Task], on_done: Callable | None = None) -> dict:
         results: dict = {}
-        pending = list(_order(tasks))
+        pending = list(order(tasks))
         while pending:
             task = next(t for t in pending if all(k in results for k in t.needs))
             pending.remove(task)
@@ -268,7 +268,7 @@ class Workers:
         from multiprocessing.connection import wait
 
         results: dict = {}
-        pending = list(_order(tasks))
+        pending = list(order(tasks))
         busy: list[_Worker] = []
         while pending or busy:
             ready = ready_tasks(pending, results, on_done)

@@ -50,7 +50,7 @@ def signals_held():
                 signal.raise_signal(caught[0])
 
 
-def _protected(out: Path) -> str | None:
+def protected(out: Path) -> str | None:
     """Why `out` can never be a study folder, or None."""
     real, cwd, home = out.resolve(), Path.cwd().resolve(), Path.home().resolve()
     if real == Path(real.anchor):
@@ -92,7 +92,7 @@ def check_new_dir(out: str | Path, force: bool) -> Path:
     """Refuse an output folder quantbench may not write: see the module's docstring."""
     out = Path(out)
     fix = "Fix: pass --out with a new folder, e.g. --out runs/mine."
-    why = _protected(out)
+    why = protected(out)
     if why:
         raise InputError(f"Output folder {out} {why}; a study is written into a folder of its own, and --force "
                          f"never replaces a folder that holds other work. {fix}")

@@ -40,7 +40,7 @@ def inspect(path_or_model) -> Inspection:
     # Not allocated: a kernel that would refuse to prepare (say, 16x8 depthwise without XNNPACK) is still read.
     m = LiteModel(path_or_model, delegates=False, allocate=False)
     try:
-        details = m._interpreter._get_ops_details()
+        details = m.op_details()
     except UnicodeDecodeError as exc:  # LiteRT reads every operand's name, and one of them is corrupt
         raise not_utf8(m.path or "the model bytes", exc) from None
     ops, precision = Counter(), {}

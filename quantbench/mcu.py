@@ -20,7 +20,7 @@ import numpy as np
 from . import evaluate
 from .errors import InputError, one_line
 from .outputs import Budget, TaskSpec, verdicts
-from .runtime import LiteModel, TensorInfo, align, dequantize, quantize
+from .runtime import LiteModel, TensorInfo, align, dequantize, generated_inputs, quantize
 
 WORKER = Path(__file__).with_name("mcu_worker.py")
 MODULE = "tflite_micro"  # the package's module: what a node of a cluster must be able to import
@@ -198,7 +198,7 @@ def run(content: bytes, inputs: list[np.ndarray], arena: int | None = None, work
 
 def _subgraph_order(m: LiteModel) -> tuple[list[TensorInfo], list[TensorInfo]]:
     """The model's inputs and outputs in the file's own order, which TFLite Micro's indices follow."""
-    it, ins, outs = m._interpreter, {t.index: t for t in m.inputs}, {t.index: t for t in m.outputs}
+    it, ins, outs = m.interpreter, {t.index: t for t in m.inputs}, {t.index: t for t in m.outputs}
     return ([ins[d["index"]] for d in it.get_input_details()], [outs[d["index"]] for d in it.get_output_details()])
 
 
@@ -210,7 +210,7 @@ def at_data_shapes(content: bytes, inputs: list[np.ndarray]) -> bytes:
     from ai_edge_litert.tools import flatbuffer_utils
 
     plain = LiteModel(content, delegates=False)
-    it = plain._interpreter
+    it = plain.interpreter
     stored = {d["index"]: tuple(int(v) for v in d["shape"]) for d in it.get_input_details()}
     wanted = {t.index: (1, *np.shape(a)[1:]) for t, a in zip(plain.inputs, inputs)}
     unknown = any(int(v) < 0 for d in it.get_tensor_details() for v in d.get("shape_signature", ()))
@@ -234,8 +234,8 @@ def _steps(plain: LiteModel, outputs: list[TensorInfo], reference: list[np.ndarr
     """Each output's 8-bit step, the unit max_diff_steps counts in: its int8 scale (an int16 scale × 256),
     the same for the integer tensor a float output is dequantized from, and for float compute its range
     in LiteRT over 255."""
-    tensors = {d["index"]: d for d in plain._interpreter.get_tensor_details()}
-    producer = {int(o): op for op in plain._interpreter._get_ops_details() for o in op["outputs"]}
+    tensors = {d["index"]: d for d in plain.interpreter.get_tensor_details()}
+    producer = {int(o): op for op in plain.op_details() for o in op["outputs"]}
     steps = []
     for info, ref in zip(outputs, reference):
         if info.quantized:
@@ -346,32 +346,29 @@ def measure_variants(paths: dict, feeds: dict, litert: dict, reference: list, la
 INSPECT_SAMPLES = 32
 
 
-def generated_inputs(model, n: int = INSPECT_SAMPLES, seed: int = 0) -> list[np.ndarray]:
-    """Seeded float inputs for `model` from its signature: uniform over each integer input's (or each float
-    input's first QUANTIZE op's) representable range, else standard normal. `LiteModel.inputs` order."""
-    m = LiteModel(model, delegates=False)
-    tensors = {d["index"]: d for d in m._interpreter.get_tensor_details()}
-    quantized_by = {int(op["inputs"][0]): tensors[int(op["outputs"][0])] for op in m._interpreter._get_ops_details()
+def quantize_op_ranges(m: LiteModel) -> dict:
+    """The float range each float input of `m` is quantized to by a QUANTIZE op reading it (an int8-fallback
+    file's input, say), by (name, shape[1:]): what `runtime.generated_inputs` draws it from."""
+    tensors = {d["index"]: d for d in m.interpreter.get_tensor_details()}
+    quantized_by = {int(op["inputs"][0]): tensors[int(op["outputs"][0])] for op in m.op_details()
                     if op["op_name"] == "QUANTIZE" and len(op["inputs"])}
-    rng = np.random.default_rng(seed)
-    arrays = []
+    ranges = {}
     for t in m.inputs:
-        shape = (n, *[d if d > 0 else 1 for d in t.shape[1:]])
-        q = t if t.quantized else quantized_by.get(t.index)
-        scale, zero, dtype = (t.scale, t.zero_point, t.dtype) if t.quantized else \
-            (q["quantization"][0], q["quantization"][1], np.dtype(q["dtype"]).name) if q is not None else (0, 0, None)
-        if scale:
-            lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
-            arrays.append(rng.uniform((lo - zero) * scale, (hi - zero) * scale, shape).astype(np.float32))
-        else:
-            arrays.append(rng.standard_normal(shape).astype(np.float32))
-    return arrays
+        q = quantized_by.get(t.index)
+        if not t.quantized and q is not None and q["quantization"][0]:
+            scale, zero = q["quantization"]
+            limits = np.iinfo(q["dtype"])
+            ranges[(t.name, t.shape[1:])] = ((limits.min - zero) * scale, (limits.max - zero) * scale)
+    return ranges
 
 
 def inspect_file(model, n: int = INSPECT_SAMPLES, seed: int = 0) -> Facts:
     """The three answers for one `.tflite` file, on `n` seeded generated inputs."""
     check_available()
-    return measure(model, generated_inputs(model, n, seed))
+    m = LiteModel(model, delegates=False)
+    # uniform over each input's representable range, else standard normal; unknown sizes 1
+    inputs = generated_inputs([m], n, seed, ranges=quantize_op_ranges(m), fallback=None, unknown_size=1)[0]
+    return measure(model, inputs)
 
 
 def render(facts: Facts) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import _input_keys, _load_array, _open_numpy
+from .data import input_keys, load_array, open_numpy
 from .errors import InputError
 from .evaluate import is_classifier
 from .files import check_new_file, write_file
@@ -23,22 +23,22 @@ class Prediction:
     delegate_fallback: str | None = None  # XNNPACK's reason when the model ran on LiteRT's built-in kernels
 
 
-def _read_inputs(path: Path, model: LiteModel) -> list[np.ndarray]:
+def read_inputs(path: Path, model: LiteModel) -> list[np.ndarray]:
     if not path.is_file():
         raise InputError(f"No input file at {path} (--input). Expected a .npy or .npz file. Fix: check the path.")
     if path.suffix.lower() not in (".npy", ".npz"):
         raise InputError(f"{path} (--input) is not a .npy or .npz file. Expected inputs saved with np.save or "
                          "np.savez. Fix: save your inputs with np.save('x.npy', x).")
-    loaded = _open_numpy(path)
+    loaded = open_numpy(path)
     if isinstance(loaded, np.ndarray):
         return [_numeric(loaded, str(path))]
     with loaded:
-        keys = _input_keys([t.name for t in model.inputs], "x")
+        keys = input_keys([t.name for t in model.inputs], "x")
         missing = [k for k in keys if k not in loaded.files]
         if missing:
             raise InputError(f"{path} has no array {missing[0]!r} (it has {sorted(loaded.files)}). Expected the "
                              f"inputs under {keys}. Fix: np.savez(f, {keys[0]}=...).")
-        return [_numeric(_load_array(loaded, k, str(path)), f"{path} array {k!r}") for k in keys]
+        return [_numeric(load_array(loaded, k, str(path)), f"{path} array {k!r}") for k in keys]
 
 
 def _numeric(a: np.ndarray, where: str) -> np.ndarray:
@@ -54,7 +54,7 @@ def predict_file(model_path, input_path, output_path=None, force: bool = False) 
     if output_path is not None:
         check_new_file(output_path, force)  # before the work, not after
     model = LiteModel(model_path)
-    arrays = _read_inputs(Path(input_path), model)
+    arrays = read_inputs(Path(input_path), model)
     outs = model.predict(arrays if len(arrays) > 1 else arrays[0])
     outs = outs if isinstance(outs, list) else [outs]
     result = Prediction([t.name for t in model.outputs], outs, model.delegate_fallback)

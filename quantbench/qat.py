@@ -17,6 +17,7 @@ import numpy as np
 from .conversion import as_inputs
 from .errors import ConversionError, InputError, TrainingError, one_line, reraise_interrupt
 from .quiet import import_tensorflow, silenced
+from .runtime import LiteModel
 
 FLOAT_DTYPES = ("float16", "float32", "float64", "bfloat16")
 
@@ -41,14 +42,9 @@ class QatResult:
 
 def float_ops(content: bytes) -> list[str]:
     """Ops of a .tflite model that read or write a float tensor: empty for an integer-only model."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    with silenced():
-        # Without delegates, so the list is the model's own ops rather than XNNPACK partitions
-        it = Interpreter(model_content=content,
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    # Without delegates, so the list is the model's own ops rather than XNNPACK partitions
     found = []
-    for op in it._get_ops_details():
+    for op in LiteModel(content, delegates=False, allocate=False).op_details():
         types = {np.dtype(t).name for t in (*op["operand_types"], *op["result_types"])}
         if types & set(FLOAT_DTYPES):
             found.append(f"{op['op_name']} ({', '.join(sorted(types))})")

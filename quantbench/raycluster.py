@@ -24,7 +24,7 @@ from typing import Callable
 
 from . import __version__, shipping
 from .errors import InputError, QuantbenchError
-from .executor import RECYCLE_AFTER, Died, Task, TaskBug, Workers, _order, ready_tasks
+from .executor import RECYCLE_AFTER, Died, Task, TaskBug, Workers, order, ready_tasks
 
 CLIENT_PORT = 10001  # Ray Client's port on a head (`ray start --head --ray-client-server-port`), Ray's default
 CONNECT_S = 5.0   # seconds to open a TCP connection to the head before saying it is unreachable
@@ -373,7 +373,7 @@ class RayExecutor:
     def run(self, tasks: list[Task], on_done: Callable | None = None) -> dict:
         ray = self._ray
         results: dict = {}
-        pending = list(_order(tasks))
+        pending = list(order(tasks))
         busy: dict = {}  # ObjectRef -> Task
         try:
             while pending or busy:

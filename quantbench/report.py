@@ -27,14 +27,14 @@ def _pct(v):
     return "—" if v is None else f"{v * 100:.2f}"
 
 
-def _pct_ci(v: Variant) -> str:
+def pct_ci(v: Variant) -> str:
     if v.accuracy is None:
         return "—"
     ci = f" ({v.accuracy_ci[0] * 100:.1f}–{v.accuracy_ci[1] * 100:.1f})" if v.accuracy_ci else ""
     return f"{v.accuracy * 100:.2f}{ci}"
 
 
-def _ms(x: float, like: float | None = None) -> str:
+def ms_text(x: float, like: float | None = None) -> str:
     """Three significant digits of `like` (default x), so an interval prints like its median."""
     like = x if like is None else like
     decimals = max(0, 2 - math.floor(math.log10(like))) if like > 0 else 3
@@ -48,14 +48,14 @@ def _count(x: float, like: float | None = None) -> str:
 def interval_text(figure: dict, key: str) -> str:
     """A timing figure with its 95 % interval, "0.0420 (0.0418–0.0422)"; with too few rounds for one, how many
     rounds there were instead, "512 (n = 1)". key: "median" (latency, ms) or "samples_per_s" (throughput)."""
-    show = _ms if key == "median" else _count
+    show = ms_text if key == "median" else _count
     value, ci = figure[key], figure.get("ci95")
     if ci:
         return f"{show(value)} ({show(ci[0], value)}–{show(ci[1], value)})"
     return show(value) + (f" (n = {figure['n']})" if figure.get("n") is not None else "")
 
 
-def _latency(v: Variant) -> str:
+def latency_text(v: Variant) -> str:
     lat = v.latency_ms or {}
     return interval_text(lat, "median") if "median" in lat else "—"
 
@@ -169,7 +169,7 @@ def _columns(results: Results):
     return [
         ("technique", lambda v: v.technique, "both"),
         ("engine", lambda v: v.engine, "both"),
-        ("accuracy %\n(95% CI)", _pct_ci, "both"),
+        ("accuracy %\n(95% CI)", pct_ci, "both"),
         ("vs float32", change, "both"),
         *_output_columns(results),
         ("p (McNemar)", _p, "report"),
@@ -179,8 +179,8 @@ def _columns(results: Results):
         ("KB", lambda v: "—" if v.bytes is None else f"{v.bytes / 1024:.1f}", "both"),
         ("size", lambda v: f"{v.bytes / base:.2f}×" if base and v.bytes else "", "both"),
         *mcu,
-        ("ms/sample\n(95% CI)", _latency, timing),
-        ("p90 / p99 ms", lambda v: f"{_ms(v.latency_ms['p90'])} / {_ms(v.latency_ms['p99'])}"
+        ("ms/sample\n(95% CI)", latency_text, timing),
+        ("p90 / p99 ms", lambda v: f"{ms_text(v.latency_ms['p90'])} / {ms_text(v.latency_ms['p99'])}"
          if v.latency_ms and "p99" in v.latency_ms else "—", "report"),
         (f"samples/s\n@{_batch(results)}", _throughput, "terminal" if timing == "both" else "none"),
         (f"samples/s @{_batch(results)} (95% CI)", lambda v: _throughput(v, True), "report"),
@@ -372,8 +372,8 @@ def reading(results: Results) -> list[str]:
             paired = v.latency_ms.get("vs_float32")  # measured in the same rounds as float32 (its timing group)
             r = 1 / paired["median"] if paired else base["median"] / v.latency_ms["median"]
             how = f"{r:.2f}× faster" if r >= 1 else f"{1 / r:.2f}× slower"
-            return f"{v.technique} {_ms(v.latency_ms['median'])} ms ({how})"
-        parts = [f"At batch 1 {where}, float32 takes {_ms(base['median'])} ms per sample."]
+            return f"{v.technique} {ms_text(v.latency_ms['median'])} ms ({how})"
+        parts = [f"At batch 1 {where}, float32 takes {ms_text(base['median'])} ms per sample."]
         if faster:
             parts.append(f"Faster: {_names([ratio(v) for v in faster])}.")
         if slower:
@@ -396,7 +396,7 @@ def reading(results: Results) -> list[str]:
                 out.append(f"int8 is not faster than float here{known}.")
         keras = by.get(REFERENCE)
         if keras and keras.ok and keras.latency_ms:
-            out.append(f"The Keras model (TensorFlow, graph mode) takes {_ms(keras.latency_ms['median'])} ms per "
+            out.append(f"The Keras model (TensorFlow, graph mode) takes {ms_text(keras.latency_ms['median'])} ms per "
                        f"sample: float32 LiteRT is {keras.latency_ms['median'] / base['median']:.1f}× faster.")
     rated = [v for v in ok if v.throughput]
     if rated:
@@ -483,7 +483,7 @@ def machine_rows(results: Results) -> list[tuple[str, str]]:
 
 # ---- Markdown and HTML ------------------------------------------------------------------------
 
-def _md_cell(text: str) -> str:
+def md_cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
@@ -646,25 +646,25 @@ def mcu_section(results: Results):
 
 def markdown(results: Results, figures) -> str:
     headers, rows = table(results, full=True)
-    lines = [f"# {_title(results)}", "", _md_cell(_subtitle(results)), "", "## Reading", ""]
+    lines = [f"# {_title(results)}", "", md_cell(_subtitle(results)), "", "## Reading", ""]
     lines += [f"- {s}" for s in reading(results)]
     lines += ["", "## Variants", "", "| " + " | ".join(headers) + " |",
               "| " + " | ".join("---" if h in ("technique", "engine", "vs float32", "I/O") else "---:"
                                 for h in headers) + " |"]
     chosen = recommended(results)
-    lines += ["| " + " | ".join(_md_cell(f"**{c}** (recommended)" if v is chosen and i == 0 else c)
+    lines += ["| " + " | ".join(md_cell(f"**{c}** (recommended)" if v is chosen and i == 0 else c)
                                 for i, c in enumerate(row)) + " |" for v, row in zip(results.variants, rows)]
-    lines += [""] + [f"- {_md_cell(f)}" for f in row_notes(results)]
+    lines += [""] + [f"- {md_cell(f)}" for f in row_notes(results)]
     lines += ["", _table_note(results), ""]
     for title, paragraphs, headers_, rows_ in sections(results):
-        lines += [f"## {title}", ""] + [_md_cell(p) + "\n" for p in paragraphs]
+        lines += [f"## {title}", ""] + [md_cell(p) + "\n" for p in paragraphs]
         if rows_:
             lines += ["| " + " | ".join(headers_) + " |", "| " + " | ".join("---" for _ in headers_) + " |"]
-            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows_] + [""]
+            lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows_] + [""]
     for f in figures:
-        lines += [f"## {f.title}", "", f"![{_md_cell(f.alt)}]({f.name})", "", f.caption, ""]
+        lines += [f"## {f.title}", "", f"![{md_cell(f.alt)}]({f.name})", "", f.caption, ""]
     lines += ["## Machine", "", "| | |", "| --- | --- |"]
-    lines += [f"| {_md_cell(k)} | {_md_cell(v)} |" for k, v in machine_rows(results)]
+    lines += [f"| {md_cell(k)} | {md_cell(v)} |" for k, v in machine_rows(results)]
     lines += ["", "Rendered from results.json by quantbench; re-render with `quantbench report results.json`.", ""]
     return "\n".join(lines)
 

@@ -207,7 +207,7 @@ class LiteModel:
         business: LiteRT prepares SOFTMAX with a RESOURCE output and then crashes the process at invoke (fuzz: one
         tensor's type byte changed)."""
         try:
-            details = self._interpreter._get_ops_details()
+            details = self.op_details()
         except UnicodeDecodeError:  # a corrupt name: `_describe` reports it
             return
         except ValueError as exc:  # a tensor type NumPy has no dtype for (bfloat16, a corrupt type byte)
@@ -299,6 +299,17 @@ class LiteModel:
                 [_tensor_info(d) for d in it.get_output_details()])
 
     @property
+    def interpreter(self):
+        """The LiteRT interpreter that runs the model (with XNNPACK, or LiteRT's built-in kernels after a fallback;
+        without delegates when the model was loaded with `delegates=False`)."""
+        return self._interpreter
+
+    def op_details(self) -> list[dict]:
+        """Every op of the model as LiteRT describes it: op_name, index, inputs, outputs, operand_types and
+        result_types. Read through LiteRT's private `_get_ops_details`, which only this method calls."""
+        return self._interpreter._get_ops_details()
+
+    @property
     def resizable(self) -> bool:
         """True when every input's batch dimension may be resized."""
         return all(t.shape and t.shape[0] == -1 for t in self.inputs)
@@ -313,7 +324,9 @@ class LiteModel:
                              "file with at least one input and one output. Fix: convert the model again, or copy the "
                              "file again.")
 
-    def _as_list(self, x) -> list[np.ndarray]:
+    def as_list(self, x) -> list[np.ndarray]:
+        """`x` (an array, a list, or a dict by input name) as one array per input, checked against the model's
+        inputs: their number, dtypes, per-sample shapes and sample counts (an InputError otherwise)."""
         self._check_io()
         if type(x) is np.ndarray:
             arrays = [x]
@@ -403,7 +416,7 @@ class LiteModel:
 
     def prepare(self, x, raw: bool = False) -> list[np.ndarray]:
         """Inputs in the model's dtypes: quantized from float unless `raw`."""
-        arrays = self._as_list(x)
+        arrays = self.as_list(x)
         if raw:
             return [np.asarray(a, dtype=t.dtype) for a, t in zip(arrays, self.inputs)]
         return [quantize(a, t) for a, t in zip(arrays, self.inputs)]
@@ -482,6 +495,58 @@ class LiteModel:
         ins = "; ".join(map(str, self.inputs))
         outs = "; ".join(map(str, self.outputs))
         return f"LiteModel({self.path or 'bytes'}, {self.size_bytes} bytes, inputs: {ins}, outputs: {outs})"
+
+
+def float_range(info: TensorInfo) -> tuple[float, float]:
+    """The float values a quantized tensor can represent: scale × (dtype's limits − zero-point)."""
+    limits = np.iinfo(info.dtype)
+    return info.scale * (limits.min - info.zero_point), info.scale * (limits.max - info.zero_point)
+
+
+def generated_inputs(models: list, count: int, seed: int = 0, *, ranges: dict | None = None,
+                     fallback: tuple[float, float] | None = (0.0, 1.0), bound: int | None = None,
+                     unknown_size: int | None = None) -> list[list[np.ndarray]]:
+    """Seeded inputs for each of `models` (LiteModels), from its signature: one list of arrays per model, in
+    `.inputs` order, `count` samples each (fewer when one sample's float32 bytes times `count` would pass `bound`;
+    never fewer than a fixed batch dimension).
+
+    A quantized input is uniform over the float range it represents. A float input is uniform over the range
+    `ranges` gives for its (name, shape[1:]), else over the range of a quantized input of the same name and shape
+    in another of `models` (its twin), else over `fallback`, or standard normal when `fallback` is None. Each
+    input draws from its own stream (seed, position), so files with the same signature get the same arrays.
+    Integer inputs without quantization get zeros and ones, booleans random truth values. A dimension of unknown
+    size beyond the batch is `unknown_size`, or an InputError when that is None.
+    """
+    known = dict(ranges or {})
+    for m in models:
+        for t in m.inputs:
+            if t.quantized:
+                known.setdefault((t.name, t.shape[1:]), float_range(t))
+    out = []
+    for m in models:
+        arrays = []
+        for k, t in enumerate(m.inputs):
+            if any(d < 0 for d in t.shape[1:]) and unknown_size is None:
+                raise InputError(
+                    f"{m.path}: input {t.name!r} has shape {list(t.shape)}, with a dimension of unknown size, "
+                    "so no input can be generated for it. Expected fixed sizes beyond the batch dimension. "
+                    "Fix: pass --input X.npy with real inputs.")
+            sample = tuple(d if d >= 0 else unknown_size for d in t.shape[1:])
+            n = count if bound is None else min(count, max(1, bound // (int(np.prod(sample, dtype=np.int64)) * 4 or 1)))
+            fixed = t.shape[0] if t.shape and t.shape[0] > 0 else 1  # a batch dimension the model fixes
+            shape = (max(n, fixed), *sample)
+            rng = np.random.default_rng([seed, k])  # the same draw for the same input in every file
+            kind = np.dtype(t.dtype).kind
+            if t.quantized or kind == "f":
+                lo_hi = float_range(t) if t.quantized else known.get((t.name, t.shape[1:]), fallback)
+                arrays.append((rng.uniform(*lo_hi, shape) if lo_hi is not None else
+                               rng.standard_normal(shape)).astype(np.float32))
+            elif kind == "b":
+                arrays.append(rng.random(shape) < 0.5)
+            else:
+                arrays.append(rng.integers(0, 2, shape).astype(t.dtype))
+        out.append(arrays)
+    return out
 
 
 def tensor_bytes(content: bytes) -> int:

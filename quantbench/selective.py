@@ -85,7 +85,7 @@ class _Calibrated:
 
         lite = LiteModel(self._debugger.quant_model, delegates=False)
         names = {t.index: t.name for t in lite.inputs}
-        return [source.input_names.index(names[d["index"]]) for d in lite._interpreter.get_input_details()]
+        return [source.input_names.index(names[d["index"]]) for d in lite.interpreter.get_input_details()]
 
     def errors(self) -> list[dict]:
         """Rows of per-layer error, worst first (see `layer_errors`)."""

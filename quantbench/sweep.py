@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError, QuantbenchError
-from .files import MARKER, _protected, write_file
+from .files import MARKER, protected, write_file
 from .results import Results
 
 SWEEP_JSON = "sweep.json"
@@ -219,7 +219,7 @@ def finished(folder: Path) -> bool:
 
 
 def _check_out(out: Path) -> None:
-    why = _protected(out)
+    why = protected(out)
     fix = "Fix: pass --out with a new folder, e.g. --out runs/sweep."
     if why:
         raise InputError(f"Sweep folder {out} {why}. Expected a folder of its own for the sweep. {fix}")

@@ -8,6 +8,7 @@ import pytest
 import quantbench
 from quantbench import bench, stats
 from quantbench.progress import Silent
+from quantbench.runtime import float_range, generated_inputs
 
 
 def test_latency_times_every_runner_every_round_in_shuffled_order():
@@ -268,12 +269,13 @@ def test_measure_times_a_fixed_batch_model(fixed_batch_tflite, rng):
 
 def test_generate_inputs_share_a_quantized_twins_range(tiny_variants):
     f32, i8 = quantbench.load(tiny_variants["float32"]), quantbench.load(tiny_variants["int8-only"])
-    a, b = bench.generate_inputs([f32, i8], seed=3)
-    lo, hi = bench._float_range(i8.inputs[0])
+    a, b = generated_inputs([f32, i8], bench.GENERATED, seed=3, fallback=bench.FLOAT_RANGE,
+                            bound=bench.THROUGHPUT_MEMORY)
+    lo, hi = float_range(i8.inputs[0])
     assert a[0].shape == (bench.GENERATED, 8, 8, 1) and a[0].dtype == np.float32
     np.testing.assert_array_equal(a[0], b[0])  # same name and shape: the same float inputs, side by side
     assert lo <= a[0].min() and a[0].max() <= hi and a[0].max() - a[0].min() > 0.5 * (hi - lo)
-    again = bench.generate_inputs([f32], seed=3)[0][0]
+    again = generated_inputs([f32], bench.GENERATED, seed=3, fallback=bench.FLOAT_RANGE)[0][0]
     assert not np.array_equal(again, a[0])  # alone, float32 has no twin: [0, 1)
     assert 0 <= again.min() and again.max() < 1
 

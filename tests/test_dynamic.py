@@ -89,7 +89,7 @@ def test_tflite_micro_runs_the_dynamic_model_at_the_datas_shape(sequence_model, 
     fixed = mcu.at_data_shapes(content, [x[:8]])
     plain = LiteModel(fixed, delegates=False)
     assert [t.shape for t in plain.inputs] == [(1, 20, 4)]
-    assert all(min(d["shape_signature"], default=1) > 0 for d in plain._interpreter.get_tensor_details())
+    assert all(min(d["shape_signature"], default=1) > 0 for d in plain.interpreter.get_tensor_details())
     assert mcu.at_data_shapes(fixed, [x[:8]]) is fixed  # nothing left to fix
     facts = mcu.measure(folder / f"{name}.tflite", [x[:8]], reference=[model.predict(x[:8], verbose=0)])
     assert facts.runs, facts.reason

@@ -35,7 +35,7 @@ def _activation_bytes(model: LiteModel, batch: int) -> int:
     """Bytes of the tensors whose first dimension is the batch, at `batch`: the activations, inputs and outputs."""
     model.set_batch(batch)
     return sum(int(np.prod(d["shape"])) * np.dtype(d["dtype"]).itemsize
-               for d in model._interpreter.get_tensor_details() if len(d["shape"]) and d["shape"][0] == batch)
+               for d in model.interpreter.get_tensor_details() if len(d["shape"]) and d["shape"][0] == batch)
 
 
 def test_every_variant_records_what_its_interpreter_holds(small_study):

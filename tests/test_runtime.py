@@ -207,7 +207,7 @@ def test_tensor_name_that_is_not_utf8_is_a_clean_error(tiny_variants, tmp_path):
     from quantbench.inspection import inspect
 
     m = quantbench.load(tiny_variants["float32"])
-    inner = next(d["name"] for d in m._interpreter.get_tensor_details() if "Relu" in d["name"])
+    inner = next(d["name"] for d in m.interpreter.get_tensor_details() if "Relu" in d["name"])
     path = tmp_path / "inner.tflite"
     path.write_bytes(_corrupt_name(tiny_variants["float32"], inner))
     with pytest.raises(InputError, match=r"inner\.tflite holds a tensor name that is not UTF-8 text "
