@@ -485,6 +485,9 @@ def compare(model, data_path, calib_path=None, techniques=None, out=None, *, cal
     """
     techniques = resolve(techniques)
     check_new_dir(study_folder(model, out), force)  # before any work
+    data.check_path(data_path, "--data")  # before the model is loaded (TensorFlow's import takes seconds)
+    if calib_path is not None:
+        data.check_path(calib_path, "--calib")
     owned = None
     if runner is None and not isinstance(model, models.Source):
         workers = _default_workers(Path(model)) if workers is None and not ray else workers
@@ -615,14 +618,16 @@ def convert_file(model, technique, output, calib_path=None, *, calib_size: int =
                          "`convert` does not do. Expected a technique that converts the model as it is. Fix: run "
                          "`quantbench qat MODEL --data train.npz -o OUT.tflite`.")
     check_new_file(output, force)
+    if technique.calibrate and calib_path is None:
+        raise InputError(f"Technique {technique.name!r} needs calibration data. Expected --calib FILE with a few "
+                         "hundred representative inputs (.npz or .npy). Fix: pass --calib train.npz.")
+    if calib_path is not None:
+        data.check_path(calib_path, "--calib")  # before the model is loaded
     source = models.load_model(model, unsafe=unsafe)
     if source.lite is not None and technique.engine != LQ:
         source.converter()  # raises the error that says what to pass instead
     calib = None
     if technique.calibrate:
-        if calib_path is None:
-            raise InputError(f"Technique {technique.name!r} needs calibration data. Expected --calib FILE with a few "
-                             "hundred representative inputs (.npz or .npy). Fix: pass --calib train.npz.")
         pool = data.load_data(calib_path, source, x_key, role="--calib", labels="ignore")
         calib = data.calibration_sample(pool, min(calib_size, len(pool)), seed)
     from . import engines
