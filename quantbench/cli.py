@@ -37,6 +37,8 @@ WORKERS = typer.Option(None, "--workers", help="Worker processes for conversions
 RAY = typer.Option(None, "--ray", envvar="RAY_ADDRESS", help="Run the study's tasks on this Ray cluster "
                    "(host:port; also RAY_ADDRESS). Needs `pip install 'quantbench\\[ray]'`.")
 AS_JSON = typer.Option(False, "--json", help="Print results.json on stdout.")
+WIDE = typer.Option(False, "--wide", help="Every column of the report in the table (engine, p-values, agreement, "
+                    "SQNR, throughput, p90/p99, memory), one line per row however wide.")
 TIME_BUDGET = typer.Option(None, "--time-budget", min=0.0, help="Seconds for the timing (default 30; the demo 10); "
                            "it stops sooner once every median is known within ±3 %.")
 MAX_MEMORY = typer.Option(None, "--max-memory", metavar="GiB", help="Memory the study's processes may hold in "
@@ -76,20 +78,23 @@ def _sizes(text: str | None) -> list[int] | None:
                          "Fix: pass comma-separated sample counts.") from None
 
 
-def _show(results, as_json: bool, quiet: bool) -> None:
+def _console():
+    """A rich Console on stdout: the terminal's width, COLUMNS when set, else 160 for a pipe or a log file."""
     from rich.console import Console
 
-    from .report import rich_table
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 160  # the fullest compact form, one line per row
+    return console
+
+
+def _show(results, as_json: bool, quiet: bool, wide: bool = False) -> None:
+    from .report import print_table
 
     if as_json:
         print(results.to_json())
     elif not quiet:
-        console = Console()
-        if not console.is_terminal:
-            console.width = 160  # a pipe or a log file: keep the whole table on one line per row
-        console.print(rich_table(results))
-        if results.recommendation:
-            console.print(results.recommendation["summary"], highlight=False)
+        print_table(results, _console(), wide)
 
 
 def _goal(max_drop, target, optimize, max_ram, max_flash, max_error, min_sqnr, min_agreement, max_metric_drop=None):
@@ -203,6 +208,7 @@ def demo(
     force: bool = typer.Option(False, "--force", help="Replace --out if it is a study quantbench wrote."),
     quiet: bool = QUIET,
     as_json: bool = AS_JSON,
+    wide: bool = WIDE,
     mlflow: Optional[str] = MLFLOW,
 ):
     """Reproduce the reference experiment: digits CNN, every technique, one table.
@@ -219,7 +225,7 @@ def demo(
                        calib_sizes=_sizes(calib_sizes),
                        workers=workers, ray=ray, reporter=reporter(quiet or as_json), **_budget(time_budget),
                        max_memory=_max_memory(max_memory))
-    _show(results, as_json, quiet)
+    _show(results, as_json, quiet, wide)
     _workers_note(results, quiet or as_json)
     _tracking_log(results, out, uri, quiet)
     if not (quiet or as_json):
@@ -234,10 +240,12 @@ def report(
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for the report (default: beside RESULTS.json; "
                                        "with two files, the comparison is printed and written only with --out)."),
     force: bool = typer.Option(False, "--force", help="Replace report files already in --out."),
+    wide: bool = WIDE,
+    quiet: bool = typer.Option(False, "--quiet", help="No table: write the report files only."),
 ):
-    """Render report.md and report.html (with their plots) from a study's results.json alone; or, given two,
-    print them side by side (accuracy and latency with their intervals, and whether those overlap). A file
-    written by `quantbench bench --json` is printed as its table again.
+    """Render report.md and report.html (with their plots) from a study's results.json alone, and print its
+    table again; or, given two, print them side by side (accuracy and latency with their intervals, and whether
+    those overlap). A file written by `quantbench bench --json` is printed as its table again.
 
     Examples: quantbench report runs/demo/results.json --out runs/demo-report
               quantbench report runs/before/results.json runs/after/results.json --out runs
@@ -247,17 +255,17 @@ def report(
         from .comparison import side_by_side
 
         text, written = side_by_side(results_files, out, force=force)
+        if not quiet:
+            print(text)
         if written:
             print(f"Wrote {written}", file=sys.stderr)
-        print(text)
         return
+    from .files import wrote
     from .report import from_file
 
-    text, written = from_file(results_files[0], out, force=force)
+    written = from_file(results_files[0], out, force=force, console=None if quiet else _console(), wide=wide)
     if written:
-        print(f"Wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
-    if text:
-        print(text)
+        print(wrote(written), file=sys.stderr)
 
 
 @app.command()
@@ -305,6 +313,7 @@ def compare(
     force: bool = typer.Option(False, "--force", help="Replace --out if it is a study quantbench wrote."),
     quiet: bool = QUIET,
     as_json: bool = AS_JSON,
+    wide: bool = WIDE,
     mlflow: Optional[str] = MLFLOW,
 ):
     """Study your model on your data: every technique, measured, one table.
@@ -326,7 +335,7 @@ def compare(
                           qat_epochs=qat_epochs, goal=goal, calib_sizes=_sizes(calib_sizes), workers=workers,
                           ray=ray, reporter=reporter(quiet or as_json), spec=spec, metric=fn, **_budget(time_budget),
                           max_memory=mem)
-    _show(results, as_json, quiet)
+    _show(results, as_json, quiet, wide)
     _workers_note(results, quiet or as_json)
     _tracking_log(results, study_folder(model, out), uri, quiet)
     if not (quiet or as_json):
