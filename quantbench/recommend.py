@@ -207,12 +207,26 @@ def _kb(n: float) -> str:
     return f"{n / 1024:.1f} KB"
 
 
-def _fmt(v: Variant, optimize: str) -> str:
+def _fmt(v: Variant, optimize: str, exact: bool = False) -> str:
+    """What a variant is ranked by, in words: KB, KB of RAM + flash, or ms; `exact`: bytes, or 4 digits of ms."""
     if v.mcu and v.mcu.get("runs"):
+        if exact:
+            return f"{v.mcu['arena_bytes']:,} bytes of RAM + {v.mcu['flash_bytes']:,} of flash"
         return f"{_kb(v.mcu['arena_bytes'])} RAM + {_kb(v.mcu['flash_bytes'])} flash"
     latency = (v.latency_ms or {}).get("median")
-    return (f"{v.bytes / 1024:.1f} KB" if optimize == "size" else
-            (f"{latency:.3f} ms/img" if latency is not None else "no latency"))
+    if optimize == "size":
+        return f"{v.bytes:,} bytes" if exact else f"{v.bytes / 1024:.1f} KB"
+    return (f"{latency:.4g} ms/img" if exact else f"{latency:.3f} ms/img") if latency is not None else "no latency"
+
+
+def _versus(v: Variant, best: Variant, optimize: str) -> str:
+    """'23.8 KB against 23.1 KB'; in bytes (or 4 digits of ms) where both would print alike, never '8.8 KB
+    against 8.8 KB'; 'the same' where they are."""
+    for exact in (False, True):
+        mine, theirs = _fmt(v, optimize, exact), _fmt(best, optimize, exact)
+        if mine != theirs:
+            return f"{mine} against {theirs}"
+    return f"{mine}, the same as {best.technique}"
 
 
 def mcu_refusal(v: Variant) -> str | None:
@@ -336,7 +350,7 @@ def choose(results: Results, max_drop_pp: float = 1.0, target: str = "cpu", opti
     def figures(items):
         return "; ".join(f"{f['output'] + ' ' if several else ''}{f['figure']}" for f in items)
 
-    runners = [{"technique": v.technique, "why": f"{_fmt(v, optimize)} against {_fmt(best, optimize)}, {figures(f)}"}
+    runners = [{"technique": v.technique, "why": f"{_versus(v, best, optimize)}, {figures(f)}"}
                for v, f in within[1:4]]
     least = "smallest in RAM plus flash" if b.tflite_micro else \
         ("smallest" if optimize == "size" else "fastest here")
