@@ -354,7 +354,9 @@ def sweep(
                                        "runs/<file name>)."),
     force: bool = typer.Option(False, "--force", help="Redo every study, replacing the folders quantbench wrote."),
     quiet: bool = QUIET,
-    mlflow: Optional[str] = MLFLOW,
+    mlflow: Optional[str] = typer.Option(None, "--mlflow", metavar="[URI]", help="Log each finished study to "
+                                         "MLflow (URI as for compare); a study sweep.json records as logged to the "
+                                         "same URI by an earlier run is not logged again."),
 ):
     """Run models × data × calibration sizes as many studies, one after the other; resumable.
 
@@ -366,25 +368,27 @@ def sweep(
     from .progress import reporter
     from .sweep import check, run_sweep
 
-    uri, ran = _tracking_check(mlflow), []
+    uri = _tracking_check(mlflow)
 
     def started(study, entry):
-        ran.append(study.name)
         if not quiet:
             print(f"study {study.name}", file=sys.stderr)
 
     folder, entries = run_sweep(sweep_file, out, workers=workers, ray=ray, force=force, reporter=reporter(quiet),
                                 on_study=started)
-    if uri is not None:  # the studies this run made (a resumed sweep's earlier ones were logged then)
-        from .results import Results
-
-        for e in entries:
-            if e["name"] in ran and e["status"] == "ok":
-                _tracking_log(Results.load(folder / e["name"] / "results.json"), folder / e["name"], uri, quiet)
     if not quiet:
         for e in entries:
             rec = (e.get("recommendation") or {}).get("technique") or ""
             print(f"{e['name']:<32} {e['status']:<8} {rec}")
+    if uri is not None:
+        from .sweep import log_studies
+
+        now, before = log_studies(folder, entries, uri)
+        if not quiet:
+            print(f"Logged {len(now)} stud{'y' if len(now) == 1 else 'ies'} to MLflow at {uri}"
+                  + (f"; {len(before)} kept from an earlier run of this sweep {'was' if len(before) == 1 else 'were'}"
+                     " logged there then, not again" if before else "") + f" (their runs: {folder / 'sweep.json'})", file=sys.stderr)
+    if not quiet:
         print(f"Wrote {folder}/ (index.html, sweep.json, one folder per study)", file=sys.stderr)
     check(folder, entries)
 
@@ -493,12 +497,14 @@ def bench_cmd(
 
 @app.command()
 def techniques():
-    """List the techniques quantbench knows."""
-    from .techniques import get, names
+    """List the techniques quantbench knows, and which ones `compare` runs by default for each --target."""
+    from .report import techniques_table
 
-    for name in names():
-        t = get(name)
-        print(f"{name:<16} {t.engine:<17} {t.summary}")
+    console = _console()
+    table, notes = techniques_table()
+    console.print(table)
+    for line in notes:
+        console.print(line, highlight=False, markup=False)
 
 
 @app.command("qat")
@@ -509,8 +515,8 @@ def qat_command(
     epochs: int = typer.Option(3, "--epochs", min=1, help="Fine-tuning epochs."),
     val: Optional[Path] = typer.Option(None, "--val", help="Validation data (.npz), reported each epoch."),
     learning_rate: float = typer.Option(1e-4, "--learning-rate", min=0.0, help="Adam learning rate."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1),
-    seed: int = typer.Option(0, "--seed"),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Samples per training step."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the fine-tuning: its shuffling and sampling."),
     unsafe: bool = typer.Option(False, "--unsafe", help="Load a .keras file that contains Python code."),
     force: bool = typer.Option(False, "--force", help="Replace -o if it exists."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),

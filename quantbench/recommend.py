@@ -392,6 +392,18 @@ def worst_loss(scored: list[dict]) -> float:
     return -min(sqnr) if sqnr else 0.0
 
 
+def defaults(target: str) -> list[str]:
+    """The techniques `compare` and `demo` run for --target `target` when --techniques is not given."""
+    from .techniques import DEFAULT_TECHNIQUES
+
+    return [n for n in DEFAULT_TECHNIQUES if branch(target).allows(n)]
+
+
+# techniques in no default set, by engine: how a study comes to make them
+NOT_BY_DEFAULT = {"qat": "added by --qat-epochs N (fine-tunes first)",
+                  "selective": "made by the recommendation when no integer variant meets the budget; never asked for"}
+
+
 def tree_rows() -> list[dict]:
     """The decision tree, for the report."""
     return [{"target": b.target, "question": b.question,

@@ -445,6 +445,33 @@ def print_table(results: Results, console, wide: bool = False) -> None:
         console.print(results.recommendation["summary"], highlight=False)
 
 
+def techniques_table():
+    """`quantbench techniques`: every technique under its engine, a mark per --target where `compare` runs it by
+    default, and what it does, wrapped at word boundaries to the terminal's width. Returns a rich Table and the
+    lines to print under it."""
+    from rich import box
+    from rich.table import Table
+
+    from .recommend import NOT_BY_DEFAULT, TARGETS, defaults
+
+    runs = {target: set(defaults(target)) for target in TARGETS}
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    t.add_column("technique", no_wrap=True)
+    for target in TARGETS:  # "int-only" on two lines: the width goes to what each one does
+        t.add_column(target.replace("-", "-\n"), justify="center", no_wrap=True)
+    t.add_column("what it does", ratio=1)
+    engines = list(dict.fromkeys(get(n).engine for n in names()))
+    for engine in engines:
+        t.add_row(f"{engine}:", *[""] * len(TARGETS), "", style="bold")
+        for name in [n for n in names() if get(n).engine == engine]:
+            t.add_row(f"  {name}", *("✓" if name in runs[target] else "" for target in TARGETS), get(name).summary,
+                      end_section=name == [n for n in names() if get(n).engine == engine][-1])
+    extra = [f"{n}: {NOT_BY_DEFAULT[get(n).engine]}." for n in names() if get(n).engine in NOT_BY_DEFAULT]
+    notes = [f"✓: `compare` and `demo` run it by default for that --target; --techniques a,b picks others, 'all' "
+             "every one the target allows.", *extra]
+    return t, notes
+
+
 def _title(results: Results) -> str:
     return (f"quantbench — {results.model.get('name', 'model')} on {results.data.get('name', 'data')}"
             f" ({results.data.get('eval_samples')} samples)")

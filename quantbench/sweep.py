@@ -323,6 +323,28 @@ def run_sweep(path, out=None, *, workers: int | None = None, ray: str | None = N
     return out, entries
 
 
+def log_studies(out: Path, entries: list[dict], uri: str) -> tuple[list[str], list[str]]:
+    """Log every finished study to MLflow at `uri`, except those sweep.json records as logged there already (by an
+    earlier run of this sweep); record each one logged now, in sweep.json, as it is. Returns the names of the
+    studies logged now and of those logged there before."""
+    from .tracking import log_study
+
+    now, before = [], []
+    for e in entries:
+        if e["status"] != "ok":
+            continue
+        if (e.get("mlflow") or {}).get("uri") == uri:
+            before.append(e["name"])
+            continue
+        folder = out / e["folder"]
+        e["mlflow"] = {"uri": uri, "run_id": log_study(Results.load(folder / "results.json"), folder, uri)}
+        now.append(e["name"])
+        raw = json.loads((out / SWEEP_JSON).read_text())
+        write_file(out / SWEEP_JSON, (json.dumps({**raw, "studies": entries}, indent=2, allow_nan=False) + "\n")
+                   .encode(), force=True)
+    return now, before
+
+
 def check(out: Path, entries: list[dict]) -> None:
     """A sweep with failed studies is an error: one line naming the first, the rest are in sweep.json."""
     failed = [e for e in entries if e["status"] == "failed"]
