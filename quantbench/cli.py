@@ -169,6 +169,13 @@ def _max_memory(value: str | None) -> float | None:
     return None if value is None else check(value)
 
 
+def _choices(results, quiet: bool) -> None:
+    """One line each on the terminal for what quantbench chose that the command line did not say."""
+    if not quiet:
+        for c in results.choices:
+            print(c["text"], file=sys.stderr)
+
+
 def _workers_note(results, quiet: bool) -> None:
     """One line on the terminal when the memory budget let fewer workers run than were asked for."""
     mem = results.settings.get("memory") or {}
@@ -226,6 +233,7 @@ def demo(
                        workers=workers, ray=ray, reporter=reporter(quiet or as_json), **_budget(time_budget),
                        max_memory=_max_memory(max_memory))
     _show(results, as_json, quiet, wide)
+    _choices(results, quiet or as_json)
     _workers_note(results, quiet or as_json)
     _tracking_log(results, out, uri, quiet)
     if not (quiet or as_json):
@@ -336,6 +344,7 @@ def compare(
                           ray=ray, reporter=reporter(quiet or as_json), spec=spec, metric=fn, **_budget(time_budget),
                           max_memory=mem)
     _show(results, as_json, quiet, wide)
+    _choices(results, quiet or as_json)
     _workers_note(results, quiet or as_json)
     _tracking_log(results, study_folder(model, out), uri, quiet)
     if not (quiet or as_json):

@@ -88,6 +88,20 @@ def test_compare_ends_with_the_folder_it_wrote(tiny_keras_path, digits_npz, tmp_
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == (f"Wrote {out}/ (report.html, report.md, results.json, one .tflite per technique, "
                        "recommended.tflite)")
+    # without --calib the evaluation set shrinks: one line on the terminal, a field in results.json (issue 24)
+    said = (f"Evaluated 338 of the 450 samples in {digits_npz[0]}: 112 were held out for calibration (a seeded split, "
+            "seed 0). Pass --calib FILE to evaluate all 450.")
+    assert err[-2] == said
+    from quantbench.results import Results
+
+    saved = Results.load(out / "results.json")
+    assert saved.choices == [{"choice": "evaluation_split", "text": said}] and saved.data["eval_samples"] == 338
+    assert main(["compare", str(tiny_keras_path), "--data", str(digits_npz[0]), "--calib", str(digits_npz[1]),
+                 "--techniques", "float32", "--out", str(tmp_path / "c"), "--time-budget", "0.2"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    said = (f"Calibrated on 200 of the 1347 samples in {digits_npz[1]} (a seeded draw, seed 0); --calib-size sets "
+            "how many.")
+    assert err[-2] == said and Results.load(tmp_path / "c" / "results.json").choices[0]["text"] == said
 
 
 def test_an_error_raised_while_a_signal_unwinds_is_the_interrupt(tmp_path, monkeypatch, capsys):

@@ -176,3 +176,12 @@ def test_calib_file_without_calib_size_draws_up_to_200(tiny_keras_path, digits_n
                         out=tmp_path / "s")
     assert res.data["calibration"]["samples"] == 200  # not the whole 1347-sample file
     assert [v.technique for v in res.variants] == ["keras", "float32"]
+
+
+def test_a_throughput_batch_lowered_for_memory_is_a_choice_said():
+    from quantbench.study import _lowered_batch
+
+    assert _lowered_batch(32, 32) == [] and _lowered_batch(64, 32) == []
+    assert _lowered_batch(8, 32) == [{"choice": "throughput_batch", "text": "Throughput was measured at batch 8, not "
+                                      "at the 32 of --batch: a larger batch would not fit the memory an interpreter "
+                                      "may hold."}]
