@@ -1,13 +1,15 @@
 """How fast a bad path or a bad flag is refused: the wall time of `quantbench ...` runs that must exit 2.
 
 Usage: PYTHONPATH=. .venv/bin/python bench/refusal_speed.py [--repeats 7] [--json refusals.json]
+                                                             [--baseline /path/to/another/checkout]
 
 Makes a tiny Keras model, a data file and a float .tflite in a temporary folder (TensorFlow is imported here,
 in the bench's own process, never in the timed ones), then runs every case of CASES `--repeats` times as a
 fresh `python -m quantbench ...` subprocess, in turn (case 1 to N, then again), and prints per case the
 median and the range of the wall time, and the first line of the message. A case that does not exit 2 with
-its expected message is reported as wrong. tests/test_refusals.py runs the same CASES and checks that none
-of them imports TensorFlow.
+its expected message is reported as wrong. With --baseline, each run of a case is followed by the same run
+with PYTHONPATH set to that checkout, so both are timed under the same load. tests/test_refusals.py runs the
+same CASES and checks that none of them imports TensorFlow.
 """
 from __future__ import annotations
 
@@ -62,8 +64,9 @@ CASES = [
 def make_files(folder: Path) -> dict:
     """A tiny trained-shape Keras model, its float .tflite, a labelled .npz and an input .npy in `folder`."""
     from quantbench.conversion import convert
-    from quantbench.quiet import import_tensorflow
+    from quantbench.quiet import configure, import_tensorflow
 
+    configure()  # TensorFlow's logs quiet in this process, as the CLI has them
     import_tensorflow()
     import keras
 
@@ -84,9 +87,11 @@ def argv(case, files: dict) -> list[str]:
     return [a.format(**files) for a in case[1]]
 
 
-def run_once(case, files: dict) -> tuple[float, int, str]:
-    """(wall seconds, exit code, stderr) of one `python -m quantbench ...` of the case."""
+def run_once(case, files: dict, tree: str | None = None) -> tuple[float, int, str]:
+    """(wall seconds, exit code, stderr) of one `python -m quantbench ...` of the case (from `tree` if given)."""
     env = {**os.environ, "COLUMNS": "200"}  # a usage error's panel on one line
+    if tree:
+        env["PYTHONPATH"] = tree
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "quantbench", *argv(case, files)], capture_output=True, text=True,
                           env=env, timeout=120)
@@ -97,10 +102,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--json", help="write the figures here")
+    p.add_argument("--baseline", help="another checkout to time the same cases from, interleaved")
     a = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="refusals-") as tmp:
         files = make_files(Path(tmp))
         times = {c[0]: [] for c in CASES}
+        base = {c[0]: [] for c in CASES}
         wrong = {}
         for _ in range(a.repeats):
             for case in CASES:
@@ -108,6 +115,8 @@ def main() -> None:
                 times[case[0]].append(seconds)
                 if code != 2 or case[2] not in err:
                     wrong[case[0]] = f"exit {code}: {err.strip()[-300:]}"
+                if a.baseline:
+                    base[case[0]].append(run_once(case, files, a.baseline)[0])
         rows = []
         for case in CASES:
             t = times[case[0]]
@@ -115,11 +124,14 @@ def main() -> None:
             first = next((ln.strip(" │") for ln in err.splitlines() if case[2] in ln), err.strip()[:120])
             rows.append({"case": case[0], "argv": " ".join(case[1]), "median_s": round(statistics.median(t), 3),
                          "min_s": round(min(t), 3), "max_s": round(max(t), 3), "message": first[:160],
-                         "wrong": wrong.get(case[0])})
+                         "wrong": wrong.get(case[0]),
+                         "baseline_median_s": round(statistics.median(base[case[0]]), 3) if a.baseline else None})
     width = max(len(r["case"]) for r in rows)
-    print(f"{'case':<{width}}  median    range (s)     message")
+    print(f"{'case':<{width}}  median    range (s)   " + ("baseline  " if a.baseline else "") + "message")
     for r in rows:
-        print(f"{r['case']:<{width}}  {r['median_s']:.2f} s  {r['min_s']:.2f}–{r['max_s']:.2f}    {r['message'][:90]}")
+        was = f"{r['baseline_median_s']:6.2f} s  " if a.baseline else ""
+        print(f"{r['case']:<{width}}  {r['median_s']:.2f} s  {r['min_s']:.2f}–{r['max_s']:.2f}  {was}"
+              f"{r['message'][:80]}")
         if r["wrong"]:
             print(f"    WRONG: {r['wrong']}")
     slowest = max(rows, key=lambda r: r["median_s"])

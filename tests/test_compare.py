@@ -1,5 +1,6 @@
 """`compare`, `convert`, `inspect` and `predict` on models and data the demo did not make."""
 import json
+import re
 import subprocess
 import sys
 
@@ -125,6 +126,8 @@ def test_cli_convert_inspect_predict(tiny_keras_path, digits_npz, tmp_path):
     proc = qb("convert", str(tiny_keras_path), "-t", "int8-only", "--calib", str(digits_npz[1]), "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     assert quantbench.load(out).inputs[0].dtype == "int8"
+    last = (proc.stdout + proc.stderr).strip().splitlines()[-1]  # the last line names what it wrote and where
+    assert re.fullmatch(rf"Wrote {re.escape(str(out))} \({out.stat().st_size:,} bytes, int8-only, \d+\.\d\d s\)", last)
 
     proc = qb("inspect", str(out))
     assert proc.returncode == 0, proc.stderr
