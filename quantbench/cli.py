@@ -392,11 +392,9 @@ def sweep(
     if uri is not None:
         from .sweep import log_studies
 
-        now, before = log_studies(folder, entries, uri)
+        said = log_studies(folder, entries, uri)
         if not quiet:
-            print(f"Logged {len(now)} stud{'y' if len(now) == 1 else 'ies'} to MLflow at {uri}"
-                  + (f"; {len(before)} kept from an earlier run of this sweep {'was' if len(before) == 1 else 'were'}"
-                     " logged there then, not again" if before else "") + f" (their runs: {folder / 'sweep.json'})", file=sys.stderr)
+            print(said, file=sys.stderr)
     if not quiet:
         print(f"Wrote {folder}/ (index.html, sweep.json, one folder per study)", file=sys.stderr)
     check(folder, entries)

@@ -323,10 +323,10 @@ def run_sweep(path, out=None, *, workers: int | None = None, ray: str | None = N
     return out, entries
 
 
-def log_studies(out: Path, entries: list[dict], uri: str) -> tuple[list[str], list[str]]:
+def log_studies(out: Path, entries: list[dict], uri: str) -> str:
     """Log every finished study to MLflow at `uri`, except those sweep.json records as logged there already (by an
-    earlier run of this sweep); record each one logged now, in sweep.json, as it is. Returns the names of the
-    studies logged now and of those logged there before."""
+    earlier run of this sweep); record each one logged now, in sweep.json, as it is. Returns what was done, in
+    one line."""
     from .tracking import log_study
 
     now, before = [], []
@@ -342,7 +342,10 @@ def log_studies(out: Path, entries: list[dict], uri: str) -> tuple[list[str], li
         raw = json.loads((out / SWEEP_JSON).read_text())
         write_file(out / SWEEP_JSON, (json.dumps({**raw, "studies": entries}, indent=2, allow_nan=False) + "\n")
                    .encode(), force=True)
-    return now, before
+    kept = (f"; {len(before)} kept from an earlier run of this sweep {'was' if len(before) == 1 else 'were'} logged "
+            "there then, not again") if before else ""
+    return (f"Logged {len(now)} stud{'y' if len(now) == 1 else 'ies'} to MLflow at {uri}{kept} (their runs: "
+            f"{out / SWEEP_JSON})")
 
 
 def check(out: Path, entries: list[dict]) -> None:
