@@ -316,9 +316,14 @@ def latency_short(v: Variant, spread: bool = True) -> str:
 
 
 def failures(results: Results) -> list[str]:
-    """One line per meaningless figure (a degenerate float model), then per variant that did not convert."""
+    """One line per meaningless figure (a degenerate float model), then per reason variants did not convert:
+    "dynamic, float16 and int16x8 skipped: cannot serve --target int-only: ..." once, not once per variant."""
+    reasons = {}
+    for v in results.variants:
+        if not v.ok:
+            reasons.setdefault((v.status, v.error or "no reason given"), []).append(v.technique)
     return [f"Warning: {d['why']}." for d in results.degenerate_outputs] + \
-        [f"{v.technique} {v.status}: {v.error or 'no reason given'}" for v in results.variants if not v.ok]
+        [f"{_names(names_)} {status}: {why}" for (status, why), names_ in reasons.items()]
 
 
 def mcu_notes(results: Results) -> list[str]:

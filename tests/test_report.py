@@ -1,5 +1,6 @@
 """The report, rendered from hand-made Results: no TensorFlow, no timing, fast."""
 import base64
+import dataclasses
 import json
 import re
 from html.parser import HTMLParser
@@ -74,6 +75,9 @@ def test_terminal_table_holds_what_a_user_decides_with(results):
     assert report.table(results, intervals=False, spread=False)[1][3] == [
         "int8-only", "94.33", "▼", "41.6", "0.31×", "0.0430", "int8"]
     assert report.failures(results) == ["int16x8 failed: int16x8: <no kernel> for op | FULLY_CONNECTED"]
+    skipped = dataclasses.replace(results, variants=results.variants + [
+        Variant(n, "converter", "skipped", error="cannot serve --target int-only: integer-only") for n in ("a", "b", "c")])
+    assert report.failures(skipped)[1:] == ["a, b and c skipped: cannot serve --target int-only: integer-only"]
 
 
 def test_wide_table_is_the_reports(results):
