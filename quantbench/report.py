@@ -378,6 +378,7 @@ def terminal_table(results: Results, wide: bool = False, width: int | None = Non
     one line per row."""
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     if wide:
         (headers, rows), gap = table(results, full=True), 2
@@ -386,12 +387,14 @@ def terminal_table(results: Results, wide: bool = False, width: int | None = Non
         intervals, spread, gap = compact_form(results, width)
         headers, rows = table(results, intervals=intervals, spread=spread)
         notes = [*row_notes(results), *terminal_notes(results, intervals, spread, width)]
-    # SIMPLE_HEAD divides columns by one space: `gap - 1` more of padding makes the `gap` _width counts
-    t = Table(title=_title(results), box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, gap - 1, 0, 0))
+    # SIMPLE_HEAD divides columns by one space: `gap - 1` more of padding makes the `gap` _width counts. Text, not
+    # markup: a name or an error with [brackets] in it is shown as it is
+    t = Table(title=Text(_title(results)), box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+              padding=(0, gap - 1, 0, 0))
     for h in headers:  # a cell too wide for a narrow terminal folds onto a second line; it is never cut
-        t.add_column(h, justify="left" if h in LEFT else "right", no_wrap=h == "technique", overflow="fold")
+        t.add_column(Text(h), justify="left" if h in LEFT else "right", no_wrap=h == "technique", overflow="fold")
     for row in rows:
-        t.add_row(*row)
+        t.add_row(*map(Text, row))
     return t, notes, _width(headers, rows, gap)
 
 
@@ -444,10 +447,8 @@ def print_table(results: Results, console, wide: bool = False) -> None:
     finally:
         console.width = width
     console.print()
-    for line in notes:
-        console.print(line, highlight=False)
-    if results.recommendation:
-        console.print(results.recommendation["summary"], highlight=False)
+    for line in [*notes, *([results.recommendation["summary"]] if results.recommendation else [])]:
+        console.print(line, highlight=False, markup=False)
 
 
 def techniques_table():
@@ -456,6 +457,7 @@ def techniques_table():
     lines to print under it."""
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     from .recommend import NOT_BY_DEFAULT, TARGETS, defaults
 
@@ -468,9 +470,10 @@ def techniques_table():
     engines = list(dict.fromkeys(get(n).engine for n in names()))
     for engine in engines:
         t.add_row(f"{engine}:", *[""] * len(TARGETS), "", style="bold")
-        for name in [n for n in names() if get(n).engine == engine]:
-            t.add_row(f"  {name}", *("✓" if name in runs[target] else "" for target in TARGETS), get(name).summary,
-                      end_section=name == [n for n in names() if get(n).engine == engine][-1])
+        members = [n for n in names() if get(n).engine == engine]
+        for name in members:
+            t.add_row(f"  {name}", *("✓" if name in runs[target] else "" for target in TARGETS),
+                      Text(get(name).summary), end_section=name == members[-1])
     extra = [f"{n}: {NOT_BY_DEFAULT[get(n).engine]}." for n in names() if get(n).engine in NOT_BY_DEFAULT]
     notes = [f"✓: `compare` and `demo` run it by default for that --target; --techniques a,b picks others, 'all' "
              "every one the target allows.", *extra]

@@ -437,3 +437,12 @@ def test_columns_env_sets_the_width_of_quantbench_report(heads, tmp_path, width)
     _check_whole(heads, proc.stdout.splitlines(), width)
     assert proc.stderr.strip().splitlines()[-1] == (f"Wrote {tmp_path}/ (report.md, report.html, "
                                                     "accuracy_vs_size.png, accuracy_vs_latency.png, latency.png)")
+
+
+def test_brackets_in_names_and_reasons_are_shown_as_they_are(results):
+    """Rich markup would eat '[ray]' or '[x]': the table and its notes print text, not markup."""
+    changed = dataclasses.replace(results, model={"name": "net[v2]"}, variants=[
+        *results.variants, Variant("lq-int8", "litert-quantizer", "failed", error="needs pip install 'quantbench[ray]'")])
+    text = " ".join(" ".join(_rendered(changed, 100)).split())
+    assert "quantbench — net[v2] on sklearn digits" in text
+    assert "lq-int8 failed: needs pip install 'quantbench[ray]'" in text
