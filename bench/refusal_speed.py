@@ -88,13 +88,16 @@ def argv(case, files: dict) -> list[str]:
 
 
 def run_once(case, files: dict, tree: str | None = None) -> tuple[float, int, str]:
-    """(wall seconds, exit code, stderr) of one `python -m quantbench ...` of the case (from `tree` if given)."""
-    env = {**os.environ, "COLUMNS": "200"}  # a usage error's panel on one line
-    if tree:
-        env["PYTHONPATH"] = tree
+    """(wall seconds, exit code, stderr) of one `python -m quantbench ...` of the case, with quantbench from `tree`
+    (default: the checkout this bench imports it from), run in the temporary folder: `-m` puts the working
+    folder first on sys.path, which would otherwise pick the quantbench there."""
+    import quantbench
+
+    env = {**os.environ, "COLUMNS": "200",  # a usage error's panel on one line
+           "PYTHONPATH": str(Path(tree or Path(quantbench.__file__).parent.parent).resolve())}
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "quantbench", *argv(case, files)], capture_output=True, text=True,
-                          env=env, timeout=120)
+                          env=env, timeout=120, cwd=files["tmp"])
     return time.perf_counter() - start, proc.returncode, proc.stderr
 
 
