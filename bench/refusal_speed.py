@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-# (what, argv with {model} {data} {tflite} {input} {tmp}, a fragment of the one-line message)
+# (what, argv with {model} {data} {tflite} {input} {tmp} {taken}, a fragment of the one-line message; {taken}
+# is a folder that holds a file)
 CASES = [
     ("compare: model file missing", ["compare", "{tmp}/missing.keras", "--data", "{data}"], "No model at"),
     ("compare: --data missing", ["compare", "{model}", "--data", "{tmp}/missing.npz"], "No data at"),
@@ -39,7 +40,7 @@ CASES = [
      "Unknown --target 'nope'"),
     ("compare: unknown --task kind", ["compare", "{model}", "--data", "{data}", "--task", "out=nope"],
      "unknown kind 'nope'"),
-    ("compare: --out not empty", ["compare", "{model}", "--data", "{data}", "--out", "{tmp}"],
+    ("compare: --out not empty", ["compare", "{model}", "--data", "{data}", "--out", "{taken}"],
      "already exists and is not empty"),
     ("compare: --max-memory not a number", ["compare", "{model}", "--data", "{data}", "--max-memory", "lots"],
      "--max-memory is 'lots'"),
@@ -57,7 +58,7 @@ CASES = [
     ("inspect: file missing", ["inspect", "{tmp}/missing.tflite"], "No .tflite file at"),
     ("report: results missing", ["report", "{tmp}/missing.json"], "No results file at"),
     ("sweep: file missing", ["sweep", "{tmp}/missing.toml"], "does not exist or is not a file"),
-    ("demo: --out not empty", ["demo", "--out", "{tmp}"], "already exists and is not empty"),
+    ("demo: --out not empty", ["demo", "--out", "{taken}"], "already exists and is not empty"),
 ]
 
 
@@ -79,8 +80,11 @@ def make_files(folder: Path) -> dict:
     (folder / "model.tflite").write_bytes(convert(model, "float32").content)
     np.savez(folder / "data.npz", x=x, y=rng.integers(0, 10, 64))
     np.save(folder / "x.npy", x[:4])
+    (folder / "taken").mkdir()
+    (folder / "taken" / "notes.txt").write_text("someone's work")
     return {"model": str(folder / "model.keras"), "data": str(folder / "data.npz"),
-            "tflite": str(folder / "model.tflite"), "input": str(folder / "x.npy"), "tmp": str(folder)}
+            "tflite": str(folder / "model.tflite"), "input": str(folder / "x.npy"), "tmp": str(folder),
+            "taken": str(folder / "taken")}
 
 
 def argv(case, files: dict) -> list[str]:

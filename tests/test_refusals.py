@@ -38,8 +38,10 @@ def test_bad_paths_and_flags_are_refused_before_tensorflow_is_imported(tiny_kera
     bench = _cases()
     (tmp_path / "model.tflite").write_bytes(tiny_variants["float32"])
     np.save(tmp_path / "x.npy", np.zeros((2, 8, 8, 1), np.float32))
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "notes.txt").write_text("someone's work")
     files = {"model": str(tiny_keras_path), "data": str(digits_npz[0]), "tflite": str(tmp_path / "model.tflite"),
-             "input": str(tmp_path / "x.npy"), "tmp": str(tmp_path)}
+             "input": str(tmp_path / "x.npy"), "tmp": str(tmp_path), "taken": str(tmp_path / "taken")}
     cases = [(c[0], bench.argv(c, files)) for c in bench.CASES]
     monkeypatch.setenv("COLUMNS", "200")  # a usage error's panel keeps its message on one line
     proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(cases), json.dumps(HEAVY)], capture_output=True,
@@ -53,6 +55,7 @@ def test_bad_paths_and_flags_are_refused_before_tensorflow_is_imported(tiny_kera
         if case[2] != "No such option":  # typer's usage panel aside, one line
             assert len(f["err"].strip().splitlines()) == 1, f
         assert f["heavy"] == [], f"{f['case']} imported {f['heavy']} before refusing"
+    assert (tmp_path / "taken" / "notes.txt").read_text() == "someone's work"
     assert sorted(set(bench.CASES[i][1][0] for i in range(len(bench.CASES)))) == sorted(
         ["bench", "compare", "convert", "demo", "inspect", "predict", "qat", "report", "sweep"])
 
