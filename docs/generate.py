@@ -65,13 +65,11 @@ def _terminal(results) -> str:
 
     from rich.console import Console
 
-    from quantbench.report import rich_table
+    from quantbench.report import print_table
 
     buf = io.StringIO()
     console = Console(file=buf, width=WIDTH, color_system=None, force_terminal=False, legacy_windows=False)
-    console.print(rich_table(results))
-    if results.recommendation:
-        console.print(results.recommendation["summary"], highlight=False)
+    print_table(results, console)  # the table, the notes under it and the recommendation, as compare prints them
     return _lines(buf.getvalue())
 
 

@@ -38,6 +38,8 @@ RAY = typer.Option(None, "--ray", envvar="RAY_ADDRESS", help="Run the study's ta
                    "ray://HOST:10001 from elsewhere (Ray Client), host:port on a node of it; also RAY_ADDRESS. "
                    "Timing stays here. Needs `pip install 'quantbench\\[ray]'`.")
 AS_JSON = typer.Option(False, "--json", help="Print results.json on stdout.")
+WIDE = typer.Option(False, "--wide", help="Every column of the report in the table (engine, p-values, agreement, "
+                    "SQNR, throughput, p90/p99, memory), one line per row however wide.")
 TIME_BUDGET = typer.Option(None, "--time-budget", min=0.0, help="Seconds for the timing (default 30; the demo 10); "
                            "it stops sooner once every median is known within ±3 %.")
 MAX_MEMORY = typer.Option(None, "--max-memory", metavar="GiB", help="Memory the study's processes may hold in "
@@ -77,20 +79,23 @@ def _sizes(text: str | None) -> list[int] | None:
                          "Fix: pass comma-separated sample counts.") from None
 
 
-def _show(results, as_json: bool, quiet: bool) -> None:
+def _console():
+    """A rich Console on stdout: the terminal's width, COLUMNS when set, else 160 for a pipe or a log file."""
     from rich.console import Console
 
-    from .report import rich_table
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 160  # the fullest compact form, one line per row
+    return console
+
+
+def _show(results, as_json: bool, quiet: bool, wide: bool = False) -> None:
+    from .report import print_table
 
     if as_json:
         print(results.to_json())
     elif not quiet:
-        console = Console()
-        if not console.is_terminal:
-            console.width = 160  # a pipe or a log file: keep the whole table on one line per row
-        console.print(rich_table(results))
-        if results.recommendation:
-            console.print(results.recommendation["summary"], highlight=False)
+        print_table(results, _console(), wide)
 
 
 def _goal(max_drop, target, optimize, max_ram, max_flash, max_error, min_sqnr, min_agreement, max_metric_drop=None):
@@ -165,6 +170,13 @@ def _max_memory(value: str | None) -> float | None:
     return None if value is None else check(value)
 
 
+def _choices(results, quiet: bool) -> None:
+    """One line each on the terminal for what quantbench chose that the command line did not say."""
+    if not quiet:
+        for c in results.choices:
+            print(c["text"], file=sys.stderr)
+
+
 def _workers_note(results, quiet: bool) -> None:
     """One line on the terminal when the memory budget let fewer workers run than were asked for."""
     mem = results.settings.get("memory") or {}
@@ -204,6 +216,7 @@ def demo(
     force: bool = typer.Option(False, "--force", help="Replace --out if it is a study quantbench wrote."),
     quiet: bool = QUIET,
     as_json: bool = AS_JSON,
+    wide: bool = WIDE,
     mlflow: Optional[str] = MLFLOW,
 ):
     """Reproduce the reference experiment: digits CNN, every technique, one table.
@@ -220,7 +233,8 @@ def demo(
                        calib_sizes=_sizes(calib_sizes),
                        workers=workers, ray=ray, reporter=reporter(quiet or as_json), **_budget(time_budget),
                        max_memory=_max_memory(max_memory))
-    _show(results, as_json, quiet)
+    _show(results, as_json, quiet, wide)
+    _choices(results, quiet or as_json)
     _workers_note(results, quiet or as_json)
     _tracking_log(results, out, uri, quiet)
     if not (quiet or as_json):
@@ -235,10 +249,12 @@ def report(
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for the report (default: beside RESULTS.json; "
                                        "with two files, the comparison is printed and written only with --out)."),
     force: bool = typer.Option(False, "--force", help="Replace report files already in --out."),
+    wide: bool = WIDE,
+    quiet: bool = typer.Option(False, "--quiet", help="No table: write the report files only."),
 ):
-    """Render report.md and report.html (with their plots) from a study's results.json alone; or, given two,
-    print them side by side (accuracy and latency with their intervals, and whether those overlap). A file
-    written by `quantbench bench --json` is printed as its table again.
+    """Render report.md and report.html (with their plots) from a study's results.json alone, and print its
+    table again; or, given two, print them side by side (accuracy and latency with their intervals, and whether
+    those overlap). A file written by `quantbench bench --json` is printed as its table again.
 
     Examples: quantbench report runs/demo/results.json --out runs/demo-report
               quantbench report runs/before/results.json runs/after/results.json --out runs
@@ -248,17 +264,17 @@ def report(
         from .comparison import side_by_side
 
         text, written = side_by_side(results_files, out, force=force)
+        if not quiet:
+            print(text)
         if written:
             print(f"Wrote {written}", file=sys.stderr)
-        print(text)
         return
+    from .files import wrote
     from .report import from_file
 
-    text, written = from_file(results_files[0], out, force=force)
+    written = from_file(results_files[0], out, force=force, console=None if quiet else _console(), wide=wide)
     if written:
-        print(f"Wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
-    if text:
-        print(text)
+        print(wrote(written), file=sys.stderr)
 
 
 @app.command()
@@ -306,6 +322,7 @@ def compare(
     force: bool = typer.Option(False, "--force", help="Replace --out if it is a study quantbench wrote."),
     quiet: bool = QUIET,
     as_json: bool = AS_JSON,
+    wide: bool = WIDE,
     mlflow: Optional[str] = MLFLOW,
 ):
     """Study your model on your data: every technique, measured, one table.
@@ -327,7 +344,8 @@ def compare(
                           qat_epochs=qat_epochs, goal=goal, calib_sizes=_sizes(calib_sizes), workers=workers,
                           ray=ray, reporter=reporter(quiet or as_json), spec=spec, metric=fn, **_budget(time_budget),
                           max_memory=mem)
-    _show(results, as_json, quiet)
+    _show(results, as_json, quiet, wide)
+    _choices(results, quiet or as_json)
     _workers_note(results, quiet or as_json)
     _tracking_log(results, study_folder(model, out), uri, quiet)
     if not (quiet or as_json):
@@ -346,7 +364,9 @@ def sweep(
                                        "runs/<file name>)."),
     force: bool = typer.Option(False, "--force", help="Redo every study, replacing the folders quantbench wrote."),
     quiet: bool = QUIET,
-    mlflow: Optional[str] = MLFLOW,
+    mlflow: Optional[str] = typer.Option(None, "--mlflow", metavar="[URI]", help="Log each finished study to "
+                                         "MLflow (URI as for compare); a study sweep.json records as logged to the "
+                                         "same URI by an earlier run is not logged again."),
 ):
     """Run models × data × calibration sizes as many studies, one after the other; resumable.
 
@@ -358,25 +378,25 @@ def sweep(
     from .progress import reporter
     from .sweep import check, run_sweep
 
-    uri, ran = _tracking_check(mlflow), []
+    uri = _tracking_check(mlflow)
 
     def started(study, entry):
-        ran.append(study.name)
         if not quiet:
             print(f"study {study.name}", file=sys.stderr)
 
     folder, entries = run_sweep(sweep_file, out, workers=workers, ray=ray, force=force, reporter=reporter(quiet),
                                 on_study=started)
-    if uri is not None:  # the studies this run made (a resumed sweep's earlier ones were logged then)
-        from .results import Results
-
-        for e in entries:
-            if e["name"] in ran and e["status"] == "ok":
-                _tracking_log(Results.load(folder / e["name"] / "results.json"), folder / e["name"], uri, quiet)
     if not quiet:
         for e in entries:
             rec = (e.get("recommendation") or {}).get("technique") or ""
             print(f"{e['name']:<32} {e['status']:<8} {rec}")
+    if uri is not None:
+        from .sweep import log_studies
+
+        said = log_studies(folder, entries, uri)
+        if not quiet:
+            print(said, file=sys.stderr)
+    if not quiet:
         print(f"Wrote {folder}/ (index.html, sweep.json, one folder per study)", file=sys.stderr)
     check(folder, entries)
 
@@ -485,12 +505,14 @@ def bench_cmd(
 
 @app.command()
 def techniques():
-    """List the techniques quantbench knows."""
-    from .techniques import get, names
+    """List the techniques quantbench knows, and which ones `compare` runs by default for each --target."""
+    from .report import techniques_table
 
-    for name in names():
-        t = get(name)
-        print(f"{name:<16} {t.engine:<17} {t.summary}")
+    console = _console()
+    table, notes = techniques_table()
+    console.print(table)
+    for line in notes:
+        console.print(line, highlight=False, markup=False)
 
 
 @app.command("qat")
@@ -501,8 +523,8 @@ def qat_command(
     epochs: int = typer.Option(3, "--epochs", min=1, help="Fine-tuning epochs."),
     val: Optional[Path] = typer.Option(None, "--val", help="Validation data (.npz), reported each epoch."),
     learning_rate: float = typer.Option(1e-4, "--learning-rate", min=0.0, help="Adam learning rate."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1),
-    seed: int = typer.Option(0, "--seed"),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Samples per training step."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the fine-tuning: its shuffling and sampling."),
     unsafe: bool = typer.Option(False, "--unsafe", help="Load a .keras file that contains Python code."),
     force: bool = typer.Option(False, "--force", help="Replace -o if it exists."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),

@@ -307,6 +307,20 @@ def _open_npy(path) -> LazyNpy:
     return lazy
 
 
+def check_path(path, role: str = "--data"):
+    """The data path as a Path, once it exists and is a kind quantbench reads (a folder, .npz or .npy): checked
+    before the model is loaded, so a wrong path is refused before TensorFlow is imported."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"No data at {path} ({role}). Expected {DATA_KINDS}. Fix: check the path.")
+    if not path.is_dir() and path.suffix.lower() not in (".npz", ".npy"):
+        raise InputError(f"{path} ({role}) is not a data file quantbench reads (suffix {path.suffix or 'none'!r}). "
+                         f"Expected {DATA_KINDS}. Fix: save your arrays with np.savez(f, x=..., y=...).")
+    return path
+
+
 def load_data(path, source=None, x_key: str = "x", y_key: str = "y", role: str = "--data",
               spec: TaskSpec | None = None, labels: str = "score") -> Dataset:
     """Read a data file or image folder, checked against the model when `source` is given.
@@ -320,23 +334,16 @@ def load_data(path, source=None, x_key: str = "x", y_key: str = "y", role: str =
         labels: "score" (labels are read, and refused when they fit no output), "optional" (read where they
             fit, else left out: calibration and training files) or "ignore" (not read).
     """
-    from pathlib import Path
-
-    path = Path(path)
+    path = check_path(path, role)
     names = source.input_names if source is not None else ["x"]
-    if not path.exists():
-        raise InputError(f"No data at {path} ({role}). Expected {DATA_KINDS}. Fix: check the path.")
     if path.is_dir():
         if source is None:
             raise InputError(f"Image folder {path} ({role}) needs the model's input shape to resize images to.")
         x, y = _load_image_folder(path, source.input_shapes[0])
     elif path.suffix.lower() == ".npz":
         x, y = _load_npz(path, names, x_key, y_key, labels)
-    elif path.suffix.lower() == ".npy":
+    else:  # .npy
         x, y = [_open_npy(path)], None
-    else:
-        raise InputError(f"{path} ({role}) is not a data file quantbench reads (suffix {path.suffix or 'none'!r}). "
-                         f"Expected {DATA_KINDS}. Fix: save your arrays with np.savez(f, x=..., y=...).")
     if path.is_dir() and labels == "ignore":
         y = None
     data = Dataset(list(x), y, str(path))

@@ -210,3 +210,12 @@ def write_file(path: str | Path, content: bytes, force: bool = False) -> Path:
             if os.path.exists(tmp):
                 os.unlink(tmp)
     return path
+
+
+def wrote(paths: list) -> str:
+    """The line a command ends with: "Wrote DIR/ (a.md, b.html)" for files in one folder, else each path."""
+    paths = [Path(p) for p in paths]
+    folders = {p.parent for p in paths}
+    if len(folders) == 1:
+        return f"Wrote {folders.pop()}/ ({', '.join(p.name for p in paths)})"
+    return "Wrote " + ", ".join(map(str, paths))

@@ -61,23 +61,27 @@ class TaskSpec:
     threshold: float | None = None   # default: 0.5 for probabilities, 0 for logits
     only: tuple | None = None        # None: every output
 
-    def kind_of(self, name: str) -> str | None:
-        return dict(self.overrides).get(name)
-
-    def check(self, output_names) -> "TaskSpec":
-        """Refuse names that are not the model's outputs and kinds that do not exist, before any work."""
-        known = list(output_names)
+    def __post_init__(self):
+        """Kinds that do not exist and a threshold that is not a number are refused when the spec is made, before
+        the model is loaded; output names need the model (`check`)."""
         for name, kind in self.overrides:
             if kind not in KINDS:
                 raise InputError(f"--task {name}={kind}: unknown kind {kind!r}. Expected one of: "
                                  f"{', '.join(KINDS)}. Fix: pass --task {name}=classes, for example.")
+        if self.threshold is not None and not math.isfinite(self.threshold):
+            raise InputError(f"--threshold is {self.threshold}. Expected a finite number. Fix: pass --threshold 0.5.")
+
+    def kind_of(self, name: str) -> str | None:
+        return dict(self.overrides).get(name)
+
+    def check(self, output_names) -> "TaskSpec":
+        """Refuse names that are not the model's outputs, before any work."""
+        known = list(output_names)
         for name in [n for n, _ in self.overrides] + list(self.only or ()):
             if name not in known:
                 raise InputError(f"No output named {name!r} in the model (its outputs: {', '.join(known)}). "
                                  "Expected one of those names in --task and --output. Fix: use the model's own "
                                  "output names (`quantbench inspect` lists them for a .tflite).")
-        if self.threshold is not None and not math.isfinite(self.threshold):
-            raise InputError(f"--threshold is {self.threshold}. Expected a finite number. Fix: pass --threshold 0.5.")
         return self
 
     def scored(self, name: str) -> bool:

@@ -299,6 +299,9 @@ def qat_file(model_path, data_path, out, *, epochs: int = 3, val=None, batch_siz
     from .progress import Silent
 
     check_new_file(out, force)  # fail before training, not after
+    for path, role in ((data_path, "--data"), (val, "--val")):
+        if path is not None:
+            data.check_path(path, role)  # before the model is loaded (TensorFlow's import takes seconds)
     source = models.load_model(model_path, unsafe=unsafe)
     if source.keras is None:
         raise InputError(f"{model_path} is a {source.kind}; QAT fine-tunes a Keras model. Expected a .keras or "

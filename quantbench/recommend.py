@@ -208,23 +208,25 @@ def _kb(n: float) -> str:
 
 
 def _fmt(v: Variant, optimize: str, exact: bool = False) -> str:
-    """What a variant is chosen by: its size, its latency, or its RAM and flash; `exact` in bytes (or 4 significant
-    digits of a latency), for two variants that read the same rounded."""
-    def kb(n):
-        return f"{n:,} bytes" if exact else _kb(n)
+    """What a variant is ranked by, in words: KB, KB of RAM + flash, or ms; `exact`: bytes, or 4 digits of ms."""
     if v.mcu and v.mcu.get("runs"):
-        return f"{kb(v.mcu['arena_bytes'])} RAM + {kb(v.mcu['flash_bytes'])} flash"
+        if exact:
+            return f"{v.mcu['arena_bytes']:,} bytes of RAM + {v.mcu['flash_bytes']:,} of flash"
+        return f"{_kb(v.mcu['arena_bytes'])} RAM + {_kb(v.mcu['flash_bytes'])} flash"
     latency = (v.latency_ms or {}).get("median")
-    return (kb(v.bytes) if optimize == "size" else
-            (f"{latency:{'.4g' if exact else '.3f'}} ms/img" if latency is not None else "no latency"))
+    if optimize == "size":
+        return f"{v.bytes:,} bytes" if exact else f"{v.bytes / 1024:.1f} KB"
+    return (f"{latency:.4g} ms/img" if exact else f"{latency:.3f} ms/img") if latency is not None else "no latency"
 
 
 def _versus(v: Variant, best: Variant, optimize: str) -> str:
-    """'39.1 KB against 23.1 KB'; where both round alike, the exact figures ('9,011 bytes against 9,004 bytes')."""
-    a, b = _fmt(v, optimize), _fmt(best, optimize)
-    if a == b:
-        a, b = _fmt(v, optimize, exact=True), _fmt(best, optimize, exact=True)
-    return f"{a}, the same as {best.technique}" if a == b else f"{a} against {b}"
+    """'23.8 KB against 23.1 KB'; in bytes (or 4 digits of ms) where both would print alike, never '8.8 KB
+    against 8.8 KB'; 'the same' where they are."""
+    for exact in (False, True):
+        mine, theirs = _fmt(v, optimize, exact), _fmt(best, optimize, exact)
+        if mine != theirs:
+            return f"{mine} against {theirs}"
+    return f"{mine}, the same as {best.technique}"
 
 
 def mcu_refusal(v: Variant) -> str | None:
@@ -388,6 +390,18 @@ def worst_loss(scored: list[dict]) -> float:
         return max(losses)
     sqnr = [o["value"] for o in scored if o.get("scored", True) and o["metric"] == "sqnr_db" and o["value"] is not None]
     return -min(sqnr) if sqnr else 0.0
+
+
+def defaults(target: str) -> list[str]:
+    """The techniques `compare` and `demo` run for --target `target` when --techniques is not given."""
+    from .techniques import DEFAULT_TECHNIQUES
+
+    return [n for n in DEFAULT_TECHNIQUES if branch(target).allows(n)]
+
+
+# techniques in no default set, by engine: how a study comes to make them
+NOT_BY_DEFAULT = {"qat": "added by --qat-epochs N (fine-tunes first)",
+                  "selective": "made by the recommendation when no integer variant meets the budget; never asked for"}
 
 
 def tree_rows() -> list[dict]:

@@ -115,6 +115,12 @@ def _flash(v: Variant) -> str:
     return "—" if not v.mcu or not v.mcu["runs"] else f"{v.mcu['flash_bytes'] / 1024:.1f}"
 
 
+def io_text(v: Variant) -> str:
+    """Input and output dtypes, each kind once: "int8", "float32→int8"; several tensors alike, "float32"."""
+    ins, outs = ("/".join(dict.fromkeys((d or "?").split(","))) for d in (v.input_dtype, v.output_dtype))
+    return ins if ins == outs else f"{ins}→{outs}"
+
+
 def has_mcu(results: Results) -> bool:
     return any(v.mcu for v in results.variants)
 
@@ -156,61 +162,168 @@ def _output_columns(results: Results) -> list:
 
         def cell(v, name=name):
             return _figure(next((o for o in v.outputs or [] if o["output"] == name), None))
-        cols.append((f"{label}\n{UNITS.get(metric, metric)}", cell, "both"))
+        cols.append((f"{label}\n{UNITS.get(metric, metric)}", cell, "report"))  # the terminal: deciding_columns
     return cols
 
 
-# One column each: header, cell, and where it shows: "both", "terminal" (compact) or "report" (full).
-def _columns(results: Results):
+# One column each: header, cell, and where it shows: "both", "terminal" (compact) or "report" (full, also the
+# terminal's --wide). The compact table holds what a user decides with (issue 24): the deciding figure of every
+# judged output with its interval and a significance mark, size, latency, I/O; one line per variant.
+def _columns(results: Results, intervals: bool = True, spread: bool = True):
     base = next((v.bytes for v in results.variants if v.technique == BASELINE and v.ok), None)
     mcu = [("MCU RAM\nKB", _ram, "both"), ("MCU flash\nKB", _flash, "both")] if has_mcu(results) else []
     # for a microcontroller the terminal shows RAM and flash in the width host timings took; the report has both
     timing = "report" if mcu else "both"
     return [
         ("technique", lambda v: v.technique, "both"),
-        ("engine", lambda v: v.engine, "both"),
-        ("accuracy %\n(95% CI)", pct_ci, "both"),
-        ("vs float32", change, "both"),
+        ("engine", lambda v: v.engine, "report"),
+        *deciding_columns(results, intervals),
+        ("accuracy %\n(95% CI)", pct_ci, "report"),
+        ("vs float32", change, "report"),
         *_output_columns(results),
         ("p (McNemar)", _p, "report"),
-        ("agree %", lambda v: _pct(v.agreement), "both"),
-        ("SQNR\ndB", _sqnr, "both"),
+        ("agree %", lambda v: _pct(v.agreement), "report"),
+        ("SQNR\ndB", _sqnr, "report"),
         ("KL", lambda v: "—" if v.kl is None else f"{v.kl:.2g}", "report"),
         ("KB", lambda v: "—" if v.bytes is None else f"{v.bytes / 1024:.1f}", "both"),
         ("size", lambda v: f"{v.bytes / base:.2f}×" if base and v.bytes else "", "both"),
         *mcu,
-        ("ms/sample\n(95% CI)", latency_text, timing),
+        ("ms/sample", lambda v: latency_short(v, spread), "terminal" if timing == "both" else "none"),
+        ("ms/sample\n(95% CI)", latency_text, "report"),
         ("p90 / p99 ms", lambda v: f"{ms_text(v.latency_ms['p90'])} / {ms_text(v.latency_ms['p99'])}"
          if v.latency_ms and "p99" in v.latency_ms else "—", "report"),
-        (f"samples/s\n@{_batch(results)}", _throughput, "terminal" if timing == "both" else "none"),
         (f"samples/s @{_batch(results)} (95% CI)", lambda v: _throughput(v, True), "report"),
-        ("I/O", lambda v: v.input_dtype if v.input_dtype == v.output_dtype else f"{v.input_dtype}→{v.output_dtype}",
-         "both"),
+        ("I/O", io_text, "both"),
         ("convert s", lambda v: "" if v.convert_s is None else f"{v.convert_s:.2f}", "report"),
         ("memory MB", lambda v: "—" if v.memory_bytes is None else f"{v.memory_bytes / 2 ** 20:.1f}", "report"),
     ]
 
 
-def table(results: Results, full: bool = False) -> tuple[list[str], list[list[str]]]:
+def table(results: Results, full: bool = False, intervals: bool = True,
+          spread: bool = True) -> tuple[list[str], list[list[str]]]:
     """Headers and rows as strings: compact for the terminal, or `full` with the report's extra columns.
 
-    A failed variant shows its status in the third column; `failures` lists the reasons.
+    A failed variant shows its status in the first column after its name (and engine); `failures` lists the
+    reasons. `intervals` and `spread`: the compact table's deciding intervals and latency spread, left out
+    only where a narrow terminal needs the width (`rich_table`).
     """
-    cols = [c for c in _columns(results) if c[2] in ("both", "report" if full else "terminal")]
+    cols = [c for c in _columns(results, intervals, spread) if c[2] in ("both", "report" if full else "terminal")]
     headers = [c[0].replace("\n", " ") if full else c[0] for c in cols]  # two-line headers in the terminal
     rows = []
+    named = 2 if full else 1  # technique (and engine, in the full table)
     for v in results.variants:
         if not v.ok:
-            rows.append([v.technique, v.engine, v.status] + [""] * (len(cols) - 3))
+            rows.append([v.technique, v.engine][:named] + [v.status] + [""] * (len(cols) - named - 1))
         else:
             rows.append([fn(v) for _, fn, _ in cols])
-    return headers, rows
+    keep = [i for i, h in enumerate(headers) if h or any(r[i] for r in rows)]  # a mark column with no mark: out
+    return [headers[i] for i in keep], [[r[i] for i in keep] for r in rows]
+
+
+# ---- the compact table's deciding columns ------------------------------------------------------------
+
+HEADS = {"accuracy": "accuracy %", "agreement": "agreement %", "f1": "F1", "mae": "MAE", "sqnr_db": "SQNR dB"}
+TESTS = {"accuracy": "exact McNemar test", "f1": "paired bootstrap", "mae": "Wilcoxon signed-rank test"}
+INTERVALS = {"accuracy": "Wilson", "agreement": "Wilson", "f1": "bootstrap", "mae": "bootstrap"}
+WHAT = {"accuracy": "accuracy", "agreement": "agreement", "f1": "F1", "mae": "MAE"}
+MARKS = {"same": "≈", "worse": "▼", "better": "▲"}
+
+
+def _reference_row(results: Results) -> Variant | None:
+    """The float model every figure is measured against (keras, else float32), or None when neither ran."""
+    return next((v for name in (REFERENCE, BASELINE) for v in results.variants if v.technique == name and v.ok),
+                None)
+
+
+def deciding(results: Results) -> list[dict]:
+    """The reference row's scored outputs: what the recommendation judges, one compact column each."""
+    from .recommend import scored_outputs as judged
+
+    ref = _reference_row(results)
+    return [] if ref is None else [o for o in judged(ref, ref, results) if o.get("scored", True)]
+
+
+def _scored(results: Results, v: Variant, name: str) -> dict | None:
+    from .recommend import scored_outputs as judged
+
+    ref = _reference_row(results)
+    return next((o for o in judged(v, ref, results) if o["output"] == name), None)
+
+
+def decider_text(o: dict | None, reference: bool = False, intervals: bool = True) -> str:
+    """An output's deciding figure as the compact table shows it, "96.44 (94.3–97.9)": percent for accuracy
+    and agreement, 4 significant digits otherwise; its interval at a digit less; "ref." for fidelity figures of
+    the reference itself."""
+    if o is None:
+        return "—"
+    m, value, ci = o["metric"], o.get("value"), o.get("ci") if intervals else None
+    if reference and m in ("agreement", "sqnr_db"):
+        return "ref."
+    if m == "sqnr_db":
+        return "∞" if value is None else f"{value:.1f}"
+    if value is None:
+        return "—"
+    scale, text = (100, f"{value * 100:.2f}") if m in ("accuracy", "agreement") else (1, f"{value:.4g}")
+    if not ci:
+        return text
+    if "e" in text:
+        return f"{text} ({ci[0]:.3g}–{ci[1]:.3g})"
+    decimals = max(0, len(text.partition(".")[2]) - 1)  # a digit less than the value's
+    return f"{text} ({ci[0] * scale:.{decimals}f}–{ci[1] * scale:.{decimals}f})"
+
+
+def significance(o: dict | None) -> str | None:
+    """"same", "worse" or "better" against the float model by the output's paired test at ALPHA; None
+    without a test (fidelity figures, your own metric, the reference itself)."""
+    if o is None or o.get("p") is None:
+        return None
+    if o["p"] >= ALPHA:
+        return "same"
+    return "worse" if (o.get("loss") or 0) > 0 else "better"
+
+
+def deciding_columns(results: Results, intervals: bool = True) -> list:
+    """Per judged output: its deciding figure with its interval, then its significance mark (terminal only)."""
+    ref = _reference_row(results)
+    found = deciding(results)
+    cols = []
+    for first in found:
+        name, metric = first["output"], first["metric"]
+        label = (first.get("name") or "your metric") if name == "*" else name
+        head = HEADS.get(metric, label) if len(found) == 1 else f"{label}\n{UNITS.get(metric, metric)}"
+
+        def value(v, name=name):
+            return decider_text(_scored(results, v, name), v is ref, intervals)
+
+        def mark(v, name=name):
+            return "" if v is ref else MARKS.get(significance(_scored(results, v, name)), "")
+        cols += [(head, value, "terminal"), ("", mark, "terminal")]
+    return cols
+
+
+def latency_short(v: Variant, spread: bool = True) -> str:
+    """Median ms at batch 1 and the wider side of its 95 % interval in %, "0.00766 ±0.6%"; "(n = k)" without one."""
+    lat = v.latency_ms or {}
+    if "median" not in lat:
+        return "—"
+    median, ci = lat["median"], lat.get("ci95")
+    if not spread:
+        return ms_text(median)
+    if not ci:
+        return ms_text(median) + (f" (n = {lat['n']})" if lat.get("n") is not None else "")
+    half = max(ci[1] - median, median - ci[0]) / median * 100 if median > 0 else 0.0
+    return f"{ms_text(median)} ±{half:.1f}%" if half < 9.95 else f"{ms_text(median)} ±{half:.0f}%"
 
 
 def failures(results: Results) -> list[str]:
-    """One line per meaningless figure (a degenerate float model), then per variant that did not convert."""
+    """One line per meaningless figure (a degenerate float model), then per reason variants did not convert:
+    "dynamic, float16 and int16x8 skipped: cannot serve --target int-only: ..." once, not once per variant."""
+    reasons = {}
+    for v in results.variants:
+        if not v.ok:
+            reasons.setdefault((v.status, v.error or "no reason given"), []).append(v.technique)
     return [f"Warning: {d['why']}." for d in results.degenerate_outputs] + \
-        [f"{v.technique} {v.status}: {v.error or 'no reason given'}" for v in results.variants if not v.ok]
+        [f"{_names(names_)} {status}: {why}" for (status, why), names_ in reasons.items()]
 
 
 def mcu_notes(results: Results) -> list[str]:
@@ -234,20 +347,137 @@ def row_notes(results: Results) -> list[str]:
     return failures(results) + mcu_notes(results) + kernel_notes(results)
 
 
-def rich_table(results: Results):
+# ---- the terminal table --------------------------------------------------------------------------
+
+LEFT = ("technique", "engine", "vs float32", "I/O", "")
+# The compact table's forms, fullest first: (deciding intervals, latency spread, columns between cells). A
+# terminal gets the first that fits its width; technique names and numbers are never cut.
+FORMS = ((True, True, 2), (True, True, 1), (True, False, 1), (False, False, 1))
+
+
+def _width(headers: list[str], rows: list[list[str]], gap: int) -> int:
+    """The columns a table of these cells takes on one line per row."""
+    from rich.cells import cell_len
+
+    widths = [max([cell_len(part) for part in h.split("\n")] + [cell_len(r[i]) for r in rows])
+              for i, h in enumerate(headers)]
+    return sum(widths) + gap * (len(widths) - 1)
+
+
+def compact_form(results: Results, width: int | None = None) -> tuple[bool, bool, int]:
+    """The fullest of FORMS whose compact table fits `width` columns (the last one when none does)."""
+    for intervals, spread, gap in FORMS:
+        if width is None or _width(*table(results, intervals=intervals, spread=spread), gap) <= width:
+            break
+    return intervals, spread, gap
+
+
+def terminal_table(results: Results, wide: bool = False, width: int | None = None):
+    """The terminal table: compact, in the fullest form that fits `width` columns (any, when None), or `wide`:
+    every column of the report. Returns a rich Table, the lines to print under it, and the width it takes on
+    one line per row."""
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
-    headers, rows = table(results)
-    # no vertical rules: the intervals need the width (the whole table fits 160 columns)
-    caption = "\n".join([*row_notes(results), _table_note(results)])
-    t = Table(title=_title(results), caption=caption, caption_justify="left", box=box.SIMPLE_HEAD,
-              pad_edge=False)
-    for h in headers:
-        t.add_column(h, justify="left" if h in ("technique", "engine", "vs float32", "I/O") else "right")
+    if wide:
+        (headers, rows), gap = table(results, full=True), 2
+        notes = [*row_notes(results), _table_note(results)]
+    else:
+        intervals, spread, gap = compact_form(results, width)
+        headers, rows = table(results, intervals=intervals, spread=spread)
+        notes = [*row_notes(results), *terminal_notes(results, intervals, spread, width)]
+    # SIMPLE_HEAD divides columns by one space: `gap - 1` more of padding makes the `gap` _width counts. Text, not
+    # markup: a name or an error with [brackets] in it is shown as it is
+    t = Table(title=Text(_title(results)), box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+              padding=(0, gap - 1, 0, 0))
+    for h in headers:  # a cell too wide for a narrow terminal folds onto a second line; it is never cut
+        t.add_column(Text(h), justify="left" if h in LEFT else "right", no_wrap=h == "technique", overflow="fold")
     for row in rows:
-        t.add_row(*row)
-    return t
+        t.add_row(*map(Text, row))
+    return t, notes, _width(headers, rows, gap)
+
+
+def terminal_notes(results: Results, intervals: bool = True, spread: bool = True, width: int | None = None) -> list:
+    """The lines under the compact table: the marks, the intervals, the units, and where the rest is."""
+    ref, found = _reference_row(results), deciding(results)
+    _, rows = table(results, intervals=intervals, spread=spread)
+    shown = {c for row in rows for c in row}
+    metrics = list(dict.fromkeys(o["metric"] for o in found))
+
+    def each(words: dict, which: list) -> str:  # "exact McNemar test", or "X for MAE, Y for accuracy"
+        return ", ".join(words[m] + (f" for {WHAT[m]}" if len(which) > 1 else "") for m in which)
+    with_ci = [m for m in metrics if m in INTERVALS and any(o["metric"] == m and o.get("ci") for o in found)]
+    parts = [f"(a–b): the 95 % interval ({each(INTERVALS, with_ci)})."] if intervals and with_ci else []
+    if ref is not None and shown & set(MARKS.values()):
+        n = results.data.get("eval_samples")
+        parts.append(f"{MARKS['same']} no significant change against {ref.technique} (the float model); "
+                     f"{MARKS['worse']} / {MARKS['better']} significantly worse / better, p < {ALPHA} ("
+                     + each(TESTS, [m for m in metrics if m in TESTS])
+                     + (f", on the same {n} samples" if n else "") + ").")
+    out = [" ".join(parts)] if parts else []
+    m = results.machine
+    units = "KB of 1,024 bytes; size against float32's"
+    if not has_mcu(results):
+        units += (f"; ms/sample: the median at batch 1" + (" ± the wider side of its 95 % interval" if spread else "")
+                  + f", {_threads(m)} on {m.get('cpu', 'an unknown CPU')}")
+        few = [v.technique for v in results.variants if v.latency_ms and "n" in v.latency_ms
+               and not v.latency_ms.get("ci95")]
+        if spread and few:
+            units += (f"; (n = k) for {_names(few)}: only k timing rounds fit the time budget, too few for an "
+                      "interval (a longer --time-budget gives more)")
+    else:
+        units += ("; MCU RAM: the smallest TFLite Micro tensor arena that runs the variant, MCU flash: its file, "
+                  "measured on this host")
+    out.append(units + ".")
+    cut = [what for what, kept in (("the intervals", intervals), ("the latency spread", spread)) if not kept]
+    out.append((f"Left out to fit {width} columns: {' and '.join(cut)}. " if cut else "")
+               + "Every column (engine, p-values, agreement, SQNR, throughput, p90/p99, memory): --wide, and "
+               "report.html.")
+    return out
+
+
+def print_table(results: Results, console, wide: bool = False) -> None:
+    """The table on `console`, compact to its width (or `wide`, at its own width), then the recommendation."""
+    t, notes, natural = terminal_table(results, wide, None if wide else console.width)
+    width = console.width
+    console.width = max(natural, width) if wide else width  # wide: one line per row, however long
+    try:
+        console.print(t)
+    finally:
+        console.width = width
+    console.print()
+    for line in [*notes, *([results.recommendation["summary"]] if results.recommendation else [])]:
+        console.print(line, highlight=False, markup=False)
+
+
+def techniques_table():
+    """`quantbench techniques`: every technique under its engine, a mark per --target where `compare` runs it by
+    default, and what it does, wrapped at word boundaries to the terminal's width. Returns a rich Table and the
+    lines to print under it."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from .recommend import NOT_BY_DEFAULT, TARGETS, defaults
+
+    runs = {target: set(defaults(target)) for target in TARGETS}
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    t.add_column("technique", no_wrap=True)
+    for target in TARGETS:  # "int-only" on two lines: the width goes to what each one does
+        t.add_column(target.replace("-", "-\n"), justify="center", no_wrap=True)
+    t.add_column("what it does", ratio=1)
+    engines = list(dict.fromkeys(get(n).engine for n in names()))
+    for engine in engines:
+        t.add_row(f"{engine}:", *[""] * len(TARGETS), "", style="bold")
+        members = [n for n in names() if get(n).engine == engine]
+        for name in members:
+            t.add_row(f"  {name}", *("✓" if name in runs[target] else "" for target in TARGETS),
+                      Text(get(name).summary), end_section=name == members[-1])
+    extra = [f"{n}: {NOT_BY_DEFAULT[get(n).engine]}." for n in names() if get(n).engine in NOT_BY_DEFAULT]
+    notes = [f"✓: `compare` and `demo` run it by default for that --target; --techniques a,b picks others, 'all' "
+             "every one the target allows.", *extra]
+    return t, notes
 
 
 def _title(results: Results) -> str:
@@ -268,11 +498,17 @@ def _table_note(results: Results) -> str:
 
 
 def _few_rounds(results: Results) -> str:
-    """The note for timings with too few rounds for a 95 % interval (bench.summarize), or ""."""
-    few = [v.technique for v in results.variants
-           if any(t and "n" in t and not t.get("ci95") for t in (v.latency_ms, v.throughput))]
-    return (f" {_names(few)}: 'n = k' instead of an interval: only k timing rounds fit the time budget, too few "
-            "for a 95 % interval (6 at least; a longer --time-budget gives more)." if few else "")
+    """The note for timings with too few rounds for a 95 % interval (bench.summarize), naming the figure each
+    lacks it for (a table can show intervals for the latency of variants whose throughput has none), or ""."""
+    parts = []
+    for key, what in (("latency_ms", "latency"), ("throughput", "throughput")):
+        timed = [v for v in results.variants if getattr(v, key)]
+        few = [v.technique for v in timed if "n" in getattr(v, key) and not getattr(v, key).get("ci95")]
+        if few:
+            parts.append(f"the {what} of " + ("every variant" if len(few) == len(timed) > 1 else _names(few)))
+    return (f" {_names(parts)[0].upper()}{_names(parts)[1:]}: 'n = k' instead of an interval, because only k "
+            "timing rounds fit the time budget, too few for a 95 % interval (6 at least; a longer --time-budget "
+            "gives more)." if parts else "")
 
 
 def _threads(machine: dict) -> str:
@@ -327,7 +563,7 @@ def _recommendation_line(results: Results, f32: Variant | None) -> str | None:
         cost, least = (f"{v.mcu['arena_bytes'] / 1024:.1f} KB RAM + {v.mcu['flash_bytes'] / 1024:.1f} KB flash",
                        "the smallest in RAM plus flash")
     elif rec.get("optimize") == "latency" and lat is not None:
-        cost, least = f"{_ms(lat)} ms per sample at batch 1", "the fastest here"
+        cost, least = f"{ms_text(lat)} ms per sample at batch 1", "the fastest here"
     else:
         cost, least = (_size(v, f32) if v.bytes else "size unknown"), "the smallest"
     verdicts = rec.get("verdicts") or []
@@ -803,17 +1039,23 @@ def write(results: Results, out: str | Path, force: bool = False) -> list[Path]:
     return written
 
 
-def from_file(path: Path, out: Path | None = None, force: bool = False) -> tuple[str, list[Path]]:
+def from_file(path: Path, out: Path | None = None, force: bool = False, console=None,
+              wide: bool = False) -> list[Path]:
     """`quantbench report FILE`: a study's results.json becomes report.md, report.html and the plots in `out`
-    (default: beside it); a `quantbench bench --json` file is printed as the table `quantbench bench` printed.
-    Returns (text to print, files written)."""
+    (default: beside it), and its table is printed on `console` (when given); a `quantbench bench --json` file is
+    printed as the table `quantbench bench` printed. Returns the files written."""
     from .bench import BenchResult, render
     from .results import load_saved
 
     saved = load_saved(path)
-    if not isinstance(saved, BenchResult):
-        return "", write(saved, out or Path(path).parent, force=force)
-    if out is not None:
-        raise InputError(f"--out {out} was given with {path}, a `quantbench bench` file, which has no report files, "
-                         "only its table. Expected --out only with a study's results.json. Fix: drop --out.")
-    return render(saved), []
+    if isinstance(saved, BenchResult):
+        if out is not None:
+            raise InputError(f"--out {out} was given with {path}, a `quantbench bench` file, which has no report "
+                             "files, only its table. Expected --out only with a study's results.json. Fix: drop --out.")
+        if console is not None:
+            console.out(render(saved), highlight=False)
+        return []
+    written = write(saved, out or Path(path).parent, force=force)
+    if console is not None:
+        print_table(saved, console, wide)
+    return written

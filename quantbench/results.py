@@ -64,6 +64,9 @@ class Results:
     studies: dict = field(default_factory=dict)  # "layer_errors", "selective", "calibration_sizes"
     # the float model's outputs that cannot tell variants apart: [{"output", "why"}] (evaluate.degenerate)
     degenerate_outputs: list = field(default_factory=list)
+    # what quantbench chose that the command line did not say, one line each: [{"choice", "text"}] (issue 24;
+    # absent from files written before it, read as [])
+    choices: list = field(default_factory=list)
 
     def variant(self, technique: str) -> Variant:
         for v in self.variants:
@@ -102,7 +105,7 @@ class Results:
     @classmethod
     def _checked(cls, raw, path: Path) -> "Results":
         top = [f.name for f in dataclasses.fields(cls) if f.name not in ("recommendation", "studies",
-                                                                       "degenerate_outputs")]
+                                                                       "degenerate_outputs", "choices")]
         row_keys = [f.name for f in dataclasses.fields(Variant) if f.default is dataclasses.MISSING]
         missing = [k for k in top if k not in raw] if isinstance(raw, dict) else top
         bad_rows = not missing and not (isinstance(raw["variants"], list) and all(

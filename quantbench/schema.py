@@ -82,6 +82,7 @@ RESULTS = {  # the four objects first: a file that lacks one is named by it, bef
                               "rows": [{"samples": "int!", "error": "str", "accuracy": "frac", "accuracy_ci": "pair",
                                         "agreement": "frac", "bytes": "int"}]}},
     "degenerate_outputs": [{"output": "str!", "why": "str!"}],
+    "choices": [{"choice": "str!", "text": "str!"}],
 }
 BENCH = {  # what `quantbench bench --json` writes, as far as `quantbench report` prints it
     "files": [{"path": "str!", "bytes": "int!", "inputs": ["str"], "input_shapes": [["int"]],

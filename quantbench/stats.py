@@ -4,9 +4,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats as _st
 
 KL_EPS = 1e-7            # probabilities are clipped to this before the log: int8 softmax outputs hit 0
+
+
+def _st():
+    """scipy.stats, imported at first use: a command refused on its arguments does not wait the 0.5 s it takes."""
+    from scipy import stats
+
+    return stats
 
 
 def wilson(k: int, n: int, confidence: float = 0.95) -> list[float]:
@@ -16,7 +22,7 @@ def wilson(k: int, n: int, confidence: float = 0.95) -> list[float]:
     """
     if n == 0:
         return [0.0, 1.0]
-    z = float(_st.norm.ppf(0.5 + confidence / 2))
+    z = float(_st().norm.ppf(0.5 + confidence / 2))
     p = k / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
@@ -40,7 +46,7 @@ def mcnemar_exact(a_correct, b_correct) -> float:
     n = only_a + only_b
     if n == 0:
         return 1.0
-    return float(min(1.0, 2 * _st.binom.cdf(min(only_a, only_b), n, 0.5)))
+    return float(min(1.0, 2 * _st().binom.cdf(min(only_a, only_b), n, 0.5)))
 
 
 def median_ci_ranks(n: int, confidence: float = 0.95) -> tuple[int, int]:
@@ -53,7 +59,7 @@ def median_ci_ranks(n: int, confidence: float = 0.95) -> tuple[int, int]:
     """
     if n < 1:
         raise ValueError("The median of an empty sample has no interval.")
-    j = int(_st.binom.ppf((1 - confidence) / 2, n, 0.5))  # smallest j with P(B <= j) >= alpha/2
+    j = int(_st().binom.ppf((1 - confidence) / 2, n, 0.5))  # smallest j with P(B <= j) >= alpha/2
     j = max(j, 1)
     return j, n + 1 - j
 

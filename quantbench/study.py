@@ -68,7 +68,7 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
               qat_epochs: int = 0, train=None, seed: int = 0, goal=None, calib_sizes=None, calib_pool=None,
               workers: int | None = None, ray: str | None = None, time_budget: float | None = None,
               unsafe: bool = False, runner=None, reporter=None, spec: TaskSpec | None = None,
-              metric=None, max_memory: float | None = None) -> Results:
+              metric=None, max_memory: float | None = None, choices: list | None = None) -> Results:
     """Convert, evaluate and time `model` with each technique; write everything into `out`.
 
     Args:
@@ -97,6 +97,8 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
         max_memory: GiB the study's process tree may hold (`memory.budget`; default half the memory available
             now, at most 3 GiB): workers start only while they fit, and the timing holds only the interpreters
             that fit what is left.
+        choices: what the caller chose that the user did not say ({"choice", "text"} each), kept in
+            Results.choices with the study's own (a throughput batch lowered to fit the memory).
     """
     reporter = reporter or Silent()
     budget = getattr(runner, "budget", None) or memory.budget(max_memory)  # compare's executor has it already
@@ -163,7 +165,8 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
                                  "timing_groups": timed["groups"]}},
             variants=variants, studies=studies,
             degenerate_outputs=evaluate.degenerate_from(streams[reference_row], list(source.output_names),
-                                                        bool(truth)))
+                                                        bool(truth)),
+            choices=[*(choices or []), *_lowered_batch(timed["batch"], batch)])
         results = _recommend(results, goal, folder)
         results.save(folder / "results.json")
         with reporter.task("Writing report", 1) as advance:
@@ -179,6 +182,14 @@ def _ask_nodes(run, goal) -> None:
 
         run.require(mcu.MODULE, "--target mcu runs the TFLite Micro interpreter (the package tflite-micro) on "
                     "the nodes", "mcu")
+
+
+def _lowered_batch(used: int, asked: int) -> list[dict]:
+    """The choice of a throughput batch below --batch, when the memory made it; else none."""
+    if used >= asked:
+        return []
+    return [{"choice": "throughput_batch", "text": f"Throughput was measured at batch {used}, not at the {asked} "
+             f"of --batch: a larger batch would not fit the memory an interpreter may hold."}]
 
 
 def _chosen(techniques, reference_row: str, qat_epochs: int, goal) -> tuple[list, dict, list[str]]:
@@ -519,6 +530,9 @@ def compare(model, data_path, calib_path=None, techniques=None, out=None, *, cal
     """
     techniques = resolve(techniques)
     check_new_dir(study_folder(model, out), force)  # before any work
+    data.check_path(data_path, "--data")  # before the model is loaded (TensorFlow's import takes seconds)
+    if calib_path is not None:
+        data.check_path(calib_path, "--calib")
     owned = None
     if runner is None and not isinstance(model, models.Source):
         workers = _default_workers(Path(model)) if workers is None and not ray else workers
@@ -566,14 +580,21 @@ def _compare(source, data_path, calib_path, techniques, out, *, calib_size, seed
         calib = data.calibration_sample(pool, min(size, len(pool)), seed)
         info = {"calibration": {"samples": int(len(calib[0])), "from": str(calib_path), "seed": seed}}
         evaluation, train = dataset, pool
+        choices = [] if calib_size is not None or size == len(pool) else [{
+            "choice": "calibration_sample", "text": f"Calibrated on {size} of the {len(pool)} samples in {calib_path} "
+            f"(a seeded draw, seed {seed}); --calib-size sets how many."}]
     else:
         train, evaluation, info = data.split_for_calibration(dataset, calib_size, seed)
         calib = train.arrays()
+        held = len(dataset) - info["eval_samples"]
+        choices = [{"choice": "evaluation_split", "text": f"Evaluated {info['eval_samples']} of the {len(dataset)} "
+                    f"samples in {data_path}: {held} were held out for calibration (a seeded split, seed {seed}). "
+                    f"Pass --calib FILE to evaluate all {len(dataset)}."}]
     # QAT learns from the calibration samples, never the evaluation ones: on their labels, else by distillation.
     return run_study(source, evaluation, calib, techniques, out, force=force, threads=threads, batch=batch,
                      reporter=reporter, qat_epochs=qat_epochs, seed=seed, goal=goal, calib_sizes=calib_sizes,
                      calib_pool=train, unsafe=unsafe, runner=runner, time_budget=time_budget, spec=spec, metric=metric,
-                     max_memory=max_memory,
+                     max_memory=max_memory, choices=choices,
                      train=_training(train, source) if qat_epochs > 0 else None,
                      data_info={"name": Path(str(data_path)).name, **info, **_classes(data_path)},
                      settings={"seed": seed, "calib_size": calib_size, "threads": threads, "batch": batch,
@@ -650,14 +671,16 @@ def convert_file(model, technique, output, calib_path=None, *, calib_size: int =
                          "`convert` does not do. Expected a technique that converts the model as it is. Fix: run "
                          "`quantbench qat MODEL --data train.npz -o OUT.tflite`.")
     check_new_file(output, force)
+    if technique.calibrate and calib_path is None:
+        raise InputError(f"Technique {technique.name!r} needs calibration data. Expected --calib FILE with a few "
+                         "hundred representative inputs (.npz or .npy). Fix: pass --calib train.npz.")
+    if calib_path is not None:
+        data.check_path(calib_path, "--calib")  # before the model is loaded
     source = models.load_model(model, unsafe=unsafe)
     if source.lite is not None and technique.engine != LQ:
         source.converter()  # raises the error that says what to pass instead
     calib = None
     if technique.calibrate:
-        if calib_path is None:
-            raise InputError(f"Technique {technique.name!r} needs calibration data. Expected --calib FILE with a few "
-                             "hundred representative inputs (.npz or .npy). Fix: pass --calib train.npz.")
         pool = data.load_data(calib_path, source, x_key, role="--calib", labels="ignore")
         calib = data.calibration_sample(pool, min(calib_size, len(pool)), seed)
     from . import engines

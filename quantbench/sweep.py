@@ -323,6 +323,31 @@ def run_sweep(path, out=None, *, workers: int | None = None, ray: str | None = N
     return out, entries
 
 
+def log_studies(out: Path, entries: list[dict], uri: str) -> str:
+    """Log every finished study to MLflow at `uri`, except those sweep.json records as logged there already (by an
+    earlier run of this sweep); record each one logged now, in sweep.json, as it is. Returns what was done, in
+    one line."""
+    from .tracking import log_study
+
+    now, before = [], []
+    for e in entries:
+        if e["status"] != "ok":
+            continue
+        if (e.get("mlflow") or {}).get("uri") == uri:
+            before.append(e["name"])
+            continue
+        folder = out / e["folder"]
+        e["mlflow"] = {"uri": uri, "run_id": log_study(Results.load(folder / "results.json"), folder, uri)}
+        now.append(e["name"])
+        raw = json.loads((out / SWEEP_JSON).read_text())
+        write_file(out / SWEEP_JSON, (json.dumps({**raw, "studies": entries}, indent=2, allow_nan=False) + "\n")
+                   .encode(), force=True)
+    kept = (f"; {len(before)} kept from an earlier run of this sweep {'was' if len(before) == 1 else 'were'} logged "
+            "there then, not again") if before else ""
+    return (f"Logged {len(now)} stud{'y' if len(now) == 1 else 'ies'} to MLflow at {uri}{kept} (their runs: "
+            f"{out / SWEEP_JSON})")
+
+
 def check(out: Path, entries: list[dict]) -> None:
     """A sweep with failed studies is an error: one line naming the first, the rest are in sweep.json."""
     failed = [e for e in entries if e["status"] == "failed"]

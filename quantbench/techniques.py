@@ -55,7 +55,7 @@ def get(technique: str | Technique) -> Technique:
     except KeyError:
         raise InputError(
             f"Unknown technique {technique!r}. Expected one of: {', '.join(_REGISTRY)}. "
-            "Fix: pick a name from that list (see `quantbench convert --help`)."
+            "Fix: pick a name from that list (`quantbench techniques` says what each one does)."
         ) from None
 
 

@@ -76,12 +76,12 @@ def _check_sqlite(uri: str) -> None:
 def check(uri: str | None = None, timeout: float = CHECK_TIMEOUT_S) -> str:
     """The resolved tracking URI, once MLflow is importable and the store can be reached: call before the work."""
     uri = resolve_uri(uri)
-    _mlflow()
     scheme = urlparse(uri).scheme
-    if scheme in ("http", "https"):
+    if scheme in ("http", "https"):  # the store first: a wrong URI is refused without MLflow's 1.5 s import
         _check_http(uri, timeout)
     elif scheme == "sqlite":
         _check_sqlite(uri)
+    _mlflow()
     return uri  # other stores (file, databricks, databases): MLflow's own errors say what is wrong
 
 

@@ -1,3 +1,4 @@
+import pytest
 import subprocess
 import sys
 
@@ -69,7 +70,10 @@ def test_every_help_reads_as_written_and_version_prints(capsys, monkeypatch):
         if name in ("demo", "compare", "sweep"):
             assert "pip install 'quantbench[ray]'" in text, name
     assert main(["sweep", "--help"]) == 0
-    assert "The sweep: [models], [data] and settings" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "The sweep: [models], [data] and settings" in text
+    assert "sweep.json records as logged to the same URI by an earlier run is not logged again" in " ".join(
+        re.sub(r"[│╭╮╰╯─]", " ", text).split())  # sweep honours --mlflow, and says what a resumed sweep skips
     assert main(["--version"]) == 0
     from quantbench import __version__
     assert capsys.readouterr().out == f"quantbench {__version__}\n"
@@ -84,6 +88,20 @@ def test_compare_ends_with_the_folder_it_wrote(tiny_keras_path, digits_npz, tmp_
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == (f"Wrote {out}/ (report.html, report.md, results.json, one .tflite per technique, "
                        "recommended.tflite)")
+    # without --calib the evaluation set shrinks: one line on the terminal, a field in results.json (issue 24)
+    said = (f"Evaluated 338 of the 450 samples in {digits_npz[0]}: 112 were held out for calibration (a seeded split, "
+            "seed 0). Pass --calib FILE to evaluate all 450.")
+    assert err[-2] == said
+    from quantbench.results import Results
+
+    saved = Results.load(out / "results.json")
+    assert saved.choices == [{"choice": "evaluation_split", "text": said}] and saved.data["eval_samples"] == 338
+    assert main(["compare", str(tiny_keras_path), "--data", str(digits_npz[0]), "--calib", str(digits_npz[1]),
+                 "--techniques", "float32", "--out", str(tmp_path / "c"), "--time-budget", "0.2"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    said = (f"Calibrated on 200 of the 1347 samples in {digits_npz[1]} (a seeded draw, seed 0); --calib-size sets "
+            "how many.")
+    assert err[-2] == said and Results.load(tmp_path / "c" / "results.json").choices[0]["text"] == said
 
 
 def test_an_error_raised_while_a_signal_unwinds_is_the_interrupt(tmp_path, monkeypatch, capsys):
@@ -105,3 +123,74 @@ def test_an_error_raised_while_a_signal_unwinds_is_the_interrupt(tmp_path, monke
     monkeypatch.setattr(study, "demo", lambda **kwargs: (_ for _ in ()).throw(TypeError("a bug")))
     assert main(["demo", "--out", str(tmp_path / "d"), "--quiet"]) == 1  # without a signal: still a bug
     assert "internal error: TypeError: a bug" in capsys.readouterr().err
+
+
+def _words(text: str) -> str:
+    """Help or a table as the words it shows: box drawing out, lines joined."""
+    import re
+
+    return " " + " ".join(re.sub(r"[│╭╮╰╯─┃━]", " ", text).split()) + " "
+
+
+def test_every_option_help_is_shown_whole_at_80_and_100_columns(capsys, monkeypatch):
+    """Each option's help, as written (markup escapes aside), appears word for word in --help on one line's width
+    (240 columns), and every one of its words whole at the widths a terminal has (80, 100): nothing eaten as
+    markup, no word broken, no empty fragment."""
+    import re
+
+    import typer.main
+
+    from quantbench.cli import app, main
+
+    group = typer.main.get_command(app)
+    for width in (240, 100, 80):
+        monkeypatch.setenv("COLUMNS", str(width))
+        for name, command in group.commands.items():
+            assert main([name, "--help"]) == 0
+            out = capsys.readouterr().out
+            assert max(map(len, out.splitlines())) <= width
+            shown, tokens = _words(out), set(_words(out).split())
+            for param in command.params:
+                written = " ".join((getattr(param, "help", None) or "").replace("\\[", "[").split())
+                assert written, (name, param.name, "has no help")
+                if width == 240:
+                    assert f" {written} " in shown, (name, param.name)
+                assert set(written.split()) <= tokens, (name, param.name, width, set(written.split()) - tokens)
+            assert not re.search(r": ?,|, ,|\(\)|''|\\\[| \. ", shown), (name, shown)  # ' . ': a word eaten
+
+
+def test_unknown_technique_lists_every_known_one_and_where_they_are_described(tiny_keras_path, tmp_path, capsys):
+    from quantbench.cli import main
+    from quantbench.techniques import names
+
+    assert main(["convert", str(tiny_keras_path), "-t", "int8", "-o", str(tmp_path / "o.tflite")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"quantbench: error: Unknown technique 'int8'. Expected one of: {', '.join(names())}. Fix: pick a "
+                   "name from that list (`quantbench techniques` says what each one does).\n")
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_techniques_marks_the_default_set_per_target_and_breaks_no_word(width, monkeypatch, capsys):
+    from quantbench.cli import main
+    from quantbench.recommend import TARGETS, defaults
+    from quantbench.techniques import DEFAULT_TECHNIQUES, get, names
+
+    monkeypatch.setenv("COLUMNS", str(width))
+    assert main(["techniques"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert max(map(len, lines)) <= width
+    head = next(i for i, ln in enumerate(lines) if ln.startswith("technique"))
+    columns = {t: lines[head].index(t.split("-")[0] if t != "int-only" else "only") for t in TARGETS}
+    for name in names():
+        row = next(ln for ln in lines if ln.split()[:1] == [name])
+        marked = {t for t, at in columns.items() if "✓" in row[at - 1:at + 4]}
+        assert marked == {t for t in TARGETS if name in defaults(t)}, (name, row)
+        assert " " + " ".join(get(name).summary.split()) + " " in _words(out), name  # every word whole
+    assert {t: defaults(t) for t in ("cpu", "mcu")} == {"cpu": list(DEFAULT_TECHNIQUES), "mcu": list(DEFAULT_TECHNIQUES)}
+    assert "int8-only" in defaults("int-only") and "dynamic" not in defaults("int-only")
+    assert "float16" in defaults("gpu") and "dynamic" not in defaults("gpu")
+    words = _words(out)
+    assert " ✓: `compare` and `demo` run it by default for that --target; --techniques a,b picks others, 'all' " \
+           "every one the target allows. " in words
+    assert " qat-int8: added by --qat-epochs N (fine-tunes first). " in words

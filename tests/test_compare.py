@@ -1,5 +1,6 @@
 """`compare`, `convert`, `inspect` and `predict` on models and data the demo did not make."""
 import json
+import re
 import subprocess
 import sys
 
@@ -125,6 +126,8 @@ def test_cli_convert_inspect_predict(tiny_keras_path, digits_npz, tmp_path):
     proc = qb("convert", str(tiny_keras_path), "-t", "int8-only", "--calib", str(digits_npz[1]), "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     assert quantbench.load(out).inputs[0].dtype == "int8"
+    last = (proc.stdout + proc.stderr).strip().splitlines()[-1]  # the last line names what it wrote and where
+    assert re.fullmatch(rf"Wrote {re.escape(str(out))} \({out.stat().st_size:,} bytes, int8-only, \d+\.\d\d s\)", last)
 
     proc = qb("inspect", str(out))
     assert proc.returncode == 0, proc.stderr
@@ -176,3 +179,12 @@ def test_calib_file_without_calib_size_draws_up_to_200(tiny_keras_path, digits_n
                         out=tmp_path / "s")
     assert res.data["calibration"]["samples"] == 200  # not the whole 1347-sample file
     assert [v.technique for v in res.variants] == ["keras", "float32"]
+
+
+def test_a_throughput_batch_lowered_for_memory_is_a_choice_said():
+    from quantbench.study import _lowered_batch
+
+    assert _lowered_batch(32, 32) == [] and _lowered_batch(64, 32) == []
+    assert _lowered_batch(8, 32) == [{"choice": "throughput_batch", "text": "Throughput was measured at batch 8, not "
+                                      "at the 32 of --batch: a larger batch would not fit the memory an interpreter "
+                                      "may hold."}]

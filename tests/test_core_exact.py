@@ -91,6 +91,25 @@ def test_runners_up_are_the_next_three_at_most():
     assert "of 6 variant(s)" in rec.summary
 
 
+def test_runners_up_that_print_alike_are_told_apart_in_bytes():
+    """Issue 24: '8.8 KB against 8.8 KB' said nothing; bytes (or 4 digits of ms) where the short forms match."""
+    rows = [row("keras", 0.9, 400, 1.0), row("float32", 0.9, 100, 0.0081), row("dynamic", 0.9, 8.8, 0.0080),
+            Variant(**{**row("float16", 0.9, 8.8, 0.0080).__dict__, "bytes": int(8.8 * 1024) + 3}),
+            row("int8-fallback", 0.9, 8.8, 0.0080)]
+    rec = recommend.choose(results(*rows), 1.0)
+    assert [r["why"] for r in rec.runners_up] == ["9,011 bytes, the same as dynamic, accuracy +0.00 pp",
+                                                  "9,014 bytes against 9,011 bytes, accuracy +0.00 pp",
+                                                  "100.0 KB against 8.8 KB, accuracy +0.00 pp"]
+    rec = recommend.choose(results(*rows), 1.0, "cpu", "latency")
+    assert rec.runners_up[0]["why"] == "0.008 ms/img, the same as dynamic, accuracy +0.00 pp"
+    assert rec.runners_up[-1]["why"] == "0.0081 ms/img against 0.008 ms/img, accuracy +0.00 pp"
+    mcu = [row("float32", 0.98, 100, 1.0), mcu_row("int8-only", 3000, 30000), mcu_row("uint8-only", 3001, 29999)]
+    rec = recommend.choose(results(*mcu), 1.0, "mcu", "size")
+    assert rec.technique == "int8-only"  # the same 33,000 bytes in all, with less RAM
+    assert rec.runners_up[0]["why"] == ("3,001 bytes of RAM + 29,999 of flash against 3,000 bytes of RAM + 30,000 of "
+                                        "flash, accuracy +0.00 pp")
+
+
 def test_latency_ties_and_missing_latency():
     """Ties in cost go to the branch's preferred techniques, in their order; no latency costs infinity."""
     rows = [row("keras", 0.9, 400, 1.0), row("float32", 0.9, 100, None), row("int8-fallback", 0.9, 50, 2.0),

@@ -59,16 +59,15 @@ def test_budgets_at_their_bounds_are_accepted():
 
 
 def test_task_spec_check_messages_in_full():
-    spec = TaskSpec((("a", "nope"),))
-    assert _message(spec.check, ["a"]) == (f"--task a=nope: unknown kind 'nope'. Expected one of: {KIND_LIST}. "
-                                           "Fix: pass --task a=classes, for example.")
+    # a kind and a threshold are refused when the spec is made, before any model is loaded
+    assert _message(TaskSpec, (("a", "nope"),)) == (f"--task a=nope: unknown kind 'nope'. Expected one of: "
+                                                    f"{KIND_LIST}. Fix: pass --task a=classes, for example.")
     assert _message(TaskSpec((("x", "binary"),)).check, ["a", "b"]) == (
         "No output named 'x' in the model (its outputs: a, b). Expected one of those names in --task and --output. "
         "Fix: use the model's own output names (`quantbench inspect` lists them for a .tflite).")
     assert _message(TaskSpec(only=("c",)).check, ["a", "b"]).startswith("No output named 'c' in the model (its "
                                                                        "outputs: a, b).")
-    assert _message(TaskSpec(threshold=math.inf).check, ["a"]) == ("--threshold is inf. Expected a finite number. "
-                                                                  "Fix: pass --threshold 0.5.")
+    assert _message(TaskSpec, threshold=math.inf) == "--threshold is inf. Expected a finite number. Fix: pass --threshold 0.5."
     spec = TaskSpec((("a", "binary"),), threshold=0.3, only=("a",))
     assert spec.check(["a", "b"]) is spec
     assert spec.kind_of("a") == "binary" and spec.kind_of("b") is None

@@ -141,7 +141,10 @@ def test_cli_qat_writes_the_file_and_refuses_to_overwrite(tmp_path, tiny_model, 
             "-o", str(tmp_path / "m.tflite")]
     assert main(args) == 0
     assert LiteModel(tmp_path / "m.tflite").inputs[0].dtype == "int8"
-    assert f"learned from the labels in {tmp_path / 'train.npz'})" in capsys.readouterr().err
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # the last line names what it wrote and where
+    size = (tmp_path / "m.tflite").stat().st_size
+    assert last.startswith(f"Wrote {tmp_path / 'm.tflite'} ({size:,} bytes, integer-only int8, int8 input and output; ")
+    assert last.endswith(f"learned from the labels in {tmp_path / 'train.npz'})")
     assert main(args) == 2
     assert "already exists" in capsys.readouterr().err
 

@@ -244,7 +244,7 @@ def test_a_study_of_a_degenerate_model_says_so_everywhere(tmp_path, digits, cali
     saved = Results.load(tmp_path / "s" / "results.json")
     assert saved.degenerate_outputs == res.degenerate_outputs
     console = Console(width=200, record=True)
-    console.print(report.rich_table(saved))
+    report.print_table(saved, console)
     assert "Warning: the float model's output 'probs' is the same for all 60" in console.export_text()
     for name in ("report.md", "report.html"):
         assert "is the same for all 60 evaluation samples (no variance)" in (tmp_path / "s" / name).read_text()

@@ -1,5 +1,6 @@
 """The report, rendered from hand-made Results: no TensorFlow, no timing, fast."""
 import base64
+import dataclasses
 import json
 import re
 from html.parser import HTMLParser
@@ -23,12 +24,15 @@ def lat(median, spread=0.05):
 
 
 def row(name, kb, acc, p, ms, sps, sqnr=40.0, **kw):
+    ci = [acc - 0.015, min(1.0, acc + 0.012)]
+    scored = {"output": "probs", "task": "classes", "labels": True, "metric": "accuracy", "value": acc, "ci": ci,
+              "reference": 0.9733, "loss": round((0.9733 - acc) * 100, 6), "p": p, "n": 450}
     return Variant(name, kw.pop("engine", "converter"), "ok", path=f"{name}.tflite", bytes=int(kb * 1024),
                    input_dtype=kw.pop("io", "float32"), output_dtype=kw.pop("out", "float32"), accuracy=acc,
-                   accuracy_ci=[acc - 0.015, min(1.0, acc + 0.012)], accuracy_delta_pp=round((acc - 0.9733) * 100, 6),
+                   accuracy_ci=ci, accuracy_delta_pp=round((acc - 0.9733) * 100, 6),
                    p_vs_float32=p, agreement=kw.pop("agree", 0.998), sqnr_db=sqnr, kl=0.004, latency_ms=lat(ms),
                    throughput={"batch": 32, "samples_per_s": sps, "ci95": [sps * 0.98, sps * 1.02], "n": 30},
-                   convert_s=1.0)
+                   convert_s=1.0, outputs=[scored])
 
 
 @pytest.fixture(scope="module")
@@ -58,24 +62,79 @@ def written(results, tmp_path_factory):
     return out
 
 
-def test_terminal_table_says_no_significant_change_and_fits(results):
+def test_terminal_table_holds_what_a_user_decides_with(results):
     headers, rows = report.table(results)
+    assert headers == ["technique", "accuracy %", "", "KB", "size", "ms/sample", "I/O"]
+    by = {r[0]: r for r in rows}
+    assert by["keras"] == ["keras", "97.33 (95.8–98.5)", "", "425.0", "3.20×", "0.900 ±0.5%", "float32"]
+    assert by["float32"] == ["float32", "97.33 (95.8–98.5)", "≈", "132.7", "1.00×", "0.0420 ±0.5%", "float32"]
+    assert by["dynamic"] == ["dynamic", "97.33 (95.8–98.5)", "≈", "40.9", "0.31×", "0.0360 ±0.5%", "float32"]
+    assert by["int8-only"] == ["int8-only", "94.33 (92.8–95.5)", "▼", "41.6", "0.31×", "0.0430 ±0.5%", "int8"]
+    assert by["float16"][1:3] == ["97.33 (95.8–98.5)", "≈"]
+    assert by["int16x8"] == ["int16x8", "failed", "", "", "", "", ""]
+    assert report.table(results, intervals=False, spread=False)[1][3] == [
+        "int8-only", "94.33", "▼", "41.6", "0.31×", "0.0430", "int8"]
+    assert report.failures(results) == ["int16x8 failed: int16x8: <no kernel> for op | FULLY_CONNECTED"]
+    skipped = dataclasses.replace(results, variants=results.variants + [
+        Variant(n, "converter", "skipped", error="cannot serve --target int-only: integer-only") for n in ("a", "b", "c")])
+    assert report.failures(skipped)[1:] == ["a, b and c skipped: cannot serve --target int-only: integer-only"]
+
+
+def test_wide_table_is_the_reports(results):
+    """--wide: every column of the report, the change against float32 in words, the p-values, the intervals."""
+    headers, rows = report.table(results, full=True)
     by = {r[0]: r for r in rows}
     col = headers.index("vs float32")
     assert by["dynamic"][col] == "no significant change"
     assert by["int8-only"][col] == "-3.00 pp (p = 0.002)"
     assert by["float32"][col] == "baseline"
-    assert by["float16"][headers.index("SQNR\ndB")] == "∞" and by["keras"][headers.index("SQNR\ndB")] == "ref."
-    assert by["int8-only"][headers.index("accuracy %\n(95% CI)")] == "94.33 (92.8–95.5)"
-    assert by["float32"][headers.index("ms/sample\n(95% CI)")] == "0.0420 (0.0418–0.0422)"
+    assert by["float16"][headers.index("SQNR dB")] == "∞" and by["keras"][headers.index("SQNR dB")] == "ref."
+    assert by["int8-only"][headers.index("accuracy % (95% CI)")] == "94.33 (92.8–95.5)"
+    assert by["float32"][headers.index("ms/sample (95% CI)")] == "0.0420 (0.0418–0.0422)"
     assert by["int8-only"][headers.index("I/O")] == "int8"
-    assert by["int16x8"][2] == "failed" and set(by["int16x8"][3:]) == {""}
-    assert report.failures(results) == ["int16x8 failed: int16x8: <no kernel> for op | FULLY_CONNECTED"]
-    console = Console(width=160, record=True)
-    console.print(report.rich_table(results))
+    assert by["int16x8"][:3] == ["int16x8", "converter", "failed"] and set(by["int16x8"][3:]) == {""}
+    console = Console(width=100, record=True)
+    report.print_table(results, console, wide=True)
     lines = console.export_text().splitlines()
-    assert max(map(len, lines)) <= 160
-    assert sum("no significant change" in ln and "×" in ln for ln in lines) == 3  # a row per line: no wrapping
+    for name, cells in by.items():  # one line per row however wide, every cell whole
+        line = next(ln for ln in lines if ln.startswith(name + " "))
+        assert all(c in line for c in cells), (name, line)
+
+
+def _rendered(results, width: int) -> list[str]:
+    console = Console(width=width, record=True)
+    report.print_table(results, console)
+    return console.export_text().splitlines()
+
+
+def _check_whole(results, lines: list[str], width: int) -> tuple:
+    """Every row on one line that starts with its technique's whole name and holds every cell of the form chosen
+    for `width`, whole; no line past `width`."""
+    assert max(map(len, lines)) <= width
+    form = report.compact_form(results, width)
+    _, rows = report.table(results, intervals=form[0], spread=form[1])
+    body = lines[:lines.index("")]  # the table, then a blank line and the notes
+    for row in rows:
+        found = [ln for ln in body if ln.split()[:1] == [row[0]]]
+        assert len(found) == 1, (row[0], lines)
+        rest = found[0][len(row[0]):]
+        for cell in row[1:]:
+            assert cell in rest, (cell, found[0])
+            rest = rest[rest.index(cell) + len(cell):]  # in order, each cell once
+    return form
+
+
+@pytest.mark.parametrize("width", [80, 100, 120])
+def test_terminal_table_fits_80_to_120_columns_with_every_name_and_number_whole(results, width):
+    lines = _rendered(results, width)
+    assert _check_whole(results, lines, width) == (True, True, 2)  # the fullest form fits 80 columns
+    text = " ".join(" ".join(lines).split())
+    assert "≈ no significant change against keras (the float model); ▼ / ▲ significantly worse / better, p < 0.05 " \
+           "(exact McNemar test, on the same 450 samples)." in text
+    assert "(a–b): the 95 % interval (Wilson)." in text
+    assert "ms/sample: the median at batch 1 ± the wider side of its 95 % interval, 1 thread on AMD EPYC." in text
+    assert "int16x8 failed: int16x8: <no kernel> for op | FULLY_CONNECTED" in text
+    assert "Left out" not in text
 
 
 def test_a_variant_timed_without_xnnpack_is_said_under_every_table(results, tmp_path):
@@ -91,9 +150,7 @@ def test_a_variant_timed_without_xnnpack_is_said_under_every_table(results, tmp_
     report.write(changed, tmp_path)
     assert f"- {note}" in (tmp_path / "report.md").read_text()
     assert "int8-only: timed on LiteRT&#x27;s built-in kernels" in (tmp_path / "report.html").read_text()
-    console = Console(width=160, record=True)
-    console.print(report.rich_table(changed))
-    assert "int8-only: timed on LiteRT's built-in kernels" in " ".join(console.export_text().split())
+    assert "int8-only: timed on LiteRT's built-in kernels" in " ".join(" ".join(_rendered(changed, 100)).split())
     assert Results.from_json(changed.to_json()) == changed
 
 
@@ -103,12 +160,23 @@ def test_a_timing_of_too_few_rounds_shows_n_and_claims_nothing(results):
     one = dict(results.variant("keras").latency_ms, ci95=None, n=1)
     changed = dataclasses.replace(results, variants=[dataclasses.replace(v, latency_ms=one)
                                                      if v.technique == "keras" else v for v in results.variants])
-    headers, rows = report.table(changed)
-    assert next(r for r in rows if r[0] == "keras")[headers.index("ms/sample\n(95% CI)")] == "0.900 (n = 1)"
+    for full, header in ((False, "ms/sample"), (True, "ms/sample (95% CI)")):
+        headers, rows = report.table(changed, full=full)
+        assert next(r for r in rows if r[0] == "keras")[headers.index(header)] == "0.900 (n = 1)"
     note = report._table_note(changed)
-    assert note.endswith("keras: 'n = k' instead of an interval: only k timing rounds fit the time budget, too few "
-                         "for a 95 % interval (6 at least; a longer --time-budget gives more).")
+    assert note.endswith(" The latency of keras: 'n = k' instead of an interval, because only k timing rounds fit "
+                         "the time budget, too few for a 95 % interval (6 at least; a longer --time-budget gives "
+                         "more).")
     assert "'n = k'" not in report._table_note(results)
+    assert "(n = k) for keras: only k timing rounds fit the time budget" in " ".join(report.terminal_notes(changed))
+    assert "(n = k)" not in " ".join(report.terminal_notes(results))
+    # the throughput of every variant without an interval: said once, for the figure that lacks it
+    few = dataclasses.replace(results, variants=[dataclasses.replace(v, throughput={**v.throughput, "ci95": None})
+                                                 if v.ok else v for v in results.variants])
+    assert report._few_rounds(few).startswith(" The throughput of every variant: 'n = k' instead of an interval")
+    both = dataclasses.replace(few, variants=[dataclasses.replace(v, latency_ms=one) if v.technique == "keras" else v
+                                              for v in few.variants])
+    assert report._few_rounds(both).startswith(" The latency of keras and the throughput of every variant: 'n = k'")
     assert not report._faster(results.variant("float32").latency_ms, one)  # no interval, no claim
     assert report._faster(results.variant("float32").latency_ms, results.variant("keras").latency_ms)
     assert Results.from_json(changed.to_json()) == changed
@@ -356,7 +424,9 @@ def test_html_marks_the_recommended_row_and_keeps_the_technique_column_in_view(c
     assert '<li class="rec">Recommended: dynamic, 40.9 KB' in page
     assert ".scroll th:first-child,.scroll td:first-child{position:sticky;left:0;" in page
     # every table scrolls in its own box, but the machine block (two columns, <table class="kv">)
-    assert page.count('<div class="scroll">') == page.count("<table>") == 3 and page.count('<table class="kv">') == 1
+    tables = len(report.sections(chosen)) + 1  # the variants, and each section's table (each has rows here)
+    assert page.count('<div class="scroll">') == page.count("<table>") == tables == 4
+    assert page.count('<table class="kv">') == 1
     # an interval sits under its figure, so the table fits a 1,400-pixel window (see BENCHMARKS.md, issue 24)
     assert '<td class="n">94.33<span class="ci">92.8–95.5</span></td>' in page
     md = (tmp_path / "report.md").read_text()
@@ -394,3 +464,83 @@ def test_every_plot_marks_the_recommended_variant(chosen):
     assert "dynamic (recommended) median" in figs[plots.NAMES["distribution"]].alt
     assert figs[plots.NAMES["distribution"]].caption.endswith(
         "The box in the recommended colour, its name in bold, is the recommended variant, dynamic.")
+
+
+# ---- a model of two outputs, every technique: the compact table at 80, 100 and 120 columns (issue 24) -------
+
+def two_outputs(name, kb, mae, acc, p_mae, p_acc, ms, io="float32", out="float32,float32"):
+    scored = [{"output": "amplitude", "task": "regression", "labels": True, "metric": "mae", "value": mae,
+               "ci": [mae * 0.93, mae * 1.08], "reference": 0.1532, "loss": round((mae / 0.1532 - 1) * 100, 6),
+               "p": p_mae, "n": 450},
+              {"output": "class", "task": "classes", "labels": True, "metric": "accuracy", "value": acc,
+               "ci": [acc - 0.04, min(1.0, acc + 0.035)], "reference": 0.7933, "loss": round((0.7933 - acc) * 100, 6),
+               "p": p_acc, "n": 450}]
+    return Variant(name, "keras" if name == "keras" else "converter", "ok", bytes=int(kb * 1024), input_dtype=io,
+                   output_dtype=out, accuracy=acc, accuracy_ci=scored[1]["ci"], p_vs_float32=p_acc,
+                   accuracy_delta_pp=None if p_acc is None else round((acc - 0.7933) * 100, 6),
+                   latency_ms=lat(ms), outputs=scored)
+
+
+@pytest.fixture(scope="module")
+def heads(results):
+    from quantbench.techniques import DEFAULT_TECHNIQUES
+
+    rows = [two_outputs("keras", 60.7, 0.1532, 0.7933, None, None, 0.295)]
+    for i, name in enumerate(DEFAULT_TECHNIQUES):
+        io = ("int8", "int8,int8") if "int8-only" in name or name == "lq-int8" else ("float32", "float32,float32")
+        rows.append(two_outputs(name, 12.9 - i * 0.4, 0.1532 + i * 0.004, 0.7933 - i * 0.002, 0.5 if i < 6 else 0.01,
+                                0.6 if i < 10 else 0.002, 0.00374 + i * 0.0003, *io))
+    rows[5] = Variant("uint8-only", "converter", "failed", error="no uint8 kernel")
+    return Results("0.1.0", {"name": "two_heads"}, {"name": "test.npz", "eval_samples": 450, "labels": True},
+                   results.machine, {}, rows)
+
+
+@pytest.mark.parametrize("width", [80, 100, 120])
+def test_a_model_of_two_outputs_reads_at_80_to_120_columns(heads, width):
+    lines = _rendered(heads, width)
+    form = _check_whole(heads, lines, width)
+    headers, _ = report.table(heads, intervals=form[0], spread=form[1])
+    assert headers[:5] == ["technique", "amplitude\nMAE", "", "class\nacc %", ""]
+    text = " ".join(" ".join(lines).split())
+    assert "(Wilcoxon signed-rank test for MAE, exact McNemar test for accuracy, on the same 450 samples)" in text
+    if form[0]:
+        assert "(a–b): the 95 % interval (bootstrap for MAE, Wilson for accuracy)." in text
+    if not form[0]:
+        assert f"Left out to fit {width} columns: the intervals and the latency spread." in text
+    if width >= 100:
+        assert form[0], "the intervals fit 100 columns"
+
+
+def test_two_outputs_marks_and_io(heads):
+    _, rows = report.table(heads)
+    by = {r[0]: r for r in rows}
+    assert by["keras"][1:5] == ["0.1532 (0.142–0.165)", "", "79.33 (75.3–82.8)", ""]
+    assert by["dynamic"][2:5:2] == ["≈", "≈"] and by["int16x8"][2] == "▼" and by["lq-int8"][2:5:2] == ["▼", "▼"]
+    assert by["int8-only"][-1] == "int8" and by["float32"][-1] == "float32"  # several outputs alike: named once
+    assert report.io_text(Variant("x", "c", "ok", input_dtype="float32", output_dtype="int8,float32")) == \
+        "float32→int8/float32"
+
+
+@pytest.mark.parametrize("width", [80, 100, 120])
+def test_columns_env_sets_the_width_of_quantbench_report(heads, tmp_path, width):
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "results.json"
+    heads.save(path)
+    proc = subprocess.run([sys.executable, "-m", "quantbench", "report", str(path)], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": str(width)}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    _check_whole(heads, proc.stdout.splitlines(), width)
+    assert proc.stderr.strip().splitlines()[-1] == (f"Wrote {tmp_path}/ (report.md, report.html, "
+                                                    "accuracy_vs_size.png, accuracy_vs_latency.png, latency.png)")
+
+
+def test_brackets_in_names_and_reasons_are_shown_as_they_are(results):
+    """Rich markup would eat '[ray]' or '[x]': the table and its notes print text, not markup."""
+    changed = dataclasses.replace(results, model={"name": "net[v2]"}, variants=[
+        *results.variants, Variant("lq-int8", "litert-quantizer", "failed", error="needs pip install 'quantbench[ray]'")])
+    text = " ".join(" ".join(_rendered(changed, 100)).split())
+    assert "quantbench — net[v2] on sklearn digits" in text
+    assert "lq-int8 failed: needs pip install 'quantbench[ray]'" in text

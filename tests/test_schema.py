@@ -110,6 +110,8 @@ S = ("studies",)
     (("recommendation", "decision_tree", 0, "target"), 1, "recommendation.decision_tree[0].target is 1; expected "
                                                           "text"),
     (("degenerate_outputs", 0, "output"), None, "degenerate_outputs[0].output is missing or null; expected text"),
+    (("choices",), "x", 'choices is "x"; expected a list'),
+    (("choices",), [{"choice": "evaluation_split"}], "choices[0].text is missing or null; expected text"),
     (("variants",), [ROW, {**ROW, "status": "failed", "sqnr_db": "x"}],
      'variants[1].sqnr_db is "x"; expected a finite number'),
     # what the specs cannot say: the status, intervals that hold their point, the TFLite Micro facts
@@ -170,6 +172,7 @@ def test_results_problem_names_the_first_damaged_field(path, value, what):
                                          {"samples": 20, "accuracy": None, "agreement": 0.9, "bytes": 5}]),
     (("studies",), {}),
     (("degenerate_outputs",), []),
+    (("choices",), [{"choice": "evaluation_split", "text": "Evaluated 225 of the 300 samples in x.npz: ..."}]),
 ])
 def test_results_problem_accepts_what_quantbench_writes(path, value):
     assert schema.results_problem(damaged(_set(path, value))) is None
@@ -300,10 +303,12 @@ def test_variant_by_name_and_the_error_naming_the_ones_there():
 def test_load_names_every_top_level_field_it_lacks(tmp_path):
     path = tmp_path / "r.json"
     raw = json.loads(_results().to_json())
-    for optional in ("recommendation", "studies", "degenerate_outputs"):
+    for optional in ("recommendation", "studies", "degenerate_outputs", "choices"):
         del raw[optional]
     path.write_text(json.dumps(raw))
-    assert Results.load(path).variants[0].accuracy == 0.5  # the three optional fields may be absent
+    loaded = Results.load(path)
+    assert loaded.variants[0].accuracy == 0.5  # the optional fields may be absent (files written before them)
+    assert loaded.choices == [] and loaded.degenerate_outputs == []
     del raw["machine"], raw["data"]
     path.write_text(json.dumps(raw))
     with pytest.raises(InputError) as err:

@@ -141,3 +141,34 @@ def test_sweep_resumes_after_a_failed_study(tmp_path, tiny_keras_path, digits, c
     assert cli.main(["sweep", str(toml), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "tiny-a was made by an earlier run with other settings" in err and "Fix: pass --force" in err
+
+
+def test_a_resumed_sweep_logs_to_mlflow_only_the_studies_not_logged_there(tmp_path, tiny_keras_path, digits, capsys):
+    """sweep.json records each study's MLflow run; run again with another study added, the kept one is not
+    logged twice, and the terminal says so in one line."""
+    from mlflow.tracking import MlflowClient
+
+    np.savez(tmp_path / "test.npz", x=digits.x_test[:80], y=digits.y_test[:80])
+    toml = tmp_path / "sweep.toml"
+    toml.write_text(f'techniques = ["dynamic"]\ncalib_size = 20\ntime_budget = 0.2\n[models]\ntiny = '
+                    f'"{tiny_keras_path}"\n[data]\na = "test.npz"\n')
+    out, uri = tmp_path / "out", f"sqlite:///{tmp_path}/mlflow.db"
+    assert cli.main(["sweep", str(toml), "--out", str(out), "--mlflow", uri]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-2:] == [f"Logged 1 study to MLflow at {uri} (their runs: {out / 'sweep.json'})",
+                        f"Wrote {out}/ (index.html, sweep.json, one folder per study)"]
+    first = json.loads((out / "sweep.json").read_text())["studies"][0]["mlflow"]
+    assert first["uri"] == uri
+    client = MlflowClient(tracking_uri=uri)
+    assert client.get_run(first["run_id"]).info.run_name == "tiny-a"
+
+    toml.write_text(toml.read_text() + 'b = "test.npz"\n')
+    assert cli.main(["sweep", str(toml), "--out", str(out), "--mlflow", uri]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-2] == (f"Logged 1 study to MLflow at {uri}; 1 kept from an earlier run of this sweep was logged "
+                       f"there then, not again (their runs: {out / 'sweep.json'})")
+    entries = json.loads((out / "sweep.json").read_text())["studies"]
+    assert entries[0]["mlflow"] == first and entries[1]["mlflow"]["run_id"] != first["run_id"]
+    exp = client.get_experiment_by_name("quantbench")
+    parents = [r for r in client.search_runs([exp.experiment_id]) if "mlflow.parentRunId" not in r.data.tags]
+    assert sorted(r.info.run_name for r in parents) == ["tiny-a", "tiny-b"]

@@ -425,8 +425,10 @@ def test_a_real_face_model_takes_labels_for_its_face_flag_and_holds_both_outputs
                   calib_size=4, workers=0, time_budget=0.2)
     assert res.data["labelled_outputs"] == {"conv2d_30": "binary"}
     from quantbench import report
-    headers, rows = report.table(res)
-    assert rows[0][0] == "float32" and rows[0][headers.index("SQNR\ndB")] == "∞"  # the input itself: identical
+    headers, rows = report.table(res, full=True)
+    assert rows[0][0] == "float32" and rows[0][headers.index("SQNR dB")] == "∞"  # the input itself: identical
+    headers, rows = report.table(res)  # the terminal: each output's deciding figure; the reference's SQNR is "ref."
+    assert rows[0][headers.index("conv2d_20\nSQNR dB")] == "ref." and "conv2d_30\nacc %" in headers
     ref = scored(res, "float32")
     assert ref["conv2d_20"]["task"] == "fidelity" and ref["conv2d_30"]["task"] == "binary"
     crit = {c["output"]: c["criterion"] for c in res.recommendation["criteria"]}
