@@ -112,12 +112,14 @@ def smoke_files(cache: Path) -> tuple[Path, Path]:
 
     cache.mkdir(parents=True, exist_ok=True)
     model, test = cache / "digits-cnn.tflite", cache / "digits60.npz"
-    if not model.exists():
+    if not model.exists():  # written under another name, then renamed: another script may be reading it
         models.seed_everything(0)
-        model.write_bytes(convert(models.reference_cnn(), "float32").content)
+        (cache / f"{os.getpid()}.tflite").write_bytes(convert(models.reference_cnn(), "float32").content)
+        os.replace(cache / f"{os.getpid()}.tflite", model)
     if not test.exists():
         split = data.digits()
-        np.savez(test, x=split.x_test[:60], y=split.y_test[:60])
+        np.savez(cache / f"{os.getpid()}.npz", x=split.x_test[:60], y=split.y_test[:60])
+        os.replace(cache / f"{os.getpid()}.npz", test)
     return model, test
 
 

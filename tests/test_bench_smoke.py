@@ -2,9 +2,10 @@
 
 Each script runs as `python bench/X.py --smoke ...` would, in a child forked from one server process that has
 imported TensorFlow, Keras and quantbench once (tests/bench_smoke_server.py): a fresh interpreter per script would
-pay TensorFlow's import again each time. Scripts that need a study folder get the session's default demo
-(`demo_cli`), read only. Each test checks the exit code and reads the figures the script printed; a script whose
-extra is not installed says "skipped: why" and its test is skipped with that reason.
+pay TensorFlow's import again each time. All are queued when the module starts and run two at a time. Scripts
+that need a study folder get the session's default demo (`demo_cli`), read only. Each test checks the exit code
+and reads the figures the script printed; a script whose extra is not installed says "skipped: why" and its test
+is skipped with that reason.
 """
 from __future__ import annotations
 
@@ -232,7 +233,7 @@ CASES = {
 
 
 class Server:
-    """tests/bench_smoke_server.py, started once; `run` forks one script there and waits for it."""
+    """tests/bench_smoke_server.py, started once: `submit` queues a script there, `result` waits for its end."""
 
     def __init__(self, demo: Path, cache: Path):
         self.demo, self.cache, self.log = demo, cache, cache / "server.log"
@@ -242,7 +243,8 @@ class Server:
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env,
                                          cwd=ROOT, text=True)
         assert json.loads(self._reply(300)) == {"ready": True}
-        self.seconds: dict[str, float] = {}
+        self.folders: dict[str, Path] = {}
+        self.replies: dict[str, dict] = {}
         self.cpu: dict[str, float] = {"(server start)": round(sum(psutil.Process(self.proc.pid).cpu_times()[:2]), 2)}
 
     def _reply(self, timeout: float) -> str:
@@ -252,22 +254,34 @@ class Server:
                                f"{self.log.read_text(errors='replace')[-3000:]}")
         return line
 
-    def run(self, name: str, args: list[str], folder: Path) -> tuple[dict, str, str]:
-        """bench/<name>.py with `args` (placeholders filled), in `folder`: (reply, stdout, stderr)."""
-        out, err, tmp = folder / "stdout.txt", folder / "stderr.txt", folder / "tmp"
-        tmp.mkdir()
-        args = [a.format(demo=self.demo, tmp=tmp, cache=self.cache, root=ROOT) for a in args]
-        self.proc.stdin.write(json.dumps({"script": str(BENCH / f"{name}.py"), "args": args, "stdout": str(out),
-                                          "stderr": str(err), "tmp": str(tmp), "timeout": TIMEOUT}) + "\n")
+    def submit(self, name: str, args: list[str], folder: Path) -> None:
+        """Queue bench/<name>.py with `args` (placeholders filled); its output and temporary files go to `folder`."""
+        (folder / "tmp").mkdir(parents=True)
+        args = [a.format(demo=self.demo, tmp=folder / "tmp", cache=self.cache, root=ROOT) for a in args]
+        self.proc.stdin.write(json.dumps({"name": name, "script": str(BENCH / f"{name}.py"), "args": args,
+                                          "stdout": str(folder / "stdout.txt"), "stderr": str(folder / "stderr.txt"),
+                                          "tmp": str(folder / "tmp"), "timeout": TIMEOUT}) + "\n")
         self.proc.stdin.flush()
-        reply = json.loads(self._reply(TIMEOUT + 60))
-        self.seconds[name], self.cpu[name] = reply["seconds"], reply["cpu_seconds"]
-        return reply, out.read_text(errors="replace"), err.read_text(errors="replace")
+        self.folders[name] = folder
+
+    def result(self, name: str) -> tuple[dict, str, str]:
+        """The reply for `name` once its script has ended, with its stdout and stderr."""
+        while name not in self.replies:  # every script ends within TIMEOUT + 30 s of its start
+            reply = json.loads(self._reply(TIMEOUT + 60))
+            self.replies[reply["name"]] = reply
+            self.cpu[reply["name"]] = reply["cpu_seconds"]
+        folder = self.folders[name]
+        return (self.replies[name], (folder / "stdout.txt").read_text(errors="replace"),
+                (folder / "stderr.txt").read_text(errors="replace"))
 
     def stop(self) -> None:
+        """EOF once every script has ended; before that (a failure with -x, an interrupt), SIGTERM, which ends the
+        scripts still running the way a timeout does."""
+        if set(self.replies) != set(self.folders):
+            self.proc.terminate()
         self.proc.stdin.close()
         try:
-            self.proc.wait(60)
+            self.proc.wait(90)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
@@ -275,14 +289,19 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(demo_cli, tmp_path_factory, request):
+    """The server, every script already queued (two run at a time)."""
     started = time.perf_counter()
     s = Server(demo_cli[0], tmp_path_factory.mktemp("bench-smoke-cache"))
-    s.seconds["(server start)"] = round(time.perf_counter() - started, 2)
+    chosen = {item.callspec.params["name"] for item in request.session.items  # the tests selected (-k ...)
+              if item.module is request.module and hasattr(item, "callspec")}
+    for name in sorted(chosen):
+        s.submit(name, CASES[name][0], tmp_path_factory.mktemp(f"smoke-{name}"))
     yield s
     s.stop()
+    wall = time.perf_counter() - started
     with request.config.pluginmanager.get_plugin("capturemanager").global_and_fixture_disabled():  # always shown
-        print(f"\nbench --smoke: {sum(s.seconds.values()):.1f} s wall, {sum(s.cpu.values()):.1f} s CPU; wall by "
-              f"script {json.dumps(s.seconds)}; CPU by script {json.dumps(s.cpu)}")
+        print(f"\nbench --smoke: {wall:.1f} s wall (two at a time), {sum(s.cpu.values()):.1f} s CPU; wall by script "
+              f"{json.dumps({n: r['seconds'] for n, r in s.replies.items()})}; CPU by script {json.dumps(s.cpu)}")
 
 
 def test_every_bench_script_has_a_smoke_case():
@@ -290,12 +309,11 @@ def test_every_bench_script_has_a_smoke_case():
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_bench_script_runs_at_its_smoke_size(name, server, tmp_path):
-    args, check = CASES[name]
-    reply, out, err = server.run(name, args, tmp_path)
+def test_bench_script_runs_at_its_smoke_size(name, server):
+    reply, out, err = server.result(name)
     assert not reply["timed_out"], f"bench/{name}.py --smoke ran past {TIMEOUT} s:\n{out[-2000:]}\n{err[-2000:]}"
     assert reply["exit"] == 0, f"bench/{name}.py --smoke exited {reply['exit']}:\n{out[-2000:]}\n{err[-3000:]}"
     skipped = _lines(out, r"^skipped: (.*)")  # an extra that is not installed, as the script says
     if skipped:
         pytest.skip(f"bench/{name}.py --smoke: {skipped[0][1]}")
-    check(out, server.demo)
+    CASES[name][1](out, server.demo)
