@@ -22,10 +22,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -43,7 +45,7 @@ def figures(folder: Path) -> dict:
     return {v["technique"]: {k: v.get(k) for k in FIGURES} for v in raw["variants"]}
 
 
-def make_files(folder: Path, samples: int) -> None:
+def make_files(folder: Path, samples: int, npy: bool) -> None:
     from quantbench.quiet import configure, import_tensorflow
 
     configure()  # TensorFlow's start-up lines stay off the terminal
@@ -53,27 +55,58 @@ def make_files(folder: Path, samples: int) -> None:
     keras.utils.set_random_seed(0)
     keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3)).save(folder / "model.keras")
     rng = np.random.default_rng(0)
-    np.savez(folder / "d.npz", x=rng.uniform(-1, 1, (samples, 224, 224, 3)).astype(np.float32),
-             y=rng.integers(0, 1000, samples))
+    x = rng.uniform(-1, 1, (samples, 224, 224, 3)).astype(np.float32)
+    if npy:  # read through a memory map, a chunk at a time (an .npz is read whole); no labels
+        np.save(folder / "d.npy", x)
+    else:
+        np.savez(folder / "d.npz", x=x, y=rng.integers(0, 1000, samples))
+    del x
     np.savez(folder / "c.npz", x=rng.uniform(-1, 1, (32, 224, 224, 3)).astype(np.float32),
              y=rng.integers(0, 1000, 32))
 
 
-def run(proc: subprocess.Popen, watch: dict) -> tuple[float, dict, str]:
-    """Wait for `proc`, sampling the peak RSS of each tree in `watch` (name -> root PID)."""
+class ProcessPeaks(threading.Thread):
+    """Each process's own peak RSS in a tree, sampled every 0.2 s: which process a tree's peak comes from."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.peaks, self.done = pid, {}, threading.Event()
+
+    def run(self):
+        while not self.done.wait(memory.SAMPLE_S):
+            try:
+                procs = [psutil.Process(self.pid), *psutil.Process(self.pid).children(recursive=True)]
+            except psutil.Error:
+                continue
+            for p in procs:
+                try:
+                    key = f"{p.pid} {' '.join(p.cmdline()[:3])[-70:]}"
+                    self.peaks[key] = max(self.peaks.get(key, 0), p.memory_info().rss)
+                except psutil.Error:
+                    pass
+
+
+def run(proc: subprocess.Popen, watch: dict, by_process: bool = False) -> tuple[float, dict, dict]:
+    """Wait for `proc`, sampling the peak RSS of each tree in `watch` (name -> root PID), and with `by_process`
+    each process's own peak."""
     start = time.perf_counter()
     samplers = {name: memory.PeakSampler(pid) for name, pid in watch.items()}
-    for s in samplers.values():
+    each = {name: ProcessPeaks(pid) for name, pid in watch.items()} if by_process else {}
+    for s in [*samplers.values()]:
         s.__enter__()
+    for t in each.values():
+        t.start()
     try:
         _, err = proc.communicate()
     finally:
         for s in samplers.values():
             s.__exit__(None, None, None)
+        for t in each.values():
+            t.done.set()
     wall = time.perf_counter() - start
     if proc.returncode:
         sys.exit(f"the run failed ({proc.returncode}):\n{err[-3000:]}")
-    return wall, {name: s.peak for name, s in samplers.items()}, err
+    return wall, {name: s.peak for name, s in samplers.items()}, {name: t.peaks for name, t in each.items()}
 
 
 def main() -> None:
@@ -82,6 +115,8 @@ def main() -> None:
     parser.add_argument("--techniques", default="float16,dynamic,int8-fallback,int8-only")
     parser.add_argument("--store", type=int, default=300, help="object store of each node, MB")
     parser.add_argument("--ray-only", action="store_true", help="skip the in-process run (memory at other sizes)")
+    parser.add_argument("--npy", action="store_true", help="evaluation inputs as .npy (streamed), without labels")
+    parser.add_argument("--by-process", action="store_true", help="print each process's own peak RSS")
     args = parser.parse_args()
     why = isolated_cluster.unavailable()
     if why:
@@ -90,23 +125,23 @@ def main() -> None:
     files, private = work / "files", work / "driver"
     files.mkdir()
     try:
-        make_files(files, args.samples)
+        make_files(files, args.samples, args.npy)
         qb = f"{shlex.quote(sys.executable)} -m quantbench"
-        study = (f"compare model.keras --data d.npz --calib c.npz --techniques {args.techniques} --out study "
+        study = (f"compare model.keras --data d.{'npy' if args.npy else 'npz'} --calib c.npz --techniques {args.techniques} --out study "
                  "--quiet")
         if not args.ray_only:
             here = subprocess.Popen(["sh", "-ec", f"cd {shlex.quote(str(files))} && {qb} {study} --workers 0"],
                                     env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
-            wall_here, peak_here, _ = run(here, {"in-process": here.pid})
+            wall_here, peak_here, _ = run(here, {"in-process": here.pid}, args.by_process)
         with isolated_cluster.Cluster(work, object_store_bytes=args.store * 10 ** 6) as cluster:
             head = cluster.start_head(cpus=1)
             node = cluster.add_node(cpus=1)
-            drv = cluster.start_driver(private, f"cp {shlex.quote(str(files))}/*.npz {shlex.quote(str(files))}/"
-                                                f"model.keras \"$PRIVATE\"/ && {qb} {study} --ray "
+            drv = cluster.start_driver(private, f"cp {shlex.quote(str(files))}/* \"$PRIVATE\"/ && {qb} {study} --ray "
                                                 f"{isolated_cluster.ADDRESS} && cp -r study "
                                                 f"{shlex.quote(str(work / 'ray-study'))}")
-            wall_ray, peaks, _ = run(drv, {"driver": drv.pid, "head node": head, "worker node": node})
+            wall_ray, peaks, each = run(drv, {"driver": drv.pid, "head node": head, "worker node": node},
+                                        args.by_process)
             cached = {name: subprocess.run(["du", "-sb", f"/proc/{pid}/root/tmp/quantbench-cache-0"],
                                            capture_output=True, text=True).stdout.split("\t")[0]
                       for name, pid in (("head node", head), ("worker node", node))}
@@ -121,6 +156,10 @@ def main() -> None:
               f"{peaks['head node'] / GIB:.2f} GiB, worker node {peaks['worker node'] / GIB:.2f} GiB")
         print(f"node caches at the end (bytes): {cached}; nodes saw the user's folder: {not unseen}")
         print(f"nodes stopped by PID; processes left to kill afterwards: {killed}")
+        for tree, peaks_of in each.items():
+            print(f"{tree}, each process's peak RSS (MiB):")
+            for key, rss in sorted(peaks_of.items(), key=lambda kv: -kv[1])[:8]:
+                print(f"  {rss / 2 ** 20:7.0f}  {key}")
         if not args.ray_only:
             same = figures(files / "study") == figures(work / "ray-study")
             print(f"accuracy, agreement, SQNR, KL and fidelity identical: {same}")

@@ -387,6 +387,8 @@ class RayExecutor:
                         if on_done:
                             on_done(task, results[task.key])
                         break
+                    if len(busy) >= max(self.n, 1):
+                        break  # no more in flight than the cluster runs at once: their rows are in its object store
                     pending.remove(task)
                     busy[self._submit(task)] = task
                 if not busy:

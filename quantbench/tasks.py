@@ -31,8 +31,9 @@ TIMING_SAMPLES = 64   # distinct samples the timing cycles through
 LAYER_ERROR_SAMPLES = 32  # calibration samples the per-layer error study runs: on MobileNetV2, 32 give the same
                           # ten worst layers as 64 in 15 s instead of 24 s (BENCHMARKS.md)
 MEMORY_BOUND = 256 * 2 ** 20  # bytes of tensors one chunk may hold in one interpreter
-SHARD_BYTES = 128 * 2 ** 20  # bytes of inputs and float outputs one evaluation shard holds: what a shard sends to a
-                             # Ray node and the float model's outputs for it bring back (see `shard_rows`)
+SHARD_BYTES = 64 * 2 ** 20  # bytes of inputs and float outputs one evaluation shard holds: what a shard sends to a
+                            # Ray node (its object store holds one per CPU) and what the float model's outputs bring
+                            # back (see `shard_rows`)
 EXPORTED = "savedmodel"  # in the work folder: the Keras model as the converter exports it, made once per study
 
 

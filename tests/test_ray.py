@@ -248,17 +248,16 @@ def _strings(value):
 
 
 class _Recording:
-    """A Ray remote function that records the arguments of every task submitted through it."""
+    """A Ray remote function that records the arguments of every task submitted through it, and how many of the
+    executor's tasks were in flight then."""
 
-    def __init__(self, remote, seen: list):
-        self._remote, self.seen = remote, seen
+    def __init__(self, remote, seen: list, executor, flying: list):
+        self._remote, self.seen, self._executor, self.flying = remote, seen, executor, flying
 
     def remote(self, *args):
         self.seen.append(args)
+        self.flying.append(len(self._executor._sent))
         return self._remote.remote(*args)
-
-    def options(self, **kw):
-        return _Recording(self._remote.options(**kw), self.seen)
 
 
 def test_every_task_gets_its_files_by_value_and_the_figures_are_the_in_process_ones(cluster, spiky_model, digits,
@@ -272,10 +271,10 @@ def test_every_task_gets_its_files_by_value_and_the_figures_are_the_in_process_o
     spiky_model.save(model)
     np.savez(tmp_path / "d.npz", x=digits.x_test[:150], y=digits.y_test[:150])
     np.savez(tmp_path / "c.npz", x=digits.x_train[:80], y=digits.y_train[:80])
-    seen = []
+    seen, flying = [], []
     monkeypatch.setattr(study, "SHARD", 32)  # five shards of the float model's outputs and of each evaluation
-    monkeypatch.setattr(cluster, "_plain", _Recording(cluster._plain, seen))
-    monkeypatch.setattr(cluster, "_leaky", _Recording(cluster._leaky, seen))
+    monkeypatch.setattr(cluster, "_plain", _Recording(cluster._plain, seen, cluster, flying))
+    monkeypatch.setattr(cluster, "_leaky", _Recording(cluster._leaky, seen, cluster, flying))
     runs = {name: study.compare(model, tmp_path / "d.npz", tmp_path / "c.npz", ["float16", "int8-fallback", "int8-only"],
                                 tmp_path / name, calib_sizes=[16], goal=recommend.Goal(2.0), time_budget=0.5, **kw)
             for name, kw in [("here", {"workers": 0}), ("ray", {"runner": cluster})]}
@@ -283,6 +282,7 @@ def test_every_task_gets_its_files_by_value_and_the_figures_are_the_in_process_o
     assert sent >= {"describe_model", "reference", "convert", "convert_family", "evaluate_shard", "layer_errors",
                     "calibration_size", "selective_search"}, sent
     assert sum(fn.__name__ == "reference" for fn, *_ in seen) == 5
+    assert max(flying) == cluster.n - 1  # never more in flight than the cluster runs: their rows wait here
     mine = [str(tmp_path), str(model), str(Path.cwd())]
     for fn, args, parts, _ in seen:
         sendable = (args, [p[:3] for p in parts or []])  # each part's name, kind and content hash; its reference

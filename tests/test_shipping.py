@@ -143,6 +143,6 @@ def test_a_job_travels_with_relative_paths_and_only_the_rows_it_reads(tmp_path):
 def test_a_shard_holds_at_most_its_bytes_in_whole_chunks():
     assert tasks.shard_rows(1000, 32, 512) == 512
     mobilenet = 224 * 224 * 3 * 4 + 1000 * 4
-    assert tasks.shard_rows(mobilenet, 26, 512) == 208  # 221 samples fit 128 MiB: 8 chunks of 26
+    assert tasks.shard_rows(mobilenet, 26, 512) == 104  # 110 samples fit 64 MiB: 4 chunks of 26
     assert tasks.shard_rows(1000, 32, 50) == 32
     assert tasks.shard_rows(10 * tasks.SHARD_BYTES, 8, 512) == 8  # one chunk at least
