@@ -45,7 +45,7 @@ def figures(folder: Path) -> dict:
     return {v["technique"]: {k: v.get(k) for k in FIGURES} for v in raw["variants"]}
 
 
-def make_files(folder: Path, samples: int, npy: bool) -> None:
+def make_files(folder: Path, samples: int, npy: bool, side: int = 224) -> None:
     from quantbench.quiet import configure, import_tensorflow
 
     configure()  # TensorFlow's start-up lines stay off the terminal
@@ -53,16 +53,17 @@ def make_files(folder: Path, samples: int, npy: bool) -> None:
     import keras
 
     keras.utils.set_random_seed(0)
-    keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3)).save(folder / "model.keras")
+    keras.applications.MobileNetV2(weights=None, input_shape=(side, side, 3), alpha=1.0 if side == 224 else 0.35,
+                                   classes=1000 if side == 224 else 10).save(folder / "model.keras")
     rng = np.random.default_rng(0)
-    x = rng.uniform(-1, 1, (samples, 224, 224, 3)).astype(np.float32)
+    x = rng.uniform(-1, 1, (samples, side, side, 3)).astype(np.float32)
     if npy:  # read through a memory map, a chunk at a time (an .npz is read whole); no labels
         np.save(folder / "d.npy", x)
     else:
-        np.savez(folder / "d.npz", x=x, y=rng.integers(0, 1000, samples))
+        np.savez(folder / "d.npz", x=x, y=rng.integers(0, 1000 if side == 224 else 10, samples))
     del x
-    np.savez(folder / "c.npz", x=rng.uniform(-1, 1, (32, 224, 224, 3)).astype(np.float32),
-             y=rng.integers(0, 1000, 32))
+    np.savez(folder / "c.npz", x=rng.uniform(-1, 1, (32, side, side, 3)).astype(np.float32),
+             y=rng.integers(0, 1000 if side == 224 else 10, 32))
 
 
 class ProcessPeaks(threading.Thread):
@@ -117,15 +118,23 @@ def main() -> None:
     parser.add_argument("--ray-only", action="store_true", help="skip the in-process run (memory at other sizes)")
     parser.add_argument("--npy", action="store_true", help="evaluation inputs as .npy (streamed), without labels")
     parser.add_argument("--by-process", action="store_true", help="print each process's own peak RSS")
+    parser.add_argument("--smoke", action="store_true",
+                        help="seconds, not minutes: a MobileNetV2 of width 0.35 at 32x32, 8 images, float16 only")
     args = parser.parse_args()
+    side = 224
+    if args.smoke:
+        args.samples, args.techniques, side = 8, "float16", 32
     why = isolated_cluster.unavailable()
     if why:
+        if args.smoke:
+            print(f"skipped: {why}")
+            return
         sys.exit(why)
     work = Path(tempfile.mkdtemp(prefix="qbiso", dir="/tmp"))
     files, private = work / "files", work / "driver"
     files.mkdir()
     try:
-        make_files(files, args.samples, args.npy)
+        make_files(files, args.samples, args.npy, side)
         qb = f"{shlex.quote(sys.executable)} -m quantbench"
         study = (f"compare model.keras --data d.{'npy' if args.npy else 'npz'} --calib c.npz --techniques {args.techniques} --out study "
                  "--quiet")
@@ -148,7 +157,7 @@ def main() -> None:
             unseen = not any(cluster.sees(pid, files) for pid in (head, node))
             killed = cluster.close()
         settings = json.loads((work / "ray-study" / "results.json").read_text())["settings"]
-        print(f"MobileNetV2 224, {args.samples} evaluation images, techniques {args.techniques}")
+        print(f"MobileNetV2 {side}, {args.samples} evaluation images, techniques {args.techniques}")
         if not args.ray_only:
             print(f"in-process (--workers 0): {wall_here:.1f} s, peak {peak_here['in-process'] / GIB:.2f} GiB")
         print(f"Ray, 2 isolated nodes of 1 CPU ({settings['executor']}, {settings['workers']} CPUs, timed on "

@@ -110,7 +110,10 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--json", help="write the figures here")
     p.add_argument("--baseline", help="another checkout to time the same cases from, interleaved")
+    p.add_argument("--smoke", action="store_true", help="one repeat of each case")
     a = p.parse_args()
+    if a.smoke:
+        a.repeats = 1
     with tempfile.TemporaryDirectory(prefix="refusals-") as tmp:
         files = make_files(Path(tmp))
         times = {c[0]: [] for c in CASES}

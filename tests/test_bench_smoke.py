@@ -188,6 +188,24 @@ def check_throughput_process(out, demo):
     assert len(rows) > 5 and all(len(_numbers(r[2])) == 4 and len(_numbers(r[3])) == 4 for r in rows)
 
 
+def check_ray_isolated(out, demo):
+    (m,) = _lines(out, r"^in-process \(--workers 0\): ([\d.]+) s, peak ([\d.]+) GiB")
+    (r,) = _lines(out, r"^Ray, 2 isolated nodes .*: ([\d.]+) s; peak driver ([\d.]+) GiB, head node ([\d.]+) GiB, "
+                       r"worker node ([\d.]+) GiB")
+    assert float(m[1]) > 0 and all(float(r[k]) > 0 for k in range(1, 5))
+    assert _lines(out, r"nodes saw the user's folder: False") and _lines(out, r"identical: True")
+
+
+def check_refusal_speed(out, demo):
+    rows = _lines(out, r"^(\S+)\s+([\d.]+) s\s+([\d.]+)–([\d.]+)\s")
+    assert len(rows) >= 4 and all(0 < float(m[2]) < 60 for m in rows)
+
+
+def check_report_width(out, demo):
+    rows = _lines(out, r"table +(\d+) px in a +(\d+) px box: (fits|scrolls)")
+    assert rows and all(int(m[1]) > 0 and int(m[2]) > 0 for m in rows)
+
+
 def check_wild_files(out, demo):
     assert len(_lines(out, r"^\w+ \S+\.tflite: [\d,]+ bytes")) == 1
     rows = _lines(out, r"^  (\S+) +[\d,]+ bytes  x[\d.]+  SQNR dB per output: ([-\d., inf]+)  promise kept: True$")
@@ -217,7 +235,10 @@ CASES = {
     "memory": (["--smoke", "--base", "{root}", "--cache", "{cache}"], check_memory),
     "mobilenet": (["--smoke"], check_mobilenet),
     "qat": (["--smoke"], check_qat),
+    "ray_isolated": (["--smoke"], check_ray_isolated),
     "ray_overhead": (["--smoke", "--cache", "{cache}"], check_ray_overhead),
+    "refusal_speed": (["--smoke"], check_refusal_speed),
+    "report_width": (["{demo}/results.json", "--smoke"], check_report_width),
     "runtime_ab": (["--smoke"], check_runtime_ab),
     "runtime_overhead": (["--smoke"], check_runtime_overhead),
     "scale": (["--smoke", "--cache", "{cache}"], check_scale),

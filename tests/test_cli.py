@@ -72,8 +72,9 @@ def test_every_help_reads_as_written_and_version_prints(capsys, monkeypatch):
     assert main(["sweep", "--help"]) == 0
     text = capsys.readouterr().out
     assert "The sweep: [models], [data] and settings" in text
+    # sweep honours --mlflow, and says what a resumed sweep skips
     assert "sweep.json records as logged to the same URI by an earlier run is not logged again" in " ".join(
-        re.sub(r"[│╭╮╰╯─]", " ", text).split())  # sweep honours --mlflow, and says what a resumed sweep skips
+        re.sub(r"[│╭╮╰╯─]", " ", text).split())
     assert main(["--version"]) == 0
     from quantbench import __version__
     assert capsys.readouterr().out == f"quantbench {__version__}\n"
@@ -187,7 +188,7 @@ def test_techniques_marks_the_default_set_per_target_and_breaks_no_word(width, m
         marked = {t for t, at in columns.items() if "✓" in row[at - 1:at + 4]}
         assert marked == {t for t in TARGETS if name in defaults(t)}, (name, row)
         assert " " + " ".join(get(name).summary.split()) + " " in _words(out), name  # every word whole
-    assert {t: defaults(t) for t in ("cpu", "mcu")} == {"cpu": list(DEFAULT_TECHNIQUES), "mcu": list(DEFAULT_TECHNIQUES)}
+    assert defaults("cpu") == defaults("mcu") == list(DEFAULT_TECHNIQUES)
     assert "int8-only" in defaults("int-only") and "dynamic" not in defaults("int-only")
     assert "float16" in defaults("gpu") and "dynamic" not in defaults("gpu")
     words = _words(out)

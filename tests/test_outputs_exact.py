@@ -67,7 +67,8 @@ def test_task_spec_check_messages_in_full():
         "Fix: use the model's own output names (`quantbench inspect` lists them for a .tflite).")
     assert _message(TaskSpec(only=("c",)).check, ["a", "b"]).startswith("No output named 'c' in the model (its "
                                                                        "outputs: a, b).")
-    assert _message(TaskSpec, threshold=math.inf) == "--threshold is inf. Expected a finite number. Fix: pass --threshold 0.5."
+    assert _message(TaskSpec, threshold=math.inf) == ("--threshold is inf. Expected a finite number. Fix: pass "
+                                                      "--threshold 0.5.")
     spec = TaskSpec((("a", "binary"),), threshold=0.3, only=("a",))
     assert spec.check(["a", "b"]) is spec
     assert spec.kind_of("a") == "binary" and spec.kind_of("b") is None

@@ -76,7 +76,8 @@ def test_terminal_table_holds_what_a_user_decides_with(results):
         "int8-only", "94.33", "▼", "41.6", "0.31×", "0.0430", "int8"]
     assert report.failures(results) == ["int16x8 failed: int16x8: <no kernel> for op | FULLY_CONNECTED"]
     skipped = dataclasses.replace(results, variants=results.variants + [
-        Variant(n, "converter", "skipped", error="cannot serve --target int-only: integer-only") for n in ("a", "b", "c")])
+        Variant(n, "converter", "skipped", error="cannot serve --target int-only: integer-only")
+        for n in ("a", "b", "c")])
     assert report.failures(skipped)[1:] == ["a, b and c skipped: cannot serve --target int-only: integer-only"]
 
 
@@ -129,8 +130,8 @@ def test_terminal_table_fits_80_to_120_columns_with_every_name_and_number_whole(
     lines = _rendered(results, width)
     assert _check_whole(results, lines, width) == (True, True, 2)  # the fullest form fits 80 columns
     text = " ".join(" ".join(lines).split())
-    assert "≈ no significant change against keras (the float model); ▼ / ▲ significantly worse / better, p < 0.05 " \
-           "(exact McNemar test, on the same 450 samples)." in text
+    assert "≈ no significant change against keras (the float model); ▼ / ▲ significantly worse / better, " \
+           "p < 0.05 (exact McNemar test, on the same 450 samples)." in text
     assert "(a–b): the 95 % interval (Wilson)." in text
     assert "ms/sample: the median at batch 1 ± the wider side of its 95 % interval, 1 thread on AMD EPYC." in text
     assert "int16x8 failed: int16x8: <no kernel> for op | FULLY_CONNECTED" in text
@@ -515,7 +516,8 @@ def test_two_outputs_marks_and_io(heads):
     _, rows = report.table(heads)
     by = {r[0]: r for r in rows}
     assert by["keras"][1:5] == ["0.1532 (0.142–0.165)", "", "79.33 (75.3–82.8)", ""]
-    assert by["dynamic"][2:5:2] == ["≈", "≈"] and by["int16x8"][2] == "▼" and by["lq-int8"][2:5:2] == ["▼", "▼"]
+    assert by["dynamic"][2:5:2] == ["≈", "≈"] and by["int16x8"][2] == "▼"
+    assert by["lq-int8"][2:5:2] == ["▼", "▼"]
     assert by["int8-only"][-1] == "int8" and by["float32"][-1] == "float32"  # several outputs alike: named once
     assert report.io_text(Variant("x", "c", "ok", input_dtype="float32", output_dtype="int8,float32")) == \
         "float32→int8/float32"
@@ -540,7 +542,8 @@ def test_columns_env_sets_the_width_of_quantbench_report(heads, tmp_path, width)
 def test_brackets_in_names_and_reasons_are_shown_as_they_are(results):
     """Rich markup would eat '[ray]' or '[x]': the table and its notes print text, not markup."""
     changed = dataclasses.replace(results, model={"name": "net[v2]"}, variants=[
-        *results.variants, Variant("lq-int8", "litert-quantizer", "failed", error="needs pip install 'quantbench[ray]'")])
+        *results.variants,
+        Variant("lq-int8", "litert-quantizer", "failed", error="needs pip install 'quantbench[ray]'")])
     text = " ".join(" ".join(_rendered(changed, 100)).split())
     assert "quantbench — net[v2] on sklearn digits" in text
     assert "lq-int8 failed: needs pip install 'quantbench[ray]'" in text

@@ -143,10 +143,13 @@ def test_sweep_resumes_after_a_failed_study(tmp_path, tiny_keras_path, digits, c
     assert "tiny-a was made by an earlier run with other settings" in err and "Fix: pass --force" in err
 
 
-def test_a_resumed_sweep_logs_to_mlflow_only_the_studies_not_logged_there(tmp_path, tiny_keras_path, digits, capsys):
+def test_a_resumed_sweep_logs_to_mlflow_only_the_studies_not_logged_there(tmp_path, tiny_keras_path, digits, capsys,
+                                                                         monkeypatch):
     """sweep.json records each study's MLflow run; run again with another study added, the kept one is not
     logged twice, and the terminal says so in one line."""
     from mlflow.tracking import MlflowClient
+
+    monkeypatch.chdir(tmp_path)  # MLflow puts a SQLite store's artifacts in ./mlruns
 
     np.savez(tmp_path / "test.npz", x=digits.x_test[:80], y=digits.y_test[:80])
     toml = tmp_path / "sweep.toml"
