@@ -143,6 +143,10 @@ def main() -> None:
                                     env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
             wall_here, peak_here, _ = run(here, {"in-process": here.pid}, args.by_process)
+        if args.smoke:  # the isolated cluster itself is started by tests/test_ray_isolated.py in every test run
+            print(f"in-process (--workers 0): {wall_here:.1f} s, peak {peak_here['in-process'] / GIB:.2f} GiB")
+            print("cluster: not started at --smoke size (tests/test_ray_isolated.py starts one on every test run)")
+            return
         with isolated_cluster.Cluster(work, object_store_bytes=args.store * 10 ** 6) as cluster:
             head = cluster.start_head(cpus=1)
             node = cluster.add_node(cpus=1)

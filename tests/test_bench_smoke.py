@@ -190,15 +190,13 @@ def check_throughput_process(out, demo):
 
 def check_ray_isolated(out, demo):
     (m,) = _lines(out, r"^in-process \(--workers 0\): ([\d.]+) s, peak ([\d.]+) GiB")
-    (r,) = _lines(out, r"^Ray, 2 isolated nodes .*: ([\d.]+) s; peak driver ([\d.]+) GiB, head node ([\d.]+) GiB, "
-                       r"worker node ([\d.]+) GiB")
-    assert float(m[1]) > 0 and all(float(r[k]) > 0 for k in range(1, 5))
-    assert _lines(out, r"nodes saw the user's folder: False") and _lines(out, r"identical: True")
+    assert float(m[1]) > 0 and float(m[2]) > 0.1
+    assert _lines(out, r"^cluster: not started at --smoke size")
 
 
 def check_refusal_speed(out, demo):
-    rows = _lines(out, r"^(\S+)\s+([\d.]+) s\s+([\d.]+)–([\d.]+)\s")
-    assert len(rows) >= 4 and all(0 < float(m[2]) < 60 for m in rows)
+    rows = _lines(out, r"\s([\d.]+) s\s+([\d.]+)–([\d.]+)\s+quantbench: error: ")  # one line, exit 2, each case
+    assert len(rows) >= 15 and all(0 < float(m[1]) < 60 for m in rows)
 
 
 def check_report_width(out, demo):
