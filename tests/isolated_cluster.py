@@ -65,12 +65,27 @@ class Cluster:
         """`ray start --block` in a mount namespace of its own (fresh /tmp and /dev/shm; each path of `hide`
         covered by an empty folder, or a file by the file `hide` pairs it with), in the cluster's network."""
         log = self.folder / f"{name}.log"
-        setup = []  # a file put in place first, while its source (in this machine's /tmp) is still in sight
+        # Fresh /tmp and /dev/shm. The code a node runs stays in sight when it lives under /tmp (a CI clone there:
+        # its checkout and .venv): each such folder, and each file `hide` puts in place, is held open on a
+        # descriptor first, then bound back from it over the fresh /tmp; the `hide` mounts come last, on top.
+        keep = sorted({p for p in (ROOT, Path(sys.prefix).resolve(), Path(RAY).resolve().parent.parent)
+                       if Path("/tmp") in p.parents}, key=lambda p: len(p.parts))
+        keep = [p for p in keep if not any(q in p.parents for q in keep)]
+        opened, after, fd = [], [], 3
+        for p in keep:
+            opened.append(f"exec {fd}< {shlex.quote(str(p))}")
+            after.append(f"mkdir -p {shlex.quote(str(p))} && mount --no-canonicalize --bind /proc/self/fd/{fd} {shlex.quote(str(p))}")
+            fd += 1
         for item in hide:
             target, source = item if isinstance(item, tuple) else (item, None)
-            setup.append(f"mount --bind {shlex.quote(str(source))} {shlex.quote(str(target))}" if source else
-                         f"mount -t tmpfs tmpfs {shlex.quote(str(target))}")  # an empty folder in its place
-        setup += ["mount -t tmpfs tmpfs /tmp", "mount -t tmpfs tmpfs /dev/shm"]
+            if source:  # a file put in place of another
+                opened.append(f"exec {fd}< {shlex.quote(str(source))}")
+                after.append(f"mount --no-canonicalize --bind /proc/self/fd/{fd} {shlex.quote(str(target))}")
+                fd += 1
+            else:  # an empty folder in its place
+                after.append(f"mount -t tmpfs tmpfs {shlex.quote(str(target))}")
+        assert fd <= 10, "sh has descriptors 3 to 9 for this"
+        setup = opened + ["mount -t tmpfs tmpfs /tmp", "mount -t tmpfs tmpfs /dev/shm"] + after
         script = " && ".join(setup + ["exec " + shlex.join([RAY, "start", "--block", *ray_args])])
         if self.head is None:
             cmd = ["unshare", "--net", "--mount", "sh", "-c", "ip link set lo up && " + script]
