@@ -575,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["QUANTBENCH_DEBUG"] = "1"
     argv = _mlflow_argv(argv)  # --mlflow with an optional value (issue 13)
     from .errors import QuantbenchError
-    from .quiet import configure, debug_enabled
+    from .quiet import configure, debug_enabled, restore
 
     configure()
     from . import errors
@@ -590,17 +590,21 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except Interrupted as exc:
+        restore()
         print(f"quantbench: interrupted ({exc}); unfinished output removed", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
+        restore()
         print("quantbench: interrupted; unfinished output removed", file=sys.stderr)
         return 130
     except QuantbenchError as exc:
+        restore()
         if debug_enabled():
             raise
         print(f"quantbench: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # an unexpected failure: say so in one line, traceback with --debug
+        restore()
         if errors.pending is not None and not debug_enabled():
             # the signal's Interrupted was raised inside a library's cleanup, whose `finally` failed on the state
             # the interrupt left (seen once in TensorFlow: a TypeError replaced it): the signal is the cause

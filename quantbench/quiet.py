@@ -58,17 +58,35 @@ def _enter() -> None:
 def _leave() -> None:
     global _depth
     with _lock:
-        _depth -= 1
-        if _depth > 0:
-            return
-        sys.stdout.flush()
-        sys.stderr.flush()
-        out, err, devnull = _saved
-        os.dup2(out, 1)
-        os.dup2(err, 2)
-        for fd in (out, err, devnull):
-            os.close(fd)
-        _saved.clear()
+        _depth = max(_depth - 1, 0)  # restore() may have ended every block already
+        if _depth == 0:
+            _put_back()
+
+
+def _put_back() -> None:
+    if not _saved:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    out, err, devnull = _saved
+    os.dup2(out, 1)
+    os.dup2(err, 2)
+    for fd in (out, err, devnull):
+        os.close(fd)
+    _saved.clear()
+
+
+def restore() -> None:
+    """End every silenced() block still in force, so that the CLI's last line reaches the terminal.
+
+    A signal's exception can unwind the main thread after `_enter()` and before the `try` that would leave, or
+    while another thread is inside a block: file descriptor 2 then stayed /dev/null and the "interrupted" line
+    was lost (CI, issue 21's SIGTERM in timing). The blocks still open end quietly when they leave.
+    """
+    global _depth
+    with _lock:
+        _depth = 0
+        _put_back()
 
 
 @contextlib.contextmanager

@@ -78,3 +78,35 @@ def test_silenced_is_safe_when_threads_overlap(capfd):
     os.write(1, b"visible after both\n")
     out, err = capfd.readouterr()
     assert "visible after both" in out and "hidden C++ chatter" not in err
+
+
+def test_the_last_line_reaches_stderr_when_a_signal_left_a_silenced_block_open():
+    """A signal's exception raised after `_enter()` and before the `try` that leaves (or while another thread is
+    inside a block) left fd 2 on /dev/null: CI saw exit 143 with no "interrupted" line. The CLI restores first."""
+    script = (
+        "import sys\n"
+        "from quantbench import cli, errors, quiet\n"
+        "def app(**kwargs):\n"
+        "    quiet._enter()  # half-way into silenced(): no try, so nothing leaves it\n"
+        "    raise errors.Interrupted(15)\n"
+        "cli.app = app\n"
+        "cli.run()\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 143, proc.stderr
+    assert proc.stderr.strip() == "quantbench: interrupted (SIGTERM); unfinished output removed", proc.stderr
+
+
+def test_restore_ends_every_block_and_the_blocks_still_open_leave_quietly(capfd):
+    import os
+
+    from quantbench import quiet
+
+    quiet.configure()
+    with quiet.silenced():
+        with quiet.silenced():
+            quiet.restore()
+            os.write(2, b"seen at once\n")
+    os.write(2, b"seen after\n")
+    assert quiet._depth == 0 and quiet._saved == []
+    _, err = capfd.readouterr()
+    assert "seen at once" in err and "seen after" in err
