@@ -136,10 +136,11 @@ def main() -> None:
     try:
         make_files(files, args.samples, args.npy, side)
         qb = f"{shlex.quote(sys.executable)} -m quantbench"
-        study = (f"compare model.keras --data d.{'npy' if args.npy else 'npz'} --calib c.npz --techniques {args.techniques} --out study "
-                 "--quiet")
+        data = "d.npy" if args.npy else "d.npz"
+        study = f"compare model.keras --data {data} --calib c.npz --techniques {args.techniques} --quiet --out"
         if not args.ray_only:
-            here = subprocess.Popen(["sh", "-ec", f"cd {shlex.quote(str(files))} && {qb} {study} --workers 0"],
+            here = subprocess.Popen(["sh", "-ec", f"cd {shlex.quote(str(files))} && {qb} {study} "
+                                                  f"{shlex.quote(str(work / 'here'))} --workers 0"],
                                     env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
             wall_here, peak_here, _ = run(here, {"in-process": here.pid}, args.by_process)
@@ -150,8 +151,8 @@ def main() -> None:
         with isolated_cluster.Cluster(work, object_store_bytes=args.store * 10 ** 6) as cluster:
             head = cluster.start_head(cpus=1)
             node = cluster.add_node(cpus=1)
-            drv = cluster.start_driver(private, f"cp {shlex.quote(str(files))}/* \"$PRIVATE\"/ && {qb} {study} --ray "
-                                                f"{isolated_cluster.ADDRESS} && cp -r study "
+            drv = cluster.start_driver(private, f"cp {shlex.quote(str(files))}/* \"$PRIVATE\"/ && {qb} {study} study "
+                                                f"--ray {isolated_cluster.ADDRESS} && cp -r study "
                                                 f"{shlex.quote(str(work / 'ray-study'))}")
             wall_ray, peaks, each = run(drv, {"driver": drv.pid, "head node": head, "worker node": node},
                                         args.by_process)
@@ -174,10 +175,10 @@ def main() -> None:
             for key, rss in sorted(peaks_of.items(), key=lambda kv: -kv[1])[:8]:
                 print(f"  {rss / 2 ** 20:7.0f}  {key}")
         if not args.ray_only:
-            same = figures(files / "study") == figures(work / "ray-study")
+            same = figures(work / "here") == figures(work / "ray-study")
             print(f"accuracy, agreement, SQNR, KL and fidelity identical: {same}")
             if not same:
-                print(json.dumps({"here": figures(files / "study"), "ray": figures(work / "ray-study")}, indent=1))
+                print(json.dumps({"here": figures(work / "here"), "ray": figures(work / "ray-study")}, indent=1))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -34,9 +34,9 @@ MIN_AGREEMENT = typer.Option(None, "--min-agreement", metavar="PCT", help="Class
 QUIET = typer.Option(False, "--quiet", help="No progress bars and no table.")
 WORKERS = typer.Option(None, "--workers", help="Worker processes for conversions and evaluation (0: in this "
                        "process). Default: one per usable core for a model of 1 MB or more, 0 for smaller ones.")
-RAY = typer.Option(None, "--ray", envvar="RAY_ADDRESS", help="Run the study's tasks on this Ray cluster: "
-                   "ray://HOST:10001 from elsewhere (Ray Client), host:port on a node of it; also RAY_ADDRESS. "
-                   "Timing stays here. Needs `pip install 'quantbench\\[ray]'`.")
+RAY = typer.Option(None, "--ray", envvar="RAY_ADDRESS", help="Run the study's tasks on this Ray cluster "
+                   "(ray://HOST:10001; host:port on a node; also RAY_ADDRESS). "
+                   "Needs `pip install 'quantbench\\[ray]'`.")
 AS_JSON = typer.Option(False, "--json", help="Print results.json on stdout.")
 WIDE = typer.Option(False, "--wide", help="Every column of the report in the table (engine, p-values, agreement, "
                     "SQNR, throughput, p90/p99, memory), one line per row however wide.")

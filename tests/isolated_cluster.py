@@ -33,6 +33,11 @@ def unavailable() -> str | None:
     """Why this machine cannot host the cluster (namespaces refused), or None."""
     if sys.platform != "linux":
         return f"needs Linux namespaces (unshare); this is {sys.platform}"
+    import shutil
+
+    missing = [tool for tool in ("unshare", "nsenter", "mount", "ip") if shutil.which(tool) is None]
+    if missing:
+        return f"needs {', '.join(missing)} (Debian packages util-linux, mount, iproute2), not found on PATH"
     try:
         done = subprocess.run(["unshare", "--net", "--mount", "sh", "-c",
                                "ip link set lo up && mount -t tmpfs tmpfs /tmp"],

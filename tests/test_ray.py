@@ -275,8 +275,9 @@ def test_every_task_gets_its_files_by_value_and_the_figures_are_the_in_process_o
     monkeypatch.setattr(study, "SHARD", 32)  # five shards of the float model's outputs and of each evaluation
     monkeypatch.setattr(cluster, "_plain", _Recording(cluster._plain, seen, cluster, flying))
     monkeypatch.setattr(cluster, "_leaky", _Recording(cluster._leaky, seen, cluster, flying))
-    runs = {name: study.compare(model, tmp_path / "d.npz", tmp_path / "c.npz", ["float16", "int8-fallback", "int8-only"],
-                                tmp_path / name, calib_sizes=[16], goal=recommend.Goal(2.0), time_budget=0.5, **kw)
+    techniques = ["float16", "int8-fallback", "int8-only"]
+    runs = {name: study.compare(model, tmp_path / "d.npz", tmp_path / "c.npz", techniques, tmp_path / name,
+                                calib_sizes=[16], goal=recommend.Goal(2.0), time_budget=0.5, **kw)
             for name, kw in [("here", {"workers": 0}), ("ray", {"runner": cluster})]}
     sent = {fn.__name__ for fn, *_ in seen}
     assert sent >= {"describe_model", "reference", "convert", "convert_family", "evaluate_shard", "layer_errors",
