@@ -13,8 +13,9 @@ import time
 
 import numpy as np
 
-from quantbench import bench, stats
-from quantbench.runtime import LiteModel, generated_inputs
+from quantbench.core import stats
+from quantbench.measure import timing as bench
+from quantbench.runtime.litert import LiteModel, generated_inputs
 
 
 def main() -> None:

@@ -36,7 +36,7 @@ def seconds(fn):
 
 
 def export_part(source, calib, smoke: bool = False) -> None:
-    from quantbench import conversion, techniques
+    from quantbench.engines import converter as conversion, techniques
 
     folder = Path(tempfile.mkdtemp()) / "savedmodel"
     ok, spent = seconds(lambda: source.export_for_converter(folder))
@@ -60,7 +60,7 @@ def export_part(source, calib, smoke: bool = False) -> None:
 
 
 def lq_part(source, calib) -> None:
-    from quantbench import conversion, lq
+    from quantbench.engines import converter as conversion, litert_quantizer as lq
 
     content = conversion.convert(source, "float32").content
     names = ["lq-int8", "lq-int16x8"]
@@ -72,7 +72,7 @@ def lq_part(source, calib) -> None:
 
 
 def layers_part(source, calib, sizes=(64, 32, 16)) -> None:
-    from quantbench import selective
+    from quantbench.engines import selective
 
     worst = {}
     for n in sizes:
@@ -96,7 +96,8 @@ def main() -> None:
 
         scale.build(Path(a.cache))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from quantbench import data, models, quiet
+    from quantbench.core import quiet
+    from quantbench.inputs import data, models
 
     quiet.configure()
     if a.smoke and a.model is None:

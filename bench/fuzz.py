@@ -54,8 +54,9 @@ COMPARE = ["--quiet", "--max-accuracy-drop", "100", "--time-budget", "0"]  # one
 
 def make_bases(folder: Path) -> None:
     """The tiny model (untrained small CNN on 8x8x1 digits), its variants and data files, in `folder`."""
-    from quantbench import data, models, quiet
-    from quantbench.conversion import convert
+    from quantbench.core import quiet
+    from quantbench.engines.converter import convert
+    from quantbench.inputs import data, models
 
     quiet.configure()
     quiet.import_tensorflow()
@@ -450,7 +451,9 @@ def outcome(code: int | None, err: str) -> str:
 
 def prepare_server(kind: str) -> None:
     """Import, in this process, what children of `kind` need, so that each child starts warm."""
-    from quantbench import cli, inspection, predicting, quiet  # noqa: F401
+    from quantbench import api as predicting, cli  # noqa: F401
+    from quantbench.core import quiet  # noqa: F401
+    from quantbench.inputs import inspection  # noqa: F401
 
     quiet.configure()
     import contextlib
@@ -469,7 +472,9 @@ def prepare_server(kind: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from quantbench import lq, report, study  # noqa: F401
+    from quantbench.engines import litert_quantizer as lq  # noqa: F401
+    from quantbench.report import report  # noqa: F401
+    from quantbench.study import pipeline as study  # noqa: F401
 
     # matplotlib's font cache, loaded once here rather than in every child
     fig = plt.figure(figsize=(1, 1))

@@ -12,8 +12,9 @@ import glob
 
 import numpy as np
 
-from quantbench import bench, models
-from quantbench.runtime import LiteModel
+from quantbench.inputs import models
+from quantbench.measure import timing as bench
+from quantbench.runtime.litert import LiteModel
 
 SHOWN = ("float32", "dynamic", "int8-only", "int16x8", "keras")
 

@@ -11,7 +11,9 @@ import argparse
 from pathlib import Path
 
 import quantbench
-from quantbench import data, evaluate, lq, techniques
+from quantbench.engines import litert_quantizer as lq, techniques
+from quantbench.inputs import data
+from quantbench.measure import evaluate
 
 
 def main() -> None:

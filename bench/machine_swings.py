@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
-from quantbench import bench
-from quantbench.runtime import LiteModel, generated_inputs
+from quantbench.measure import timing as bench
+from quantbench.runtime.litert import LiteModel, generated_inputs
 
 
 def steal() -> tuple[int, int]:

@@ -31,11 +31,12 @@ def main() -> None:
             return
         args.runs, tiny = 1, dict(epochs=1, techniques="float32,int8-only", calib_size=20, time_budget=0.2, workers=0)
 
-    from quantbench import mcu, quiet
-    from quantbench.recommend import Goal
-    from quantbench.results import Results
-    from quantbench.runtime import LiteModel
-    from quantbench.study import demo
+    from quantbench.core import quiet
+    from quantbench.measure import mcu
+    from quantbench.record.results import Results
+    from quantbench.runtime.litert import LiteModel
+    from quantbench.study.pipeline import demo
+    from quantbench.study.recommend import Goal
 
     quiet.configure()
     out = args.out or Path(tempfile.mkdtemp()) / "demo"

@@ -97,9 +97,10 @@ def ratios(tree: Path, rounds: int, budget: float, study_args: list[str] | None 
     sys.path.insert(0, str(tree))
     import numpy as np
 
-    from quantbench import bench, study
-    from quantbench.models import load_model
-    from quantbench.runtime import LiteModel
+    from quantbench.inputs.models import load_model
+    from quantbench.measure import timing as bench
+    from quantbench.runtime.litert import LiteModel
+    from quantbench.study import pipeline as study
 
     folder = Path(tempfile.mkdtemp(prefix="qb-mem-ratios-")) / "study"
     if study_args is None:

@@ -32,9 +32,11 @@ def main() -> None:
         args.rounds, args.calib = 10, 2
 
     import quantbench
-    from quantbench import bench, machine, models
-    from quantbench.conversion import convert
-    from quantbench.quiet import import_tensorflow
+    from quantbench.core import machine
+    from quantbench.core.quiet import import_tensorflow
+    from quantbench.engines.converter import convert
+    from quantbench.inputs import models
+    from quantbench.measure import timing as bench
 
     import_tensorflow()
     import keras
@@ -74,7 +76,7 @@ def main() -> None:
 
 def paired(a, b) -> str:
     """Median of the per-round ratios a/b, with its 95 % interval."""
-    from quantbench import stats
+    from quantbench.core import stats
 
     r = np.asarray(a) / np.asarray(b)
     lo, hi = stats.median_ci(r)

@@ -16,10 +16,11 @@ import time
 
 import numpy as np
 
-from quantbench import data, evaluate, models
-from quantbench.conversion import convert
-from quantbench.qat import qat
-from quantbench.runtime import LiteModel
+from quantbench.engines.converter import convert
+from quantbench.engines.qat import qat
+from quantbench.inputs import data, models
+from quantbench.measure import evaluate
+from quantbench.runtime.litert import LiteModel
 
 
 def trained_cnn(split, seed: int, epochs: int = 10):

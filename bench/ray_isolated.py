@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import isolated_cluster  # noqa: E402
-from quantbench import memory  # noqa: E402
+from quantbench.core import memory  # noqa: E402
 
 FIGURES = ("status", "error", "bytes", "accuracy", "accuracy_ci", "drop_ci_pp", "accuracy_delta_pp", "p_vs_float32",
            "top5", "agreement", "sqnr_db", "kl", "fidelity")
@@ -46,7 +46,7 @@ def figures(folder: Path) -> dict:
 
 
 def make_files(folder: Path, samples: int, npy: bool, side: int = 224) -> None:
-    from quantbench.quiet import configure, import_tensorflow
+    from quantbench.core.quiet import configure, import_tensorflow
 
     configure()  # TensorFlow's start-up lines stay off the terminal
     import_tensorflow()

@@ -51,8 +51,8 @@ def main() -> int:
     if shutil.which("chromium") is None and shutil.which("chromium-browser") is None:
         print("skipped: chromium not found (apt-get install -y chromium); it measures the tables' widths")
         return 0
-    from quantbench import report
-    from quantbench.results import Results
+    from quantbench.record.results import Results
+    from quantbench.report import report
 
     for path in args.results:
         with tempfile.TemporaryDirectory() as tmp:

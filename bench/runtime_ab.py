@@ -33,8 +33,10 @@ def main() -> None:
         parser.error("give the other runtime.py")
 
     import quantbench
-    from quantbench import bench, data, models, stats
-    from quantbench.conversion import convert
+    from quantbench.core import stats
+    from quantbench.engines.converter import convert
+    from quantbench.inputs import data, models
+    from quantbench.measure import timing as bench
 
     spec = importlib.util.spec_from_file_location("quantbench.old_runtime", args.old)
     old = importlib.util.module_from_spec(spec)

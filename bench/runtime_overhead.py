@@ -22,7 +22,7 @@ import numpy as np
 
 
 def paired_ratio(a: np.ndarray, b: np.ndarray) -> str:
-    from quantbench import stats
+    from quantbench.core import stats
 
     r = a / b
     lo, hi = stats.median_ci(r)
@@ -34,7 +34,7 @@ def bare_runners(content: bytes, samples: list[np.ndarray]):
     quantbench's own quantize/dequantize: predict's arithmetic without its checks and list handling."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from quantbench.runtime import LiteModel, dequantize, quantize
+    from quantbench.runtime.litert import LiteModel, dequantize, quantize
 
     it = Interpreter(model_content=content, num_threads=1)
     it.allocate_tensors()
@@ -65,8 +65,9 @@ def main() -> None:
         args.rounds, args.batch_rounds = 100, 3
 
     import quantbench
-    from quantbench import bench, data, models
-    from quantbench.conversion import convert
+    from quantbench.engines.converter import convert
+    from quantbench.inputs import data, models
+    from quantbench.measure import timing as bench
 
     split = data.digits()
     models.seed_everything(0)

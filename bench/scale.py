@@ -107,8 +107,8 @@ def build(cache: Path) -> None:
 def smoke_files(cache: Path) -> tuple[Path, Path]:
     """For --smoke (issue 23): the untrained digits CNN as a float .tflite (a study of it imports no TensorFlow) and
     60 labelled digits, into `cache`; seconds."""
-    from quantbench import data, models
-    from quantbench.conversion import convert
+    from quantbench.engines.converter import convert
+    from quantbench.inputs import data, models
 
     cache.mkdir(parents=True, exist_ok=True)
     model, test = cache / "digits-cnn.tflite", cache / "digits60.npz"

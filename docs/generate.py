@@ -7,7 +7,7 @@
                                      # screenshots with headless Chromium; then render the cheap parts
 
 Cheap parts, checked by tests/test_docs.py in `make test`: every command's --help, `quantbench techniques`, the
-technique registry as a table, the results.json field list (from quantbench/schema.py), and the demo's terminal
+technique registry as a table, the results.json field list (from quantbench/record/schema.py), and the demo's terminal
 table, reading and TFLite Micro section rendered from docs/generated/{demo,mcu}/results.json. They are rendered in
 a child process with a clean environment and 100 columns, so a CI runner's FORCE_COLOR or terminal width cannot
 change them. The parts --demo makes (the run's results.json, report.html, a plot, inspect/bench/predict/convert
@@ -65,7 +65,7 @@ def _terminal(results) -> str:
 
     from rich.console import Console
 
-    from quantbench.report import print_table
+    from quantbench.report.report import print_table
 
     buf = io.StringIO()
     console = Console(file=buf, width=WIDTH, color_system=None, force_terminal=False, legacy_windows=False)
@@ -81,8 +81,8 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def _techniques_table() -> str:
-    from quantbench.recommend import DECISION_TREE
-    from quantbench.techniques import DEFAULT_TECHNIQUES, get, names
+    from quantbench.engines.techniques import DEFAULT_TECHNIQUES, get, names
+    from quantbench.study.recommend import DECISION_TREE
 
     rows = []
     for name in names():
@@ -95,8 +95,8 @@ def _techniques_table() -> str:
 
 
 def _schema_table() -> str:
-    """Every field the reports read, with its kind, from quantbench/schema.py (the file's own checker)."""
-    from quantbench import schema
+    """Every field the reports read, with its kind, from quantbench/record/schema.py (the file's own checker)."""
+    from quantbench.record import schema
 
     rows = []
 
@@ -131,15 +131,15 @@ def _schema_table() -> str:
 
 
 # (the name a user calls it by, module, attribute path): the Python API page, signatures and docstrings as they are
-API = [("quantbench.compare", "quantbench.study", "compare"), ("quantbench.demo", "quantbench.study", "demo"),
-       ("quantbench.run_study", "quantbench.study", "run_study"),
-       ("quantbench.convert", "quantbench.conversion", "convert"), ("quantbench.load", "quantbench.runtime", "load"),
-       ("LiteModel.predict", "quantbench.runtime", "LiteModel.predict"), ("quantbench.qat.qat", "quantbench.qat", "qat"),
-       ("quantbench.bench.bench_files", "quantbench.bench", "bench_files"),
-       ("quantbench.results.Results.load", "quantbench.results", "Results.load"),
-       ("quantbench.report.write", "quantbench.report", "write"),
-       ("quantbench.tracking.log_study", "quantbench.tracking", "log_study"),
-       ("quantbench.quiet.configure", "quantbench.quiet", "configure")]
+API = [("quantbench.compare", "quantbench.study.pipeline", "compare"), ("quantbench.demo", "quantbench.study.pipeline", "demo"),
+       ("quantbench.run_study", "quantbench.study.pipeline", "run_study"),
+       ("quantbench.convert", "quantbench.engines.converter", "convert"), ("quantbench.load", "quantbench.runtime.litert", "load"),
+       ("LiteModel.predict", "quantbench.runtime.litert", "LiteModel.predict"), ("quantbench.engines.qat.qat", "quantbench.engines.qat", "qat"),
+       ("quantbench.measure.timing.bench_files", "quantbench.measure.timing", "bench_files"),
+       ("quantbench.record.results.Results.load", "quantbench.record.results", "Results.load"),
+       ("quantbench.report.report.write", "quantbench.report.report", "write"),
+       ("quantbench.report.tracking.log_study", "quantbench.report.tracking", "log_study"),
+       ("quantbench.core.quiet.configure", "quantbench.core.quiet", "configure")]
 
 
 def _api() -> str:
@@ -151,15 +151,15 @@ def _api() -> str:
         obj = importlib.import_module(module)
         for part in attr.split("."):
             obj = getattr(obj, part)
-        signature = str(inspect.signature(obj, eval_str=True)).replace("quantbench.results.", "")
+        signature = str(inspect.signature(obj, eval_str=True)).replace("quantbench.record.results.", "")
         out += [f"### `{shown}`", "", "```python", f"{shown.rsplit('.', 1)[-1]}{signature}", "```", "",
                 "```text", inspect.getdoc(obj) or "(no docstring)", "```", ""]
     return "\n".join(out)
 
 
 def _study_parts(name: str) -> dict[str, str]:
-    from quantbench import report
-    from quantbench.results import Results
+    from quantbench.record.results import Results
+    from quantbench.report import report
 
     path = GENERATED / name / "results.json"
     if not path.is_file():
@@ -175,7 +175,7 @@ def _study_parts(name: str) -> dict[str, str]:
 
 def render_here() -> dict[str, str]:
     """Every cheap part, keyed by its path under docs/generated/ (run in the clean child process)."""
-    from quantbench import quiet
+    from quantbench.core import quiet
 
     quiet.configure()
     parts = {"help/quantbench.txt": _help([])}

@@ -4,34 +4,34 @@
 """
 __version__ = "0.1.0"
 
-from .errors import ConversionError, InputError, QuantbenchError  # noqa: E402
-from .runtime import LiteModel, load  # noqa: E402
+from .core.errors import ConversionError, InputError, QuantbenchError  # noqa: E402
+from .runtime.litert import LiteModel, load  # noqa: E402
 
 
 def convert(model, technique, calib=None):
-    """Convert a Keras model with one technique; see `quantbench.conversion.convert`."""
-    from .conversion import convert as _convert
+    """Convert a Keras model with one technique; see `quantbench.engines.converter.convert`."""
+    from .engines.converter import convert as _convert
 
     return _convert(model, technique, calib)
 
 
 def demo(**kwargs):
-    """Run the reference experiment; see `quantbench.study.demo`."""
-    from .study import demo as _demo
+    """Run the reference experiment; see `quantbench.study.pipeline.demo`."""
+    from .study.pipeline import demo as _demo
 
     return _demo(**kwargs)
 
 
 def compare(model, data, **kwargs):
-    """Study a model file on a data file; see `quantbench.study.compare`."""
-    from .study import compare as _compare
+    """Study a model file on a data file; see `quantbench.study.pipeline.compare`."""
+    from .study.pipeline import compare as _compare
 
     return _compare(model, data, **kwargs)
 
 
 def run_study(*args, **kwargs):
-    """Study a Keras model with every technique; see `quantbench.study.run_study`."""
-    from .study import run_study as _run
+    """Study a Keras model with every technique; see `quantbench.study.pipeline.run_study`."""
+    from .study.pipeline import run_study as _run
 
     return _run(*args, **kwargs)
 

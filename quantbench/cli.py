@@ -73,7 +73,7 @@ def _sizes(text: str | None) -> list[int] | None:
     try:
         return [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        from .errors import InputError
+        from .core.errors import InputError
 
         raise InputError(f"--calib-sizes {text!r} is not a list of whole numbers. Expected e.g. 1,10,100,500. "
                          "Fix: pass comma-separated sample counts.") from None
@@ -90,7 +90,7 @@ def _console():
 
 
 def _show(results, as_json: bool, quiet: bool, wide: bool = False) -> None:
-    from .report import print_table
+    from .report.report import print_table
 
     if as_json:
         print(results.to_json())
@@ -100,7 +100,7 @@ def _show(results, as_json: bool, quiet: bool, wide: bool = False) -> None:
 
 def _goal(max_drop, target, optimize, max_ram, max_flash, max_error, min_sqnr, min_agreement, max_metric_drop=None):
     """The Goal both study commands build from their options."""
-    from .recommend import Goal, budget_kb
+    from .study.recommend import Goal, budget_kb
 
     given = {k: v for k, v in (("max_error_increase_pct", max_error), ("min_sqnr_db", min_sqnr),
                                 ("min_agreement_pct", min_agreement)) if v is not None}
@@ -121,8 +121,8 @@ def _tracking_check(mlflow: str | None) -> str | None:
         return None
     import logging
 
-    from .quiet import debug_enabled
-    from .tracking import check
+    from .core.quiet import debug_enabled
+    from .report.tracking import check
 
     uri = check(mlflow or None)  # imports mlflow, which sets its loggers up at import: quiet them after it
     if not debug_enabled():
@@ -133,7 +133,7 @@ def _tracking_check(mlflow: str | None) -> str | None:
 def _tracking_log(results, folder: Path, uri: str | None, quiet: bool) -> None:
     if uri is None:
         return
-    from .tracking import log_study
+    from .report.tracking import log_study
 
     run_id = log_study(results, folder, uri)
     if not quiet:
@@ -165,7 +165,7 @@ def _mlflow_argv(argv: list[str]) -> list[str]:
 
 def _max_memory(value: str | None) -> float | None:
     """--max-memory in GiB, checked before any work (`memory.check`: one line, exit 2, when it is not a number)."""
-    from .memory import check
+    from .core.memory import check
 
     return None if value is None else check(value)
 
@@ -223,8 +223,8 @@ def demo(
 
     Example: quantbench demo --out runs/demo --epochs 10 --seed 0 --qat-epochs 3
     """
-    from .progress import reporter
-    from .study import demo as run_demo
+    from .core.progress import reporter
+    from .study.pipeline import demo as run_demo
 
     uri = _tracking_check(mlflow)
     results = run_demo(out=out, epochs=epochs, seed=seed, calib_size=calib_size, force=force,
@@ -261,7 +261,7 @@ def report(
               quantbench report bench.json
     """
     if len(results_files) > 1:
-        from .comparison import side_by_side
+        from .report.comparison import side_by_side
 
         text, written = side_by_side(results_files, out, force=force)
         if not quiet:
@@ -269,8 +269,8 @@ def report(
         if written:
             print(f"Wrote {written}", file=sys.stderr)
         return
-    from .files import wrote
-    from .report import from_file
+    from .core.files import wrote
+    from .report.report import from_file
 
     written = from_file(results_files[0], out, force=force, console=None if quiet else _console(), wide=wide)
     if written:
@@ -329,9 +329,9 @@ def compare(
 
     Example: quantbench compare model.keras --data test.npz --calib train.npz --out runs/mine
     """
-    from .outputs import TaskSpec, load_metric, parse_tasks
-    from .progress import reporter
-    from .study import compare as run_compare, study_folder
+    from .core.progress import reporter
+    from .measure.outputs import TaskSpec, load_metric, parse_tasks
+    from .study.pipeline import compare as run_compare, study_folder
 
     mem = _max_memory(max_memory)
     goal = _goal(max_drop, target, optimize, max_ram, max_flash, max_error, min_sqnr, min_agreement, max_metric_drop)
@@ -375,8 +375,8 @@ def sweep(
 
     Example: quantbench sweep sweep.toml --out runs/sweep
     """
-    from .progress import reporter
-    from .sweep import check, run_sweep
+    from .core.progress import reporter
+    from .study.sweep import check, run_sweep
 
     uri = _tracking_check(mlflow)
 
@@ -391,7 +391,7 @@ def sweep(
             rec = (e.get("recommendation") or {}).get("technique") or ""
             print(f"{e['name']:<32} {e['status']:<8} {rec}")
     if uri is not None:
-        from .sweep import log_studies
+        from .study.sweep import log_studies
 
         said = log_studies(folder, entries, uri)
         if not quiet:
@@ -417,7 +417,7 @@ def convert_cmd(
 
     Example: quantbench convert model.keras -t int8-only --calib train.npz -o model-int8.tflite
     """
-    from .study import convert_file
+    from .study.pipeline import convert_file
 
     conv = convert_file(model, technique, output, calib, calib_size=calib_size, seed=seed, x_key=x_key,
                         unsafe=unsafe, force=force)
@@ -432,11 +432,11 @@ def inspect_cmd(model: Path = typer.Argument(..., help="A .tflite file."),
 
     Example: quantbench inspect runs/demo/int8-only.tflite --mcu
     """
-    from .inspection import inspect, render
+    from .inputs.inspection import inspect, render
 
     print(render(inspect(model)))
     if mcu:
-        from . import mcu as micro
+        from .measure import mcu as micro
 
         print(micro.render(micro.inspect_file(model)))
 
@@ -453,7 +453,7 @@ def predict(
 
     Example: quantbench predict runs/demo/int8-only.tflite --input x.npy -o probs.npy
     """
-    from .predicting import predict_file, render
+    from .api import predict_file, render
 
     result = predict_file(model, input, output, force=force)
     print(render(result, top=top, saved=output))
@@ -482,9 +482,9 @@ def bench_cmd(
 
     Example: quantbench bench runs/demo/*.tflite --threads 1 --json bench.json
     """
-    from .bench import bench_files, check_json_out, render
-    from .files import write_file
-    from .progress import reporter
+    from .core.files import write_file
+    from .core.progress import reporter
+    from .measure.timing import bench_files, check_json_out, render
 
     if json_out is not None and str(json_out) != "-":
         check_json_out(json_out, force)  # before the timing, not after
@@ -506,7 +506,7 @@ def bench_cmd(
 @app.command()
 def techniques():
     """List the techniques quantbench knows, and which ones `compare` runs by default for each --target."""
-    from .report import techniques_table
+    from .report.report import techniques_table
 
     console = _console()
     table, notes = techniques_table()
@@ -535,8 +535,8 @@ def qat_command(
 
     Example: quantbench qat model.keras --data train.npz --epochs 3 -o model_int8.tflite
     """
-    from .progress import reporter
-    from .qat import qat_file
+    from .core.progress import reporter
+    from .engines.qat import qat_file
 
     result = qat_file(model, data_file, out, epochs=epochs, val=val, batch_size=batch_size, seed=seed,
                       learning_rate=learning_rate, unsafe=unsafe, force=force, reporter=reporter(quiet))
@@ -551,7 +551,7 @@ def _warnings_as_lines():
     """quantbench's own warnings (an unused array...) as one line each on stderr; others as Python shows them."""
     import warnings
 
-    from .errors import QuantbenchWarning
+    from .core.errors import QuantbenchWarning
 
     with warnings.catch_warnings():
         shown = warnings.showwarning
@@ -574,12 +574,12 @@ def main(argv: list[str] | None = None) -> int:
         argv.remove("--debug")
         os.environ["QUANTBENCH_DEBUG"] = "1"
     argv = _mlflow_argv(argv)  # --mlflow with an optional value (issue 13)
-    from .errors import QuantbenchError
-    from .quiet import configure, debug_enabled, restore
+    from .core.errors import QuantbenchError
+    from .core.quiet import configure, debug_enabled, restore
 
     configure()
-    from . import errors
-    from .errors import Interrupted, interrupt
+    from .core import errors
+    from .core.errors import Interrupted, interrupt
 
     errors.pending = None
     previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -30,7 +30,7 @@ SLOTS = 2  # children at a time: the machine's cores
 
 def warm() -> None:
     """Import what the scripts import, once."""
-    from quantbench import quiet
+    from quantbench.core import quiet
 
     quiet.configure()
     quiet.import_tensorflow()
@@ -42,8 +42,15 @@ def warm() -> None:
     import psutil  # noqa: F401
     import sklearn.datasets  # noqa: F401
 
-    from quantbench import (bench, cli, conversion, data, evaluate, lq, mcu, models, report,  # noqa: F401
-                            runtime, selective, study)
+    # noqa: F401 (each import below): loaded before the fork, so that every child starts with them
+    from quantbench import cli  # noqa: F401
+    from quantbench.engines import converter as conversion, litert_quantizer as lq  # noqa: F401
+    from quantbench.engines import selective  # noqa: F401
+    from quantbench.inputs import data, models  # noqa: F401
+    from quantbench.measure import evaluate, mcu, timing as bench  # noqa: F401
+    from quantbench.report import report  # noqa: F401
+    from quantbench.runtime import litert as runtime  # noqa: F401
+    from quantbench.study import pipeline as study  # noqa: F401
 
 
 def child(script: str, args: list[str], stdout: str, stderr: str, tmp: str) -> None:

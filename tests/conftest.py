@@ -7,8 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-from quantbench import data, models, quiet, techniques
-from quantbench.conversion import convert
+from quantbench.core import quiet
+from quantbench.engines import techniques
+from quantbench.engines.converter import convert
+from quantbench.inputs import data, models
 
 quiet.configure()  # tests that import keras first still get TensorFlow's logs silenced
 
@@ -17,7 +19,7 @@ quiet.configure()  # tests that import keras first still get TensorFlow's logs s
 def short_timing_phases():
     """Timing phases may stop as soon as their medians are known: the 2-s floor (bench.MIN_PHASE_S) exists for
     figures a later run must reproduce, and would add seconds to every study here. Its own test sets it."""
-    from quantbench import bench
+    from quantbench.measure import timing as bench
 
     saved, bench.MIN_PHASE_S = bench.MIN_PHASE_S, 0.0
     yield

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 import quantbench
-from quantbench import bench, stats
-from quantbench.progress import Silent
-from quantbench.runtime import float_range, generated_inputs
+from quantbench.core import stats
+from quantbench.core.progress import Silent
+from quantbench.measure import timing as bench
+from quantbench.runtime.litert import float_range, generated_inputs
 
 
 def test_latency_times_every_runner_every_round_in_shuffled_order():
@@ -180,8 +181,8 @@ def fixed_batch_tflite(tmp_path_factory):
     """A float model whose batch dimension is fixed at 2, and whose input differs from the digits CNN's."""
     import keras
 
-    from quantbench import models
-    from quantbench.conversion import convert
+    from quantbench.engines.converter import convert
+    from quantbench.inputs import models
 
     models.seed_everything(2)
     inputs = keras.Input((4, 4, 2), batch_size=2, name="patch")
@@ -203,7 +204,7 @@ def test_lite_runner_on_a_fixed_batch_of_two(fixed_batch_tflite, rng, batch, inv
 
 
 def test_measure_records_rounds_why_they_stopped_and_the_batch_used(tiny_model, tiny_variants, digits):
-    from quantbench.models import from_keras
+    from quantbench.inputs.models import from_keras
 
     lite = {name: quantbench.load(tiny_variants[name]) for name in ("float32", "int8-only")}
     x = [digits.x_test[:40]]
@@ -233,7 +234,7 @@ def _xnnpack_refuses(content: bytes) -> bytes:
 
 
 def test_measure_and_bench_say_when_xnnpack_refused_a_file(tiny_model, tiny_variants, digits, tmp_path):
-    from quantbench.models import from_keras, load_model
+    from quantbench.inputs.models import from_keras, load_model
 
     lite = {"int8-only": quantbench.load(tiny_variants["int8-only"]),
             "edited": quantbench.load(_xnnpack_refuses(tiny_variants["int8-only"]))}
@@ -256,7 +257,7 @@ def test_measure_and_bench_say_when_xnnpack_refused_a_file(tiny_model, tiny_vari
 
 
 def test_measure_times_a_fixed_batch_model(fixed_batch_tflite, rng):
-    from quantbench.models import load_model
+    from quantbench.inputs.models import load_model
 
     source = load_model(fixed_batch_tflite)
     x = [rng.normal(size=(6, 4, 4, 2)).astype(np.float32)]

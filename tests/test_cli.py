@@ -46,7 +46,8 @@ def test_usage_error_exits_2():
 def test_an_interrupted_command_leaves_no_signal_pending_for_the_next_call(monkeypatch, capsys):
     import signal
 
-    from quantbench import cli, errors
+    from quantbench import cli
+    from quantbench.core import errors
 
     monkeypatch.setattr(cli, "app", lambda **kw: errors.interrupt(signal.SIGTERM))
     assert cli.main(["demo"]) == 143
@@ -93,7 +94,7 @@ def test_compare_ends_with_the_folder_it_wrote(tiny_keras_path, digits_npz, tmp_
     said = (f"Evaluated 338 of the 450 samples in {digits_npz[0]}: 112 were held out for calibration (a seeded split, "
             "seed 0). Pass --calib FILE to evaluate all 450.")
     assert err[-2] == said
-    from quantbench.results import Results
+    from quantbench.record.results import Results
 
     saved = Results.load(out / "results.json")
     assert saved.choices == [{"choice": "evaluation_split", "text": said}] and saved.data["eval_samples"] == 338
@@ -110,8 +111,9 @@ def test_an_error_raised_while_a_signal_unwinds_is_the_interrupt(tmp_path, monke
     once, under SIGTERM): the signal is the cause, so the exit is 143 and says interrupted, not internal error."""
     import signal as sig
 
-    from quantbench import errors, study
     from quantbench.cli import main
+    from quantbench.core import errors
+    from quantbench.study import pipeline as study
 
     def broken(**kwargs):
         errors.pending = errors.Interrupted(sig.SIGTERM)
@@ -162,7 +164,7 @@ def test_every_option_help_is_shown_whole_at_80_and_100_columns(capsys, monkeypa
 
 def test_unknown_technique_lists_every_known_one_and_where_they_are_described(tiny_keras_path, tmp_path, capsys):
     from quantbench.cli import main
-    from quantbench.techniques import names
+    from quantbench.engines.techniques import names
 
     assert main(["convert", str(tiny_keras_path), "-t", "int8", "-o", str(tmp_path / "o.tflite")]) == 2
     err = capsys.readouterr().err
@@ -173,8 +175,8 @@ def test_unknown_technique_lists_every_known_one_and_where_they_are_described(ti
 @pytest.mark.parametrize("width", [80, 100])
 def test_techniques_marks_the_default_set_per_target_and_breaks_no_word(width, monkeypatch, capsys):
     from quantbench.cli import main
-    from quantbench.recommend import TARGETS, defaults
-    from quantbench.techniques import DEFAULT_TECHNIQUES, get, names
+    from quantbench.engines.techniques import DEFAULT_TECHNIQUES, get, names
+    from quantbench.study.recommend import TARGETS, defaults
 
     monkeypatch.setenv("COLUMNS", str(width))
     assert main(["techniques"]) == 0

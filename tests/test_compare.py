@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import quantbench
-from quantbench import study
-from quantbench.results import Results
+from quantbench.record.results import Results
+from quantbench.study import pipeline as study
 
 FAST = ["float32", "dynamic", "int8-only", "float16", "lq-int8"]
 
@@ -23,7 +23,7 @@ def multi_io(tmp_path_factory):
     """Two named inputs, a class output and a regression output, saved as .h5 and as a SavedModel."""
     import keras
 
-    from quantbench import models
+    from quantbench.inputs import models
 
     models.seed_everything(2)
     rng = np.random.default_rng(2)
@@ -182,7 +182,7 @@ def test_calib_file_without_calib_size_draws_up_to_200(tiny_keras_path, digits_n
 
 
 def test_a_throughput_batch_lowered_for_memory_is_a_choice_said():
-    from quantbench.study import _lowered_batch
+    from quantbench.study.pipeline import _lowered_batch
 
     assert _lowered_batch(32, 32) == [] and _lowered_batch(64, 32) == []
     assert _lowered_batch(8, 32) == [{"choice": "throughput_batch", "text": "Throughput was measured at batch 8, not "

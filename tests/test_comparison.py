@@ -3,9 +3,9 @@ import dataclasses
 
 import pytest
 
-from quantbench import comparison
 from quantbench.cli import main
-from quantbench.results import Results, Variant
+from quantbench.record.results import Results, Variant
+from quantbench.report import comparison
 
 
 def variant(name, acc, ms, spread=0.02, **kw):

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from quantbench import techniques
-from quantbench.conversion import Conversion, convert, convert_family, shares_calibration
-from quantbench.errors import ConversionError, InputError
+from quantbench.core.errors import ConversionError, InputError
+from quantbench.engines import techniques
+from quantbench.engines.converter import Conversion, convert, convert_family, shares_calibration
 
 FAMILY = [n for n in techniques.names() if shares_calibration(n)]
 
@@ -36,7 +36,7 @@ def sine_model():
     """Dense, sin, Dense: int8 keeps SIN in float, TF's 16x8 quantizer refuses it."""
     import keras
 
-    from quantbench import models
+    from quantbench.inputs import models
 
     models.seed_everything(2)
     inputs = keras.Input((8,), name="x")
@@ -86,7 +86,7 @@ def test_calibrating_with_16x8_settings_first_gives_the_same_files(tiny_model, c
 
 @pytest.fixture(scope="module")
 def exported(tiny_model, tmp_path_factory):
-    from quantbench import models
+    from quantbench.inputs import models
 
     source = models.from_keras(tiny_model)
     folder = tmp_path_factory.mktemp("export") / "savedmodel"
@@ -109,7 +109,7 @@ def test_the_family_from_the_export_gives_the_same_bytes(exported, calib, tiny_v
 def test_a_two_input_model_exports_with_its_inputs_in_order(tmp_path):
     import keras
 
-    from quantbench import models
+    from quantbench.inputs import models
 
     models.seed_everything(3)
     a, b = keras.Input((4,), name="a"), keras.Input((3,), name="b")
@@ -122,7 +122,7 @@ def test_a_two_input_model_exports_with_its_inputs_in_order(tmp_path):
 
 
 def test_a_model_that_is_not_keras_is_not_exported(tiny_variants, tmp_path):
-    from quantbench import models
+    from quantbench.inputs import models
 
     (tmp_path / "f.tflite").write_bytes(tiny_variants["float32"])
     source = models.load_model(tmp_path / "f.tflite")
@@ -133,7 +133,7 @@ def test_a_model_that_is_not_keras_is_not_exported(tiny_variants, tmp_path):
 def test_a_removed_export_is_not_used(tiny_model, calib, tiny_variants, tmp_path):
     import shutil
 
-    from quantbench import models
+    from quantbench.inputs import models
 
     source = models.from_keras(tiny_model)
     assert source.export_for_converter(tmp_path / "sm")

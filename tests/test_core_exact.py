@@ -7,11 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from quantbench import evaluate, recommend
-from quantbench.errors import InputError
-from quantbench.outputs import RAW_LIMIT, Budget, TaskSpec, Truth
-from quantbench.results import Results, Variant
-from quantbench.techniques import get
+from quantbench.core.errors import InputError
+from quantbench.engines.techniques import get
+from quantbench.measure import evaluate
+from quantbench.measure.outputs import RAW_LIMIT, Budget, TaskSpec, Truth
+from quantbench.record.results import Results, Variant
+from quantbench.study import recommend
 
 
 def _message(fn, *args, **kwargs) -> str:

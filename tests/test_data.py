@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from quantbench import data, models
-from quantbench.errors import InputError
+from quantbench.core.errors import InputError
+from quantbench.inputs import data, models
 
 
 @pytest.fixture(scope="module")

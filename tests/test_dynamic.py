@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from quantbench import recommend, study
-from quantbench.conversion import convert
-from quantbench.runtime import load, quantize
+from quantbench.engines.converter import convert
+from quantbench.runtime.litert import load, quantize
+from quantbench.study import pipeline as study, recommend
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def sequence_model(tmp_path_factory):
     kernel of 3, so LiteRT cannot even prepare it at the stored shapes."""
     import keras
 
-    from quantbench import models
+    from quantbench.inputs import models
 
     models.seed_everything(0)
     inputs = keras.Input((None, 4), name="audio")
@@ -81,8 +81,8 @@ def test_tflite_micro_runs_the_dynamic_model_at_the_datas_shape(sequence_model, 
     """TFLite Micro resizes nothing: the file's stored input is [1, 1, 4], which its kernel of 3 cannot even
     prepare; quantbench fixes a copy at one sample of the data ([1, 20, 4]) and every tensor after it."""
     pytest.importorskip("tflite_micro")
-    from quantbench import mcu
-    from quantbench.runtime import LiteModel
+    from quantbench.measure import mcu
+    from quantbench.runtime.litert import LiteModel
 
     model, folder, x = sequence_model
     content = (folder / f"{name}.tflite").read_bytes()

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from quantbench import evaluate, stats
+from quantbench.core import stats
+from quantbench.measure import evaluate
 
 
 def onehot(classes, n=4, p=0.97):
@@ -68,7 +69,7 @@ def test_without_float32_there_is_no_test(outputs):
 
 
 def test_degenerate_reference_outputs_are_named():
-    from quantbench.evaluate import degenerate
+    from quantbench.measure.evaluate import degenerate
 
     rng = np.random.default_rng(0)
     uniform = np.full((50, 10), 0.1, np.float32)
@@ -83,7 +84,7 @@ def test_degenerate_reference_outputs_are_named():
 
 
 def test_reference_with_nan_or_inf_is_refused():
-    from quantbench.errors import InputError
+    from quantbench.core.errors import InputError
 
     ok = np.full((4, 3), 1 / 3)
     evaluate.check_reference([ok, np.zeros(4)], ["p", "v"], "d.npz")
@@ -98,8 +99,9 @@ def test_study_of_a_model_with_a_nan_weight_is_refused_and_leaves_nothing(tiny_m
     # A bit flip in an .h5 file's weights (fuzz case h5-148) gave NaN outputs and then a JSON error.
     import keras
 
-    from quantbench import data, study
-    from quantbench.errors import InputError
+    from quantbench.core.errors import InputError
+    from quantbench.inputs import data
+    from quantbench.study import pipeline as study
 
     broken = keras.models.clone_model(tiny_model)
     weights = tiny_model.get_weights()
@@ -124,7 +126,8 @@ def test_variant_with_nan_where_the_float_model_is_finite_is_named():
 def test_study_row_of_a_variant_giving_nan_is_failed_not_a_json_error(tiny_model, digits, tmp_path):
     # fuzz case npy-336: one input value of 2.8e38 (a flipped exponent bit) is finite through the Keras
     # model, but NaN through the dynamic-range variant; results.json then could not be written.
-    from quantbench import data, study
+    from quantbench.inputs import data
+    from quantbench.study import pipeline as study
 
     x = digits.x_test[:20].copy()
     x[0, 3, 3, 0] = 2.8e38

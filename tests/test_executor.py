@@ -10,9 +10,9 @@ import numpy as np
 import psutil
 import pytest
 
-from quantbench import executor
-from quantbench.errors import InputError
-from quantbench.executor import Died, InProcess, Task, Workers
+from quantbench.core.errors import InputError
+from quantbench.executors import local as executor
+from quantbench.executors.local import Died, InProcess, Task, Workers
 
 
 def square(x):
@@ -93,8 +93,8 @@ class Notes:
 
 
 def test_a_study_in_workers_gives_the_in_process_figures(tiny_model, digits, calib, tmp_path, monkeypatch):
-    from quantbench import study
-    from quantbench.study import run_study
+    from quantbench.study import pipeline as study
+    from quantbench.study.pipeline import run_study
 
     names = "float32,dynamic,int8-only,int8-fallback,lq-int8,lq-int16x8"
     x = digits.x_test[:200]
@@ -112,8 +112,8 @@ def test_a_study_in_workers_gives_the_in_process_figures(tiny_model, digits, cal
 
 
 def test_streamed_npy_gives_the_in_memory_figures(tiny_keras_path, digits, tmp_path):
-    from quantbench import data, models
-    from quantbench.study import compare
+    from quantbench.inputs import data, models
+    from quantbench.study.pipeline import compare
 
     np.save(tmp_path / "x.npy", digits.x_test)
     source = models.load_model(tiny_keras_path)
@@ -152,7 +152,7 @@ def test_ctrl_c_stops_the_workers_and_cleans_up(tmp_path):
 
 
 def test_with_workers_the_main_process_never_imports_tensorflow(tiny_keras_path, digits_npz, tmp_path):
-    script = (f"import sys; from quantbench.study import compare; "
+    script = (f"import sys; from quantbench.study.pipeline import compare; "
               f"r = compare({str(tiny_keras_path)!r}, {str(digits_npz[0])!r}, techniques='float32,int8-only', "
               f"out={str(tmp_path / 's')!r}, workers=1, time_budget=0.5); "
               "print(r.settings['executor'], 'tensorflow' in sys.modules, [v.status for v in r.variants])")

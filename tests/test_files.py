@@ -1,9 +1,9 @@
 import pytest
 
-from quantbench.errors import InputError
+from quantbench.core.errors import InputError
 from pathlib import Path
 
-from quantbench.files import check_new_dir, staged_dir, write_file
+from quantbench.core.files import check_new_dir, staged_dir, write_file
 
 
 def test_existing_folder_is_refused_without_force(tmp_path):
@@ -120,8 +120,8 @@ def test_signals_held_deliver_a_signal_from_another_thread_after_the_block():
     import signal
     import threading
 
-    from quantbench import errors
-    from quantbench.files import signals_held
+    from quantbench.core import errors
+    from quantbench.core.files import signals_held
 
     seen = []
     previous = signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
@@ -147,7 +147,7 @@ def test_signals_held_deliver_a_signal_from_another_thread_after_the_block():
 def test_an_interrupt_something_swallowed_still_stops_the_commit(tmp_path):
     import signal
 
-    from quantbench import errors
+    from quantbench.core import errors
 
     out = tmp_path / "study"
     try:

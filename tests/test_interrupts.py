@@ -11,7 +11,7 @@ import pytest
 
 WRAPPER = '''
 import contextlib, os, sys, time, traceback
-from quantbench import errors, progress
+from quantbench.core import errors, progress
 
 LOG = os.environ["QB_STAGE_LOG"]
 
@@ -109,7 +109,7 @@ def test_a_signal_inside_tflite_micro_stops_the_study(tmp_path):
 
 FINALIZER = '''
 import os, signal, sys, threading, time
-from quantbench import errors
+from quantbench.core import errors
 
 signal.signal(signal.SIGINT, errors.interrupt)
 

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 
 import quantbench
-from quantbench import lq, techniques
-from quantbench.conversion import convert
-from quantbench.errors import ConversionError, InputError
-from quantbench.techniques import LQ, Technique
+from quantbench.core.errors import ConversionError, InputError
+from quantbench.engines import litert_quantizer as lq, techniques
+from quantbench.engines.converter import convert
+from quantbench.engines.techniques import LQ, Technique
 
 EXPECTED_IO = {
     "weight-only-int8": "float32",
@@ -65,7 +65,7 @@ def two_inputs():
     """A float32 .tflite with inputs 'x10' (values in [0, 1]) and 'x2' (in [0, 100]), and its Keras model."""
     import keras
 
-    from quantbench import models
+    from quantbench.inputs import models
 
     models.seed_everything(0)
     x10 = keras.Input((4,), name="x10")  # created first, yet second in natural order

@@ -6,10 +6,12 @@ import sys
 import numpy as np
 import pytest
 
-from quantbench import lq, mcu, recommend
 from quantbench.cli import main
-from quantbench.errors import InputError
-from quantbench.results import Results, Variant
+from quantbench.core.errors import InputError
+from quantbench.engines import litert_quantizer as lq
+from quantbench.measure import mcu
+from quantbench.record.results import Results, Variant
+from quantbench.study import recommend
 
 pytest.importorskip("tflite_micro")
 

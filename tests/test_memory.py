@@ -11,9 +11,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from quantbench import bench, executor, memory, tasks
-from quantbench.results import Results
-from quantbench.runtime import LiteModel
+from quantbench.core import memory
+from quantbench.executors import local as executor
+from quantbench.measure import timing as bench
+from quantbench.record.results import Results
+from quantbench.runtime.litert import LiteModel
+from quantbench.study import tasks
 
 GIB = 2 ** 30
 
@@ -22,8 +25,8 @@ GIB = 2 ** 30
 
 @pytest.fixture(scope="module")
 def small_study(tiny_model, digits, calib, tmp_path_factory):
-    from quantbench import data
-    from quantbench.study import run_study
+    from quantbench.inputs import data
+    from quantbench.study.pipeline import run_study
 
     out = tmp_path_factory.mktemp("mem") / "study"
     run_study(tiny_model, data.Dataset([digits.x_test[:100]], digits.y_test[:100], "digits"), calib,

@@ -4,8 +4,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from quantbench import models
-from quantbench.errors import InputError
+from quantbench.core.errors import InputError
+from quantbench.inputs import models
 
 
 def test_loads_keras(tiny_keras_path):

@@ -9,8 +9,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from quantbench import bench, evaluate, recommend, stats
-from quantbench.results import Results, Variant
+from quantbench.core import stats
+from quantbench.measure import evaluate, timing as bench
+from quantbench.record.results import Results, Variant
+from quantbench.study import recommend
 
 # ---- latency from runners whose cost is known ---------------------------------------------------------
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from quantbench import evaluate, outputs
-from quantbench.errors import InputError
-from quantbench.outputs import Budget, TaskSpec, read_labels, verdict
+from quantbench.core.errors import InputError
+from quantbench.measure import evaluate, outputs
+from quantbench.measure.outputs import Budget, TaskSpec, read_labels, verdict
 
 
 # ---- which output labels fit, and as what -------------------------------------------------------------------

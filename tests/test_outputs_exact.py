@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from scipy.stats import wilcoxon
 
-from quantbench import outputs, stats
-from quantbench.errors import InputError
-from quantbench.outputs import GATES, KINDS, Budget, TaskSpec, Truth, read_labels, verdict
+from quantbench.core import stats
+from quantbench.core.errors import InputError
+from quantbench.measure import outputs
+from quantbench.measure.outputs import GATES, KINDS, Budget, TaskSpec, Truth, read_labels, verdict
 
 KIND_LIST = "classes, binary, multilabel, regression, fidelity"
 

@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 
 import plain_litert
-from quantbench import bench, data, study
 from quantbench.cli import main
-from quantbench.conversion import convert
-from quantbench.data import Dataset
-from quantbench.results import Results
+from quantbench.engines.converter import convert
+from quantbench.inputs import data
+from quantbench.inputs.data import Dataset
+from quantbench.measure import timing as bench
+from quantbench.record.results import Results
+from quantbench.study import pipeline as study
 
 N = 230  # evaluation samples: eight shards of 32 (the last of 6) when study.SHARD is 32 (one chunk)
 TECHNIQUES = "float32,int8-only,dynamic"
@@ -31,7 +33,7 @@ def one_shard(tiny_model, digits, calib, tmp_path_factory):
 @pytest.fixture(scope="module")
 def many_shards(tiny_model, digits, calib, tmp_path_factory):
     """The same study with 32 samples per shard, and with --calib-sizes 1,40 drawn from the training split."""
-    from quantbench import evaluate
+    from quantbench.measure import evaluate
 
     merged = []
     real_merge = evaluate.Stream.merge

@@ -1,7 +1,7 @@
 import dataclasses
 
-from quantbench import plots
-from quantbench.results import Results, Variant
+from quantbench.record.results import Results, Variant
+from quantbench.report import plots
 
 
 def test_pareto_front():

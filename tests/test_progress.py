@@ -6,7 +6,7 @@ import re
 
 from rich.console import Console
 
-from quantbench.progress import Bars
+from quantbench.core.progress import Bars
 
 
 def bars_to(stream) -> Bars:

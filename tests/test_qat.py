@@ -5,12 +5,13 @@ import warnings
 import numpy as np
 import pytest
 
-from quantbench import evaluate, models
-from quantbench.conversion import convert
-from quantbench import qat as qat_module
-from quantbench.errors import InputError, TrainingError
-from quantbench.qat import float_ops, qat
-from quantbench.runtime import LiteModel
+from quantbench.core.errors import InputError, TrainingError
+from quantbench.engines import qat as qat_module
+from quantbench.engines.converter import convert
+from quantbench.engines.qat import float_ops, qat
+from quantbench.inputs import models
+from quantbench.measure import evaluate
+from quantbench.runtime.litert import LiteModel
 
 N_TRAIN = 400  # enough for one epoch to move the model, few enough to keep each call a few seconds
 
@@ -188,7 +189,7 @@ def test_unsupported_layer_is_named(train):
 def test_layer_the_converter_keeps_in_float_is_refused(train):
     import keras
 
-    from quantbench.errors import ConversionError
+    from quantbench.core.errors import ConversionError
 
     models.seed_everything(0)
     model = keras_cnn(keras.layers.LayerNormalization(name="ln"))
@@ -211,7 +212,7 @@ def test_simulation_matches_the_converter(digits, train, calib):
     import keras
     from ai_edge_litert.interpreter import Interpreter
 
-    from quantbench import fakequant
+    from quantbench.engines import fakequant
 
     models.seed_everything(2)
     inputs = keras.Input((8, 8, 1), name="image")
@@ -256,8 +257,8 @@ def test_simulation_matches_the_converter(digits, train, calib):
 
 
 def test_run_study_adds_the_qat_row(tiny_model, digits, calib, tmp_path):
-    from quantbench.data import Dataset
-    from quantbench.study import run_study
+    from quantbench.inputs.data import Dataset
+    from quantbench.study.pipeline import run_study
 
     res = run_study(tiny_model, Dataset([digits.x_test], digits.y_test, "test"), calib, ["int8-only"],
                     tmp_path / "s",
@@ -269,8 +270,8 @@ def test_run_study_adds_the_qat_row(tiny_model, digits, calib, tmp_path):
 
 
 def test_run_study_skips_qat_without_epochs(tiny_model, digits, calib, tmp_path):
-    from quantbench.data import Dataset
-    from quantbench.study import run_study
+    from quantbench.inputs.data import Dataset
+    from quantbench.study.pipeline import run_study
 
     res = run_study(tiny_model, Dataset([digits.x_test[:50]], digits.y_test[:50], "test"), calib, ["qat-int8"],
                     tmp_path / "s")

@@ -22,7 +22,7 @@ def test_convert_and_predict_leave_the_process_globals_unchanged(tmp_path):
         tf.lite.TFLiteConverter.from_keras_model(keras.Model(inputs, keras.layers.Dense(2)(inputs))).convert()
         before = globals_()
         import quantbench
-        from quantbench import models
+        from quantbench.inputs import models
         inputs = keras.Input((8, 8, 1))
         model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(inputs)))
         x = np.random.default_rng(0).uniform(0, 16, (20, 8, 8, 1)).astype("float32")
@@ -58,7 +58,7 @@ def test_silenced_is_safe_when_threads_overlap(capfd):
     import os
     import threading
 
-    from quantbench import quiet
+    from quantbench.core import quiet
 
     quiet.configure()
     started, release = threading.Barrier(2), threading.Event()
@@ -85,7 +85,7 @@ def test_the_last_line_reaches_stderr_when_a_signal_left_a_silenced_block_open()
     inside a block) left fd 2 on /dev/null: CI saw exit 143 with no "interrupted" line. The CLI restores first."""
     script = (
         "import sys\n"
-        "from quantbench import cli, errors, quiet\n"
+        "from quantbench import cli; from quantbench.core import errors, quiet\n"
         "def app(**kwargs):\n"
         "    quiet._enter()  # half-way into silenced(): no try, so nothing leaves it\n"
         "    raise errors.Interrupted(15)\n"
@@ -99,7 +99,7 @@ def test_the_last_line_reaches_stderr_when_a_signal_left_a_silenced_block_open()
 def test_restore_ends_every_block_and_the_blocks_still_open_leave_quietly(capfd):
     import os
 
-    from quantbench import quiet
+    from quantbench.core import quiet
 
     quiet.configure()
     with quiet.silenced():

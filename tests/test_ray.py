@@ -23,9 +23,13 @@ import numpy as np
 import psutil
 import pytest
 
-from quantbench import cli, data, errors, executor, recommend, study
-from quantbench.errors import InputError
-from quantbench.executor import Died, Task, TaskBug
+from quantbench import cli
+from quantbench.core import errors
+from quantbench.core.errors import InputError
+from quantbench.executors import local as executor
+from quantbench.executors.local import Died, Task, TaskBug
+from quantbench.inputs import data
+from quantbench.study import pipeline as study, recommend
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # else Ray swaps 127.0.0.1 for the machine's address
@@ -177,7 +181,7 @@ def _pid_then_sleep(path: str) -> None:
 def cluster(head):
     import ray.cloudpickle
 
-    from quantbench.raycluster import RayExecutor
+    from quantbench.executors.ray import RayExecutor
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -301,7 +305,7 @@ def test_every_task_gets_its_files_by_value_and_the_figures_are_the_in_process_o
 
 def test_tflite_micro_on_ray_has_the_in_process_facts(cluster, tiny_model, digits, calib, tmp_path, monkeypatch):
     """--target mcu: the TFLite Micro task reads a seeded draw of the evaluation rows, shipped as those rows."""
-    from quantbench import mcu
+    from quantbench.measure import mcu
 
     monkeypatch.setattr(mcu, "MAX_SAMPLES", 40)  # a draw, not every row
     evaluation = data.Dataset([digits.x_test[:120]], digits.y_test[:120], "digits")
@@ -331,7 +335,7 @@ def test_executor_make_builds_the_ray_executor(cluster, head):
 def test_interrupt_cancels_tasks_in_flight_and_disconnects(head, cluster, tmp_path):
     import ray
 
-    from quantbench.raycluster import RayExecutor
+    from quantbench.executors.ray import RayExecutor
 
     pid_file = tmp_path / "pid"
 

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 import isolated_cluster
-from quantbench import __version__, study, sweep
+from quantbench import __version__
+from quantbench.study import pipeline as study, sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 QB = f"{shlex.quote(sys.executable)} -m quantbench"

@@ -1,10 +1,10 @@
 """The recommendation: decision tree as data, the choice and its reasons, from synthetic results."""
 import pytest
 
-from quantbench import recommend
-from quantbench.errors import InputError
-from quantbench.outputs import Budget
-from quantbench.results import Results, Variant
+from quantbench.core.errors import InputError
+from quantbench.measure.outputs import Budget
+from quantbench.record.results import Results, Variant
+from quantbench.study import recommend
 
 
 def row(name, acc, kb, ms, io="float32"):
@@ -93,15 +93,15 @@ def test_the_tree_is_data():
 # ---- The recommendation inside a real study -----------------------------------------------------
 
 def study(model, digits, calib, tmp_path, goal, techniques):
-    from quantbench.data import Dataset
-    from quantbench.study import run_study
+    from quantbench.inputs.data import Dataset
+    from quantbench.study.pipeline import run_study
 
     return run_study(model, Dataset([digits.x_test], digits.y_test, "test"), calib, techniques, tmp_path / "s",
                      goal=goal)
 
 
 def test_int_only_recommends_only_integer_variants(tiny_model, digits, calib, tmp_path):
-    from quantbench.inspection import inspect
+    from quantbench.inputs.inspection import inspect
 
     res = study(tiny_model, digits, calib, tmp_path, recommend.Goal(5.0, "int-only", "size"),
                 ["float32", "dynamic", "int8-only", "uint8-only", "float16", "lq-int8"])
@@ -201,8 +201,8 @@ def test_selective_search_judges_the_class_output_the_recommendation_judges(tmp_
     import keras
     import numpy as np
 
-    from quantbench import models
-    from quantbench.study import run_study
+    from quantbench.inputs import models
+    from quantbench.study.pipeline import run_study
 
     models.seed_everything(4)
     inputs = keras.Input((8, 8, 1), name="image")
@@ -232,8 +232,8 @@ def test_a_study_of_a_degenerate_model_says_so_everywhere(tmp_path, digits, cali
     import keras
     from rich.console import Console
 
-    from quantbench import report
-    from quantbench.study import run_study
+    from quantbench.report import report
+    from quantbench.study.pipeline import run_study
 
     inputs = keras.Input((8, 8, 1), name="image")
     outputs = keras.layers.Dense(10, activation="softmax", kernel_initializer="zeros",

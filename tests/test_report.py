@@ -8,9 +8,9 @@ from html.parser import HTMLParser
 import pytest
 from rich.console import Console
 
-from quantbench import report
 from quantbench.cli import main
-from quantbench.results import Results, Variant
+from quantbench.record.results import Results, Variant
+from quantbench.report import report
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 
@@ -376,7 +376,7 @@ def chosen(results):
     """The fixture's study with a smallest variant that lost 11.33 pp, and the recommendation made from it."""
     import dataclasses
 
-    from quantbench import recommend
+    from quantbench.study import recommend
 
     lost = row("weight-only-int4", 23.8, 0.86, 0.001, 0.034, 34000, engine="litert-quantizer", agree=0.88)
     r = dataclasses.replace(results, variants=[*results.variants, lost])
@@ -396,7 +396,7 @@ def test_reading_opens_with_the_recommendation_not_the_smallest(chosen):
 def test_reading_names_the_smallest_as_the_recommended_one_when_it_is(chosen):
     import dataclasses
 
-    from quantbench import recommend
+    from quantbench.study import recommend
 
     r = dataclasses.replace(chosen, variants=[v for v in chosen.variants if v.technique != "weight-only-int4"])
     r = dataclasses.replace(r, recommendation=recommend.choose(r, 1.0, "cpu", "size").to_dict())
@@ -407,7 +407,7 @@ def test_reading_names_the_smallest_as_the_recommended_one_when_it_is(chosen):
 def test_reading_opens_with_why_nothing_is_recommended(chosen):
     import dataclasses
 
-    from quantbench import recommend
+    from quantbench.study import recommend
 
     none = recommend.choose(chosen, 1.0, "int-only", "size").to_dict()  # int8-only lost 3 pp: nothing left
     assert none["technique"] is None
@@ -456,7 +456,7 @@ def test_wording_subtitle_machine_block_and_signs(results, chosen, tmp_path):
 
 
 def test_every_plot_marks_the_recommended_variant(chosen):
-    from quantbench import plots
+    from quantbench.report import plots
 
     figs = {f.name: f for f in plots.figures(chosen)}
     for name in (plots.NAMES["size"], plots.NAMES["latency"]):
@@ -484,7 +484,7 @@ def two_outputs(name, kb, mae, acc, p_mae, p_acc, ms, io="float32", out="float32
 
 @pytest.fixture(scope="module")
 def heads(results):
-    from quantbench.techniques import DEFAULT_TECHNIQUES
+    from quantbench.engines.techniques import DEFAULT_TECHNIQUES
 
     rows = [two_outputs("keras", 60.7, 0.1532, 0.7933, None, None, 0.295)]
     for i, name in enumerate(DEFAULT_TECHNIQUES):

@@ -3,8 +3,8 @@ import re
 
 import pytest
 
-from quantbench.errors import InputError
-from quantbench.results import Results, Variant
+from quantbench.core.errors import InputError
+from quantbench.record.results import Results, Variant
 
 
 def sample_results() -> Results:

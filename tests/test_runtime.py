@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import quantbench
-from quantbench import techniques
-from quantbench.errors import InputError
-from quantbench.runtime import dequantize, quantize
+from quantbench.core.errors import InputError
+from quantbench.engines import techniques
+from quantbench.runtime.litert import dequantize, quantize
 
 EXPECTED_IO = {
     "float32": ("float32", "float32"),
@@ -23,7 +23,7 @@ EXPECTED_IO = {
 
 
 def test_runtime_imports_without_tensorflow():
-    code = "import sys, quantbench, quantbench.runtime; print('tensorflow' in sys.modules)"
+    code = "import sys, quantbench, quantbench.runtime.litert; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -54,7 +54,7 @@ def test_predict_quantizes_like_by_hand(name, tiny_variants, digits):
 
 
 def test_quantize_rounds_and_clips():
-    from quantbench.runtime import TensorInfo
+    from quantbench.runtime.litert import TensorInfo
 
     t = TensorInfo("x", 0, (-1, 3), "int8", scale=0.5, zero_point=-10)
     q = quantize(np.array([[0.0, 0.74, 1000.0]]), t)
@@ -111,8 +111,10 @@ def test_outputs_the_signature_names_but_the_subgraph_does_not_list(tmp_path):
     tensors that get_output_details() does not hold: read them as the signature runner does."""
     import keras
 
-    from quantbench import load, lq, models
-    from quantbench.conversion import convert
+    from quantbench import load
+    from quantbench.engines import litert_quantizer as lq
+    from quantbench.engines.converter import convert
+    from quantbench.inputs import models
 
     models.seed_everything(0)
     inp = keras.Input((64, 1), name="audio")
@@ -164,7 +166,7 @@ def test_xnnpack_refusing_at_run_time_falls_back_to_builtin_kernels(tiny_variant
     assert m.delegate_fallback is None
     y = m.predict(x)
     assert "unsupported zero-point value (200)" in m.delegate_fallback and "XNNPACK" in m.delegate_fallback
-    builtin = quantbench.runtime.LiteModel(content, delegates=False)
+    builtin = quantbench.runtime.litert.LiteModel(content, delegates=False)
     np.testing.assert_array_equal(y, builtin.predict(x))
     np.testing.assert_array_equal(m.predict(x[:1]), builtin.predict(x[:1]))  # and after it, other batch sizes
 
@@ -183,7 +185,7 @@ def test_xnnpack_refusing_at_load_falls_back_too(tiny_variants, digits):
     m = quantbench.load(content)
     assert "unsupported zero-point value (200)" in m.delegate_fallback
     np.testing.assert_array_equal(m.predict(digits.x_test[:3]),
-                                  quantbench.runtime.LiteModel(content, delegates=False).predict(digits.x_test[:3]))
+                                  quantbench.runtime.litert.LiteModel(content, delegates=False).predict(digits.x_test[:3]))
 
 
 def test_kernel_failing_at_run_time_is_a_clean_error(tiny_variants, digits):
@@ -204,7 +206,7 @@ def _corrupt_name(content: bytes, name: str) -> bytes:
 
 
 def test_tensor_name_that_is_not_utf8_is_a_clean_error(tiny_variants, tmp_path):
-    from quantbench.inspection import inspect
+    from quantbench.inputs.inspection import inspect
 
     m = quantbench.load(tiny_variants["float32"])
     inner = next(d["name"] for d in m.interpreter.get_tensor_details() if "Relu" in d["name"])

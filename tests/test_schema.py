@@ -1,13 +1,13 @@
 """What a results.json or bench JSON must hold, one field at a time, with the exact first problem (issue 25:
-these kill the mutants of quantbench/schema.py and quantbench/results.py that the older tests let live)."""
+these kill the mutants of quantbench/record/schema.py and quantbench/record/results.py that the older tests let live)."""
 import copy
 import json
 
 import pytest
 
-from quantbench import schema
-from quantbench.errors import InputError
-from quantbench.results import Results, Variant, is_bench, load_saved
+from quantbench.core.errors import InputError
+from quantbench.record import schema
+from quantbench.record.results import Results, Variant, is_bench, load_saved
 
 LATENCY = {"median": 0.04, "ci95": [0.039, 0.041], "p90": 0.05, "p99": 0.1, "n": 10, "batch": 1,
            "stopped": "converged", "quantiles": {q: 0.04 for q in schema.QUANTILES}}
@@ -320,7 +320,7 @@ def test_load_names_every_top_level_field_it_lacks(tmp_path):
 
 
 def test_is_bench_and_load_saved_tell_the_two_files_apart(tmp_path):
-    from quantbench.bench import BenchResult
+    from quantbench.measure.timing import BenchResult
 
     assert is_bench({"files": []}) and not is_bench({"files": [], "variants": []}) and not is_bench([1])
     assert not is_bench({"variants": []})

@@ -2,11 +2,13 @@ import numpy as np
 import pytest
 
 import quantbench
-from quantbench import evaluate, models, quiet
-from quantbench.conversion import convert
-from quantbench.errors import ConversionError, InputError
-from quantbench.inspection import inspect
-from quantbench.selective import SelectiveResult, Step, layer_errors, selective
+from quantbench.core import quiet
+from quantbench.core.errors import ConversionError, InputError
+from quantbench.engines.converter import convert
+from quantbench.engines.selective import SelectiveResult, Step, layer_errors, selective
+from quantbench.inputs import models
+from quantbench.inputs.inspection import inspect
+from quantbench.measure import evaluate
 
 from conftest import SPIKE
 
@@ -185,7 +187,7 @@ def test_budget_ok_must_return_ok_and_score(spiky_model, calib):
 
 @pytest.mark.parametrize("verdict", [0.9, (0.9, True), ("yes", 1.0), (True, 1.0, 2), (True, None)])
 def test_every_malformed_verdict_is_refused(verdict):
-    from quantbench.selective import _verdict
+    from quantbench.engines.selective import _verdict
 
     with pytest.raises(InputError, match=BAD_VERDICT):
         _verdict(verdict)

@@ -1,5 +1,5 @@
-"""What a task reads and writes, for a node that cannot see this machine's disk (quantbench.shipping, and the
-Job's side of it in quantbench.tasks): blobs by content, the node's cache, a task's folder, what comes back."""
+"""What a task reads and writes, for a node that cannot see this machine's disk (quantbench.executors.shipping, and the
+Job's side of it in quantbench.study.tasks): blobs by content, the node's cache, a task's folder, what comes back."""
 from __future__ import annotations
 
 import os
@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quantbench import shipping, tasks
-from quantbench.executor import Part, Placed
-from quantbench.outputs import Truth
+from quantbench.executors import shipping
+from quantbench.executors.local import Part, Placed
+from quantbench.measure.outputs import Truth
+from quantbench.study import tasks
 
 
 def _folder(root: Path, stamp: float) -> Path:
@@ -83,7 +84,7 @@ def test_files_come_back_into_the_study_folder_and_nowhere_else(tmp_path):
 
 
 def test_paths_of_a_task_folder_are_named_as_they_are_here():
-    from quantbench.models import ModelInfo
+    from quantbench.inputs.models import ModelInfo
 
     info = ModelInfo("/node/t1/model/m.keras", "keras", "m", ["x"], [(-1, 8)], ["float32"], ["y"], [(-1, 2)],
                      ["float32"], 10)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom, binomtest
 
-from quantbench import stats
+from quantbench.core import stats
 
 
 @pytest.mark.parametrize("n", [1, 10, 450])

@@ -6,8 +6,8 @@ import sys
 import pytest
 
 import quantbench
-from quantbench.results import Results
-from quantbench.techniques import DEFAULT_TECHNIQUES
+from quantbench.engines.techniques import DEFAULT_TECHNIQUES
+from quantbench.record.results import Results
 
 VARIANT_KEYS = {"technique", "status", "error", "path", "bytes", "input_dtype", "output_dtype",
                 "accuracy", "agreement", "latency_ms", "convert_s", "engine",
@@ -47,7 +47,7 @@ def test_demo_writes_the_report_from_its_results(demo_cli, demo_results, tmp_pat
     out, _ = demo_cli
     for name in ("report.md", "report.html", "accuracy_vs_size.png", "accuracy_vs_latency.png", "latency.png"):
         assert (out / name).stat().st_size > 0
-    from quantbench import report
+    from quantbench.report import report
 
     report.write(Results.load(out / "results.json"), tmp_path)  # the JSON alone gives the same report
     assert (tmp_path / "report.md").read_text() == (out / "report.md").read_text()

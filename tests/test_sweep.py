@@ -6,9 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from quantbench import cli, sweep
-from quantbench.errors import InputError
-from quantbench.results import Results
+from quantbench import cli
+from quantbench.core.errors import InputError
+from quantbench.record.results import Results
+from quantbench.study import sweep
 
 GOOD = '[models]\nm = "m.keras"\n[data]\nd = "d.npz"\n'
 

@@ -9,10 +9,10 @@ import json
 import numpy as np
 import pytest
 
-from quantbench import models
-from quantbench.errors import InputError
-from quantbench.recommend import Goal
-from quantbench.study import compare
+from quantbench.core.errors import InputError
+from quantbench.inputs import models
+from quantbench.study.pipeline import compare
+from quantbench.study.recommend import Goal
 
 TECHNIQUES = "float32,dynamic,int8-only,float16,dynamic-int4"
 
@@ -272,7 +272,7 @@ def test_an_embedding_model_without_labels_is_judged_by_fidelity(tiny_model, dig
 # ---- a float .tflite with two outputs, labelled per output ------------------------------------------------
 
 def test_a_two_output_tflite_is_labelled_through_y_name(two_heads, digits, tmp_path):
-    from quantbench.study import convert_file
+    from quantbench.study.pipeline import convert_file
 
     model, amp = two_heads
     model.save(tmp_path / "two.keras")
@@ -333,7 +333,7 @@ def test_a_metric_without_its_budget_is_refused(binary, digits, tmp_path):
     ({"y": np.zeros(7)}, r"Labels 'y' in .* have 7 entries but the inputs have 20 samples"),
 ])
 def test_labels_that_fit_no_output_are_refused(binary, digits, tmp_path, arrays, message):
-    from quantbench import data
+    from quantbench.inputs import data
 
     model, _ = binary
     np.savez(tmp_path / "d.npz", x=digits.x_test[:20], **arrays)
@@ -342,14 +342,14 @@ def test_labels_that_fit_no_output_are_refused(binary, digits, tmp_path, arrays,
 
 
 def _source(model):
-    from quantbench.conversion import as_source
+    from quantbench.engines.converter import as_source
 
     return as_source(model)
 
 
 def test_task_overrides_are_checked(binary, digits, tmp_path):
-    from quantbench import data
-    from quantbench.outputs import TaskSpec
+    from quantbench.inputs import data
+    from quantbench.measure.outputs import TaskSpec
 
     model, y = binary
     np.savez(tmp_path / "d.npz", x=digits.x_test[:20], y=y[:20])
@@ -393,7 +393,7 @@ def test_the_cli_names_an_unused_array_and_takes_per_output_flags(binary, digits
 
 
 def test_the_schema_checks_the_per_output_rows(binary, digits, tmp_path):
-    from quantbench.results import Results
+    from quantbench.record.results import Results
 
     model, y = binary
     res, folder = study(tmp_path, model, digits.x_test[:60], {"y": y[:60]}, digits.x_train[:50], techniques="float32")
@@ -424,7 +424,7 @@ def test_a_real_face_model_takes_labels_for_its_face_flag_and_holds_both_outputs
     res = compare(path, tmp_path / "faces.npz", None, "weight-only-int8,lq-dynamic", tmp_path / "s",
                   calib_size=4, workers=0, time_budget=0.2)
     assert res.data["labelled_outputs"] == {"conv2d_30": "binary"}
-    from quantbench import report
+    from quantbench.report import report
     headers, rows = report.table(res, full=True)
     assert rows[0][0] == "float32" and rows[0][headers.index("SQNR dB")] == "∞"  # the input itself: identical
     headers, rows = report.table(res)  # the terminal: each output's deciding figure; the reference's SQNR is "ref."

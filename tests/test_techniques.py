@@ -1,8 +1,8 @@
 import pytest
 
-from quantbench import techniques
-from quantbench.errors import InputError
-from quantbench.techniques import Technique, get, resolve
+from quantbench.core.errors import InputError
+from quantbench.engines import techniques
+from quantbench.engines.techniques import Technique, get, resolve
 
 
 def test_registry_lists_the_converter_techniques_in_order():

@@ -14,9 +14,9 @@ import pytest
 pytest.importorskip("mlflow")
 
 import quantbench  # noqa: E402
-from quantbench import tracking  # noqa: E402
-from quantbench.errors import InputError, TrackingError  # noqa: E402
-from quantbench.results import Results  # noqa: E402
+from quantbench.core.errors import InputError, TrackingError  # noqa: E402
+from quantbench.record.results import Results  # noqa: E402
+from quantbench.report import tracking  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -282,8 +282,8 @@ def test_uri_resolution(monkeypatch):
 
 
 def test_a_variant_timed_without_xnnpack_is_tagged():
-    from quantbench import tracking
-    from quantbench.results import Results, Variant
+    from quantbench.record.results import Results, Variant
+    from quantbench.report import tracking
 
     results = Results("0.1.0", {}, {}, {}, {}, variants=[])
     plain = Variant("int8-only", "converter", "ok")

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 import quantbench
-from quantbench import lq, study, techniques, verify
-from quantbench.errors import ConversionError
-from quantbench.runtime import align, load
+from quantbench.core.errors import ConversionError
+from quantbench.engines import litert_quantizer as lq, techniques, verify
+from quantbench.runtime.litert import align, load
+from quantbench.study import pipeline as study
 
 
 def _rewrite(content: bytes, *, old_schema: bool = False, no_signature: bool = False) -> bytes:
@@ -206,8 +207,8 @@ def test_a_model_listing_no_input_or_output_is_inspected_and_refused_to_run(empt
 
     from ai_edge_litert.tools import flatbuffer_utils
 
-    from quantbench.errors import InputError
-    from quantbench.inspection import inspect
+    from quantbench.core.errors import InputError
+    from quantbench.inputs.inspection import inspect
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tiny_variants["float32"]))
     signature = model.signatureDefs[0]
@@ -278,7 +279,7 @@ def test_fuzz_finds_of_the_flatbuffer_aware_mutations_are_refused_in_one_line(ca
 def test_a_tensor_litert_leaves_unallocated_is_refused(name, message, digits):
     """tflite-963 and tflite-748 (seed 61206): a vector length changed, and an input (an output) is left without
     data after allocation: ValueError from set_tensor (get_tensor)."""
-    from quantbench.errors import LiteRTError
+    from quantbench.core.errors import LiteRTError
 
     m = load(Path(__file__).parent / "data" / name)
     with pytest.raises(LiteRTError, match=f"LiteRT could not run .*{message}"):
@@ -292,7 +293,7 @@ def test_class_folders_are_labelled_in_natural_order_and_results_record_the_mapp
 
     from PIL import Image
 
-    from quantbench import data, models
+    from quantbench.inputs import data, models
 
     folder = tmp_path / "images"
     names = ["10", "2", "1", "class9", "class10"]
@@ -317,7 +318,7 @@ def test_a_signature_less_two_input_model_with_one_name_twice_is_calibrated_in_i
     list of calibration arrays still goes to the inputs in the original file's order."""
     import keras
 
-    from quantbench import models
+    from quantbench.inputs import models
 
     models.seed_everything(3)
     a, b = keras.Input((6,), name="alpha"), keras.Input((3,), name="beta")
@@ -348,7 +349,7 @@ def test_inputs_that_hold_no_real_numbers_are_refused_in_one_line(dtype, tiny_va
     import subprocess
     import sys
 
-    from quantbench.errors import InputError
+    from quantbench.core.errors import InputError
 
     x = digits.x_test[:4].astype(dtype)
     np.savez(tmp_path / "x.npz", x=x)

@@ -1,0 +1,1 @@
+"""The techniques, and the engines that make their variants."""

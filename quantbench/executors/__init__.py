@@ -1,0 +1,1 @@
+"""Run a plan of tasks: in this process, in worker processes, or on a Ray cluster."""

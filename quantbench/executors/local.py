@@ -1,0 +1,369 @@
+"""Executors run a study's plan of tasks: in this process, in worker processes, or on a Ray cluster.
+
+A task is a module-level function and its (picklable) arguments, with the keys of the tasks it needs. Every
+executor gives the same results for the same plan; they differ only in where the work runs. A task whose
+worker dies (killed, out of memory) ends as `Died` with the reason, and the study goes on.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..core.errors import InputError, QuantbenchError
+
+RECYCLE_AFTER = 6  # leaky tasks (conversions) a worker runs before it is replaced: TF's converter leaks per call
+LEAK_ROOM = 0.85   # ... or sooner, once the main process plus its peak pass this share of the memory budget: the
+# next conversion adds to what the last ones leaked (MobileNetV2: 1.1-1.37 GiB in a fresh process, about 1.7 GiB
+# in a worker that had run several, which took `--max-memory 2` to 2.26 GiB; BENCHMARKS.md)
+
+
+@dataclass(frozen=True)
+class Task:
+    key: str
+    fn: Callable
+    args: tuple = ()
+    needs: tuple[str, ...] = ()
+    leaky: bool = False       # grows the process (a TF conversion): counts towards recycling the worker
+    exclusive: bool = False   # runs alone on the machine (timing): nothing else is in flight
+
+
+@dataclass(frozen=True)
+class Part:
+    """A file or folder on this machine that a task reads, for an executor whose workers cannot see this machine's
+    disk (Ray): `name` is where the task finds it, relative to its own folder there; `rows`, for a `.npy` file,
+    ships only those rows (a range or sorted indices), in that order."""
+
+    path: str
+    name: str
+    rows: range | tuple | None = None
+
+
+class Placed(str):
+    """An argument naming a part (`Part.name`): a path relative to the folder the task runs in there."""
+
+    def there(self, root) -> str:
+        return os.path.realpath(os.path.join(root, self))  # a part is a link into the node's cache: its target
+
+
+@dataclass(frozen=True)
+class Shipment:
+    """A task as sent to a node that cannot see this machine's files: its arguments there, the `Part`s it reads,
+    and `home`, the study folder here that receives what it writes into its study folder there."""
+
+    args: tuple
+    parts: list
+    home: str | None = None
+
+
+def ships(how: Callable):
+    """Declare how a task function travels to a worker that cannot see this machine's files: `how(*args)` returns
+    its `Shipment`, whose arguments have `there(folder)` where they name files (`Placed`, `tasks.Job`). Executors on
+    this machine ignore it and pass the arguments as they are."""
+    def mark(fn):
+        fn.ships = how
+        return fn
+    return mark
+
+
+@dataclass(frozen=True)
+class Died:
+    """A task that did not return: its worker died, or a task it needed did."""
+
+    key: str
+    reason: str
+
+
+class TaskBug(RuntimeError):
+    """An exception in quantbench's own code inside a task: a bug, surfaced with the task's traceback."""
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def order(tasks: list[Task]) -> list[Task]:
+    keys = {t.key for t in tasks}
+    for t in tasks:
+        missing = [k for k in t.needs if k not in keys]
+        if missing:
+            raise ValueError(f"Task {t.key!r} needs {missing}, which are not in the plan.")
+    return tasks
+
+
+def _blocked(task: Task, results: dict) -> Died | None:
+    for k in task.needs:
+        if isinstance(results.get(k), Died):
+            return Died(task.key, f"not run: {k} did not finish ({results[k].reason})")
+    return None
+
+
+def ready_tasks(pending: list[Task], results: dict, on_done: Callable | None) -> list[Task]:
+    """The pending tasks whose needs are all done, in plan order. A task that needs one that did not finish is
+    taken off `pending` and recorded as `Died` (reported to `on_done`) instead."""
+    ready = []
+    for task in [t for t in pending if all(k in results for k in t.needs)]:
+        blocked = _blocked(task, results)
+        if blocked is None:
+            ready.append(task)
+            continue
+        pending.remove(task)
+        results[task.key] = blocked
+        if on_done:
+            on_done(task, blocked)
+    return ready
+
+
+class InProcess:
+    """Runs every task in this process, one after the other, in plan order."""
+
+    workers = 0
+    timed_on = "this process"  # where the timing ran (results.json settings.timed_on)
+
+    def run(self, tasks: list[Task], on_done: Callable | None = None) -> dict:
+        results: dict = {}
+        pending = list(order(tasks))
+        while pending:
+            task = next(t for t in pending if all(k in results for k in t.needs))
+            pending.remove(task)
+            results[task.key] = _blocked(task, results) or task.fn(*task.args)
+            if on_done:
+                on_done(task, results[task.key])
+        return results
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _worker_main(conn, debug: bool) -> None:
+    """A worker: run tasks sent over `conn` until told to stop. Ctrl-C is the parent's to handle."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if debug:
+        os.environ["QUANTBENCH_DEBUG"] = "1"
+    from ..core.quiet import configure
+
+    configure()  # a worker is quantbench's own process: keep TensorFlow's chatter off the user's terminal
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:
+            return
+        if message is None:
+            return
+        fn, args = message
+        try:
+            reply = ("ok", fn(*args))
+        except QuantbenchError as exc:
+            reply = ("error", exc)
+        except Exception as exc:  # a bug: sent back with its traceback, raised in the parent
+            reply = ("bug", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        try:
+            conn.send(reply)
+        except Exception as exc:  # an unpicklable result or exception is a bug too
+            conn.send(("bug", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        hint = " (the system may have run out of memory)" if -exitcode == signal.SIGKILL else ""
+        return f"its worker process was killed by {name}{hint}"
+    return f"its worker process exited with code {exitcode}"
+
+
+@dataclass
+class _Worker:
+    process: object
+    conn: object
+    task: Task | None = None
+    leaks: int = 0
+
+
+@dataclass
+class Workers:
+    """Runs tasks in `n` worker processes (spawned: no state shared with this one). A worker is replaced after
+    `recycle_after` leaky tasks, and when it dies, its task becomes `Died` and a new worker takes its place."""
+
+    n: int = field(default_factory=usable_cores)
+    timed_on = "a worker process on this machine"
+    recycle_after: int = RECYCLE_AFTER
+    budget: int | None = None  # bytes the process tree may hold: workers start only while they fit (see `_fits`)
+
+    def __post_init__(self):
+        if self.n < 1:
+            raise InputError(f"--workers is {self.n}. Expected a number of worker processes ≥ 1 (0 runs in "
+                             "this process). Fix: pass --workers 1 or more.")
+        self._ctx = multiprocessing.get_context("spawn")
+        self._idle: list[_Worker] = []
+        self._all: list[_Worker] = []
+        self.ran = 0          # the most workers alive at once
+        self.per_worker = 0   # the largest peak RSS a worker reached (measured when its task ends)
+        self.measured = False
+        self.leaky_measured = 0  # leaky tasks whose worker's peak is known: the first is often the export, which
+        # MobileNetV2's conversions outgrow (1.0 against 1.45 GiB), so a second worker waits for two
+
+    def _fits(self, pending: list[Task] = ()) -> bool:
+        """Whether one more worker fits the budget: always the first; the next ones only once a worker's peak is
+        measured (over a conversion, when the plan has any: they are what grows a worker most), and while the
+        main process plus every worker at that peak stays within the budget."""
+        if not self._all:
+            return True
+        if self.budget is None:
+            return True
+        if not self.measured or (self.leaky_measured < 2 and any(t.leaky for t in pending)):
+            return False
+        from ..core.memory import rss, workers_that_fit
+
+        return len(self._all) < workers_that_fit(self.n, self.budget, rss(), self.per_worker)
+
+    def _measure(self, worker: _Worker, task: Task) -> None:
+        from ..core.memory import hwm
+
+        self.per_worker = max(self.per_worker, hwm(worker.process.pid))
+        self.measured = True
+        self.leaky_measured += task.leaky
+
+    def _start(self) -> _Worker:
+        from ..core.quiet import debug_enabled
+
+        parent, child = self._ctx.Pipe()
+        process = self._ctx.Process(target=_worker_main, args=(child, debug_enabled()), daemon=True,
+                                    name="quantbench-worker")
+        process.start()
+        child.close()
+        worker = _Worker(process, parent)
+        self._all.append(worker)
+        self.ran = max(self.ran, len(self._all))
+        return worker
+
+    def _retire(self, worker: _Worker, polite: bool = True) -> None:
+        """Stop a worker: asked to finish (`polite`), else terminated; killed by its PID if it lingers."""
+        if polite:
+            try:
+                worker.conn.send(None)
+            except (OSError, ValueError):
+                pass
+        else:
+            worker.process.terminate()
+        worker.process.join(10 if polite else 5)
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join()
+        worker.conn.close()
+        self._all.remove(worker)
+
+    def run(self, tasks: list[Task], on_done: Callable | None = None) -> dict:
+        from multiprocessing.connection import wait
+
+        results: dict = {}
+        pending = list(order(tasks))
+        busy: list[_Worker] = []
+        while pending or busy:
+            ready = ready_tasks(pending, results, on_done)
+            exclusive_running = any(w.task.exclusive for w in busy)
+            while ready and len(busy) < self.n and not exclusive_running:
+                task = ready[0]
+                if task.exclusive and busy:
+                    break  # waits until nothing else runs
+                if not self._idle and not self._fits(pending):
+                    break  # no worker free, and another would not fit the memory budget: wait for one
+                if task.exclusive and self.budget is not None:
+                    while len(self._idle) > 1:  # alone on the machine, and idle workers' memory freed for it
+                        self._retire(self._idle.pop(0))
+                ready.pop(0)
+                pending.remove(task)
+                worker = self._idle.pop() if self._idle else self._start()
+                worker.task = task
+                worker.conn.send((task.fn, task.args))
+                busy.append(worker)
+                exclusive_running = task.exclusive
+            if not busy:
+                continue
+            done = wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
+            for worker in [w for w in busy if w.conn in done or w.process.sentinel in done]:
+                task = worker.task
+                try:
+                    reply = worker.conn.recv() if worker.conn.poll() else None
+                except (EOFError, OSError):
+                    reply = None
+                busy.remove(worker)
+                worker.task = None
+                if reply is None:  # the process died without answering
+                    worker.process.join(5)
+                    result = Died(task.key, f"{task.key}: {_death(worker.process.exitcode)}")
+                    self._all.remove(worker)
+                else:
+                    worker.leaks += task.leaky
+                    self._measure(worker, task)
+                    if worker.leaks >= self.recycle_after or (len(self._all) > 1 and not self._within()) or \
+                            (task.leaky and not self._room(worker)):
+                        self._retire(worker)  # recycled; or, beyond the budget at the peaks measured, let go
+                    else:
+                        self._idle.append(worker)
+                    if reply[0] == "error":
+                        raise reply[1]
+                    if reply[0] == "bug":
+                        raise TaskBug(f"{reply[1]} (in task {task.key}; worker traceback:\n{reply[2]})")
+                    result = reply[1]
+                results[task.key] = result
+                if on_done:
+                    on_done(task, result)
+        return results
+
+    def _within(self) -> bool:
+        """Whether the workers alive now fit the budget at the largest peak a worker reached."""
+        if self.budget is None:
+            return True
+        from ..core.memory import rss
+
+        return rss() + len(self._all) * self.per_worker <= self.budget
+
+    def _room(self, worker: _Worker) -> bool:
+        """Whether a worker that has just converted leaves room for another conversion: the main process plus its
+        peak so far within LEAK_ROOM of the budget (no budget: always)."""
+        if self.budget is None:
+            return True
+        from ..core.memory import hwm, rss
+
+        return rss() + hwm(worker.process.pid) <= LEAK_ROOM * self.budget
+
+    def close(self) -> None:
+        """Stop every worker: politely, then by its PID."""
+        for worker in list(self._all):
+            if worker.task is None:
+                self._retire(worker)
+        for worker in list(self._all):  # still working (an interrupt): stopped now
+            self._retire(worker, polite=False)
+        self._idle.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def make(workers: int | None = None, ray: str | None = None, budget: int | None = None):
+    """The executor a study asked for: Ray at `ray`, else `workers` processes (0: this process), started only
+    while they fit the memory `budget` (bytes)."""
+    if ray:
+        from .ray import RayExecutor
+
+        return RayExecutor(ray)
+    workers = usable_cores() if workers is None else workers
+    if workers < 0:
+        raise InputError(f"--workers is {workers}. Expected 0 (in this process) or more worker processes. "
+                         "Fix: pass --workers 2, or leave it out for one per usable core.")
+    return InProcess() if workers == 0 else Workers(workers, budget=budget)

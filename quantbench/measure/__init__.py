@@ -1,0 +1,1 @@
+"""Every output judged by its task, timing, and TFLite Micro."""

@@ -1,0 +1,1 @@
+"""Views of saved results: terminal, Markdown, HTML, plots, MLflow."""

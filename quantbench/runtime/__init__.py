@@ -1,0 +1,1 @@
+"""What runs a model: LiteRT (no TensorFlow), and the one door to TensorFlow."""

@@ -1,0 +1,1 @@
+"""A study as a plan of tasks, the recommendation, and sweeps."""
