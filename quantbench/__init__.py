@@ -2,10 +2,9 @@
 
 `import quantbench` imports no TensorFlow; the functions that need it import it when called.
 """
-__version__ = "0.1.0"
-
-from .core.errors import ConversionError, InputError, QuantbenchError  # noqa: E402
-from .runtime.litert import LiteModel, load  # noqa: E402
+from .core.errors import ConversionError, InputError, QuantbenchError
+from .core.version import __version__
+from .runtime.litert import LiteModel, load
 
 
 def convert(model, technique, calib=None):

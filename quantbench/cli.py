@@ -51,7 +51,7 @@ MLFLOW = typer.Option(None, "--mlflow", metavar="[URI]", help="Log the study to 
 
 def _version(value: bool) -> None:
     if value:
-        from . import __version__
+        from .core.version import __version__
 
         print(f"quantbench {__version__}")
         raise typer.Exit()

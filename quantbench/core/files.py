@@ -114,7 +114,7 @@ def check_new_dir(out: str | Path, force: bool) -> Path:
 
 
 def _mark(folder: Path) -> None:
-    from .. import __version__
+    from .version import __version__
 
     (folder / MARKER).write_text(json.dumps({"written_by": "quantbench", "version": __version__,
                                              "files": _files(folder)}, indent=1) + "\n")

@@ -22,8 +22,8 @@ import threading
 import traceback
 from typing import Callable
 
-from .. import __version__
 from ..core.errors import InputError, QuantbenchError
+from ..core.version import __version__
 from . import shipping
 from .local import RECYCLE_AFTER, Died, Task, TaskBug, Workers, order, ready_tasks
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
 from ..core import machine, memory
 from ..core.errors import InputError
 from ..core.files import check_new_dir, signals_held, staged_dir
 from ..core.progress import Silent
+from ..core.version import __version__
 from ..engines.converter import as_inputs, as_source
 from ..engines.techniques import LQ, get, resolve
 from ..executors import local as executor
