@@ -12,7 +12,8 @@ import pytest
 
 from quantbench.core.errors import InputError
 from quantbench.executors import local as executor
-from quantbench.executors.local import Died, InProcess, Task, Workers
+from quantbench.executors.local import InProcess, Workers
+from quantbench.executors.plan import Died, Task
 
 
 def square(x):

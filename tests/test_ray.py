@@ -27,7 +27,7 @@ from quantbench import cli
 from quantbench.core import errors
 from quantbench.core.errors import InputError
 from quantbench.executors import local as executor
-from quantbench.executors.local import Died, Task, TaskBug
+from quantbench.executors.plan import Died, Task, TaskBug
 from quantbench.inputs import data
 from quantbench.study import pipeline as study, recommend
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from quantbench.executors import shipping
-from quantbench.executors.local import Part, Placed
+from quantbench.executors.plan import Part, Placed
 from quantbench.measure.outputs import Truth
 from quantbench.study import tasks
 

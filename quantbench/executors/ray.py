@@ -1,7 +1,7 @@
 """Runs a study's plan of tasks on an existing Ray cluster (`--ray ADDRESS`), with the interface of
 `executor.Workers`.
 
-No node needs to see this machine's disk: a task that reads files says which (`executor.ships`); they go through
+No node needs to see this machine's disk: a task that reads files says which (`plan.ships`); they go through
 Ray's object store (whole files once per content, each node keeping its own cache; evaluation rows by value, a
 task's worth at a time, released when it is done), and what the task writes comes back by value, so only this
 process writes the study's folder (`shipping`). Timing (the exclusive task) runs here, in a worker process of
@@ -25,7 +25,7 @@ from typing import Callable
 from ..core.errors import InputError, QuantbenchError
 from ..core.version import __version__
 from . import shipping
-from .local import RECYCLE_AFTER, Died, Task, TaskBug, Workers, order, ready_tasks
+from .plan import RECYCLE_AFTER, Died, Task, TaskBug, order, ready_tasks
 
 CLIENT_PORT = 10001  # Ray Client's port on a head (`ray start --head --ray-client-server-port`), Ray's default
 CONNECT_S = 5.0   # seconds to open a TCP connection to the head before saying it is unreachable
@@ -193,9 +193,12 @@ class RayExecutor:
 
     timed_on = "this machine (the driver), in a worker process, alone: not a Ray node"
 
-    def __init__(self, address: str):
+    def __init__(self, address: str, here: Callable | None = None):
+        """`here` makes the executor on this machine that runs exclusive tasks (timing): `local.make` gives one
+        worker process, so TensorFlow stays out of this one; None runs them in this process."""
         ray = _import_ray()
         self.address = address
+        self._make_here = here
         self._ray = ray
         self._owns = not ray.is_initialized()  # a caller's own connection is left open on close()
         self._here = None  # the worker process on this machine that times (see `run`)
@@ -365,10 +368,12 @@ class RayExecutor:
     def _timed_here(self, task: Task):
         """An exclusive task (timing), run alone on this machine, in a worker process (TensorFlow stays out of
         this one): its figures are this machine's, not a node's."""
-        if self._here is None:
-            self._here = Workers(1)
         import dataclasses
 
+        if self._make_here is None:
+            return task.fn(*task.args)
+        if self._here is None:
+            self._here = self._make_here()
         return self._here.run([dataclasses.replace(task, needs=())])[task.key]  # its needs are done (and here)
 
     def run(self, tasks: list[Task], on_done: Callable | None = None) -> dict:

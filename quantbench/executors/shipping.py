@@ -1,6 +1,6 @@
 """A task's files, for a node that cannot see this machine's disk (Ray without a shared filesystem).
 
-This machine (the driver) sends what a task reads (`executor.Part`): whole files and folders as blobs named by
+This machine (the driver) sends what a task reads (`plan.Part`): whole files and folders as blobs named by
 their content (sha256; a folder as a tar), evaluation rows by value. A node keeps blobs in a cache of its own,
 fetched once per content, and gives each task a folder of links to them; what the task writes into its study
 folder there comes back by value, and only the driver writes the study's folder.

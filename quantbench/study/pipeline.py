@@ -17,7 +17,7 @@ from ..core.version import __version__
 from ..engines.converter import as_inputs, as_source
 from ..engines.techniques import LQ, get, resolve
 from ..executors import local as executor
-from ..executors.local import Died, Task
+from ..executors.plan import Died, Task
 from ..inputs import data, models
 from ..measure import evaluate, timing as bench
 from ..measure.outputs import TaskSpec

@@ -5,7 +5,7 @@ work folder where the study keeps its data as `.npy` files that every process me
 inputs a chunk at a time and returns small things (a stream of metrics, a file name, a dict), so memory
 stays flat whatever the size of the evaluation set.
 
-To a node that cannot see this machine's disk (Ray), each task says what it reads (`executor.ships`): the Job
+To a node that cannot see this machine's disk (Ray), each task says what it reads (`plan.ships`): the Job
 goes with paths relative to the task's folder there (`Job.away`) and holding only the evaluation rows the task
 reads; the files themselves travel by value (`shipping`), and what the task writes comes back the same way.
 """
@@ -24,7 +24,7 @@ from ..core.errors import ConversionError, LiteRTError, TrainingError
 from ..engines import base as engines, verify
 from ..engines.techniques import Technique
 from ..executors import shipping
-from ..executors.local import Part, Placed, Shipment, ships
+from ..executors.plan import Part, Placed, Shipment, ships
 from ..measure import evaluate
 from ..measure.outputs import TaskSpec, Truth
 from ..runtime.litert import align
@@ -121,7 +121,7 @@ class Job:
         return engines.Inputs(calib=self.calib(), float_tflite=str(self.path("float32.tflite")),
                               qat={"epochs": self.qat["epochs"], "train": self.train(), "seed": self.qat["seed"]})
 
-    # ---- to a node that cannot see this machine's disk (see `executor.ships`) --------------------------------
+    # ---- to a node that cannot see this machine's disk (see `plan.ships`) --------------------------------
 
     def _away(self, path: str, elsewhere: str) -> str:
         """Where `path` is in a task's folder on a node: under the study's folder as here, else in `elsewhere`."""
