@@ -320,7 +320,7 @@ def test_load_names_every_top_level_field_it_lacks(tmp_path):
 
 
 def test_is_bench_and_load_saved_tell_the_two_files_apart(tmp_path):
-    from quantbench.measure.timing import BenchResult
+    from quantbench.record.bench_file import BenchResult
 
     assert is_bench({"files": []}) and not is_bench({"files": [], "variants": []}) and not is_bench([1])
     assert not is_bench({"variants": []})

@@ -1,10 +1,9 @@
 """Latency and throughput, the variants interleaved so drift on a shared machine hits all alike, on a time budget."""
 from __future__ import annotations
 
-import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -14,6 +13,7 @@ from ..core import stats
 from ..core.errors import InputError
 from ..core.progress import Silent
 from ..record import schema
+from ..record.bench_file import BenchResult
 from ..record.results import REFERENCE
 from ..runtime.litert import generated_inputs
 
@@ -415,27 +415,6 @@ def measure_groups(source, load: Callable, groups: list[list[str]], x, batch: in
 
 GENERATED = 32  # samples generated per input when no --input is given (fewer when they would not fit)
 FLOAT_RANGE = (0.0, 1.0)  # float inputs of a file with no quantized twin: nothing says more about their range
-
-
-@dataclass(frozen=True)
-class BenchResult:
-    """`quantbench bench`: per file its inputs, batch-1 latency and throughput; the machine; the settings."""
-
-    files: list[dict]
-    machine: dict
-    settings: dict
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, allow_nan=False)
-
-    @classmethod
-    def checked(cls, raw: dict, path: Path) -> "BenchResult":
-        """A parsed `--json` file read back (`results.load_saved`); a damaged one is an InputError."""
-        found = schema.bench_problem(raw)
-        if found:
-            raise InputError(f"{path} is not a `quantbench bench` JSON quantbench can read: {found}. Fix: restore the "
-                             "file as quantbench wrote it, or time the files again with quantbench bench --json.")
-        return cls(raw["files"], raw["machine"], raw["settings"])
 
 
 def _load_models(paths: list, threads: int) -> list:

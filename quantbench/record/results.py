@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import InputError
+from .bench_file import BenchResult
 from .schema import results_problem
 
 REFERENCE = "keras"   # the row of the Keras model itself: fidelity is measured against it
@@ -142,9 +143,7 @@ def is_bench(raw) -> bool:
 
 
 def load_saved(path: str | Path):
-    """A study's results.json as Results, or a `quantbench bench --json` file as bench.BenchResult."""
-    from ..measure.timing import BenchResult
-
+    """A study's results.json as Results, or a `quantbench bench --json` file as a BenchResult."""
     path = Path(path)
     raw = read_json(path)
     return BenchResult.checked(raw, path) if is_bench(raw) else Results._checked(raw, path)

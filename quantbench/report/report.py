@@ -1044,7 +1044,8 @@ def from_file(path: Path, out: Path | None = None, force: bool = False, console=
     """`quantbench report FILE`: a study's results.json becomes report.md, report.html and the plots in `out`
     (default: beside it), and its table is printed on `console` (when given); a `quantbench bench --json` file is
     printed as the table `quantbench bench` printed. Returns the files written."""
-    from ..measure.timing import BenchResult, render
+    from ..measure.timing import render
+    from ..record.bench_file import BenchResult
     from ..record.results import load_saved
 
     saved = load_saved(path)
