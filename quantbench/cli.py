@@ -484,7 +484,8 @@ def bench_cmd(
     """
     from .core.files import write_file
     from .core.progress import reporter
-    from .measure.timing import bench_files, check_json_out, render
+    from .measure.timing import bench_files, check_json_out
+    from .report.text import render
 
     if json_out is not None and str(json_out) != "-":
         check_json_out(json_out, force)  # before the timing, not after

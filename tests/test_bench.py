@@ -10,6 +10,7 @@ from quantbench.core import stats
 from quantbench.core.progress import Silent
 from quantbench.measure import timing as bench
 from quantbench.runtime.litert import float_range, generated_inputs
+from quantbench.report.text import render
 
 
 def test_latency_times_every_runner_every_round_in_shuffled_order():
@@ -251,9 +252,9 @@ def test_measure_and_bench_say_when_xnnpack_refused_a_file(tiny_model, tiny_vari
     files = bench.bench_files(paths, time_budget=0.3, rounds=3, batch=4)
     assert files.files[0]["xnnpack_refused"] is None
     assert "unsupported zero-point value (200)" in files.files[1]["xnnpack_refused"]
-    last = bench.render(files).splitlines()[-1]
+    last = render(files).splitlines()[-1]
     assert last.startswith(f"{paths[1]}: timed on LiteRT's built-in kernels, because XNNPACK refused it (")
-    assert sum("built-in kernels" in ln for ln in bench.render(files).splitlines()) == 1
+    assert sum("built-in kernels" in ln for ln in render(files).splitlines()) == 1
 
 
 def test_measure_times_a_fixed_batch_model(fixed_batch_tflite, rng):
@@ -297,7 +298,7 @@ def test_bench_files_times_different_models_side_by_side(tiny_variants, fixed_ba
     assert {f["latency_ms"]["n"] for f in result.files} == {result.files[0]["latency_ms"]["n"]}  # same rounds
     assert result.machine["threads"] == 1 and "cpu" in result.machine
     assert result.settings["batch_used"] == 8 and "generated" in result.settings["input"]
-    text = bench.render(result)
+    text = render(result)
     assert "i8.tflite" in text and "throughput at batch 8" in text and "LiteRT" in text
     assert json.loads(result.to_json())["files"][1]["bytes"] == len(tiny_variants["int8-only"])
 
@@ -307,9 +308,9 @@ def test_bench_render_says_n_where_no_interval_fits(tiny_variants, tmp_path):
     result = bench.bench_files([path], time_budget=0.0, rounds=1, batch=4)  # one round of each phase
     lat, thr = result.files[0]["latency_ms"], result.files[0]["throughput"]
     assert lat["n"] == 1 and lat["ci95"] is None and thr["n"] == 1 and thr["ci95"] is None
-    row = bench.render(result).splitlines()[2]
+    row = render(result).splitlines()[2]
     assert " (n = 1) " in row and row.count("(n = 1)") == 2 and "–" not in row
-    assert "Batch 1: 1 interleaved round (budget); throughput at batch 4: 1 round (budget)" in bench.render(result)
+    assert "Batch 1: 1 interleaved round (budget); throughput at batch 4: 1 round (budget)" in render(result)
 
 
 def test_bench_files_with_an_input_file(tiny_variants, digits, tmp_path):

@@ -246,7 +246,7 @@ def _phase(runners: dict, samples: dict[str, int], size: int, asked: int, budget
         timing = latency(runners, max_rounds, warmup=3 if throughput_phase else 10, on_round=advance, seed=seed,
                          budget_s=budget_s, min_rounds=min_rounds, rel_ci=rel_ci, min_seconds=MIN_PHASE_S,
                          warm_calls=0 if throughput_phase else WARM_CALLS)
-        advance(0, note=f"{_rounds(timing.rounds)}, {timing.stopped}")
+        advance(0, note=f"{timing.rounds} round{'' if timing.rounds == 1 else 's'}, {timing.stopped}")
     out = {}
     ratios = {} if throughput_phase else vs_anchor(timing.times, anchor)
     for name, ms in timing.times.items():
@@ -497,43 +497,3 @@ def bench_files(paths: list, input_path=None, *, threads: int = 1, batch: int = 
                 "min_rounds": rounds, "max_rounds": max_rounds, "memory_bound_bytes": memory_bound, "seed": seed,
                 "input": origin}
     return BenchResult(files, machine.describe(threads), settings)
-
-
-def render(result: BenchResult) -> str:
-    """A plain-text table of a BenchResult, with the machine and how each phase stopped."""
-    from ..report.report import interval_text, ms_text
-
-    rows = [("file", "bytes", "ms/call (95% CI)", "p90 / p99 ms", "samples/s (95% CI)", "batch")]
-    for f in result.files:
-        lat, thr = f["latency_ms"], f["throughput"]
-        rows.append((f["path"], f"{f['bytes']:,}", interval_text(lat, "median"),
-                     f"{ms_text(lat['p90'])} / {ms_text(lat['p99'])}", interval_text(thr, "samples_per_s"),
-                     str(thr["batch"])))
-    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) if k == 0 else c.rjust(w) for k, (c, w) in enumerate(zip(r, widths)))
-             for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    first, m, s = result.files[0], result.machine, result.settings
-    lat, thr = first["latency_ms"], first["throughput"]
-    lowered = "" if s["batch_used"] == s["batch"] else f" (asked {s['batch']}, lowered to fit memory)"
-    lines += ["",
-              f"Batch 1: {_rounds(lat['n'], 'interleaved round')} ({lat['stopped']}); throughput at batch "
-              f"{s['batch_used']}{lowered}: {_rounds(thr['n'])} "
-              f"({thr['stopped']}); time budget {s['time_budget_s']:g} s. Inputs: {s['input']}.",
-              f"{m['cpu']} ({', '.join(m['simd']) or 'no SIMD flags read'}), {m['threads']} thread"
-              f"{'' if m['threads'] == 1 else 's'}, LiteRT {m['litert']}. Intervals are 95 % (order statistics "
-              "of the rounds and of the medians of 10 consecutive blocks of rounds: drift during the run widens them); "
-              "a shared machine can drift for longer than one run: compare files within one run."]
-    lines += [f"{f['path']}: {builtin_kernels_note(f['xnnpack_refused'])}" for f in result.files
-              if f.get("xnnpack_refused")]
-    return "\n".join(lines)
-
-
-def _rounds(n: int, word: str = "round") -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def builtin_kernels_note(reason: str) -> str:
-    """What a figure timed on LiteRT's built-in kernels means, given XNNPACK's reason for refusing the file."""
-    return (f"timed on LiteRT's built-in kernels, because XNNPACK refused it ({reason}); a deployment that uses "
-            "XNNPACK would not run it this way, so its speed here says little about one.")

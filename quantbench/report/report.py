@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 from pathlib import Path
 
 from ..core.errors import InputError
@@ -15,6 +14,7 @@ from ..core.files import check_new_file, note_written, write_file
 from ..engines.techniques import get, names
 from ..measure.outputs import signed
 from ..record.results import BASELINE, REFERENCE, Results, Variant
+from .text import count_text, interval_text, ms_text
 
 ALPHA = 0.05
 NO_CHANGE = "no significant change"
@@ -34,27 +34,6 @@ def pct_ci(v: Variant) -> str:
     return f"{v.accuracy * 100:.2f}{ci}"
 
 
-def ms_text(x: float, like: float | None = None) -> str:
-    """Three significant digits of `like` (default x), so an interval prints like its median."""
-    like = x if like is None else like
-    decimals = max(0, 2 - math.floor(math.log10(like))) if like > 0 else 3
-    return f"{x:.{decimals}f}"
-
-
-def _count(x: float, like: float | None = None) -> str:
-    return f"{x / 1e3:.0f}k" if x >= 1e4 else (f"{x / 1e3:.1f}k" if x >= 1e3 else f"{x:.0f}")
-
-
-def interval_text(figure: dict, key: str) -> str:
-    """A timing figure with its 95 % interval, "0.0420 (0.0418–0.0422)"; with too few rounds for one, how many
-    rounds there were instead, "512 (n = 1)". key: "median" (latency, ms) or "samples_per_s" (throughput)."""
-    show = ms_text if key == "median" else _count
-    value, ci = figure[key], figure.get("ci95")
-    if ci:
-        return f"{show(value)} ({show(ci[0], value)}–{show(ci[1], value)})"
-    return show(value) + (f" (n = {figure['n']})" if figure.get("n") is not None else "")
-
-
 def latency_text(v: Variant) -> str:
     lat = v.latency_ms or {}
     return interval_text(lat, "median") if "median" in lat else "—"
@@ -64,7 +43,7 @@ def _throughput(v: Variant, with_ci: bool = False) -> str:
     t = v.throughput
     if not t:
         return "—"
-    return interval_text(t, "samples_per_s") if with_ci else _count(t["samples_per_s"])
+    return interval_text(t, "samples_per_s") if with_ci else count_text(t["samples_per_s"])
 
 
 def change(v: Variant) -> str:
@@ -336,7 +315,7 @@ def mcu_notes(results: Results) -> list[str]:
 
 def kernel_notes(results: Results) -> list[str]:
     """One line per variant whose timing ran on LiteRT's built-in kernels because XNNPACK refused it."""
-    from ..measure.timing import builtin_kernels_note
+    from .text import builtin_kernels_note
 
     return [f"{v.technique}: {builtin_kernels_note(v.xnnpack_refused)}" for v in results.variants
             if v.xnnpack_refused]
@@ -638,9 +617,9 @@ def reading(results: Results) -> list[str]:
     if rated:
         best = max(rated, key=lambda v: v.throughput["samples_per_s"])
         text = (f"At batch {best.throughput['batch']} the highest throughput is {best.technique}'s, "
-                f"{_count(best.throughput['samples_per_s'])} samples/s")
+                f"{count_text(best.throughput['samples_per_s'])} samples/s")
         if f32 and f32.throughput and best is not f32:
-            text += f" (float32: {_count(f32.throughput['samples_per_s'])})"
+            text += f" (float32: {count_text(f32.throughput['samples_per_s'])})"
         out.append(text + ".")
     tested = [v for v in ok if v.p_vs_float32 is not None and v is not f32]
     if tested:
@@ -1044,9 +1023,9 @@ def from_file(path: Path, out: Path | None = None, force: bool = False, console=
     """`quantbench report FILE`: a study's results.json becomes report.md, report.html and the plots in `out`
     (default: beside it), and its table is printed on `console` (when given); a `quantbench bench --json` file is
     printed as the table `quantbench bench` printed. Returns the files written."""
-    from ..measure.timing import render
     from ..record.bench_file import BenchResult
     from ..record.results import load_saved
+    from .text import render
 
     saved = load_saved(path)
     if isinstance(saved, BenchResult):
