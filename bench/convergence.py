@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from quantbench import api
 from quantbench.core import stats
 from quantbench.measure import timing as bench
 from quantbench.runtime.litert import LiteModel, generated_inputs
@@ -25,7 +26,7 @@ def main() -> None:
     args = p.parse_args()
     files = sorted(glob.glob(f"{args.folder}/*.tflite"))[:4 if args.smoke else None]
     models = [LiteModel(f) for f in files]
-    inputs = generated_inputs(models, bench.GENERATED, fallback=bench.FLOAT_RANGE, bound=bench.THROUGHPUT_MEMORY)
+    inputs = generated_inputs(models, api.GENERATED, fallback=api.FLOAT_RANGE, bound=bench.THROUGHPUT_MEMORY)
     for size, rounds in ((1, 60), (32, 30)) if args.smoke else ((1, 3000), (32, 400)):
         runners = {f.rsplit("/", 1)[-1]: bench.lite_runner(m, a, size) for f, m, a in zip(files, models, inputs)}
         start = time.perf_counter()

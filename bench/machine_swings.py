@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from quantbench import api
 from quantbench.measure import timing as bench
 from quantbench.runtime.litert import LiteModel, generated_inputs
 
@@ -33,7 +34,7 @@ def main() -> None:
     if a.smoke:
         a.seconds = 1.0
     m = LiteModel(a.file)
-    inputs = generated_inputs([m], bench.GENERATED, fallback=bench.FLOAT_RANGE, bound=bench.THROUGHPUT_MEMORY)[0]
+    inputs = generated_inputs([m], api.GENERATED, fallback=api.FLOAT_RANGE, bound=bench.THROUGHPUT_MEMORY)[0]
     run = bench.lite_runner(m, inputs, 1)
     medians, stamps, st0, end = [], [], steal(), time.perf_counter() + a.seconds
     while time.perf_counter() < end:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from quantbench import api
 from quantbench.core import stats
 from quantbench.measure import timing as bench
 from quantbench.runtime.litert import LiteModel, generated_inputs
@@ -38,7 +39,7 @@ def record(folder: Path, seconds: float, files: int | None = None) -> dict:
     if not paths:
         sys.exit(f"{folder} holds no .tflite files")
     models = [LiteModel(p) for p in paths]
-    inputs = generated_inputs(models, bench.GENERATED, fallback=bench.FLOAT_RANGE, bound=bench.THROUGHPUT_MEMORY)
+    inputs = generated_inputs(models, api.GENERATED, fallback=api.FLOAT_RANGE, bound=bench.THROUGHPUT_MEMORY)
     runners = [bench.lite_runner(m, x, 1) for m, x in zip(models, inputs)]
     for i in range(20):
         for run in runners:

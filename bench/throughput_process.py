@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 import quantbench
-from quantbench.measure import timing as bench
+from quantbench import api
 from quantbench.record.results import Results
 
 
@@ -28,13 +28,13 @@ def main() -> None:
     out, budget = a.out, 0.5 if a.smoke else 30
     r = Results.load(out / "results.json") if a.smoke else quantbench.demo(out=out, force=True)
     files = [str(out / v.path) for v in r.variants if v.status == "ok" and (v.path or "").endswith(".tflite")]
-    here = bench.bench_files(files, time_budget=budget)
+    here = api.bench_files(files, time_budget=budget)
     # --smoke leaves the study's folder as it is
     child_json = Path(tempfile.mkdtemp()) / "child.json" if a.smoke else out / "child.json"
     subprocess.run([sys.executable, "-m", "quantbench", "bench", *files, "--time-budget", str(budget), "--json",
                     str(child_json), "--force", "--quiet"], check=True, stdout=subprocess.DEVNULL)
     child = json.loads(child_json.read_text())
-    again = bench.bench_files(files, time_budget=budget)
+    again = api.bench_files(files, time_budget=budget)
     study = {Path(v.path).name: v for v in r.variants if v.status == "ok" and (v.path or "").endswith(".tflite")}
     print(f"{'file':<24} samples/s: {'study':>8} {'here':>8} {'child':>8} {'again':>8} | batch-1 µs: "
           f"{'study':>6} {'here':>6} {'child':>6} {'again':>6}")

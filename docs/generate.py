@@ -131,11 +131,14 @@ def _schema_table() -> str:
 
 
 # (the name a user calls it by, module, attribute path): the Python API page, signatures and docstrings as they are
-API = [("quantbench.compare", "quantbench.study.pipeline", "compare"), ("quantbench.demo", "quantbench.study.pipeline", "demo"),
+API = [("quantbench.compare", "quantbench.study.pipeline", "compare"),
+       ("quantbench.demo", "quantbench.study.pipeline", "demo"),
        ("quantbench.run_study", "quantbench.study.pipeline", "run_study"),
-       ("quantbench.convert", "quantbench.engines.converter", "convert"), ("quantbench.load", "quantbench.runtime.litert", "load"),
-       ("LiteModel.predict", "quantbench.runtime.litert", "LiteModel.predict"), ("quantbench.engines.qat.qat", "quantbench.engines.qat", "qat"),
-       ("quantbench.measure.timing.bench_files", "quantbench.measure.timing", "bench_files"),
+       ("quantbench.convert", "quantbench.engines.converter", "convert"),
+       ("quantbench.load", "quantbench.runtime.litert", "load"),
+       ("LiteModel.predict", "quantbench.runtime.litert", "LiteModel.predict"),
+       ("quantbench.engines.qat.qat", "quantbench.engines.qat", "qat"),
+       ("quantbench.api.bench_files", "quantbench.api", "bench_files"),
        ("quantbench.record.results.Results.load", "quantbench.record.results", "Results.load"),
        ("quantbench.report.report.write", "quantbench.report.report", "write"),
        ("quantbench.report.tracking.log_study", "quantbench.report.tracking", "log_study"),

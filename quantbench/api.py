@@ -1,4 +1,5 @@
-"""Running a deployed `.tflite` file on a user's input file (no TensorFlow needed)."""
+"""One file in, one file out: a deployed `.tflite` run on a user's input file (no TensorFlow needed), and
+`.tflite` files timed side by side (`quantbench bench`)."""
 from __future__ import annotations
 
 import io
@@ -7,11 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .core import machine
 from .core.errors import InputError
+from .core.progress import Silent
 from .core.files import check_new_file, write_file
 from .inputs.data import input_keys, load_array, open_numpy
+from .measure import timing
 from .measure.evaluate import is_classifier
-from .runtime.litert import LiteModel
+from .record.bench_file import BenchResult
+from .runtime.litert import LiteModel, generated_inputs
 
 SHOWN = 10  # samples listed on the terminal
 
@@ -89,3 +94,86 @@ def render(result: Prediction, top: int = 3, saved=None) -> str:
     if saved is not None:
         lines.append(f"Wrote {saved}")
     return "\n".join(lines)
+
+
+# ---- `quantbench bench`: any .tflite files, side by side -----------------------------------------
+
+GENERATED = 32  # samples generated per input when no --input is given (fewer when they would not fit)
+FLOAT_RANGE = (0.0, 1.0)  # float inputs of a file with no quantized twin: nothing says more about their range
+
+
+def _load_models(paths: list, threads: int) -> list:
+    seen = set()
+    models = []
+    for p in paths:
+        key = Path(p).resolve()
+        if key in seen:
+            raise InputError(f"{p} is given twice. Expected each .tflite file once. Fix: drop the repeated path.")
+        seen.add(key)
+        if Path(p).is_dir():
+            raise InputError(f"{p} is a folder. Expected .tflite files. Fix: pass the files, e.g. {p}/*.tflite.")
+        models.append(LiteModel(p, num_threads=threads))
+    return models
+
+
+def _first_call(model, arrays) -> None:
+    """Run one sample through the model: a file LiteRT loads but cannot run is refused before timing starts."""
+    try:
+        model.as_list(arrays)  # the whole input's shapes, so the message names its sample count
+    except InputError as exc:
+        raise InputError(f"{model.path}: {exc}") from None
+    try:
+        model.predict([a[:1] for a in arrays] if len(arrays) > 1 else arrays[0][:1])
+    except (RuntimeError, ValueError) as exc:
+        reason = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip()) or type(exc).__name__
+        raise InputError(f"LiteRT could not run {model.path}: {reason} Expected a .tflite file LiteRT can run. "
+                         "Fix: re-create it, or leave it out.") from None
+
+
+def check_json_out(path, force: bool = False) -> None:
+    """Refuse an existing --json file unless `force`, before any timing."""
+    path = Path(path)
+    if path.is_dir() or (path.exists() and not force):
+        raise InputError(f"--json {path} already exists{' and is a folder' if path.is_dir() else ''}. Expected a "
+                         "new file path. Fix: choose another --json path" + ("." if path.is_dir() else
+                                                                              ", or pass --force to replace it."))
+
+
+def bench_files(paths: list, input_path=None, *, threads: int = 1, batch: int = 32,
+                time_budget: float = timing.TIME_BUDGET_S, rel_ci: float = timing.REL_CI,
+                rounds: int = timing.MIN_ROUNDS, max_rounds: int = timing.MAX_ROUNDS,
+                memory_bound: int = timing.THROUGHPUT_MEMORY, seed: int = 0, reporter=None) -> BenchResult:
+    """Time `.tflite` files side by side, interleaved, as a study times its variants (see `timing.measure`).
+
+    Each file gets `input_path`'s arrays (a .npy, or a .npz with x or x_<input name>) or, without it,
+    inputs generated from its own signature (see runtime.litert.generated_inputs); files with different inputs
+    are timed in the same rounds all the same. Every file is loaded and run once before timing starts.
+    """
+    if not paths:
+        raise InputError("No .tflite files given. Expected one or more paths. Fix: quantbench bench a.tflite b.tflite.")
+    models = _load_models(paths, threads)
+    if input_path is not None:
+        inputs = [read_inputs(Path(input_path), m) for m in models]
+        origin = str(input_path)
+    else:
+        inputs = generated_inputs(models, GENERATED, seed, fallback=FLOAT_RANGE, bound=memory_bound)
+        origin = f"generated from each file's signature (seed {seed})"
+    for m, arrays in zip(models, inputs):
+        _first_call(m, arrays)
+    names = [str(p) for p in paths]
+
+    def make_runners(size):
+        return {name: (timing.lite_runner(m, arrays, size), timing.samples_per_call(m, size))
+                for name, m, arrays in zip(names, models, inputs)}
+
+    timed, used = timing.run_phases([("", len(models), make_runners)], [timing.sample_bytes(m) for m in models],
+                                    batch, time_budget, reporter or Silent(), rounds=rounds, max_rounds=max_rounds,
+                                    rel_ci=rel_ci, memory_bound=memory_bound, seed=seed)
+    files = [{"path": name, "bytes": m.size_bytes, "inputs": [str(t) for t in m.inputs],
+              "input_shapes": [list(a.shape[1:]) for a in arrays], **timed[name],
+              "xnnpack_refused": m.delegate_fallback}  # read after the timing: see timing.measure
+             for name, m, arrays in zip(names, models, inputs)]
+    settings = {"threads": threads, "batch": batch, "batch_used": used, "time_budget_s": time_budget, "rel_ci": rel_ci,
+                "min_rounds": rounds, "max_rounds": max_rounds, "memory_bound_bytes": memory_bound, "seed": seed,
+                "input": origin}
+    return BenchResult(files, machine.describe(threads), settings)

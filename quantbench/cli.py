@@ -482,9 +482,9 @@ def bench_cmd(
 
     Example: quantbench bench runs/demo/*.tflite --threads 1 --json bench.json
     """
+    from .api import bench_files, check_json_out
     from .core.files import write_file
     from .core.progress import reporter
-    from .measure.timing import bench_files, check_json_out
     from .report.text import render
 
     if json_out is not None and str(json_out) != "-":

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import quantbench
+from quantbench import api
 from quantbench.core import stats
 from quantbench.core.progress import Silent
 from quantbench.measure import timing as bench
@@ -164,7 +165,7 @@ def test_a_phase_that_overruns_takes_nothing_from_the_next():
         time.sleep(0.3)
         return {"keras": (lambda i: None, size)}
 
-    result, _ = bench._timed([("", 1, quick), ("keras", 1, slow_to_make)], [4], 4, 0.4, Silent(),
+    result, _ = bench.run_phases([("", 1, quick), ("keras", 1, slow_to_make)], [4], 4, 0.4, Silent(),
                              rounds=10 ** 9, max_rounds=10 ** 9, rel_ci=bench.REL_CI, memory_bound=2 ** 20, seed=0)
     for name in ("v", "keras"):  # each phase its 0.1 s, after 0.3 s of making the Keras runners
         assert result[name]["latency_ms"]["stopped"] == result[name]["throughput"]["stopped"] == "budget"
@@ -249,7 +250,7 @@ def test_measure_and_bench_say_when_xnnpack_refused_a_file(tiny_model, tiny_vari
 
     paths = [_write(tmp_path, "i8.tflite", tiny_variants["int8-only"]),
              _write(tmp_path, "edited.tflite", _xnnpack_refuses(tiny_variants["int8-only"]))]
-    files = bench.bench_files(paths, time_budget=0.3, rounds=3, batch=4)
+    files = api.bench_files(paths, time_budget=0.3, rounds=3, batch=4)
     assert files.files[0]["xnnpack_refused"] is None
     assert "unsupported zero-point value (200)" in files.files[1]["xnnpack_refused"]
     last = render(files).splitlines()[-1]
@@ -271,13 +272,13 @@ def test_measure_times_a_fixed_batch_model(fixed_batch_tflite, rng):
 
 def test_generate_inputs_share_a_quantized_twins_range(tiny_variants):
     f32, i8 = quantbench.load(tiny_variants["float32"]), quantbench.load(tiny_variants["int8-only"])
-    a, b = generated_inputs([f32, i8], bench.GENERATED, seed=3, fallback=bench.FLOAT_RANGE,
+    a, b = generated_inputs([f32, i8], api.GENERATED, seed=3, fallback=api.FLOAT_RANGE,
                             bound=bench.THROUGHPUT_MEMORY)
     lo, hi = float_range(i8.inputs[0])
-    assert a[0].shape == (bench.GENERATED, 8, 8, 1) and a[0].dtype == np.float32
+    assert a[0].shape == (api.GENERATED, 8, 8, 1) and a[0].dtype == np.float32
     np.testing.assert_array_equal(a[0], b[0])  # same name and shape: the same float inputs, side by side
     assert lo <= a[0].min() and a[0].max() <= hi and a[0].max() - a[0].min() > 0.5 * (hi - lo)
-    again = generated_inputs([f32], bench.GENERATED, seed=3, fallback=bench.FLOAT_RANGE)[0][0]
+    again = generated_inputs([f32], api.GENERATED, seed=3, fallback=api.FLOAT_RANGE)[0][0]
     assert not np.array_equal(again, a[0])  # alone, float32 has no twin: [0, 1)
     assert 0 <= again.min() and again.max() < 1
 
@@ -291,7 +292,7 @@ def _write(folder, name, content):
 def test_bench_files_times_different_models_side_by_side(tiny_variants, fixed_batch_tflite, tmp_path):
     paths = [_write(tmp_path, "f32.tflite", tiny_variants["float32"]),
              _write(tmp_path, "i8.tflite", tiny_variants["int8-only"]), fixed_batch_tflite]
-    result = bench.bench_files(paths, time_budget=1.0, rounds=5, batch=8)
+    result = api.bench_files(paths, time_budget=1.0, rounds=5, batch=8)
     assert [f["path"] for f in result.files] == [str(p) for p in paths]
     assert [f["input_shapes"] for f in result.files] == [[[8, 8, 1]], [[8, 8, 1]], [[4, 4, 2]]]
     assert result.files[2]["throughput"]["batch"] == 8 and result.files[2]["latency_ms"]["batch"] == 2
@@ -305,7 +306,7 @@ def test_bench_files_times_different_models_side_by_side(tiny_variants, fixed_ba
 
 def test_bench_render_says_n_where_no_interval_fits(tiny_variants, tmp_path):
     path = _write(tmp_path, "i8.tflite", tiny_variants["int8-only"])
-    result = bench.bench_files([path], time_budget=0.0, rounds=1, batch=4)  # one round of each phase
+    result = api.bench_files([path], time_budget=0.0, rounds=1, batch=4)  # one round of each phase
     lat, thr = result.files[0]["latency_ms"], result.files[0]["throughput"]
     assert lat["n"] == 1 and lat["ci95"] is None and thr["n"] == 1 and thr["ci95"] is None
     row = render(result).splitlines()[2]
@@ -316,7 +317,7 @@ def test_bench_render_says_n_where_no_interval_fits(tiny_variants, tmp_path):
 def test_bench_files_with_an_input_file(tiny_variants, digits, tmp_path):
     np.save(tmp_path / "x.npy", digits.x_test[:20])
     path = _write(tmp_path, "i8.tflite", tiny_variants["int8-only"])
-    result = bench.bench_files([path], tmp_path / "x.npy", time_budget=0.5, rounds=5)
+    result = api.bench_files([path], tmp_path / "x.npy", time_budget=0.5, rounds=5)
     assert result.settings["input"] == str(tmp_path / "x.npy")
 
 
@@ -370,7 +371,7 @@ def bench_json(tiny_variants, tmp_path_factory):
     """What `quantbench bench --json` wrote for one tiny file, parsed."""
     folder = tmp_path_factory.mktemp("bench")
     path = _write(folder, "i8.tflite", tiny_variants["int8-only"])
-    return json.loads(bench.bench_files([path], time_budget=0.3, rounds=5, batch=4).to_json())
+    return json.loads(api.bench_files([path], time_budget=0.3, rounds=5, batch=4).to_json())
 
 
 @pytest.mark.parametrize("change,what", [

@@ -4,18 +4,14 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from ..core import stats
-from ..core.errors import InputError
 from ..core.progress import Silent
 from ..record import schema
-from ..record.bench_file import BenchResult
 from ..record.results import REFERENCE
-from ..runtime.litert import generated_inputs
 
 QUANTILES = tuple(int(q) for q in schema.QUANTILES)  # kept in results.json for the latency plot
 TIME_BUDGET_S = 30.0        # default for a whole timing (batch 1, then throughput), in seconds
@@ -260,7 +256,7 @@ def _phase(runners: dict, samples: dict[str, int], size: int, asked: int, budget
     return out
 
 
-def _timed(groups: list, per_sample: list[int], batch: int, time_budget: float, reporter, *, rounds: int,
+def run_phases(groups: list, per_sample: list[int], batch: int, time_budget: float, reporter, *, rounds: int,
            max_rounds: int, rel_ci: float, memory_bound: int, seed: int,
            anchor: str | None = None, done=None) -> tuple[dict[str, dict], int]:
     """Batch-1 latency, then throughput at the batch that fits `memory_bound`, sharing `time_budget` seconds.
@@ -301,7 +297,7 @@ def measure(source, lite: dict, feeds: dict, x, batch: int = 32, rounds: int = M
             reference: str = REFERENCE, *, time_budget: float = TIME_BUDGET_S, rel_ci: float = REL_CI,
             max_rounds: int = MAX_ROUNDS, memory_bound: int = THROUGHPUT_MEMORY, seed: int = 0) -> dict[str, dict]:
     """Batch-1 latency, then throughput, each phase interleaved, on `time_budget` seconds of timing in all
-    (making the runners and a phase's last round come on top: see `_timed`).
+    (making the runners and a phase's last round come on top: see `run_phases`).
 
     Batch 1 may use half the budget, throughput the rest. Each phase stops when its share is spent, or
     once every median's 95 % interval is within ±rel_ci of it after at least `rounds` rounds, or at
@@ -334,7 +330,7 @@ def measure(source, lite: dict, feeds: dict, x, batch: int = 32, rounds: int = M
 
     groups = [("", len(lite) + 1, both)] if source.lite is not None else \
         [("", len(lite), variants), (reference, 1, float_model)]
-    timed = _timed(groups, [ref_bytes, *(sample_bytes(m) for m in lite.values())], batch, time_budget,
+    timed = run_phases(groups, [ref_bytes, *(sample_bytes(m) for m in lite.values())], batch, time_budget,
                    reporter, rounds=rounds, max_rounds=max_rounds, rel_ci=rel_ci, memory_bound=memory_bound,
                    seed=seed)[0]
     # read after the timing: XNNPACK may refuse a model at its first run
@@ -395,7 +391,7 @@ def measure_groups(source, load: Callable, groups: list[list[str]], x, batch: in
                                                               _reference_samples(source, size))}))
     ref_bytes = _tensor_bytes([*source.input_shapes, *source.output_shapes],
                               [*source.input_dtypes, *["float32"] * len(source.output_shapes)])
-    timed = _timed(plan, [ref_bytes, *(io_bytes or {}).values()], batch, time_budget, reporter, rounds=rounds,
+    timed = run_phases(plan, [ref_bytes, *(io_bytes or {}).values()], batch, time_budget, reporter, rounds=rounds,
                    max_rounds=max_rounds, rel_ci=rel_ci, memory_bound=memory_bound, seed=seed, anchor=anchor,
                    done=release)[0]
     release(None)
@@ -409,91 +405,3 @@ def measure_groups(source, load: Callable, groups: list[list[str]], x, batch: in
                 if name != anchor or k == 0:
                     timed[name]["latency_ms"]["group"] = k + 1
     return timed
-
-
-# ---- `quantbench bench`: any .tflite files, side by side -----------------------------------------
-
-GENERATED = 32  # samples generated per input when no --input is given (fewer when they would not fit)
-FLOAT_RANGE = (0.0, 1.0)  # float inputs of a file with no quantized twin: nothing says more about their range
-
-
-def _load_models(paths: list, threads: int) -> list:
-    from ..runtime.litert import LiteModel
-
-    seen = set()
-    models = []
-    for p in paths:
-        key = Path(p).resolve()
-        if key in seen:
-            raise InputError(f"{p} is given twice. Expected each .tflite file once. Fix: drop the repeated path.")
-        seen.add(key)
-        if Path(p).is_dir():
-            raise InputError(f"{p} is a folder. Expected .tflite files. Fix: pass the files, e.g. {p}/*.tflite.")
-        models.append(LiteModel(p, num_threads=threads))
-    return models
-
-
-def _first_call(model, arrays) -> None:
-    """Run one sample through the model: a file LiteRT loads but cannot run is refused before timing starts."""
-    try:
-        model.as_list(arrays)  # the whole input's shapes, so the message names its sample count
-    except InputError as exc:
-        raise InputError(f"{model.path}: {exc}") from None
-    try:
-        model.predict([a[:1] for a in arrays] if len(arrays) > 1 else arrays[0][:1])
-    except (RuntimeError, ValueError) as exc:
-        reason = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip()) or type(exc).__name__
-        raise InputError(f"LiteRT could not run {model.path}: {reason} Expected a .tflite file LiteRT can run. "
-                         "Fix: re-create it, or leave it out.") from None
-
-
-def check_json_out(path, force: bool = False) -> None:
-    """Refuse an existing --json file unless `force`, before any timing."""
-    path = Path(path)
-    if path.is_dir() or (path.exists() and not force):
-        raise InputError(f"--json {path} already exists{' and is a folder' if path.is_dir() else ''}. Expected a "
-                         "new file path. Fix: choose another --json path" + ("." if path.is_dir() else
-                                                                              ", or pass --force to replace it."))
-
-
-def bench_files(paths: list, input_path=None, *, threads: int = 1, batch: int = 32,
-                time_budget: float = TIME_BUDGET_S, rel_ci: float = REL_CI, rounds: int = MIN_ROUNDS,
-                max_rounds: int = MAX_ROUNDS, memory_bound: int = THROUGHPUT_MEMORY, seed: int = 0,
-                reporter=None) -> BenchResult:
-    """Time `.tflite` files side by side, interleaved, as a study times its variants (see `measure`).
-
-    Each file gets `input_path`'s arrays (a .npy, or a .npz with x or x_<input name>) or, without it,
-    inputs generated from its own signature (see runtime.generated_inputs); files with different inputs are
-    timed in the same rounds all the same. Every file is loaded and run once before timing starts.
-    """
-    from ..api import read_inputs
-    from ..core import machine
-
-    if not paths:
-        raise InputError("No .tflite files given. Expected one or more paths. Fix: quantbench bench a.tflite b.tflite.")
-    models = _load_models(paths, threads)
-    if input_path is not None:
-        inputs = [read_inputs(Path(input_path), m) for m in models]
-        origin = str(input_path)
-    else:
-        inputs = generated_inputs(models, GENERATED, seed, fallback=FLOAT_RANGE, bound=memory_bound)
-        origin = f"generated from each file's signature (seed {seed})"
-    for m, arrays in zip(models, inputs):
-        _first_call(m, arrays)
-    names = [str(p) for p in paths]
-
-    def make_runners(size):
-        return {name: (lite_runner(m, arrays, size), samples_per_call(m, size))
-                for name, m, arrays in zip(names, models, inputs)}
-
-    timed, used = _timed([("", len(models), make_runners)], [sample_bytes(m) for m in models], batch, time_budget,
-                         reporter or Silent(), rounds=rounds, max_rounds=max_rounds, rel_ci=rel_ci,
-                         memory_bound=memory_bound, seed=seed)
-    files = [{"path": name, "bytes": m.size_bytes, "inputs": [str(t) for t in m.inputs],
-              "input_shapes": [list(a.shape[1:]) for a in arrays], **timed[name],
-              "xnnpack_refused": m.delegate_fallback}  # read after the timing: see measure
-             for name, m, arrays in zip(names, models, inputs)]
-    settings = {"threads": threads, "batch": batch, "batch_used": used, "time_budget_s": time_budget, "rel_ci": rel_ci,
-                "min_rounds": rounds, "max_rounds": max_rounds, "memory_bound_bytes": memory_bound, "seed": seed,
-                "input": origin}
-    return BenchResult(files, machine.describe(threads), settings)
