@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import InputError, one_line
+from ..record.results import Variant
 from ..runtime.litert import LiteModel, TensorInfo, align, dequantize, generated_inputs, quantize
 from . import evaluate
 from .outputs import Budget, TaskSpec, verdicts
@@ -70,6 +71,21 @@ class Facts:
 def steps_text(x: float) -> str:
     """A difference in 8-bit steps for people: 163.5, 0.051, 0."""
     return f"{x:.1f}" if x >= 1 else f"{x:.2g}"
+
+
+def mcu_refusal(v: Variant) -> str | None:
+    """Why a variant cannot be shipped to a microcontroller, from its TFLite Micro facts; None if it can."""
+    m = v.mcu
+    if not m:
+        return "was not run on TFLite Micro"
+    if not m["runs"]:
+        return f"TFLite Micro cannot run it: {m['reason']}"
+    if m["wrong"]:
+        failed = "; ".join(f"{g['output']}: {g['figure']}, past {g['criterion']}" for g in m.get("gate") or []
+                           if not g["passed"])
+        return (f"wrong on TFLite Micro: against LiteRT on the same file, {failed or 'its outputs depart'} (largest "
+                f"difference {steps_text(m['max_diff_steps'])} 8-bit steps)")
+    return None
 
 
 def check_available() -> None:

@@ -307,7 +307,7 @@ def failures(results: Results) -> list[str]:
 
 def mcu_notes(results: Results) -> list[str]:
     """One line per variant that cannot ship to TFLite Micro, with the reason."""
-    from ..study.recommend import mcu_refusal
+    from ..measure.mcu import mcu_refusal
 
     return [f"{v.technique}: {mcu_refusal(v)}" for v in results.variants
             if v.mcu and _mcu_state(v.mcu)]

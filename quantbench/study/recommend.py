@@ -8,6 +8,7 @@ from typing import Callable
 
 from ..core.errors import InputError
 from ..engines.techniques import Technique, get, names
+from ..measure.mcu import mcu_refusal
 from ..measure.outputs import GATES, MIN_SQNR_DB, Budget, describe, verdicts
 from ..record.results import Results, Variant
 
@@ -227,23 +228,6 @@ def _versus(v: Variant, best: Variant, optimize: str) -> str:
         if mine != theirs:
             return f"{mine} against {theirs}"
     return f"{mine}, the same as {best.technique}"
-
-
-def mcu_refusal(v: Variant) -> str | None:
-    """Why a variant cannot be shipped to a microcontroller, from its TFLite Micro facts; None if it can."""
-    from ..measure.mcu import steps_text
-
-    m = v.mcu
-    if not m:
-        return "was not run on TFLite Micro"
-    if not m["runs"]:
-        return f"TFLite Micro cannot run it: {m['reason']}"
-    if m["wrong"]:
-        failed = "; ".join(f"{g['output']}: {g['figure']}, past {g['criterion']}" for g in m.get("gate") or []
-                           if not g["passed"])
-        return (f"wrong on TFLite Micro: against LiteRT on the same file, {failed or 'its outputs depart'} (largest "
-                f"difference {steps_text(m['max_diff_steps'])} 8-bit steps)")
-    return None
 
 
 def _over_budgets(v: Variant, ram_kb, flash_kb) -> list[str]:
