@@ -57,9 +57,10 @@ def make_bases(folder: Path) -> None:
     from quantbench.core import quiet
     from quantbench.engines.converter import convert
     from quantbench.inputs import data, models
+    from quantbench.runtime.tf import import_tensorflow
 
     quiet.configure()
-    quiet.import_tensorflow()
+    import_tensorflow()
     import keras
 
     keras.utils.set_random_seed(0)
@@ -454,6 +455,7 @@ def prepare_server(kind: str) -> None:
     from quantbench import api as predicting, cli  # noqa: F401
     from quantbench.core import quiet  # noqa: F401
     from quantbench.inputs import inspection  # noqa: F401
+    from quantbench.runtime.tf import import_tensorflow
 
     quiet.configure()
     import contextlib
@@ -463,7 +465,7 @@ def prepare_server(kind: str) -> None:
         cli.main(["techniques"])  # typer's lazy imports (pydantic when installed: ~0.8 s a child otherwise)
     if kind == "tflite":
         return
-    quiet.import_tensorflow()  # import only: no op runs here, so no TensorFlow thread pool is started
+    import_tensorflow()  # import only: no op runs here, so no TensorFlow thread pool is started
     import h5py  # noqa: F401
     import keras  # noqa: F401
     import tf_keras  # noqa: F401  (the .h5 fallback loader)

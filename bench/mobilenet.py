@@ -33,10 +33,10 @@ def main() -> None:
 
     import quantbench
     from quantbench.core import machine
-    from quantbench.core.quiet import import_tensorflow
     from quantbench.engines.converter import convert
     from quantbench.inputs import models
     from quantbench.measure import timing as bench
+    from quantbench.runtime.tf import import_tensorflow
 
     import_tensorflow()
     import keras

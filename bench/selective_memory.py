@@ -64,8 +64,8 @@ class Sampler:
 
 def build_model(name: str, depth: int = 28):
     """The model, its calibration inputs and evaluation inputs."""
-    from quantbench.core.quiet import import_tensorflow
     from quantbench.inputs import data, models
+    from quantbench.runtime.tf import import_tensorflow
 
     import_tensorflow()
     import keras

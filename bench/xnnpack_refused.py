@@ -34,8 +34,8 @@ def main() -> None:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    from quantbench.core.quiet import import_tensorflow
     from quantbench.engines.converter import convert
+    from quantbench.runtime.tf import import_tensorflow
 
     import_tensorflow()
     import keras

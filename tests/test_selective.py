@@ -9,6 +9,7 @@ from quantbench.engines.selective import SelectiveResult, Step, layer_errors, se
 from quantbench.inputs import models
 from quantbench.inputs.inspection import inspect
 from quantbench.measure import evaluate
+from quantbench.runtime.tf import import_tensorflow
 
 from conftest import SPIKE
 
@@ -205,7 +206,7 @@ def test_evaluate_fn_errors_are_the_callers(spiky_model, calib):
 def test_converter_refusal_is_one_line(calib):
     import keras
 
-    tf = quiet.import_tensorflow()
+    tf = import_tensorflow()
 
     class Determinant(keras.layers.Layer):  # no TFLite builtin kernel, and Select TF ops are not enabled
         def call(self, x):

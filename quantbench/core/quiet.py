@@ -107,10 +107,3 @@ def silenced():
             yield
     finally:
         _leave()
-
-
-def import_tensorflow():
-    """Import TensorFlow (its start-up logs silenced when configured); every module gets TF through here."""
-    with silenced():
-        import tensorflow as tf
-    return tf

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.errors import ConversionError, InputError, QuantbenchError, one_line, reraise_interrupt
-from ..core.quiet import import_tensorflow, silenced
+from ..core.quiet import silenced
+from ..runtime.tf import import_tensorflow
 from .techniques import Technique, get
 
 

@@ -8,7 +8,7 @@ This module imports TensorFlow and Keras at import; `quantbench.engines.qat` imp
 """
 from __future__ import annotations
 
-from ..core.quiet import import_tensorflow
+from ..runtime.tf import import_tensorflow
 
 import_tensorflow()
 import keras  # noqa: E402

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.errors import ConversionError, InputError, TrainingError, one_line, reraise_interrupt
-from ..core.quiet import import_tensorflow, silenced
+from ..core.quiet import silenced
 from ..runtime.litert import LiteModel
+from ..runtime.tf import import_tensorflow
 from .converter import as_inputs
 
 FLOAT_DTYPES = ("float16", "float32", "float64", "bfloat16")

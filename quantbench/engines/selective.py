@@ -17,7 +17,8 @@ from typing import Callable
 import numpy as np
 
 from ..core.errors import ConversionError, InputError, one_line, reraise_interrupt
-from ..core.quiet import import_tensorflow, silenced
+from ..core.quiet import silenced
+from ..runtime.tf import import_tensorflow
 from .converter import apply, as_inputs, as_source
 from .techniques import get
 

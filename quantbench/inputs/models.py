@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import reraise_interrupt
-from ..core.quiet import import_tensorflow, silenced
+from ..core.quiet import silenced
 from ..runtime.litert import natural_key
+from ..runtime.tf import import_tensorflow
 
 
 def seed_everything(seed: int) -> None:

@@ -82,7 +82,7 @@ def reference_runner(source, x, batch: int = 1) -> Callable[[int], object]:
     """A function timing one call of the float model on batch i: traced (graph mode, as served)."""
     if source.lite is not None:
         return lite_runner(source.lite, x, batch)
-    from ..core.quiet import import_tensorflow
+    from ..runtime.tf import import_tensorflow
 
     tf = import_tensorflow()
     batch = _reference_samples(source, batch)  # a fixed batch dimension is the least it takes
