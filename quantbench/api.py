@@ -1,22 +1,27 @@
-"""One file in, one file out: a deployed `.tflite` run on a user's input file (no TensorFlow needed), and
+"""One file in, one file out: a deployed `.tflite` run on a user's input file (no TensorFlow needed), one
+variant of a model file (`quantbench convert`), a model fine-tuned on a data file (`quantbench qat`), and
 `.tflite` files timed side by side (`quantbench bench`)."""
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .core import machine
 from .core.errors import InputError
-from .core.progress import Silent
 from .core.files import check_new_file, write_file
+from .core.progress import Silent
 from .inputs.data import input_keys, load_array, open_numpy
 from .measure import timing
 from .measure.evaluate import is_classifier
 from .record.bench_file import BenchResult
 from .runtime.litert import LiteModel, generated_inputs
+
+if TYPE_CHECKING:
+    from .engines.qat import QatResult
 
 SHOWN = 10  # samples listed on the terminal
 
@@ -94,6 +99,84 @@ def render(result: Prediction, top: int = 3, saved=None) -> str:
     if saved is not None:
         lines.append(f"Wrote {saved}")
     return "\n".join(lines)
+
+
+# ---- `quantbench convert`: one variant of a model file --------------------------------------------
+
+def convert_file(model, technique, output, calib_path=None, *, calib_size: int = 200, seed: int = 0,
+                 x_key: str = "x", unsafe: bool = False, force: bool = False):
+    """Make one variant of a model file and write it to `output` (temporary name, then rename)."""
+    from .engines.techniques import LQ, get
+    from .inputs import data, models
+
+    technique = get(technique)
+    if technique.engine == "qat":
+        raise InputError(f"{technique.name} fine-tunes the model on training data before converting, which "
+                         "`convert` does not do. Expected a technique that converts the model as it is. Fix: run "
+                         "`quantbench qat MODEL --data train.npz -o OUT.tflite`.")
+    check_new_file(output, force)
+    if technique.calibrate and calib_path is None:
+        raise InputError(f"Technique {technique.name!r} needs calibration data. Expected --calib FILE with a few "
+                         "hundred representative inputs (.npz or .npy). Fix: pass --calib train.npz.")
+    if calib_path is not None:
+        data.check_path(calib_path, "--calib")  # before the model is loaded
+    source = models.load_model(model, unsafe=unsafe)
+    if source.lite is not None and technique.engine != LQ:
+        source.converter()  # raises the error that says what to pass instead
+    calib = None
+    if technique.calibrate:
+        pool = data.load_data(calib_path, source, x_key, role="--calib", labels="ignore")
+        calib = data.calibration_sample(pool, min(calib_size, len(pool)), seed)
+    from .engines import base as engines
+
+    engine = engines.of(technique)
+    given = engines.Inputs(calib=calib)
+    reason = engine.skip(source, technique, given)
+    if reason:
+        raise InputError(f"{technique.name} cannot be made from {model}: {reason}. Fix: pick another technique "
+                         "(see `quantbench techniques`).")
+    from .engines.verify import checked
+
+    conv = checked(technique, engine.make(source, technique, given))  # never a float copy written as quantized
+    write_file(output, conv.content, force=force)
+    return conv
+
+
+def qat_file(model_path, data_path, out, *, epochs: int = 3, val=None, batch_size: int = 32, seed: int = 0,
+             learning_rate: float = 1e-4, unsafe: bool = False, force: bool = False, reporter=None) -> QatResult:
+    """`qat` on a model file and a data file, the result written to `out` (temporary name, then rename)."""
+    import dataclasses
+    import warnings
+
+    from .engines.qat import qat
+    from .inputs import data, models
+
+    check_new_file(out, force)  # fail before training, not after
+    for path, role in ((data_path, "--data"), (val, "--val")):
+        if path is not None:
+            data.check_path(path, role)  # before the model is loaded (TensorFlow's import takes seconds)
+    source = models.load_model(model_path, unsafe=unsafe)
+    if source.keras is None:
+        raise InputError(f"{model_path} is a {source.kind}; QAT fine-tunes a Keras model. Expected a .keras or "
+                         ".h5 file. Fix: pass the Keras model the file was made from.")
+    train = data.load_data(data_path, source, role="--data", labels="optional")
+    unpack = lambda d: d.arrays() if len(d.x) > 1 else d.arrays()[0]  # noqa: E731
+    validation = None
+    y = data.training_labels(train.labels(), source)
+    if val is not None:
+        v = data.load_data(val, source, role="--val", labels="optional")
+        val_y = data.training_labels(v.labels(), source)
+        validation = (unpack(v), val_y) if val_y is not None and y is not None else unpack(v)
+    keys = ("loss", "accuracy", "agreement", "val_accuracy")
+    with warnings.catch_warnings(), (reporter or Silent()).task("Fine-tuning (QAT)", epochs) as advance:
+        warnings.simplefilter("ignore")  # float layers are in the result, reported once by the caller
+        result = qat(source.keras, unpack(train), y, epochs=epochs, batch_size=batch_size,
+                     validation=validation, seed=seed, learning_rate=learning_rate,
+                     on_epoch=lambda e, logs: advance(note=" ".join(f"{k} {logs[k]:.4f}" for k in keys if k in logs)))
+    result = dataclasses.replace(result, learned_from=f"the labels in {data_path}" if y is not None else
+                                 "the float model's own outputs (distillation: no labels that fit its one output)")
+    result.save(out, force)
+    return result
 
 
 # ---- `quantbench bench`: any .tflite files, side by side -----------------------------------------

@@ -417,7 +417,7 @@ def convert_cmd(
 
     Example: quantbench convert model.keras -t int8-only --calib train.npz -o model-int8.tflite
     """
-    from .study.pipeline import convert_file
+    from .api import convert_file
 
     conv = convert_file(model, technique, output, calib, calib_size=calib_size, seed=seed, x_key=x_key,
                         unsafe=unsafe, force=force)
@@ -536,8 +536,8 @@ def qat_command(
 
     Example: quantbench qat model.keras --data train.npz --epochs 3 -o model_int8.tflite
     """
+    from .api import qat_file
     from .core.progress import reporter
-    from .engines.qat import qat_file
 
     result = qat_file(model, data_file, out, epochs=epochs, val=val, batch_size=batch_size, seed=seed,
                       learning_rate=learning_rate, unsafe=unsafe, force=force, reporter=reporter(quiet))

@@ -272,7 +272,7 @@ def test_an_embedding_model_without_labels_is_judged_by_fidelity(tiny_model, dig
 # ---- a float .tflite with two outputs, labelled per output ------------------------------------------------
 
 def test_a_two_output_tflite_is_labelled_through_y_name(two_heads, digits, tmp_path):
-    from quantbench.study.pipeline import convert_file
+    from quantbench.api import convert_file
 
     model, amp = two_heads
     model.save(tmp_path / "two.keras")

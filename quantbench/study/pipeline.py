@@ -15,7 +15,7 @@ from ..core.files import check_new_dir, signals_held, staged_dir
 from ..core.progress import Silent
 from ..core.version import __version__
 from ..engines.converter import as_inputs, as_source
-from ..engines.techniques import LQ, get, resolve
+from ..engines.techniques import get, resolve
 from ..executors import local as executor
 from ..executors.plan import Died, Task
 from ..inputs import data, models
@@ -663,42 +663,3 @@ def demo(out="runs/demo", epochs: int = 10, seed: int = 0, calib_size: int = 200
                    "calibration": {"samples": calib_size, "from": "train split", "seed": seed}},
         settings={"epochs": epochs, "seed": seed, "calib_size": calib_size, "threads": threads, "batch": batch,
                   "qat_epochs": qat_epochs, "time_budget": time_budget})
-
-
-def convert_file(model, technique, output, calib_path=None, *, calib_size: int = 200, seed: int = 0,
-                 x_key: str = "x", unsafe: bool = False, force: bool = False):
-    """Make one variant of a model file and write it to `output` (temporary name, then rename)."""
-    from ..core.files import check_new_file, write_file
-    from ..engines.techniques import get
-
-    technique = get(technique)
-    if technique.engine == "qat":
-        raise InputError(f"{technique.name} fine-tunes the model on training data before converting, which "
-                         "`convert` does not do. Expected a technique that converts the model as it is. Fix: run "
-                         "`quantbench qat MODEL --data train.npz -o OUT.tflite`.")
-    check_new_file(output, force)
-    if technique.calibrate and calib_path is None:
-        raise InputError(f"Technique {technique.name!r} needs calibration data. Expected --calib FILE with a few "
-                         "hundred representative inputs (.npz or .npy). Fix: pass --calib train.npz.")
-    if calib_path is not None:
-        data.check_path(calib_path, "--calib")  # before the model is loaded
-    source = models.load_model(model, unsafe=unsafe)
-    if source.lite is not None and technique.engine != LQ:
-        source.converter()  # raises the error that says what to pass instead
-    calib = None
-    if technique.calibrate:
-        pool = data.load_data(calib_path, source, x_key, role="--calib", labels="ignore")
-        calib = data.calibration_sample(pool, min(calib_size, len(pool)), seed)
-    from ..engines import base as engines
-
-    engine = engines.of(technique)
-    given = engines.Inputs(calib=calib)
-    reason = engine.skip(source, technique, given)
-    if reason:
-        raise InputError(f"{technique.name} cannot be made from {model}: {reason}. Fix: pick another technique "
-                         "(see `quantbench techniques`).")
-    from ..engines.verify import checked
-
-    conv = checked(technique, engine.make(source, technique, given))  # never a float copy written as quantized
-    write_file(output, conv.content, force=force)
-    return conv
