@@ -46,7 +46,8 @@ def figures(folder: Path) -> dict:
 
 
 def make_files(folder: Path, samples: int, npy: bool, side: int = 224) -> None:
-    from quantbench.core.quiet import configure, import_tensorflow
+    from quantbench.core.quiet import configure
+    from quantbench.runtime.tf import import_tensorflow
 
     configure()  # TensorFlow's start-up lines stay off the terminal
     import_tensorflow()

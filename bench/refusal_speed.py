@@ -64,8 +64,9 @@ CASES = [
 
 def make_files(folder: Path) -> dict:
     """A tiny trained-shape Keras model, its float .tflite, a labelled .npz and an input .npy in `folder`."""
-    from quantbench.core.quiet import configure, import_tensorflow
+    from quantbench.core.quiet import configure
     from quantbench.engines.converter import convert
+    from quantbench.runtime.tf import import_tensorflow
 
     configure()  # TensorFlow's logs quiet in this process, as the CLI has them
     import_tensorflow()

@@ -31,9 +31,10 @@ SLOTS = 2  # children at a time: the machine's cores
 def warm() -> None:
     """Import what the scripts import, once."""
     from quantbench.core import quiet
+    from quantbench.runtime.tf import import_tensorflow
 
     quiet.configure()
-    quiet.import_tensorflow()
+    import_tensorflow()
     import keras  # noqa: F401
     import matplotlib
 

@@ -741,3 +741,28 @@ def load_metric(spec: str):
         raise InputError(f"--metric {spec}: {module!r} has no function {func!r}. Expected a function (labels, "
                          "outputs) -> number. Fix: check the name.")
     return fn
+
+
+# ---- what the recommendation judges of one variant ---------------------------------------------------------------
+
+def scored_outputs(v, ref, results=None) -> list[dict]:
+    """A variant's scored outputs (Variant.outputs); for rows without them (results written before outputs were
+    scored, or built by hand), the same rows from the first output's accuracy, else the class outputs' top-1
+    agreement, else the SQNR. `v` and `ref` are Variants or dicts with the same fields; `results` (a Results) names the degenerate
+    outputs, whose agreement decides nothing."""
+    get = (lambda o, k: o.get(k)) if isinstance(v, dict) else getattr
+    if get(v, "outputs"):
+        return list(get(v, "outputs"))
+    acc, ref_acc = get(v, "accuracy"), get(ref, "accuracy")
+    if acc is not None and ref_acc is not None:
+        return [{"output": "output_0", "task": "classes", "metric": "accuracy", "value": acc, "reference": ref_acc,
+                 "loss": round((ref_acc - acc) * 100, 6), "loss_ci": get(v, "drop_ci_pp")}]
+    degenerate = {d["output"] for d in (results.degenerate_outputs if results else [])}
+    agreements = [f for f in (get(v, "fidelity") or []) if f.get("agreement") is not None
+                  and f["output"] not in degenerate]
+    if not agreements and get(v, "agreement") is not None and not degenerate:
+        agreements = [{"output": "output_0", "agreement": get(v, "agreement")}]
+    if agreements:
+        return [{"output": f["output"], "task": "classes", "metric": "agreement", "value": f["agreement"],
+                 "reference": 1.0, "loss": round((1 - f["agreement"]) * 100, 6)} for f in agreements]
+    return [{"output": "output_0", "task": "fidelity", "metric": "sqnr_db", "value": get(v, "sqnr_db")}]

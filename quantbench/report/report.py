@@ -216,14 +216,14 @@ def _reference_row(results: Results) -> Variant | None:
 
 def deciding(results: Results) -> list[dict]:
     """The reference row's scored outputs: what the recommendation judges, one compact column each."""
-    from ..study.recommend import scored_outputs as judged
+    from ..measure.outputs import scored_outputs as judged
 
     ref = _reference_row(results)
     return [] if ref is None else [o for o in judged(ref, ref, results) if o.get("scored", True)]
 
 
 def _scored(results: Results, v: Variant, name: str) -> dict | None:
-    from ..study.recommend import scored_outputs as judged
+    from ..measure.outputs import scored_outputs as judged
 
     ref = _reference_row(results)
     return next((o for o in judged(v, ref, results) if o["output"] == name), None)
@@ -438,7 +438,7 @@ def techniques_table():
     from rich.table import Table
     from rich.text import Text
 
-    from ..study.recommend import NOT_BY_DEFAULT, TARGETS, defaults
+    from ..engines.targets import NOT_BY_DEFAULT, TARGETS, defaults
 
     runs = {target: set(defaults(target)) for target in TARGETS}
     t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))

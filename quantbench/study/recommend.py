@@ -4,52 +4,14 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from typing import Callable
-
 from ..core.errors import InputError
-from ..engines.techniques import Technique, get, names
+# the targets and their branches live below the report, which reads them too; named here as the decision's terms
+from ..engines.targets import (DECISION_TREE, NOT_BY_DEFAULT, OPTIMIZE, TARGETS, Branch, branch,  # noqa: F401
+                               defaults, tree_rows)
+from ..engines.techniques import get, names
 from ..measure.mcu import mcu_refusal
-from ..measure.outputs import GATES, MIN_SQNR_DB, Budget, describe, verdicts
+from ..measure.outputs import GATES, MIN_SQNR_DB, Budget, describe, scored_outputs, verdicts
 from ..record.results import Results, Variant
-
-TARGETS = ("cpu", "gpu", "int-only", "mcu")
-OPTIMIZE = ("size", "latency")
-
-
-@dataclass(frozen=True)
-class Branch:
-    """One branch of the decision tree: a deployment target, what can serve it (a test of the technique's
-    fields, not a list of names), and why."""
-
-    target: str
-    question: str
-    accepts: Callable[[Technique], bool]
-    prefer: tuple[str, ...]          # tried first when measurements tie
-    why: str
-    float_ops_allowed: bool = True
-    tflite_micro: bool = False       # candidates are the variants the TFLite Micro interpreter runs, measured
-
-    def allows(self, technique) -> bool:
-        return self.accepts(get(technique))
-
-
-DECISION_TREE = (
-    Branch("mcu", "Will it run on a microcontroller (TensorFlow Lite Micro)?", lambda t: True,
-           ("int8-only", "uint8-only"),
-           "every variant is run on the real TFLite Micro interpreter: the candidates are those it runs and "
-           "computes as LiteRT does, within the RAM (tensor arena) and flash (file) budgets; it has no hybrid "
-           "kernels and dequantizes only int8 and int16 weights", tflite_micro=True),
-    Branch("int-only", "Must it run on integer-only hardware (Edge TPU, NPU, a microcontroller without FPU)?",
-           lambda t: t.integer_only, ("int8-only", "qat-int8"),
-           "integer-only accelerators execute no float op, so only full-integer variants with integer "
-           "input and output can run there", float_ops_allowed=False),
-    Branch("gpu", "Will it run on a mobile GPU delegate?",
-           lambda t: t.io_dtype is None and t.compute in ("float", "int8"), ("float16",),
-           "GPU delegates compute in float (float16 natively): float16 weights halve the file at no accuracy "
-           "cost, and hybrid dynamic-range kernels do not run there"),
-    Branch("cpu", "Otherwise: a CPU (phone, edge box, server).", lambda t: True, ("dynamic", "int8-fallback"),
-           "every technique runs on CPU; which is smallest or fastest is a matter of measurement, not rule"),
-)
 
 
 @dataclass(frozen=True)
@@ -88,14 +50,6 @@ def budget_kb(value, option: str) -> float | None:
         raise InputError(f"{option} is {value!r}. Expected a positive number of KB (1 KB = 1,024 bytes). "
                          f"Fix: pass, for example, {option} 64.")
     return kb
-
-
-def branch(target: str) -> Branch:
-    for b in DECISION_TREE:
-        if b.target == target:
-            return b
-    raise InputError(f"Unknown --target {target!r}. Expected one of: {', '.join(TARGETS)}. "
-                     "Fix: pick a target from that list.")
 
 
 def check_options(target: str, optimize: str, max_drop_pp: float, max_ram_kb=None, max_flash_kb=None) -> None:
@@ -162,28 +116,6 @@ def _reference(results: Results) -> Variant:
                 return v
     raise InputError("These results have no float reference row (keras or float32) to measure drops against. "
                      "Fix: include float32 in --techniques.")
-
-
-def scored_outputs(v, ref, results: Results | None = None) -> list[dict]:
-    """A variant's scored outputs (Variant.outputs); for rows without them (results written before outputs were
-    scored, or built by hand), the same rows from the first output's accuracy, else the class outputs' top-1
-    agreement, else the SQNR. `v` and `ref` are Variants or dicts with the same fields."""
-    get = (lambda o, k: o.get(k)) if isinstance(v, dict) else getattr
-    if get(v, "outputs"):
-        return list(get(v, "outputs"))
-    acc, ref_acc = get(v, "accuracy"), get(ref, "accuracy")
-    if acc is not None and ref_acc is not None:
-        return [{"output": "output_0", "task": "classes", "metric": "accuracy", "value": acc, "reference": ref_acc,
-                 "loss": round((ref_acc - acc) * 100, 6), "loss_ci": get(v, "drop_ci_pp")}]
-    degenerate = {d["output"] for d in (results.degenerate_outputs if results else [])}
-    agreements = [f for f in (get(v, "fidelity") or []) if f.get("agreement") is not None
-                  and f["output"] not in degenerate]
-    if not agreements and get(v, "agreement") is not None and not degenerate:
-        agreements = [{"output": "output_0", "agreement": get(v, "agreement")}]
-    if agreements:
-        return [{"output": f["output"], "task": "classes", "metric": "agreement", "value": f["agreement"],
-                 "reference": 1.0, "loss": round((1 - f["agreement"]) * 100, 6)} for f in agreements]
-    return [{"output": "output_0", "task": "fidelity", "metric": "sqnr_db", "value": get(v, "sqnr_db")}]
 
 
 def judge(v, ref, budget: Budget, results: Results | None = None) -> list[dict]:
@@ -374,22 +306,3 @@ def worst_loss(scored: list[dict]) -> float:
         return max(losses)
     sqnr = [o["value"] for o in scored if o.get("scored", True) and o["metric"] == "sqnr_db" and o["value"] is not None]
     return -min(sqnr) if sqnr else 0.0
-
-
-def defaults(target: str) -> list[str]:
-    """The techniques `compare` and `demo` run for --target `target` when --techniques is not given."""
-    from ..engines.techniques import DEFAULT_TECHNIQUES
-
-    return [n for n in DEFAULT_TECHNIQUES if branch(target).allows(n)]
-
-
-# techniques in no default set, by engine: how a study comes to make them
-NOT_BY_DEFAULT = {"qat": "added by --qat-epochs N (fine-tunes first)",
-                  "selective": "made by the recommendation when no integer variant meets the budget; never asked for"}
-
-
-def tree_rows() -> list[dict]:
-    """The decision tree, for the report."""
-    return [{"target": b.target, "question": b.question,
-             "techniques": ", ".join(n for n in names() if b.allows(n)), "why": b.why}
-            for b in DECISION_TREE]

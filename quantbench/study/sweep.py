@@ -258,7 +258,7 @@ def plan(sweep: Sweep, out: Path, force: bool) -> list[dict]:
 
 def _figures(results: Results) -> dict:
     """The recommendation and the figures a side-by-side comparison needs."""
-    from .recommend import scored_outputs
+    from ..measure.outputs import scored_outputs
 
     rec = results.recommendation or {}
     chosen = rec.get("technique")
