@@ -1,6 +1,6 @@
 """This tree's `LiteModel.predict` against another version of runtime.py, interleaved, same model and inputs.
 
-Usage: git show fa2f1c2:quantbench/runtime.py > /tmp/runtime_old.py
+Usage: git show fa2f1c2:quantbench/runtime.py > /tmp/runtime_old.py    (quantbench/runtime/litert.py after the relayout)
        .venv/bin/python bench/runtime_ab.py /tmp/runtime_old.py [--rounds 2000]
        .venv/bin/python bench/runtime_ab.py --smoke     # this tree's runtime.py on both sides, 100 and 3 rounds
 
@@ -28,7 +28,7 @@ def main() -> None:
     batch_rounds = 40
     if args.smoke:
         args.rounds, batch_rounds = 100, 3
-        args.old = args.old or str(Path(__file__).resolve().parents[1] / "quantbench" / "runtime.py")
+        args.old = args.old or str(Path(__file__).resolve().parents[1] / "quantbench" / "runtime" / "litert.py")
     if args.old is None:
         parser.error("give the other runtime.py")
 
@@ -38,7 +38,10 @@ def main() -> None:
     from quantbench.inputs import data, models
     from quantbench.measure import timing as bench
 
-    spec = importlib.util.spec_from_file_location("quantbench.old_runtime", args.old)
+    # a file of the flat layout imports `.errors`, one of the layer folders `..core.errors`: named to match
+    layered = "from ..core" in Path(args.old).read_text()
+    name = "quantbench.runtime.old_litert" if layered else "quantbench.old_runtime"
+    spec = importlib.util.spec_from_file_location(name, args.old)
     old = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = old  # dataclasses look their module up while the class is made
     spec.loader.exec_module(old)
