@@ -13,7 +13,8 @@ import pytest
 from quantbench.core.errors import InputError
 from quantbench.executors import local as executor
 from quantbench.executors.local import InProcess, Workers
-from quantbench.executors.plan import Died, Task
+from quantbench.executors.plan import Died, Task, TaskBug
+from quantbench.study.config import StudyConfig
 
 
 def square(x):
@@ -65,7 +66,7 @@ def test_errors_and_bugs_in_a_worker_surface_in_the_caller():
     with Workers(1) as run:
         with pytest.raises(InputError, match="bad input, said in a worker"):
             run.run([Task("r", refuse)])
-        with pytest.raises(executor.TaskBug, match=r"KeyError: 'missing' \(in task b; worker traceback"):
+        with pytest.raises(TaskBug, match=r"KeyError: 'missing' \(in task b; worker traceback"):
             run.run([Task("b", bug)])
 
 
@@ -99,9 +100,11 @@ def test_a_study_in_workers_gives_the_in_process_figures(tiny_model, digits, cal
 
     names = "float32,dynamic,int8-only,int8-fallback,lq-int8,lq-int16x8"
     x = digits.x_test[:200]
-    here, seen = run_study(tiny_model, x, calib, names, tmp_path / "here", workers=0, time_budget=1.0), Notes()
+    here, seen = run_study(tiny_model, x, calib, tmp_path / "here",
+                           StudyConfig(techniques=names, time_budget=1.0, workers=0)), Notes()
     monkeypatch.setattr(study, "EXPORT_FROM_BYTES", 0)  # the workers convert from the model exported once
-    there = run_study(tiny_model, x, calib, names, tmp_path / "there", workers=2, reporter=seen, time_budget=1.0)
+    there = run_study(tiny_model, x, calib, tmp_path / "there",
+                      StudyConfig(techniques=names, time_budget=1.0, workers=2), reporter=seen)
     assert {"export", "family:converter", "family:litert-quantizer"} <= set(seen.notes)
     assert there.settings["executor"] == "Workers" and here.settings["executor"] == "InProcess"
     for a, b in zip(here.variants, there.variants):
@@ -121,8 +124,10 @@ def test_streamed_npy_gives_the_in_memory_figures(tiny_keras_path, digits, tmp_p
     streamed = data.load_data(tmp_path / "x.npy", source)
     assert streamed.streamed and isinstance(streamed.x[0], data.LazyNpy)
     np.savez(tmp_path / "x.npz", x=digits.x_test)
-    a = compare(tiny_keras_path, tmp_path / "x.npy", techniques="float32,int8-only", out=tmp_path / "a", workers=0)
-    b = compare(tiny_keras_path, tmp_path / "x.npz", techniques="float32,int8-only", out=tmp_path / "b", workers=0)
+    a = compare(tiny_keras_path, tmp_path / "x.npy", out=tmp_path / "a",
+                config=StudyConfig(techniques="float32,int8-only", workers=0))
+    b = compare(tiny_keras_path, tmp_path / "x.npz", out=tmp_path / "b",
+                config=StudyConfig(techniques="float32,int8-only", workers=0))
     assert a.data["streamed"] and not b.data["streamed"]
     assert [v.agreement for v in a.variants] == [v.agreement for v in b.variants]
     assert [v.sqnr_db for v in a.variants] == [v.sqnr_db for v in b.variants]
@@ -153,9 +158,9 @@ def test_ctrl_c_stops_the_workers_and_cleans_up(tmp_path):
 
 
 def test_with_workers_the_main_process_never_imports_tensorflow(tiny_keras_path, digits_npz, tmp_path):
-    script = (f"import sys; from quantbench.study.pipeline import compare; "
-              f"r = compare({str(tiny_keras_path)!r}, {str(digits_npz[0])!r}, techniques='float32,int8-only', "
-              f"out={str(tmp_path / 's')!r}, workers=1, time_budget=0.5); "
+    script = (f"import sys; from quantbench.study.pipeline import compare; from quantbench import StudyConfig; "
+              f"r = compare({str(tiny_keras_path)!r}, {str(digits_npz[0])!r}, out={str(tmp_path / 's')!r}, "
+              "config=StudyConfig(techniques='float32,int8-only', workers=1, time_budget=0.5)); "
               "print(r.settings['executor'], 'tensorflow' in sys.modules, [v.status for v in r.variants])")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

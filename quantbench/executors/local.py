@@ -9,12 +9,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import traceback
 from dataclasses import dataclass, field
-from typing import Callable
 
-from ..core.errors import InputError, QuantbenchError
-from .plan import RECYCLE_AFTER, Died, Task, TaskBug, blocked, order, ready_tasks
+from ..core.errors import InputError
+from .plan import RECYCLE_AFTER, Died, Executor, Ran, Reply, Task
 
 LEAK_ROOM = 0.85   # a worker is replaced after RECYCLE_AFTER (plan.py) leaky tasks, or sooner, once the main
 # process plus its peak pass this share of the memory budget: the next conversion adds to what the last ones
@@ -29,31 +27,20 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-class InProcess:
+class InProcess(Executor):
     """Runs every task in this process, one after the other, in plan order."""
 
     workers = 0
     timed_on = "this process"  # where the timing ran (results.json settings.timed_on)
 
-    def run(self, tasks: list[Task], on_done: Callable | None = None) -> dict:
-        results: dict = {}
-        pending = list(order(tasks))
-        while pending:
-            task = next(t for t in pending if all(k in results for k in t.needs))
-            pending.remove(task)
-            results[task.key] = blocked(task, results) or task.fn(*task.args)
-            if on_done:
-                on_done(task, results[task.key])
-        return results
+    def _may_start(self, task, busy, pending):
+        return not busy  # one at a time: the next is chosen once this one is done
 
-    def close(self) -> None:
-        pass
+    def _start(self, task):
+        return Ran(task.fn(*task.args))
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+    def _finished(self, busy):
+        return [(handle, handle.result) for handle in list(busy)]
 
 
 def _worker_main(conn, debug: bool) -> None:
@@ -72,16 +59,11 @@ def _worker_main(conn, debug: bool) -> None:
         if message is None:
             return
         fn, args = message
-        try:
-            reply = ("ok", fn(*args))
-        except QuantbenchError as exc:
-            reply = ("error", exc)
-        except Exception as exc:  # a bug: sent back with its traceback, raised in the parent
-            reply = ("bug", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        reply = Reply.of(fn, args)
         try:
             conn.send(reply)
         except Exception as exc:  # an unpicklable result or exception is a bug too
-            conn.send(("bug", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+            conn.send(Reply.bug(exc))
 
 
 def _death(exitcode: int | None) -> str:
@@ -92,7 +74,7 @@ def _death(exitcode: int | None) -> str:
     return f"its worker process exited with code {exitcode}"
 
 
-@dataclass
+@dataclass(eq=False)  # a handle in the plan loop: by identity
 class _Worker:
     process: object
     conn: object
@@ -100,8 +82,8 @@ class _Worker:
     leaks: int = 0
 
 
-@dataclass
-class Workers:
+@dataclass(eq=False)
+class Workers(Executor):
     """Runs tasks in `n` worker processes (spawned: no state shared with this one). A worker is replaced after
     `recycle_after` leaky tasks, and when it dies, its task becomes `Died` and a new worker takes its place."""
 
@@ -144,7 +126,7 @@ class Workers:
         self.measured = True
         self.leaky_measured += task.leaky
 
-    def _start(self) -> _Worker:
+    def _new_worker(self) -> _Worker:
         from ..core.quiet import debug_enabled
 
         parent, child = self._ctx.Pipe()
@@ -173,63 +155,51 @@ class Workers:
         worker.conn.close()
         self._all.remove(worker)
 
-    def run(self, tasks: list[Task], on_done: Callable | None = None) -> dict:
+    def _may_start(self, task, busy, pending):
+        if len(busy) >= self.n:
+            return False
+        if not self._idle and not self._fits(pending):
+            return False  # no worker free, and another would not fit the memory budget: wait for one
+        if task.exclusive and self.budget is not None:
+            while len(self._idle) > 1:  # alone on the machine, and idle workers' memory freed for it
+                self._retire(self._idle.pop(0))
+        return True
+
+    def _start(self, task):
+        worker = self._idle.pop() if self._idle else self._new_worker()
+        worker.task = task
+        worker.conn.send((task.fn, task.args))
+        return worker
+
+    def _finished(self, busy):
         from multiprocessing.connection import wait
 
-        results: dict = {}
-        pending = list(order(tasks))
-        busy: list[_Worker] = []
-        while pending or busy:
-            ready = ready_tasks(pending, results, on_done)
-            exclusive_running = any(w.task.exclusive for w in busy)
-            while ready and len(busy) < self.n and not exclusive_running:
-                task = ready[0]
-                if task.exclusive and busy:
-                    break  # waits until nothing else runs
-                if not self._idle and not self._fits(pending):
-                    break  # no worker free, and another would not fit the memory budget: wait for one
-                if task.exclusive and self.budget is not None:
-                    while len(self._idle) > 1:  # alone on the machine, and idle workers' memory freed for it
-                        self._retire(self._idle.pop(0))
-                ready.pop(0)
-                pending.remove(task)
-                worker = self._idle.pop() if self._idle else self._start()
-                worker.task = task
-                worker.conn.send((task.fn, task.args))
-                busy.append(worker)
-                exclusive_running = task.exclusive
-            if not busy:
-                continue
-            done = wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
-            for worker in [w for w in busy if w.conn in done or w.process.sentinel in done]:
-                task = worker.task
-                try:
-                    reply = worker.conn.recv() if worker.conn.poll() else None
-                except (EOFError, OSError):
-                    reply = None
-                busy.remove(worker)
-                worker.task = None
-                if reply is None:  # the process died without answering
-                    worker.process.join(5)
-                    result = Died(task.key, f"{task.key}: {_death(worker.process.exitcode)}")
-                    self._all.remove(worker)
-                else:
-                    worker.leaks += task.leaky
-                    self._measure(worker, task)
-                    if worker.leaks >= self.recycle_after or (len(self._all) > 1 and not self._within()) or \
-                            (task.leaky and not self._room(worker)):
-                        self._retire(worker)  # recycled; or, beyond the budget at the peaks measured, let go
-                    else:
-                        self._idle.append(worker)
-                    if reply[0] == "error":
-                        raise reply[1]
-                    if reply[0] == "bug":
-                        raise TaskBug(f"{reply[1]} (in task {task.key}; worker traceback:\n{reply[2]})")
-                    result = reply[1]
-                results[task.key] = result
-                if on_done:
-                    on_done(task, result)
-        return results
+        if not busy:
+            return []
+        done = wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
+        return [(worker, self._answer(worker)) for worker in list(busy)
+                if worker.conn in done or worker.process.sentinel in done]
+
+    def _answer(self, worker: _Worker):
+        """A finished worker's task's result (`Died` if the process died without answering); the worker goes back
+        to the idle ones, or is retired (recycled, or let go beyond the memory budget)."""
+        task, worker.task = worker.task, None
+        try:
+            reply = worker.conn.recv() if worker.conn.poll() else None
+        except (EOFError, OSError):
+            reply = None
+        if reply is None:  # the process died without answering
+            worker.process.join(5)
+            self._all.remove(worker)
+            return Died(task.key, f"{task.key}: {_death(worker.process.exitcode)}")
+        worker.leaks += task.leaky
+        self._measure(worker, task)
+        if worker.leaks >= self.recycle_after or (len(self._all) > 1 and not self._within()) or \
+                (task.leaky and not self._room(worker)):
+            self._retire(worker)  # recycled; or, beyond the budget at the peaks measured, let go
+        else:
+            self._idle.append(worker)
+        return reply.result(task.key)
 
     def _within(self) -> bool:
         """Whether the workers alive now fit the budget at the largest peak a worker reached."""
@@ -256,12 +226,6 @@ class Workers:
         for worker in list(self._all):  # still working (an interrupt): stopped now
             self._retire(worker, polite=False)
         self._idle.clear()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def make(workers: int | None = None, ray: str | None = None, budget: int | None = None):

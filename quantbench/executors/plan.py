@@ -2,16 +2,34 @@
 (local.py: this process or worker processes; ray.py: a Ray cluster) runs a plan by these rules."""
 from __future__ import annotations
 
+import enum
 import os
+import traceback
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
+
+from ..core.errors import QuantbenchError
 
 RECYCLE_AFTER = 6  # leaky tasks (conversions) a worker runs before it is replaced: TF's converter leaks per call
 
 
+class Key(NamedTuple):
+    """A task's key in a study's plan, typed: what it does (`kind`), to which technique or engine (`name`), at
+    which number (`at`: an evaluation shard's first row, a calibration size). Read by its fields, never parsed;
+    printed as the progress bar shows it, "evaluate:int8-only:64"."""
+
+    kind: str
+    name: str = ""
+    at: int | None = None
+
+    def __str__(self) -> str:
+        return ":".join([self.kind, *([self.name] if self.name else []), *([str(self.at)] if self.at is not None
+                                                                           else [])])
+
+
 @dataclass(frozen=True)
 class Task:
-    key: str
+    key: str | Key
     fn: Callable
     args: tuple = ()
     needs: tuple[str, ...] = ()
@@ -99,3 +117,108 @@ def ready_tasks(pending: list[Task], results: dict, on_done: Callable | None) ->
         if on_done:
             on_done(task, stopped)
     return ready
+
+
+class Outcome(enum.Enum):
+    OK = "ok"
+    ERROR = "error"  # a QuantbenchError: the user's to read
+    BUG = "bug"      # any other exception: quantbench's own bug
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A task's answer from wherever it ran (a worker process, a Ray worker): its value, the QuantbenchError it
+    raised, or a bug with the worker's traceback. Every executor sends and reads this one type."""
+
+    outcome: Outcome
+    value: object = None  # the return value, the QuantbenchError, or the bug's one line
+    trace: str = ""       # a bug's traceback, as the worker printed it
+
+    @classmethod
+    def of(cls, fn: Callable, args: tuple) -> "Reply":
+        try:
+            return cls(Outcome.OK, fn(*args))
+        except QuantbenchError as exc:
+            return cls(Outcome.ERROR, exc)
+        except Exception as exc:  # a bug: raised in the caller with this traceback
+            return cls.bug(exc)
+
+    @classmethod
+    def bug(cls, exc: BaseException) -> "Reply":
+        """Inside an `except`: the exception as a bug, with the traceback being handled."""
+        return cls(Outcome.BUG, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+
+    def result(self, key: str, where: str = "worker"):
+        """The value; the QuantbenchError raised again here; a bug raised as TaskBug naming the task."""
+        if self.outcome is Outcome.ERROR:
+            raise self.value
+        if self.outcome is Outcome.BUG:
+            raise TaskBug(f"{self.value} (in task {key}; {where} traceback:\n{self.trace})")
+        return self.value
+
+
+class Executor:
+    """Runs a plan by its rules: a task starts once its needs are done (one that needs a task that did not finish
+    is recorded `Died`), in plan order, as many at once as the executor allows; an exclusive task runs alone.
+    This loop is every executor's; each says only whether one more task may start now (`_may_start`), how it
+    starts (`_start`: a handle), which started ones have finished (`_finished`), and what to stop when the plan
+    is abandoned (`_abandon`: Ctrl-C, or a task's error raised here)."""
+
+    timed_on = "this process"  # where the timing ran (results.json settings.timed_on)
+
+    def run(self, tasks: list[Task], on_done: Callable | None = None) -> dict:
+        """Every task's result by key: its value, or `Died`. A task's QuantbenchError or bug is raised here."""
+        results: dict = {}
+        pending = list(order(tasks))
+        busy: dict = {}  # handle -> Task
+        try:
+            while pending or busy:
+                for task in ready_tasks(pending, results, on_done):
+                    if (task.exclusive and busy) or any(t.exclusive for t in busy.values()) or \
+                            not self._may_start(task, busy, pending):
+                        break  # an exclusive task waits for the others, and the others for it
+                    pending.remove(task)
+                    busy[self._start(task)] = task
+                for handle, result in self._finished(busy):
+                    task = busy.pop(handle)
+                    results[task.key] = result
+                    if on_done:
+                        on_done(task, result)
+        except BaseException:
+            self._abandon(busy)
+            raise
+        finally:
+            self._plan_done()
+        return results
+
+    def _may_start(self, task: Task, busy: dict, pending: list) -> bool:
+        raise NotImplementedError
+
+    def _start(self, task: Task):
+        raise NotImplementedError
+
+    def _finished(self, busy: dict) -> list:
+        """(handle, result) of the started tasks that have finished; waits for at least one when any runs."""
+        raise NotImplementedError
+
+    def _abandon(self, busy: dict) -> None:
+        """The plan stops with these tasks started (they are not waited for)."""
+
+    def _plan_done(self) -> None:
+        """After a plan, finished or not."""
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Ran:
+    """The handle of a task that ran to its end when it started (in this process): its result."""
+
+    def __init__(self, result):
+        self.result = result

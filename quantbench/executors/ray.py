@@ -19,13 +19,12 @@ import shutil
 import signal
 import socket
 import threading
-import traceback
 from typing import Callable
 
-from ..core.errors import InputError, QuantbenchError
+from ..core.errors import InputError
 from ..core.version import __version__
 from . import shipping
-from .plan import RECYCLE_AFTER, Died, Task, TaskBug, order, ready_tasks
+from .plan import RECYCLE_AFTER, Died, Executor, Ran, Reply, Task, TaskBug
 
 CLIENT_PORT = 10001  # Ray Client's port on a head (`ray start --head --ray-client-server-port`), Ray's default
 CONNECT_S = 5.0   # seconds to open a TCP connection to the head before saying it is unreachable
@@ -34,15 +33,6 @@ WAIT_S = 0.5      # ray.wait's timeout: between waits, this process handles Ctrl
 INSTALL = "pip install 'quantbench[ray]'"
 AUTH_FIX = ("Fix: export RAY_AUTH_MODE=token and the cluster's token as RAY_AUTH_TOKEN (or its file as "
             "RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token): `ray get-auth-token` prints it on the head.")
-
-
-def _reply(fn, args) -> tuple:
-    try:
-        return ("ok", fn(*args))
-    except QuantbenchError as exc:
-        return ("error", exc)
-    except Exception as exc:  # a bug: raised in the caller with this traceback
-        return ("bug", f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
 
 def _call(fn, args, parts, debug: bool):
@@ -55,13 +45,13 @@ def _call(fn, args, parts, debug: bool):
 
     configure()  # keeps TensorFlow's chatter out of the worker's log
     if parts is None:
-        return _reply(fn, args)
+        return Reply.of(fn, args)
     import ray
 
     folder, inputs, links = shipping.open_task(parts, ray.get)
     try:
-        reply = _reply(fn, tuple(a.there(folder) if hasattr(a, "there") else a for a in args))
-        return (*shipping.swap(reply, links), shipping.outputs(folder, inputs), str(folder))
+        reply = Reply.of(fn, tuple(a.there(folder) if hasattr(a, "there") else a for a in args))
+        return shipping.swap(reply, links), shipping.outputs(folder, inputs), str(folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -187,7 +177,7 @@ def _first_line(exc: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-class RayExecutor:
+class RayExecutor(Executor):
     """Runs tasks as Ray tasks on the cluster at `address`: one CPU each; an exclusive task (timing) runs on this
     machine, with nothing else in flight. `n` is the cluster's CPU count."""
 
@@ -349,21 +339,17 @@ class RayExecutor:
         reply = copy.deepcopy(reply)  # its own arrays, as from a local worker: Ray's are read-only views of its store
         if sent is not None:
             reply = self._landed(reply, *sent)
-        if reply[0] == "error":
-            raise reply[1]
-        if reply[0] == "bug":
-            raise TaskBug(f"{reply[1]} (in task {task.key}; Ray worker traceback:\n{reply[2]})")
-        return reply[1]
+        return reply.result(task.key, "Ray worker")
 
-    def _landed(self, reply: tuple, shipment, parts) -> tuple:
+    def _landed(self, sent_back: tuple, shipment, parts) -> Reply:
         """A shipped task's reply: the files it wrote, written into the study's folder here; paths of its folder
         on the node, in its result or its error, named as they are here."""
-        *reply, files, there = reply
+        reply, files, there = sent_back
         if files and shipment.home:
             shipping.write_back(shipment.home, files)
         pairs = [(f"{there}/{p.name}", p.path) for p in shipment.parts]
         pairs += [(f"{there}/{shipping.HOME}", shipment.home)] if shipment.home else []
-        return shipping.swap(tuple(reply), pairs)
+        return shipping.swap(reply, pairs)
 
     def _timed_here(self, task: Task):
         """An exclusive task (timing), run alone on this machine, in a worker process (TensorFlow stays out of
@@ -376,50 +362,36 @@ class RayExecutor:
             self._here = self._make_here()
         return self._here.run([dataclasses.replace(task, needs=())])[task.key]  # its needs are done (and here)
 
-    def run(self, tasks: list[Task], on_done: Callable | None = None) -> dict:
-        ray = self._ray
-        results: dict = {}
-        pending = list(order(tasks))
-        busy: dict = {}  # ObjectRef -> Task
-        try:
-            while pending or busy:
-                ready = ready_tasks(pending, results, on_done)
-                for task in ready:
-                    if task.exclusive:
-                        if busy:
-                            break  # an exclusive task runs alone: it waits for the others, the others for it
-                        pending.remove(task)
-                        results[task.key] = self._timed_here(task)
-                        if on_done:
-                            on_done(task, results[task.key])
-                        break
-                    if len(busy) >= max(self.n, 1):
-                        break  # no more in flight than the cluster runs at once: their rows are in its object store
-                    pending.remove(task)
-                    busy[self._submit(task)] = task
-                if not busy:
-                    continue
-                with _interrupts_surface():
-                    done, _ = ray.wait(list(busy), num_returns=1, timeout=WAIT_S)
-                for ref in done:
-                    task = busy.pop(ref)
-                    results[task.key] = self._collect(ref, task)
-                    if on_done:
-                        on_done(task, results[task.key])
-        except BaseException:  # Ctrl-C, or an error re-raised: nothing of this plan keeps running
-            self._cancel(list(busy))
-            raise
-        finally:
-            self._sent.clear()
-            self._blobs.clear()  # the plan's files leave the object store; a node's cache keeps them
-        return results
+    def _may_start(self, task, busy, pending):
+        # no more in flight than the cluster runs at once: their rows are in its object store
+        return task.exclusive or len(busy) < max(self.n, 1)
 
-    def _cancel(self, refs: list) -> None:
-        for ref in refs:
+    def _start(self, task):
+        if task.exclusive:  # timing: here, alone, to its end
+            return Ran(self._timed_here(task))
+        return self._submit(task)
+
+    def _finished(self, busy):
+        ran = [(handle, handle.result) for handle in busy if isinstance(handle, Ran)]
+        if ran or not busy:
+            return ran
+        with _interrupts_surface():
+            done, _ = self._ray.wait(list(busy), num_returns=1, timeout=WAIT_S)
+        return [(ref, self._collect(ref, busy[ref])) for ref in done]
+
+    def _abandon(self, busy):
+        """Ctrl-C, or an error re-raised: nothing of this plan keeps running."""
+        for ref in busy:
+            if isinstance(ref, Ran):
+                continue
             try:
                 self._ray.cancel(ref, force=True)
             except Exception:  # already finished, or the cluster is gone: nothing left to stop
                 pass
+
+    def _plan_done(self):
+        self._sent.clear()
+        self._blobs.clear()  # the plan's files leave the object store; a node's cache keeps them
 
     def close(self) -> None:
         """Stop the timing worker here; disconnect from the cluster (a connection this executor opened)."""
@@ -428,9 +400,3 @@ class RayExecutor:
             self._here = None
         if self._owns and self._ray.is_initialized():
             self._ray.shutdown()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
