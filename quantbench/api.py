@@ -106,11 +106,13 @@ def render(result: Prediction, top: int = 3, saved=None) -> str:
 def convert_file(model, technique, output, calib_path=None, *, calib_size: int = 200, seed: int = 0,
                  x_key: str = "x", unsafe: bool = False, force: bool = False):
     """Make one variant of a model file and write it to `output` (temporary name, then rename)."""
-    from .engines.techniques import LQ, get
+    from .engines import base as engines
+    from .engines.techniques import get
     from .inputs import data, models
 
     technique = get(technique)
-    if technique.engine == "qat":
+    engine = engines.of(technique)
+    if engine.fine_tunes:
         raise InputError(f"{technique.name} fine-tunes the model on training data before converting, which "
                          "`convert` does not do. Expected a technique that converts the model as it is. Fix: run "
                          "`quantbench qat MODEL --data train.npz -o OUT.tflite`.")
@@ -121,15 +123,12 @@ def convert_file(model, technique, output, calib_path=None, *, calib_size: int =
     if calib_path is not None:
         data.check_path(calib_path, "--calib")  # before the model is loaded
     source = models.load_model(model, unsafe=unsafe)
-    if source.lite is not None and technique.engine != LQ:
+    if source.lite is not None and not engine.reads_tflite:
         source.converter()  # raises the error that says what to pass instead
     calib = None
     if technique.calibrate:
         pool = data.load_data(calib_path, source, x_key, role="--calib", labels="ignore")
         calib = data.calibration_sample(pool, min(calib_size, len(pool)), seed)
-    from .engines import base as engines
-
-    engine = engines.of(technique)
     given = engines.Inputs(calib=calib)
     reason = engine.skip(source, technique, given)
     if reason:

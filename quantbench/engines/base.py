@@ -28,6 +28,9 @@ class Engine:
     name = ""
     needs_float_tflite = False  # starts from the float32 variant: the study converts that first
     leaks = True  # TensorFlow's converter keeps memory after each call: a worker is replaced after a few
+    reads_tflite = False  # makes its variant from a float .tflite alone, without the TensorFlow model
+    fine_tunes = False    # trains the model first (--qat-epochs adds it; `convert` cannot make it)
+    asked_for = True      # False: the study makes it itself (the recommendation's rescue), never from --techniques
 
     def skip(self, source, technique: Technique, given: Inputs) -> str | None:
         """Why this technique cannot be made here, or None."""
@@ -72,6 +75,7 @@ class Converter(Engine):
 class LiteRTQuantizer(Engine):
     name = "litert-quantizer"
     needs_float_tflite = True
+    reads_tflite = True
     leaks = False  # works on the flatbuffer, without TensorFlow
 
     def make(self, source, technique, given):
@@ -107,6 +111,7 @@ class LiteRTQuantizer(Engine):
 
 class QuantizationAwareTraining(Engine):
     name = "qat"
+    fine_tunes = True
 
     def skip(self, source, technique, given):
         if given.qat["epochs"] < 1:
@@ -124,6 +129,7 @@ class QuantizationAwareTraining(Engine):
 
 class Selective(Engine):
     name = "selective"
+    asked_for = False
 
     def skip(self, source, technique, given):
         return ("made by the recommendation step when no integer variant meets --max-accuracy-drop; "

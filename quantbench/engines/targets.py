@@ -7,10 +7,29 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..core.errors import InputError
+from ..core.names import Name
 from .techniques import DEFAULT_TECHNIQUES, Technique, get, names
 
-TARGETS = ("cpu", "gpu", "int-only", "mcu")
-OPTIMIZE = ("size", "latency")
+
+
+class Target(Name):
+    """Where the variant will run (--target); its value is what the CLI and results.json say."""
+
+    CPU = "cpu"
+    GPU = "gpu"
+    INT_ONLY = "int-only"
+    MCU = "mcu"
+
+
+class Optimize(Name):
+    """What the recommendation minimises among the variants within budget (--optimize)."""
+
+    SIZE = "size"
+    LATENCY = "latency"
+
+
+TARGETS = tuple(Target)
+OPTIMIZE = tuple(Optimize)
 
 
 @dataclass(frozen=True)
@@ -18,7 +37,7 @@ class Branch:
     """One branch of the decision tree: a deployment target, what can serve it (a test of the technique's
     fields, not a list of names), and why."""
 
-    target: str
+    target: Target
     question: str
     accepts: Callable[[Technique], bool]
     prefer: tuple[str, ...]          # tried first when measurements tie
@@ -31,20 +50,20 @@ class Branch:
 
 
 DECISION_TREE = (
-    Branch("mcu", "Will it run on a microcontroller (TensorFlow Lite Micro)?", lambda t: True,
+    Branch(Target.MCU, "Will it run on a microcontroller (TensorFlow Lite Micro)?", lambda t: True,
            ("int8-only", "uint8-only"),
            "every variant is run on the real TFLite Micro interpreter: the candidates are those it runs and "
            "computes as LiteRT does, within the RAM (tensor arena) and flash (file) budgets; it has no hybrid "
            "kernels and dequantizes only int8 and int16 weights", tflite_micro=True),
-    Branch("int-only", "Must it run on integer-only hardware (Edge TPU, NPU, a microcontroller without FPU)?",
+    Branch(Target.INT_ONLY, "Must it run on integer-only hardware (Edge TPU, NPU, a microcontroller without FPU)?",
            lambda t: t.integer_only, ("int8-only", "qat-int8"),
            "integer-only accelerators execute no float op, so only full-integer variants with integer "
            "input and output can run there", float_ops_allowed=False),
-    Branch("gpu", "Will it run on a mobile GPU delegate?",
+    Branch(Target.GPU, "Will it run on a mobile GPU delegate?",
            lambda t: t.io_dtype is None and t.compute in ("float", "int8"), ("float16",),
            "GPU delegates compute in float (float16 natively): float16 weights halve the file at no accuracy "
            "cost, and hybrid dynamic-range kernels do not run there"),
-    Branch("cpu", "Otherwise: a CPU (phone, edge box, server).", lambda t: True, ("dynamic", "int8-fallback"),
+    Branch(Target.CPU, "Otherwise: a CPU (phone, edge box, server).", lambda t: True, ("dynamic", "int8-fallback"),
            "every technique runs on CPU; which is smallest or fastest is a matter of measurement, not rule"),
 )
 

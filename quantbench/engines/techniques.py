@@ -4,6 +4,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core.errors import InputError
+from ..core.names import Name
+
+
+class Compute(Name):
+    """What a variant's kernels compute in."""
+
+    FLOAT = "float"
+    HYBRID = "hybrid"  # integer weights, float math (activations quantized on the fly)
+    INT8 = "int8"
+    INT16 = "int16"
 
 
 @dataclass(frozen=True)
@@ -23,8 +33,11 @@ class Technique:
     types: tuple[str, ...] = ()     # converter.target_spec.supported_types
     io_dtype: str | None = None     # inference_input_type / inference_output_type
     integer_only: bool = False      # runs on integer-only hardware
-    compute: str = "float"          # what its kernels compute in: float, hybrid (int weights, float math), int8, int16
+    compute: Compute = Compute.FLOAT  # what its kernels compute in
     recipe: tuple[tuple[str, object], ...] = ()  # LiteRT Quantizer: (("mode", "static"), (arg, value), ...)
+
+    def __post_init__(self):
+        object.__setattr__(self, "compute", Compute(self.compute))  # "int8" and Compute.INT8 alike
 
 
 _REGISTRY: dict[str, Technique] = {}

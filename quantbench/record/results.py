@@ -7,11 +7,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import InputError
+from ..core.names import Name
 from .bench_file import BenchResult
 from .schema import results_problem
 
 REFERENCE = "keras"   # the row of the Keras model itself: fidelity is measured against it
 BASELINE = "float32"  # the row accuracy changes are tested against, paired
+
+
+class Status(Name):
+    """A row's outcome; results.json keeps the value."""
+
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"
 
 
 @dataclass(frozen=True)
@@ -20,7 +29,7 @@ class Variant:
 
     technique: str
     engine: str
-    status: str                      # "ok", "failed" or "skipped"
+    status: Status                   # ok, failed or skipped (results.json: the string)
     error: str | None = None
     path: str | None = None          # relative to the study folder
     bytes: int | None = None
@@ -48,9 +57,13 @@ class Variant:
     # tensor's bytes); the Keras row: the RSS its load and first predict added
     memory_bytes: int | None = None
 
+    def __post_init__(self):
+        if self.status in Status._value2member_map_:  # a damaged file's other value is the schema's to name
+            object.__setattr__(self, "status", Status(self.status))
+
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        return self.status is Status.OK
 
 
 @dataclass(frozen=True)
