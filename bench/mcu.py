@@ -24,24 +24,26 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--smoke", action="store_true", help="a tiny demo, the stage once: checks the script runs")
     args = parser.parse_args()
-    tiny = {}
+    tiny, quick = {}, {}
     if args.smoke:
         if importlib.util.find_spec("tflite_micro") is None:
             print("skipped: tflite-micro is not installed (pip install -e '.[mcu]')")
             return
-        args.runs, tiny = 1, dict(epochs=1, techniques="float32,int8-only", calib_size=20, time_budget=0.2, workers=0)
+        args.runs, tiny = 1, dict(epochs=1, calib_size=20)
+        quick = dict(techniques="float32,int8-only", time_budget=0.2, workers=0)
 
     from quantbench.core import quiet
     from quantbench.measure import mcu
     from quantbench.record.results import Results
     from quantbench.runtime.litert import LiteModel
+    from quantbench.study.config import StudyConfig
     from quantbench.study.pipeline import demo
     from quantbench.study.recommend import Goal
 
     quiet.configure()
     out = args.out or Path(tempfile.mkdtemp()) / "demo"
     start = time.perf_counter()
-    demo(out=out, goal=Goal(target="mcu"), force=True, **tiny)
+    demo(out, StudyConfig(goal=Goal(target="mcu"), force=True, **quick), **tiny)
     print(f"quantbench demo --target mcu: {time.perf_counter() - start:.1f} s in-process (TensorFlow import "
           f"not counted); rows from {out}/results.json\n")
     results = Results.load(out / "results.json")

@@ -101,10 +101,11 @@ def ratios(tree: Path, rounds: int, budget: float, study_args: list[str] | None 
     from quantbench.measure import timing as bench
     from quantbench.runtime.litert import LiteModel
     from quantbench.study import pipeline as study
+    from quantbench.study.config import StudyConfig
 
     folder = Path(tempfile.mkdtemp(prefix="qb-mem-ratios-")) / "study"
     if study_args is None:
-        study.demo(out=folder, epochs=3, workers=0)
+        study.demo(folder, StudyConfig(workers=0), epochs=3)
         x = [np.load(folder / "digits-test.npz")["x"][:64]]
         source = load_model(folder / "model.keras")
     else:

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from quantbench.inputs import data, models  # noqa: E402
 from quantbench.measure.outputs import Budget, verdicts  # noqa: E402
 from quantbench.study.pipeline import compare  # noqa: E402
+from quantbench.study.config import StudyConfig
 
 
 def digits_model(d, head, y, loss, epochs, seed=0):
@@ -82,8 +83,8 @@ def main() -> None:
             model.save(folder / "m.keras")
             np.savez(folder / "test.npz", x=x, **labels)
             np.savez(folder / "train.npz", x=calib)
-            res = compare(folder / "m.keras", folder / "test.npz", folder / "train.npz", techniques, folder / "s",
-                          workers=0, time_budget=0.1)
+            res = compare(folder / "m.keras", folder / "test.npz", folder / "train.npz", folder / "s",
+                          StudyConfig(techniques=techniques, time_budget=0.1, workers=0))
             for v in res.variants:
                 if not v.ok or v.technique == "keras":
                     continue

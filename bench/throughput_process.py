@@ -18,6 +18,7 @@ from pathlib import Path
 import quantbench
 from quantbench import api
 from quantbench.record.results import Results
+from quantbench.study.config import StudyConfig
 
 
 def main() -> None:
@@ -26,7 +27,7 @@ def main() -> None:
     p.add_argument("--smoke", action="store_true", help="the folder's study, timings of 0.5 s: checks the script runs")
     a = p.parse_args()
     out, budget = a.out, 0.5 if a.smoke else 30
-    r = Results.load(out / "results.json") if a.smoke else quantbench.demo(out=out, force=True)
+    r = Results.load(out / "results.json") if a.smoke else quantbench.demo(out, StudyConfig(force=True))
     files = [str(out / v.path) for v in r.variants if v.status == "ok" and (v.path or "").endswith(".tflite")]
     here = api.bench_files(files, time_budget=budget)
     # --smoke leaves the study's folder as it is

@@ -134,6 +134,8 @@ def _schema_table() -> str:
 API = [("quantbench.compare", "quantbench.study.pipeline", "compare"),
        ("quantbench.demo", "quantbench.study.pipeline", "demo"),
        ("quantbench.run_study", "quantbench.study.pipeline", "run_study"),
+       ("quantbench.StudyConfig", "quantbench.study.config", "StudyConfig"),
+       ("quantbench.Goal", "quantbench.study.recommend", "Goal"),
        ("quantbench.convert", "quantbench.engines.converter", "convert"),
        ("quantbench.load", "quantbench.runtime.litert", "load"),
        ("LiteModel.predict", "quantbench.runtime.litert", "LiteModel.predict"),

@@ -1,10 +1,16 @@
 """quantbench: every TFLite (LiteRT) variant of a Keras model, measured honestly.
 
-`import quantbench` imports no TensorFlow; the functions that need it import it when called.
+`import quantbench` imports no TensorFlow. `compare`, `demo`, `run_study`, `StudyConfig` and `Goal` are the study
+layer's own functions and classes, with their own signatures; they are imported on first use (a study needs
+TensorFlow, `import quantbench` does not).
 """
 from .core.errors import ConversionError, InputError, QuantbenchError
 from .core.version import __version__
 from .runtime.litert import LiteModel, load
+
+_STUDY = {"compare": "quantbench.study.pipeline", "demo": "quantbench.study.pipeline",
+          "run_study": "quantbench.study.pipeline", "StudyConfig": "quantbench.study.config",
+          "Goal": "quantbench.study.recommend"}
 
 
 def convert(model, technique, calib=None):
@@ -14,26 +20,15 @@ def convert(model, technique, calib=None):
     return _convert(model, technique, calib)
 
 
-def demo(**kwargs):
-    """Run the reference experiment; see `quantbench.study.pipeline.demo`."""
-    from .study.pipeline import demo as _demo
+def __getattr__(name: str):
+    if name in _STUDY:
+        import importlib
 
-    return _demo(**kwargs)
-
-
-def compare(model, data, **kwargs):
-    """Study a model file on a data file; see `quantbench.study.pipeline.compare`."""
-    from .study.pipeline import compare as _compare
-
-    return _compare(model, data, **kwargs)
+        value = getattr(importlib.import_module(_STUDY[name]), name)
+        globals()[name] = value  # once
+        return value
+    raise AttributeError(f"module 'quantbench' has no attribute {name!r}")
 
 
-def run_study(*args, **kwargs):
-    """Study a Keras model with every technique; see `quantbench.study.pipeline.run_study`."""
-    from .study.pipeline import run_study as _run
-
-    return _run(*args, **kwargs)
-
-
-__all__ = ["ConversionError", "InputError", "LiteModel", "QuantbenchError", "compare", "convert", "demo", "load",
-           "run_study", "__version__"]
+__all__ = ["ConversionError", "Goal", "InputError", "LiteModel", "QuantbenchError", "StudyConfig", "compare",
+           "convert", "demo", "load", "run_study", "__version__"]

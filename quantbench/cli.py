@@ -98,22 +98,22 @@ def _show(results, as_json: bool, quiet: bool, wide: bool = False) -> None:
         print_table(results, _console(), wide)
 
 
-def _goal(max_drop, target, optimize, max_ram, max_flash, max_error, min_sqnr, min_agreement, max_metric_drop=None):
-    """The Goal both study commands build from their options."""
+def _config(*, techniques, seed, threads, batch, qat_epochs, max_drop, target, optimize, max_ram, max_flash,
+            max_error, min_sqnr, min_agreement, calib_sizes, workers, ray, time_budget, max_memory, force,
+            max_metric_drop=None):
+    """The StudyConfig (with its Goal) that `demo` and `compare` build once from the options they share."""
+    from .study.config import StudyConfig
     from .study.recommend import Goal, budget_kb
 
     given = {k: v for k, v in (("max_error_increase_pct", max_error), ("min_sqnr_db", min_sqnr),
                                 ("min_agreement_pct", min_agreement)) if v is not None}
-    return Goal(max_drop, target, optimize, budget_kb(max_ram, "--max-ram"), budget_kb(max_flash, "--max-flash"),
+    goal = Goal(max_drop, target, optimize, budget_kb(max_ram, "--max-ram"), budget_kb(max_flash, "--max-flash"),
                 max_metric_drop=max_metric_drop, **given)
+    return StudyConfig(techniques, goal, seed, threads, batch, qat_epochs, _sizes(calib_sizes),
+                       time_budget, _max_memory(max_memory), workers, ray, force)
 
 
-# ---- --time-budget and --mlflow, shared by demo and compare (issue 13) ---------------------------
-
-def _budget(seconds: float | None) -> dict:
-    """The study's time_budget keyword when --time-budget was given; the library's default otherwise."""
-    return {} if seconds is None else {"time_budget": seconds}
-
+# ---- --mlflow, shared by demo and compare (issue 13) ------------------------------------------------
 
 def _tracking_check(mlflow: str | None) -> str | None:
     """The tracking URI when --mlflow was given ('' means the default), checked before any work starts."""
@@ -226,13 +226,12 @@ def demo(
     from .core.progress import reporter
     from .study.pipeline import demo as run_demo
 
+    config = _config(techniques=techniques, seed=seed, threads=threads, batch=batch, qat_epochs=qat_epochs,
+                     max_drop=max_drop, target=target, optimize=optimize, max_ram=max_ram, max_flash=max_flash,
+                     max_error=max_error, min_sqnr=min_sqnr, min_agreement=min_agreement, calib_sizes=calib_sizes,
+                     workers=workers, ray=ray, time_budget=time_budget, max_memory=max_memory, force=force)
     uri = _tracking_check(mlflow)
-    results = run_demo(out=out, epochs=epochs, seed=seed, calib_size=calib_size, force=force,
-                       techniques=techniques, threads=threads, batch=batch, qat_epochs=qat_epochs,
-                       goal=_goal(max_drop, target, optimize, max_ram, max_flash, max_error, min_sqnr, min_agreement),
-                       calib_sizes=_sizes(calib_sizes),
-                       workers=workers, ray=ray, reporter=reporter(quiet or as_json), **_budget(time_budget),
-                       max_memory=_max_memory(max_memory))
+    results = run_demo(out, config, epochs=epochs, calib_size=calib_size, reporter=reporter(quiet or as_json))
     _show(results, as_json, quiet, wide)
     _choices(results, quiet or as_json)
     _workers_note(results, quiet or as_json)
@@ -333,17 +332,17 @@ def compare(
     from .measure.outputs import TaskSpec, load_metric, parse_tasks
     from .study.pipeline import compare as run_compare, study_folder
 
-    mem = _max_memory(max_memory)
-    goal = _goal(max_drop, target, optimize, max_ram, max_flash, max_error, min_sqnr, min_agreement, max_metric_drop)
+    config = _config(techniques=techniques, seed=seed, threads=threads, batch=batch, qat_epochs=qat_epochs,
+                     max_drop=max_drop, target=target, optimize=optimize, max_ram=max_ram, max_flash=max_flash,
+                     max_error=max_error, min_sqnr=min_sqnr, min_agreement=min_agreement, calib_sizes=calib_sizes,
+                     workers=workers, ray=ray, time_budget=time_budget, max_memory=max_memory, force=force,
+                     max_metric_drop=max_metric_drop)
     spec = TaskSpec(parse_tasks(task), threshold, tuple(n.strip() for n in output.split(",") if n.strip())
                     if output else None)
     fn = None if metric is None else (load_metric(metric), metric)
     uri = _tracking_check(mlflow)
-    results = run_compare(model, data, calib, techniques, out, calib_size=calib_size, seed=seed, x_key=x_key,
-                          y_key=y_key, unsafe=unsafe, force=force, threads=threads, batch=batch,
-                          qat_epochs=qat_epochs, goal=goal, calib_sizes=_sizes(calib_sizes), workers=workers,
-                          ray=ray, reporter=reporter(quiet or as_json), spec=spec, metric=fn, **_budget(time_budget),
-                          max_memory=mem)
+    results = run_compare(model, data, calib, out, config, calib_size=calib_size, x_key=x_key, y_key=y_key,
+                          unsafe=unsafe, spec=spec, metric=fn, reporter=reporter(quiet or as_json))
     _show(results, as_json, quiet, wide)
     _choices(results, quiet or as_json)
     _workers_note(results, quiet or as_json)
@@ -376,6 +375,7 @@ def sweep(
     Example: quantbench sweep sweep.toml --out runs/sweep
     """
     from .core.progress import reporter
+    from .study.config import StudyConfig
     from .study.sweep import check, run_sweep
 
     uri = _tracking_check(mlflow)
@@ -384,8 +384,8 @@ def sweep(
         if not quiet:
             print(f"study {study.name}", file=sys.stderr)
 
-    folder, entries = run_sweep(sweep_file, out, workers=workers, ray=ray, force=force, reporter=reporter(quiet),
-                                on_study=started)
+    folder, entries = run_sweep(sweep_file, out, StudyConfig(workers=workers, ray=ray, force=force),
+                                reporter=reporter(quiet), on_study=started)
     if not quiet:
         for e in entries:
             rec = (e.get("recommendation") or {}).get("technique") or ""

@@ -10,6 +10,7 @@ import pytest
 import quantbench
 from quantbench.record.results import Results
 from quantbench.study import pipeline as study
+from quantbench.study.config import StudyConfig
 
 FAST = ["float32", "dynamic", "int8-only", "float16", "lq-int8"]
 
@@ -45,8 +46,8 @@ def multi_io(tmp_path_factory):
 
 @pytest.mark.parametrize("name", ["multi.h5", "multi_sm"])
 def test_multi_input_multi_output(multi_io, tmp_path, name):
-    res = study.compare(multi_io / name, multi_io / "data.npz", techniques=",".join(FAST), out=tmp_path / "s",
-                        calib_size=100)
+    res = study.compare(multi_io / name, multi_io / "data.npz", out=tmp_path / "s", calib_size=100,
+                        config=StudyConfig(techniques=",".join(FAST)))
     assert [v.technique for v in res.variants] == ["keras", *FAST]
     # The converter's dynamic range leaves weights under 1,024 values in float, and this model has no larger one:
     # its "dynamic" file is a float copy, a failed row (issue 21), never measured as a quantized variant.
@@ -68,7 +69,8 @@ def test_multi_input_multi_output(multi_io, tmp_path, name):
 
 def test_unlabelled_data_reports_fidelity(tiny_keras_path, digits, tmp_path):
     np.save(tmp_path / "x.npy", digits.x_test)
-    res = study.compare(tiny_keras_path, tmp_path / "x.npy", techniques="float32,int8-only", out=tmp_path / "s")
+    res = study.compare(tiny_keras_path, tmp_path / "x.npy", out=tmp_path / "s",
+                        config=StudyConfig(techniques="float32,int8-only"))
     for v in res.variants:
         assert v.accuracy is None and v.agreement is not None
     assert res.variant("int8-only").fidelity[0]["sqnr_db"] > 0 and res.variant("int8-only").kl is not None
@@ -80,8 +82,8 @@ def digits_npz_arrays(digits_npz):
 
 
 def test_top5_when_more_than_5_classes(tiny_keras_path, digits_npz, tmp_path):
-    res = study.compare(tiny_keras_path, digits_npz[0], calib_path=digits_npz[1], techniques="float32",
-                        out=tmp_path / "s", calib_size=50)
+    res = study.compare(tiny_keras_path, digits_npz[0], digits_npz[1], tmp_path / "s",
+                        StudyConfig(techniques="float32"), calib_size=50)
     v = res.variant("float32")
     assert res.data["eval_samples"] == 450
     # counted outside quantbench: the label among the five best scores of a plain LiteRT run, and the best alone
@@ -101,7 +103,7 @@ def test_a_refused_technique_is_a_failed_row_with_the_reason(tmp_path, digits):
     h = keras.layers.Lambda(keras.ops.erf)(keras.layers.Dense(6)(inputs))
     model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(h))
     x = np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32)
-    res = quantbench.run_study(model, x, x[:10], ["float32", "int8-only"], tmp_path / "s")
+    res = quantbench.run_study(model, x, x[:10], tmp_path / "s", StudyConfig(techniques=["float32", "int8-only"]))
     assert res.variant("keras").ok
     for name in ("float32", "int8-only"):
         v = res.variant(name)
@@ -113,7 +115,8 @@ def test_a_refused_technique_is_a_failed_row_with_the_reason(tmp_path, digits):
 def test_float_tflite_as_model(tmp_path, tiny_variants, digits_npz):
     path = tmp_path / "float.tflite"
     path.write_bytes(tiny_variants["float32"])
-    res = study.compare(path, digits_npz[0], techniques="int8-only,weight-only-int8,lq-int8", out=tmp_path / "s")
+    res = study.compare(path, digits_npz[0], out=tmp_path / "s",
+                        config=StudyConfig(techniques="int8-only,weight-only-int8,lq-int8"))
     assert res.variants[0].technique == "float32" and res.variants[0].engine == "input"
     skipped = res.variant("int8-only")
     assert skipped.status == "skipped" and "needs the TensorFlow model" in skipped.error
@@ -175,8 +178,8 @@ def test_cli_bad_input_is_one_line_exit_2(args, message, tmp_path, tiny_keras_pa
 
 
 def test_calib_file_without_calib_size_draws_up_to_200(tiny_keras_path, digits_npz, tmp_path):
-    res = study.compare(tiny_keras_path, digits_npz[0], calib_path=digits_npz[1], techniques=("float32",),
-                        out=tmp_path / "s")
+    res = study.compare(tiny_keras_path, digits_npz[0], digits_npz[1], tmp_path / "s",
+                        StudyConfig(techniques=("float32",)))
     assert res.data["calibration"]["samples"] == 200  # not the whole 1347-sample file
     assert [v.technique for v in res.variants] == ["keras", "float32"]
 

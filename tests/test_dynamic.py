@@ -10,6 +10,7 @@ import pytest
 from quantbench.engines.converter import convert
 from quantbench.runtime.litert import load, quantize
 from quantbench.study import pipeline as study, recommend
+from quantbench.study.config import StudyConfig
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +53,8 @@ def test_predict_resizes_to_each_batch_and_length(sequence_model, name):
 
 def test_a_study_evaluates_and_times_the_dynamic_model(sequence_model, tmp_path):
     _, folder, _ = sequence_model
-    res = study.compare(folder / "m.keras", folder / "data.npz",
-                        techniques="float32,int8-only,weight-only-int8,lq-int8",
-                        out=tmp_path / "s", workers=0, time_budget=0.2)
+    res = study.compare(folder / "m.keras", folder / "data.npz", out=tmp_path / "s",
+                        config=StudyConfig(techniques="float32,int8-only,weight-only-int8,lq-int8", time_budget=0.2, workers=0))
     for name in ("keras", "float32", "int8-only", "weight-only-int8", "lq-int8"):  # lq-int8: calibrated at 20 steps
         v = res.variant(name)
         assert v.ok, (name, v.error)
@@ -102,8 +102,8 @@ def test_tflite_micro_runs_the_dynamic_model_at_the_datas_shape(sequence_model, 
 def test_a_study_for_a_microcontroller_runs_the_dynamic_model(sequence_model, tmp_path):
     pytest.importorskip("tflite_micro")
     _, folder, _ = sequence_model
-    res = study.compare(folder / "m.keras", folder / "data.npz", techniques="float32,int8-only", goal=recommend.Goal(target="mcu"),
-                        out=tmp_path / "s", workers=0, time_budget=0.1)
+    res = study.compare(folder / "m.keras", folder / "data.npz", out=tmp_path / "s",
+                        config=StudyConfig(techniques="float32,int8-only", goal=recommend.Goal(target="mcu"), time_budget=0.1, workers=0))
     for name in ("float32", "int8-only"):
         facts = res.variant(name).mcu
         assert facts["runs"], (name, facts["reason"])

@@ -3,6 +3,7 @@ import pytest
 
 from quantbench.core import stats
 from quantbench.measure import evaluate
+from quantbench.study.config import StudyConfig
 
 
 def onehot(classes, n=4, p=0.97):
@@ -110,8 +111,8 @@ def test_study_of_a_model_with_a_nan_weight_is_refused_and_leaves_nothing(tiny_m
     broken.set_weights(weights)
     with pytest.raises(InputError, match=rf"output '{broken.output_names[0]}' is NaN or Inf for 20 of 20 samples of "
                                          "array"):
-        study.run_study(broken, data.Dataset([digits.x_test[:20]], None, "array"), digits.x_train[:8], ["float32"],
-                        tmp_path / "s")
+        study.run_study(broken, data.Dataset([digits.x_test[:20]], None, "array"), digits.x_train[:8], tmp_path / "s",
+                        StudyConfig(techniques=["float32"]))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -132,7 +133,7 @@ def test_study_row_of_a_variant_giving_nan_is_failed_not_a_json_error(tiny_model
     x = digits.x_test[:20].copy()
     x[0, 3, 3, 0] = 2.8e38
     results = study.run_study(tiny_model, data.Dataset([x], digits.y_test[:20], "array"), digits.x_train[:8],
-                              ["dynamic"], tmp_path / "s")
+                              tmp_path / "s", StudyConfig(techniques=["dynamic"]))
     row = results.variant("dynamic")
     assert row.status == "failed" and row.error == (
         f"dynamic: its output '{tiny_model.output_names[0]}' is NaN or Inf for 1 of 20 samples, where the float "

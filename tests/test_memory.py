@@ -17,6 +17,7 @@ from quantbench.measure import timing as bench
 from quantbench.record.results import Results
 from quantbench.runtime.litert import LiteModel
 from quantbench.study import tasks
+from quantbench.study.config import StudyConfig
 
 GIB = 2 ** 30
 
@@ -29,8 +30,8 @@ def small_study(tiny_model, digits, calib, tmp_path_factory):
     from quantbench.study.pipeline import run_study
 
     out = tmp_path_factory.mktemp("mem") / "study"
-    run_study(tiny_model, data.Dataset([digits.x_test[:100]], digits.y_test[:100], "digits"), calib,
-              ["float32", "int8-only", "dynamic"], out, workers=0, time_budget=0.5)
+    run_study(tiny_model, data.Dataset([digits.x_test[:100]], digits.y_test[:100], "digits"), calib, out,
+              StudyConfig(techniques=["float32", "int8-only", "dynamic"], time_budget=0.5, workers=0))
     return out
 
 

@@ -13,15 +13,17 @@ from quantbench.inputs.data import Dataset
 from quantbench.measure import timing as bench
 from quantbench.record.results import Results
 from quantbench.study import pipeline as study
+from quantbench.study.config import StudyConfig
 
 N = 230  # evaluation samples: eight shards of 32 (the last of 6) when study.SHARD is 32 (one chunk)
 TECHNIQUES = "float32,int8-only,dynamic"
 SIZES = [1, 40]
 
 
-def _study(model, digits, calib, out, **kwargs):
-    return study.run_study(model, Dataset([digits.x_test[:N]], digits.y_test[:N], "test"), calib, TECHNIQUES, out,
-                           time_budget=0.2, **kwargs)
+def _study(model, digits, calib, out, calib_sizes=None, seed=0, **kwargs):
+    return study.run_study(model, Dataset([digits.x_test[:N]], digits.y_test[:N], "test"), calib, out,
+                           StudyConfig(techniques=TECHNIQUES, time_budget=0.2, calib_sizes=calib_sizes, seed=seed),
+                           **kwargs)
 
 
 @pytest.fixture(scope="module")

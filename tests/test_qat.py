@@ -12,6 +12,7 @@ from quantbench.engines.qat import float_ops, qat
 from quantbench.inputs import models
 from quantbench.measure import evaluate
 from quantbench.runtime.litert import LiteModel
+from quantbench.study.config import StudyConfig
 
 N_TRAIN = 400  # enough for one epoch to move the model, few enough to keep each call a few seconds
 
@@ -260,9 +261,9 @@ def test_run_study_adds_the_qat_row(tiny_model, digits, calib, tmp_path):
     from quantbench.inputs.data import Dataset
     from quantbench.study.pipeline import run_study
 
-    res = run_study(tiny_model, Dataset([digits.x_test], digits.y_test, "test"), calib, ["int8-only"],
-                    tmp_path / "s",
-                    qat_epochs=1, train=(digits.x_train[:N_TRAIN], digits.y_train[:N_TRAIN]))
+    res = run_study(tiny_model, Dataset([digits.x_test], digits.y_test, "test"), calib, tmp_path / "s",
+                    StudyConfig(techniques=["int8-only"], qat_epochs=1),
+                    train=(digits.x_train[:N_TRAIN], digits.y_train[:N_TRAIN]))
     row = res.variant("qat-int8")
     assert row.status == "ok" and row.engine == "qat" and (row.input_dtype, row.output_dtype) == ("int8", "int8")
     assert (tmp_path / "s" / "qat-int8.tflite").stat().st_size == row.bytes
@@ -273,8 +274,8 @@ def test_run_study_skips_qat_without_epochs(tiny_model, digits, calib, tmp_path)
     from quantbench.inputs.data import Dataset
     from quantbench.study.pipeline import run_study
 
-    res = run_study(tiny_model, Dataset([digits.x_test[:50]], digits.y_test[:50], "test"), calib, ["qat-int8"],
-                    tmp_path / "s")
+    res = run_study(tiny_model, Dataset([digits.x_test[:50]], digits.y_test[:50], "test"), calib, tmp_path / "s",
+                    StudyConfig(techniques=["qat-int8"]))
     row = res.variant("qat-int8")
     assert row.status == "skipped" and "--qat-epochs N" in row.error
 

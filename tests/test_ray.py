@@ -30,6 +30,7 @@ from quantbench.executors import local as executor
 from quantbench.executors.plan import Died, Task, TaskBug
 from quantbench.inputs import data
 from quantbench.study import pipeline as study, recommend
+from quantbench.study.config import StudyConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # else Ray swaps 127.0.0.1 for the machine's address
@@ -224,8 +225,9 @@ FIGURES = ("status", "error", "bytes", "accuracy", "accuracy_ci", "drop_ci_pp", 
 def test_study_on_ray_has_the_in_process_figures(head, cluster, tiny_model, digits, calib, tmp_path):
     evaluation = data.Dataset([digits.x_test[:150]], digits.y_test[:150], "digits")
     techniques = ["float16", "int8-only"]
-    runs = {name: study.run_study(tiny_model, evaluation, calib, techniques, tmp_path / name, time_budget=1.0, **kw)
-            for name, kw in [("here", {"workers": 0}), ("ray", {"runner": cluster})]}
+    runs = {name: study.run_study(tiny_model, evaluation, calib, tmp_path / name,
+                                  StudyConfig(techniques=techniques, time_budget=1.0, workers=workers), runner=runner)
+            for name, workers, runner in [("here", 0, None), ("ray", None, cluster)]}
     assert runs["ray"].settings["executor"] == "RayExecutor" and runs["ray"].settings["workers"] == 2
     here, there = ({v.technique: {f: getattr(v, f) for f in FIGURES} for v in r.variants} for r in runs.values())
     assert list(here) == ["keras", "float16", "int8-only"] and here == there
@@ -280,9 +282,10 @@ def test_every_task_gets_its_files_by_value_and_the_figures_are_the_in_process_o
     monkeypatch.setattr(cluster, "_plain", _Recording(cluster._plain, seen, cluster, flying))
     monkeypatch.setattr(cluster, "_leaky", _Recording(cluster._leaky, seen, cluster, flying))
     techniques = ["float16", "int8-fallback", "int8-only"]
-    runs = {name: study.compare(model, tmp_path / "d.npz", tmp_path / "c.npz", techniques, tmp_path / name,
-                                calib_sizes=[16], goal=recommend.Goal(2.0), time_budget=0.5, **kw)
-            for name, kw in [("here", {"workers": 0}), ("ray", {"runner": cluster})]}
+    runs = {name: study.compare(model, tmp_path / "d.npz", tmp_path / "c.npz", tmp_path / name,
+                                StudyConfig(techniques=techniques, goal=recommend.Goal(2.0), calib_sizes=[16],
+                                            time_budget=0.5, workers=workers), runner=runner)
+            for name, workers, runner in [("here", 0, None), ("ray", None, cluster)]}
     sent = {fn.__name__ for fn, *_ in seen}
     assert sent >= {"describe_model", "reference", "convert", "convert_family", "evaluate_shard", "layer_errors",
                     "calibration_size", "selective_search"}, sent
@@ -309,9 +312,10 @@ def test_tflite_micro_on_ray_has_the_in_process_facts(cluster, tiny_model, digit
 
     monkeypatch.setattr(mcu, "MAX_SAMPLES", 40)  # a draw, not every row
     evaluation = data.Dataset([digits.x_test[:120]], digits.y_test[:120], "digits")
-    runs = {name: study.run_study(tiny_model, evaluation, calib, ["int8-only"], tmp_path / name, time_budget=0.5,
-                                  goal=recommend.Goal(target="mcu"), **kw)
-            for name, kw in [("here", {"workers": 0}), ("ray", {"runner": cluster})]}
+    runs = {name: study.run_study(tiny_model, evaluation, calib, tmp_path / name,
+                                  StudyConfig(techniques=["int8-only"], goal=recommend.Goal(target="mcu"),
+                                              time_budget=0.5, workers=workers), runner=runner)
+            for name, workers, runner in [("here", 0, None), ("ray", None, cluster)]}
     here, there = ({v.technique: v.mcu for v in r.variants} for r in runs.values())
     assert here["int8-only"]["runs"] and here["int8-only"]["samples"] == 40 and here == there
 

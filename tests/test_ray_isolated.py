@@ -20,6 +20,7 @@ import pytest
 import isolated_cluster
 from quantbench import __version__
 from quantbench.study import pipeline as study, sweep
+from quantbench.study.config import StudyConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 QB = f"{shlex.quote(sys.executable)} -m quantbench"
@@ -61,8 +62,8 @@ def _copy_in(files: Path) -> str:
 
 
 def test_a_study_on_nodes_that_cannot_see_its_files_has_the_in_process_figures(cluster, files, tmp_path):
-    here = study.compare(files / "tiny.keras", files / "d.npz", files / "c.npz", ["float16", "int8-only"],
-                         tmp_path / "here", workers=0, time_budget=0.5)
+    here = study.compare(files / "tiny.keras", files / "d.npz", files / "c.npz", tmp_path / "here",
+                         StudyConfig(techniques=["float16", "int8-only"], time_budget=0.5, workers=0))
     private, export = tmp_path / "driver", tmp_path / "export"
     done = cluster.driver(private, f"{_copy_in(files)} && {QB} compare tiny.keras --data d.npz --calib c.npz "
                                    f"--techniques float16,int8-only --out study --time-budget 0.5 --quiet "
@@ -82,7 +83,7 @@ def test_a_study_on_nodes_that_cannot_see_its_files_has_the_in_process_figures(c
 
 
 def test_a_sweep_on_the_isolated_cluster_has_the_in_process_figures(cluster, files, tmp_path):
-    sweep.run_sweep(files / "s.toml", tmp_path / "here", workers=0)
+    sweep.run_sweep(files / "s.toml", tmp_path / "here", StudyConfig(workers=0))
     private, export = tmp_path / "driver", tmp_path / "export"
     done = cluster.driver(private, f"{_copy_in(files)} && {QB} sweep s.toml --out sw --quiet "
                                    f"--ray {isolated_cluster.ADDRESS} && cp -r sw {shlex.quote(str(export))}")

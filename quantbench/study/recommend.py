@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from ..core.errors import InputError
 # the targets and their branches live below the report, which reads them too; named here as the decision's terms
-from ..engines.targets import (DECISION_TREE, NOT_BY_DEFAULT, OPTIMIZE, TARGETS, Branch, branch,  # noqa: F401
-                               defaults, tree_rows)
+from ..engines.targets import (DECISION_TREE, NOT_BY_DEFAULT, OPTIMIZE, TARGETS, Branch, Optimize,  # noqa: F401
+                               Target, branch, defaults, tree_rows)
 from ..engines.techniques import get, names
 from ..measure.mcu import mcu_refusal
 from ..measure.outputs import GATES, MIN_SQNR_DB, Budget, describe, scored_outputs, verdicts
@@ -19,8 +19,8 @@ class Goal:
     """What the user asked for: a budget per kind of output, a deployment target, and what to minimise."""
 
     max_drop_pp: float = 1.0
-    target: str = "cpu"
-    optimize: str = "size"
+    target: Target = Target.CPU
+    optimize: Optimize = Optimize.SIZE
     max_ram_kb: float | None = None    # --target mcu: tensor arena budget, KB of 1,024 bytes
     max_flash_kb: float | None = None  # --target mcu: model file budget, KB of 1,024 bytes
     max_error_increase_pct: float = 5.0   # regression outputs: MAE increase, % of the float model's
@@ -31,6 +31,18 @@ class Goal:
     def __post_init__(self):
         check_options(self.target, self.optimize, self.max_drop_pp, self.max_ram_kb, self.max_flash_kb)
         self.budget  # noqa: B018  checks the budgets now, before any work
+        object.__setattr__(self, "target", Target(self.target))  # checked above: "cpu" and Target.CPU alike
+        object.__setattr__(self, "optimize", Optimize(self.optimize))
+        object.__setattr__(self, "_branch", branch(self.target))  # resolved once; not a field, not in the JSON
+
+    @property
+    def branch(self) -> Branch:
+        """The target's branch of the decision tree: what can serve it, and whether TFLite Micro measures it."""
+        return self._branch
+
+    def settings(self) -> dict:
+        """The fields as results.json's settings record them."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @property
     def budget(self) -> Budget:
@@ -291,7 +303,7 @@ def choose(results: Results, max_drop_pp: float = 1.0, target: str = "cpu", opti
 def needs_rescue(metrics: dict, reference: str, goal: Goal) -> bool:
     """True when no integer variant met the budget and the target allows float layers, so selective
     quantization should be tried. `metrics` maps technique -> measured fields (evaluate.measure)."""
-    if not branch(goal.target).float_ops_allowed:
+    if not goal.branch.float_ops_allowed:
         return False
     measured = [n for n in metrics if n in names() and get(n).compute == "int8"]
     return bool(measured) and all(

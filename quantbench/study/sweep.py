@@ -34,6 +34,7 @@ from pathlib import Path
 from ..core.errors import InputError, QuantbenchError
 from ..core.files import MARKER, protected, write_file
 from ..record.results import Results
+from .config import StudyConfig
 
 SWEEP_JSON = "sweep.json"
 INDEX = "index.html"
@@ -59,6 +60,11 @@ class Study:
     time_budget: float | None
     max_ram_kb: float | None
     max_flash_kb: float | None
+
+    def config(self, base: StudyConfig) -> StudyConfig:
+        """What `compare` runs this study with: its file's settings over the command line's `base`."""
+        return dataclasses.replace(base, techniques=list(self.techniques or []) or None, seed=self.seed,
+                                   goal=_goal(self), time_budget=self.time_budget)
 
     def spec(self) -> dict:
         """The settings that make the study what it is: a finished study with other settings is not reused."""
@@ -274,12 +280,15 @@ def _figures(results: Results) -> dict:
     return figures
 
 
-def run(sweep: Sweep, out: Path, entries: list[dict], *, executor=None, force: bool = False, workers=None,
-        ray=None, reporter=None, on_study=None) -> list[dict]:
+def run(sweep: Sweep, out: Path, entries: list[dict], config: StudyConfig | None = None, *, executor=None,
+        reporter=None, on_study=None) -> list[dict]:
     """Run every pending study in turn (on `executor` when given), writing sweep.json and index.html after
-    each. A study that fails with a quantbench error is recorded and the sweep goes on; bugs propagate."""
+    each; `config` holds what the command line sets for every study (workers, Ray, --force), each study's file
+    settings the rest. A study that fails with a quantbench error is recorded and the sweep goes on; bugs
+    propagate."""
     from .pipeline import compare
 
+    config = config or StudyConfig()
     out.mkdir(parents=True, exist_ok=True)
     _write(sweep, out, entries)
     for study, entry in zip(sweep.studies, entries):
@@ -289,10 +298,8 @@ def run(sweep: Sweep, out: Path, entries: list[dict], *, executor=None, force: b
             on_study(study, entry)
         start = time.perf_counter()
         try:
-            results = compare(study.model, study.data, study.calib, list(study.techniques or []) or None,
-                              out / study.name, calib_size=study.calib_size, seed=study.seed, force=force,
-                              goal=_goal(study), time_budget=study.time_budget, runner=executor,
-                              workers=workers, ray=ray, reporter=reporter)
+            results = compare(study.model, study.data, study.calib, out / study.name, study.config(config),
+                              calib_size=study.calib_size, runner=executor, reporter=reporter)
         except QuantbenchError as exc:
             entry.update(status="failed", error=str(exc), seconds=round(time.perf_counter() - start, 2))
         else:
@@ -303,23 +310,24 @@ def run(sweep: Sweep, out: Path, entries: list[dict], *, executor=None, force: b
     return entries
 
 
-def run_sweep(path, out=None, *, workers: int | None = None, ray: str | None = None, force: bool = False,
-              reporter=None, on_study=None) -> tuple[Path, list[dict]]:
+def run_sweep(path, out=None, config: StudyConfig | None = None, *, reporter=None,
+              on_study=None) -> tuple[Path, list[dict]]:
     """Read the sweep file, then run its unfinished studies on one executor (workers or Ray, when asked for;
     else each study picks its own, as `compare` does). Returns the sweep folder and every study's entry."""
     import contextlib
 
     from ..executors import local as executor
 
+    config = config or StudyConfig()
     sweep = load(path)
     out = Path(out) if out is not None else (sweep.out or Path("runs") / sweep.path.stem)
-    entries = plan(sweep, out, force)
+    entries = plan(sweep, out, config.force)
     if all(e["status"] == "ok" for e in entries):
         _write(sweep, out, entries)
         return out, entries
-    shared = executor.make(workers, ray) if workers is not None or ray else None
+    shared = executor.make(config.workers, config.ray) if config.workers is not None or config.ray else None
     with shared if shared is not None else contextlib.nullcontext():
-        run(sweep, out, entries, executor=shared, force=force, reporter=reporter, on_study=on_study)
+        run(sweep, out, entries, config, executor=shared, reporter=reporter, on_study=on_study)
     return out, entries
 
 
