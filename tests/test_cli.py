@@ -115,7 +115,7 @@ def test_an_error_raised_while_a_signal_unwinds_is_the_interrupt(tmp_path, monke
     from quantbench.core import errors
     from quantbench.study import pipeline as study
 
-    def broken(**kwargs):
+    def broken(*args, **kwargs):
         errors.pending = errors.Interrupted(sig.SIGTERM)
         raise TypeError("int() argument must be a string, a bytes-like object or a real number, not 'TensorShape'")
 
@@ -123,7 +123,7 @@ def test_an_error_raised_while_a_signal_unwinds_is_the_interrupt(tmp_path, monke
     assert main(["demo", "--out", str(tmp_path / "d"), "--quiet"]) == 143
     assert capsys.readouterr().err == "quantbench: interrupted (SIGTERM); unfinished output removed\n"
     assert errors.pending is None
-    monkeypatch.setattr(study, "demo", lambda **kwargs: (_ for _ in ()).throw(TypeError("a bug")))
+    monkeypatch.setattr(study, "demo", lambda *args, **kwargs: (_ for _ in ()).throw(TypeError("a bug")))
     assert main(["demo", "--out", str(tmp_path / "d"), "--quiet"]) == 1  # without a signal: still a bug
     assert "internal error: TypeError: a bug" in capsys.readouterr().err
 

@@ -110,12 +110,13 @@ def test_a_driver_given_host_and_port_is_told_to_connect_through_ray_client(clus
 
 
 def test_nodes_without_quantbench_or_with_another_version_are_named_before_any_work(cluster, files, tmp_path):
-    other = tmp_path / "__init__.py"  # this quantbench, saying another version
-    init = (ROOT / "quantbench" / "__init__.py").read_text()
-    other.write_text(init.replace(f'__version__ = "{__version__}"', '__version__ = "0.0.1"'))
+    other = tmp_path / "version.py"  # this quantbench, saying another version
+    said = (ROOT / "quantbench" / "core" / "version.py").read_text()
+    assert f'__version__ = "{__version__}"' in said
+    other.write_text(said.replace(f'__version__ = "{__version__}"', '__version__ = "0.0.1"'))
     bare = {**cluster.env, "PYTHONPATH": ""}  # its Python finds quantbench only where the venv's install points
     lacking = cluster.add_node(hide=(Path(study.__file__).resolve().parent, *_installed()), env=bare)
-    older = cluster.add_node(hide=((ROOT / "quantbench" / "__init__.py", other),))
+    older = cluster.add_node(hide=((ROOT / "quantbench" / "core" / "version.py", other),))
     try:
         done = cluster.driver(tmp_path / "driver", f"{_copy_in(files)} && {QB} compare tiny.keras --data d.npz "
                                                    f"--out study --ray {isolated_cluster.ADDRESS}", timeout=300)

@@ -364,3 +364,35 @@ def test_inputs_that_hold_no_real_numbers_are_refused_in_one_line(dtype, tiny_va
         assert f"array 'x' has dtype {np.dtype(dtype)}, which holds no real numbers" in lines[0], lines[0]
     with pytest.raises(InputError, match="which holds no real numbers"):
         load(tiny_variants["float32"]).predict([x])
+
+
+@pytest.mark.parametrize("layer, model, said", [
+    ("my layer", "ok", "the layer name 'my layer'"),
+    ("dense", "modèle", "the model name 'modèle'"),
+])
+def test_a_model_whose_names_tensorflow_cannot_scope_is_refused_in_one_line(layer, model, said, tmp_path, digits_npz):
+    """Names TensorFlow cannot open a scope with (fuzz case h5-1020: 'fuzz\\udcdfcnn'): Keras loads the file, and every
+    predict then fails deep inside it, which compare reported as an internal error. Refused when loaded instead."""
+    import subprocess
+    import sys
+
+    import keras
+
+    inp = keras.Input((8, 8, 1), name="image")
+    out = keras.layers.Dense(10, activation="softmax", name=layer)(keras.layers.Flatten()(inp))
+    net = keras.Model(inp, out, name=model)
+    with pytest.raises(Exception, match="not a valid"):  # what the user would meet without the check
+        net.predict(np.zeros((1, 8, 8, 1), np.float32), verbose=0)
+    path = tmp_path / "m.keras"
+    net.save(path)
+    with pytest.raises(quantbench.InputError, match=f"The model: {said} is not one TensorFlow accepts"):
+        study.run_study(net, np.zeros((4, 8, 8, 1), np.float32), None, tmp_path / "s", StudyConfig(workers=0))
+    proc = subprocess.run([sys.executable, "-m", "quantbench", "compare", str(path), "--data", str(digits_npz[0]),
+                           "--out", str(tmp_path / "study"), "--workers", "0"], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"quantbench: error: {path}: {said} is not one TensorFlow accepts for a name scope, so the model cannot run. "
+        "Expected letters, digits and . _ / > - (a model's name not starting with _ / > -). Fix: give the "
+        f"{said.split()[1]} a plain name (name='my_{said.split()[1]}') and save the model again."]
+    assert not (tmp_path / "study").exists() and not (tmp_path / "s").exists()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -247,9 +248,34 @@ def _keras_output_names(model) -> list[str]:
     return [f"output_{i}" for i in range(len(model.outputs))]
 
 
+# TensorFlow's name scopes: a model's name opens a root scope, a layer's a nested one (tensorflow ops.py)
+_ROOT_SCOPE = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*$")
+_SCOPE = re.compile(r"^[A-Za-z0-9_.\\/>-]*$")
+
+
 def from_keras(model, path=None, kind: str = "keras") -> Source:
-    """Wrap an in-memory Keras model."""
+    """Wrap an in-memory Keras model; one whose name TensorFlow cannot open a scope with is refused here, where a
+    prediction would fail deep inside Keras (fuzz case h5-1020: a model named 'fuzz\\udcdfcnn')."""
+    from ..core.errors import InputError
+
+    where = path if path is not None else "The model"
+    bad = [("model", model.name)] if not _ROOT_SCOPE.match(str(model.name)) else []
+    bad += [("layer", layer.name) for layer in _layers(model) if not _SCOPE.match(str(layer.name))]
+    if bad:
+        what, name = bad[0]
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise InputError(f"{where}: the {what} name {name!r}{more} is not one TensorFlow accepts for a name scope, so "
+                         "the model cannot run. Expected letters, digits and . _ / > - (a model's name not starting "
+                         f"with _ / > -). Fix: give the {what} a plain name (name='my_{what}') and save the model "
+                         "again.")
     return Source(path, kind, model.name, keras_model=model)
+
+
+def _layers(model):
+    """Every layer, those of nested models too."""
+    for layer in getattr(model, "layers", []):
+        yield layer
+        yield from _layers(layer)
 
 
 def _load_keras_file(path, unsafe: bool):

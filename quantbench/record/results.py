@@ -58,8 +58,10 @@ class Variant:
     memory_bytes: int | None = None
 
     def __post_init__(self):
-        if self.status in Status._value2member_map_:  # a damaged file's other value is the schema's to name
+        try:
             object.__setattr__(self, "status", Status(self.status))
+        except ValueError:  # a damaged file's other value: the schema's check names it
+            pass
 
     @property
     def ok(self) -> bool:

@@ -33,12 +33,12 @@ class Goal:
         self.budget  # noqa: B018  checks the budgets now, before any work
         object.__setattr__(self, "target", Target(self.target))  # checked above: "cpu" and Target.CPU alike
         object.__setattr__(self, "optimize", Optimize(self.optimize))
-        object.__setattr__(self, "_branch", branch(self.target))  # resolved once; not a field, not in the JSON
 
     @property
     def branch(self) -> Branch:
-        """The target's branch of the decision tree: what can serve it, and whether TFLite Micro measures it."""
-        return self._branch
+        """The target's branch of the decision tree: what can serve it, and whether TFLite Micro measures it. Looked
+        up, not held: a Goal travels to workers and Ray nodes, and a branch holds a function."""
+        return branch(self.target)
 
     def settings(self) -> dict:
         """The fields as results.json's settings record them."""
