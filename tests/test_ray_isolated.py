@@ -115,7 +115,7 @@ def test_nodes_without_quantbench_or_with_another_version_are_named_before_any_w
     assert f'__version__ = "{__version__}"' in said
     other.write_text(said.replace(f'__version__ = "{__version__}"', '__version__ = "0.0.1"'))
     bare = {**cluster.env, "PYTHONPATH": ""}  # its Python finds quantbench only where the venv's install points
-    lacking = cluster.add_node(hide=(Path(study.__file__).resolve().parent, *_installed()), env=bare)
+    lacking = cluster.add_node(hide=(Path(study.__file__).resolve().parents[1], *_installed()), env=bare)
     older = cluster.add_node(hide=((ROOT / "quantbench" / "core" / "version.py", other),))
     try:
         done = cluster.driver(tmp_path / "driver", f"{_copy_in(files)} && {QB} compare tiny.keras --data d.npz "
