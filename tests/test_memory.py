@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -213,6 +214,22 @@ def test_a_second_worker_waits_for_two_conversions_peaks():
     with executor.Workers(2, budget=100 * GIB) as run:
         done = run.run([executor.Task(f"t{k}", os.getpid, leaky=True) for k in range(4)])
     assert done["t0"] == done["t1"] and run.leaky_measured == 4
+
+
+def _pid_after(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+@pytest.mark.parametrize("share, workers", [(0.9, 1), (0.75, 2)])
+def test_a_second_worker_starts_only_if_both_fit_within_leak_room_of_the_budget(share, workers):
+    """Workers grow after their peak is measured (each conversion leaks), so a second one starts only if the main
+    process and both workers at the measured peak fit LEAK_ROOM (85 %) of the budget, not the whole of it."""
+    with executor.Workers(2, budget=100 * GIB) as run:
+        run.run([executor.Task("first", os.getpid)])  # one worker, its peak measured
+        run.budget = int((memory.rss() + 2 * run.per_worker) / share)  # both fit 90 % of it, or 75 %
+        done = run.run([executor.Task(f"t{k}", _pid_after, (0.5,)) for k in range(4)])
+    assert len(set(done.values())) == run.ran == workers
 
 
 def test_a_worker_whose_peak_leaves_no_room_is_replaced_after_each_conversion():

@@ -17,7 +17,7 @@ from .plan import RECYCLE_AFTER, Died, Executor, Ran, Reply, Task
 LEAK_ROOM = 0.85   # a worker is replaced after RECYCLE_AFTER (plan.py) leaky tasks, or sooner, once the main
 # process plus its peak pass this share of the memory budget: the next conversion adds to what the last ones
 # leaked (MobileNetV2: 1.1-1.37 GiB in a fresh process, about 1.7 GiB in a worker that had run several, which
-# took `--max-memory 2` to 2.26 GiB; BENCHMARKS.md)
+# took `--max-memory 2` to 2.26 GiB; BENCHMARKS.md). Another worker starts only if all fit this share too.
 
 
 def usable_cores() -> int:
@@ -108,7 +108,9 @@ class Workers(Executor):
     def _fits(self, pending: list[Task] = ()) -> bool:
         """Whether one more worker fits the budget: always the first; the next ones only once a worker's peak is
         measured (over a conversion, when the plan has any: they are what grows a worker most), and while the
-        main process plus every worker at that peak stays within the budget."""
+        main process plus every worker at that peak stays within LEAK_ROOM of the budget: a worker keeps growing
+        after its peak is measured, by what each later conversion leaks (MobileNetV2: a second worker admitted
+        at the full budget took the default study to 3.19 GiB of a 3.0 GiB budget; BENCHMARKS.md)."""
         if not self._all:
             return True
         if self.budget is None:
@@ -117,7 +119,7 @@ class Workers(Executor):
             return False
         from ..core.memory import rss, workers_that_fit
 
-        return len(self._all) < workers_that_fit(self.n, self.budget, rss(), self.per_worker)
+        return len(self._all) < workers_that_fit(self.n, int(LEAK_ROOM * self.budget), rss(), self.per_worker)
 
     def _measure(self, worker: _Worker, task: Task) -> None:
         from ..core.memory import hwm
