@@ -135,7 +135,8 @@ def test_streamed_npy_gives_the_in_memory_figures(tiny_keras_path, digits, tmp_p
 
 def test_ctrl_c_stops_the_workers_and_cleans_up(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "quantbench", "demo", "--out", str(tmp_path / "s"), "--quiet",
-                             "--epochs", "1", "--workers", "2", "--techniques", "float32,dynamic,int8-only,float16"],
+                             "--epochs", "1", "--workers", "2", "--techniques", "float32,dynamic,int8-only,float16",
+                             "--max-memory", "8"],  # room for both workers beside the trained model, on any machine
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     parent, workers, deadline = psutil.Process(proc.pid), [], time.monotonic() + 240
     def spawned(p):
