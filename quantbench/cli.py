@@ -109,8 +109,9 @@ def _config(*, techniques, seed, threads, batch, qat_epochs, max_drop, target, o
                                 ("min_agreement_pct", min_agreement)) if v is not None}
     goal = Goal(max_drop, target, optimize, budget_kb(max_ram, "--max-ram"), budget_kb(max_flash, "--max-flash"),
                 max_metric_drop=max_metric_drop, **given)
-    return StudyConfig(techniques, goal, seed, threads, batch, qat_epochs, _sizes(calib_sizes),
-                       time_budget, _max_memory(max_memory), workers, ray, force)
+    return StudyConfig(techniques=techniques, goal=goal, seed=seed, threads=threads, batch=batch,
+                       qat_epochs=qat_epochs, calib_sizes=_sizes(calib_sizes), time_budget=time_budget,
+                       max_memory=_max_memory(max_memory), workers=workers, ray=ray, force=force)
 
 
 # ---- --mlflow, shared by demo and compare (issue 13) ------------------------------------------------
