@@ -31,7 +31,6 @@ class InProcess(Executor):
     """Runs every task in this process, one after the other, in plan order."""
 
     workers = 0
-    timed_on = "this process"  # where the timing ran (results.json settings.timed_on)
 
     def _may_start(self, task, busy, pending):
         return not busy  # one at a time: the next is chosen once this one is done

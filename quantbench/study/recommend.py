@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 from ..core.errors import InputError
 # the targets and their branches live below the report, which reads them too; named here as the decision's terms
@@ -39,10 +39,6 @@ class Goal:
         """The target's branch of the decision tree: what can serve it, and whether TFLite Micro measures it. Looked
         up, not held: a Goal travels to workers and Ray nodes, and a branch holds a function."""
         return branch(self.target)
-
-    def settings(self) -> dict:
-        """The fields as results.json's settings record them."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @property
     def budget(self) -> Budget:
