@@ -6,6 +6,7 @@ Cases:
   audio       bench/scale.py's audio50d.keras (Conv1D stack on 43,844 samples, 3 sigmoid outputs), 24 clips
   audio2d     bench/scale.py's audio2d.keras (the same input and outputs through 172x264x32 maps), 24 clips
   audio2dx    the same with a 1x1 expansion to 96 channels in each block (-base, -branch: one tree only)
+  audio2dw    basic-pitch's layout on audio2d's filterbank: 8-channel maps and a (3, 39) kernel (-base, -branch)
   basicpitch  basic-pitch 0.4.0's SavedModel (the installed package's saved_models/icassp_2022/nmp: the issue's
               published audio model, 43,844 samples, 3 outputs), the same 24 clips
   mobilenet   MobileNetV2 224 (weights=None), 300 random images, --calib-size 200 (100 evaluated)
@@ -176,10 +177,11 @@ def main() -> None:
         elif case == "audio2d":  # our own model with the issue's large activations (bench/scale.py)
             for t, label in ((base, "audio2d base"), (tree, "audio2d branch")):
                 run(t, ["compare", str(cache / scale.AUDIO2D), "--data", str(cache / "audio24.npz")], label)
-        elif case in ("audio2dx", "audio2dx-base", "audio2dx-branch"):  # wider maps (bench/scale.py)
-            for t, label in ((base, "audio2dx base"), (tree, "audio2dx branch")):
-                if case == "audio2dx" or label.endswith(case.split("-")[1]):
-                    run(t, ["compare", str(cache / scale.AUDIO2DX), "--data", str(cache / "audio24.npz")], label)
+        elif case.split("-")[0] in ("audio2dx", "audio2dw"):  # wider maps, a wide kernel (bench/scale.py)
+            name, _, which = case.partition("-")
+            for t, label in ((base, f"{name} base"), (tree, f"{name} branch")):
+                if which in ("", label.split()[1]):
+                    run(t, ["compare", str(cache / f"{name}.keras"), "--data", str(cache / "audio24.npz")], label)
         elif case == "mobilenet":
             for t, label in ((base, "mobilenet base"), (tree, "mobilenet branch")):
                 run(t, mobilenet, label)

@@ -34,6 +34,7 @@ AUDIO_SAMPLES = 43844
 AUDIO = "audio50d.keras"  # Conv1D 96-224-448-512 (stride 4) and 2 x 512: about 1.8 GMAC a clip
 AUDIO2D = "audio2d.keras"  # large activations: a 264-band filterbank over 172 frames, then Conv2D at 172x264x32
 AUDIO2DX = "audio2dx.keras"  # the same with a 1x1 expansion to 96 channels (17 MB a clip per tensor) in each block
+AUDIO2DW = "audio2dw.keras"  # basic-pitch's layout: 8-channel maps, a (3, 39) kernel (936 values per output pixel)
 
 
 def build(cache: Path) -> None:
@@ -86,6 +87,22 @@ def build(cache: Path) -> None:
         onsets = keras.layers.Reshape((172, 88), name="onsets")(
             keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(onsets_map))
         keras.Model(inp, [onsets, notes, contours], name="audio2dx").save(cache / AUDIO2DX)
+    if not (cache / AUDIO2DW).exists():  # audio2d, audio2dx: 4.1, 3.2 GiB on 2380ec4; what is large is im2col
+        inp = keras.Input((AUDIO_SAMPLES, 1), name="audio")  # (kernel rows x columns x channels per output pixel)
+        h = keras.layers.Conv1D(264, 1024, strides=256, padding="same", activation="relu")(inp)
+        h = keras.layers.Reshape((172, 264, 1))(h)
+        stack = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(h)  # as a harmonic stack: 8 channels
+        wide = keras.layers.Conv2D(8, (3, 39), padding="same", activation="relu")(stack)
+        contour_map = keras.layers.Conv2D(1, 5, padding="same", activation="sigmoid")(wide)
+        contours = keras.layers.Reshape((172, 264), name="contours")(contour_map)
+        notes_map = keras.layers.Conv2D(32, 7, strides=(1, 3), padding="same", activation="relu")(contour_map)
+        notes_pre = keras.layers.Conv2D(1, (7, 3), padding="same", activation="sigmoid")(notes_map)
+        notes = keras.layers.Reshape((172, 88), name="notes")(notes_pre)
+        onset_map = keras.layers.Conv2D(32, 5, strides=(1, 3), padding="same", activation="relu")(stack)
+        onset_map = keras.layers.Concatenate()([notes_pre, onset_map])
+        onsets = keras.layers.Reshape((172, 88), name="onsets")(
+            keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(onset_map))
+        keras.Model(inp, [onsets, notes, contours], name="audio2dw").save(cache / AUDIO2DW)
     if not (cache / "audio24.npz").exists():
         np.savez(cache / "audio24.npz", x=rng.normal(0, 0.1, (24, AUDIO_SAMPLES, 1)).astype(np.float32))
     if (cache / "done").exists():

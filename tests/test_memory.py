@@ -76,6 +76,28 @@ def test_interpreter_memory_is_linear_in_the_batch(tiny_variants):
     assert model["fixed"] + 20 * model["per_sample"] == pytest.approx(m.memory_bytes(), rel=0.01)
 
 
+def test_a_chunk_is_sized_by_the_scratch_kernels_allocate_at_their_first_invoke(tmp_path):
+    """A (3, 39) kernel on 8 channels: int4 weights run on LiteRT's own convolution, whose im2col (936 floats a
+    pixel, 11.5 MB a sample here) exists only after the first invoke when a Reshape of the batch's size comes
+    before it (as in an audio model's front end: shapes known only at run time). Sized at load, the chunk was the
+    study's 32 (368 MB of scratch); sized after one sample, the interpreter stays within MEMORY_BOUND."""
+    import keras
+
+    from quantbench.inputs import data
+    from quantbench.study.pipeline import run_study
+
+    inp = keras.Input((48 * 64 * 8,))
+    h = keras.layers.Conv2D(8, (3, 39), padding="same", activation="relu")(keras.layers.Reshape((48, 64, 8))(inp))
+    model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(h)))
+    x = np.random.default_rng(0).normal(size=(40, 48 * 64 * 8)).astype(np.float32)
+    results = run_study(model, data.Dataset([x], None, "noise"), x[:4], tmp_path / "study",
+                        StudyConfig(techniques=["weight-only-int4"], time_budget=0.2, workers=0))
+    row = next(v for v in results.variants if v.technique == "weight-only-int4")
+    assert results.settings["chunk"] == 32 and row.status == "ok"
+    per_sample = 48 * 64 * 936 * 4
+    assert per_sample < row.memory_bytes - row.bytes <= tasks.MEMORY_BOUND  # its scratch counted, and bounded
+
+
 # ---- timing groups ---------------------------------------------------------------------------------------
 
 NEEDS = {n: {"fixed": 10, "per_sample": 1, "bytes": 0, "batch": 1} for n in ("float32", "a", "b", "c", "d")}

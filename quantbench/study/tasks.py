@@ -317,14 +317,22 @@ def evaluate_shard(job: Job, name: str, start: int, stop: int):
     except LiteRTError as exc:  # LiteRT refusing a converted model is a row; quantbench's own bugs surface
         return _refused(name, exc)
     stream = evaluate.Stream(job.keep_all)
-    first = model.memory_bytes(), model.inputs[0].shape[0] if model.inputs else 1
+    # The first sample alone, to size the chunk by: kernels allocate their scratch (a convolution's im2col, 936
+    # values a pixel for a (3, 39) kernel on 8 channels) at their first invoke, not at load, and a chunk sized
+    # before it could hold gigabytes (bench/scale.py's audio2dw: 5 GB at the study's chunk of 32). Its outputs
+    # are not kept: the shard's chunks, and so its sums, are the same as when the chunk is not lowered.
+    try:
+        model.predict(align(job.input_names, job.eval_rows(start, start + 1), [t.name for t in model.inputs]))
+    except (LiteRTError, RuntimeError) as exc:  # RuntimeError: LiteRT's invoke refusing, e.g. in XNNPACK
+        return _refused(name, exc)
+    first = model.memory_bytes(), 1
     chunk = variant_chunk(model, first[0], job.chunk)
     for a in range(start, stop, chunk):
         b = min(a + chunk, stop)
         feed = align(job.input_names, job.eval_rows(a, b), [t.name for t in model.inputs])
         try:
             outs = model.predict(feed)
-        except (LiteRTError, RuntimeError) as exc:  # RuntimeError: LiteRT's invoke refusing, e.g. in XNNPACK
+        except (LiteRTError, RuntimeError) as exc:
             return _refused(name, exc)
         if a == start:
             stream.memory = interpreter_memory(model, *first, b - a)
@@ -336,12 +344,13 @@ def evaluate_shard(job: Job, name: str, start: int, stop: int):
     return stream
 
 
-def variant_chunk(model, at_load: int, chunk: int) -> int:
+def variant_chunk(model, at_first: int, chunk: int) -> int:
     """Samples per predict call for this variant: the study's chunk (fixed from the float model's inputs and
-    outputs before any conversion), lowered until the interpreter's tensors measured at load (every tensor but
-    the file, at the file's batch: what a sample can cost at most) fit MEMORY_BOUND. A large-activation model's
-    chunk is set by its activations, not by its I/O."""
-    per_sample = max(at_load - model.size_bytes, 1) / max(model.inputs[0].shape[0] if model.inputs else 1, 1)
+    outputs before any conversion), lowered until the interpreter's tensors measured after its first sample
+    (every tensor but the file, scratch included: what a sample can cost at most) fit MEMORY_BOUND. A
+    large-activation model's chunk is set by its activations, not by its I/O."""
+    per_call = 1 if model.resizable else max(model.inputs[0].shape[0] if model.inputs else 1, 1)
+    per_sample = max(at_first - model.size_bytes, 1) / per_call
     return int(max(1, min(chunk, MEMORY_BOUND // per_sample)))
 
 
