@@ -216,6 +216,12 @@ def check_xnnpack_refused(out, demo):
     assert _lines(out, r"^wall [\d.]+ s, peak RSS \d+ KiB \(exit 0\)$")
 
 
+def check_worker_exit(out, demo):
+    rows = _json_rows(out)
+    assert [r["tree"] for r in rows] == ["base", "branch"]
+    assert all(0 <= r["close_s"] < 30 and r["workers"] == 2 for r in rows)
+
+
 # script -> (arguments, check). "{demo}": the session's demo folder (read only); "{tmp}": the test's own folder;
 # "{cache}": one folder for the module, where bench/scale.py's smoke_files are made once; "{root}": this tree.
 CASES = {
@@ -247,6 +253,7 @@ CASES = {
     "task_metrics_cost": (["--smoke", "--base", "{root}", "--cache", "{cache}"], check_task_metrics_cost),
     "throughput_process": (["{demo}", "--smoke"], check_throughput_process),
     "wild_files": (["--smoke"], check_wild_files),
+    "worker_exit": (["--smoke", "--base", "{root}"], check_worker_exit),
     "xnnpack_refused": (["--smoke", "--out", "{tmp}/out"], check_xnnpack_refused),
 }
 
