@@ -59,6 +59,7 @@ def run(tree: Path, args: list[str], label: str, quiet: bool = True) -> dict:
         time.sleep(0.2)
     wall = time.perf_counter() - start
     err = proc.stderr.read()
+    (out.parent / "rss.json").write_text(json.dumps(series))  # (seconds, GiB) every 0.2 s, beside the study
     row = {"case": label, "tree": str(tree), "wall_s": round(wall, 1), "peak_tree_gib": round(peak / 2 ** 30, 2),
            "exit": proc.returncode, "peak_at_s": max(series, key=lambda p: p[1])[0] if series else None}
     if proc.returncode != 0:

@@ -254,6 +254,24 @@ def test_a_second_worker_starts_only_if_both_fit_within_leak_room_of_the_budget(
     assert len(set(done.values())) == run.ran == workers
 
 
+def _pid_holding(mib: int) -> int:
+    """A conversion's transient: `mib` MiB written (so resident), freed on return."""
+    held = b"\x01" * (mib * 2 ** 20)
+    return os.getpid() + 0 * len(held)
+
+
+def test_a_light_conversion_does_not_keep_a_worker_when_a_heavier_one_would_not_fit():
+    """The next conversion may be the heaviest seen so far: a worker is kept after a light one only if the main
+    process plus the largest peak any worker reached fits LEAK_ROOM of the budget (not only its own peak)."""
+    with executor.Workers(1, budget=100 * GIB) as run:
+        run.run([executor.Task("heavy", _pid_holding, (400,), leaky=True)])  # a peak of 400 MiB, measured
+        assert run.per_worker > 400 * 2 ** 20
+        run.budget = int((memory.rss() + run.per_worker - 100 * 2 ** 20) / executor.LEAK_ROOM)  # it does not fit
+        light = [run.run([executor.Task(f"c{k}", _pid_holding, (1,), leaky=True)])[f"c{k}"] for k in range(3)]
+    assert len(set(light)) == 3  # each light conversion's worker let go (the first ran in the heavy one's): the
+    # heavy one would not have fit in a fresh worker either
+
+
 def test_a_worker_whose_peak_leaves_no_room_is_replaced_after_each_conversion():
     """A tight budget: main process plus the worker's peak past LEAK_ROOM of it, so the next conversion starts in a
     fresh worker (what the converter leaked goes with the old one); tasks that leak nothing keep their worker."""
