@@ -70,6 +70,40 @@ def test_errors_and_bugs_in_a_worker_surface_in_the_caller():
             run.run([Task("b", bug)])
 
 
+ENDING = """
+import multiprocessing, os, sys, time
+from quantbench.executors.local import Task, Workers
+
+
+LOCKS = []
+
+
+def lock_like_tqdm():  # tqdm's write lock, made in a worker by the LiteRT Quantizer's calibration bar, kept
+    LOCKS.append(multiprocessing.RLock())  # for the process's life (on tqdm's class)
+    return os.getpid()
+
+
+if __name__ == "__main__":
+    run = Workers(1)
+    run.run([Task("t", lock_like_tqdm)])
+    start = time.perf_counter()
+    run.close()
+    print(f"{time.perf_counter() - start:.3f}")
+"""
+
+
+def test_a_stopped_worker_ends_at_once_and_releases_what_its_tasks_registered(tmp_path):
+    """A worker ends without the interpreter's teardown (TensorFlow's takes seconds), but as its process would
+    end: what its tasks registered with multiprocessing's resource tracker is released, so no "leaked
+    semaphore" warning reaches the user's terminal at the end of a study."""
+    script = tmp_path / "ending.py"
+    script.write_text(ENDING)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert float(proc.stdout) < 2.0
+
+
 def test_in_process_runs_the_same_plan_in_order():
     done = []
     results = InProcess().run([Task("a", square, (3,)), Task("b", square, (4,), needs=("a",))],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 from dataclasses import dataclass, field
 
 from ..core.errors import InputError
@@ -55,15 +56,29 @@ def _worker_main(conn, debug: bool) -> None:
             message = conn.recv()
         except EOFError:
             return
-        if message is None:  # every result is sent: end now, without the interpreter's teardown (TensorFlow's
-            conn.close()     # atexit work takes 2 s on 2 cores, more under load: the study, or its Ctrl-C, waited)
-            os._exit(0)
+        if message is None:
+            _end(conn)
         fn, args = message
         reply = Reply.of(fn, args)
         try:
             conn.send(reply)
         except Exception as exc:  # an unpicklable result or exception is a bug too
             conn.send(Reply.bug(exc))
+
+
+def _end(conn) -> None:
+    """End a worker whose results are all sent as its process would end (multiprocessing's finalizers: they
+    release what the tasks registered with the resource tracker, e.g. tqdm's lock in the LiteRT Quantizer's
+    calibration, which the main process would otherwise report as leaked), but without the interpreter's
+    teardown: TensorFlow's atexit work takes 2 s on 2 cores, more under load, and the study (or its Ctrl-C) waited
+    for it, worker by worker (bench/worker_exit.py)."""
+    from multiprocessing import util
+
+    conn.close()
+    util._exit_function()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _death(exitcode: int | None) -> str:
