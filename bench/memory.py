@@ -9,6 +9,8 @@ Cases:
   audio2dw    basic-pitch's layout on audio2d's filterbank: 8-channel maps and a (3, 39) kernel (-base, -branch)
   basicpitch  basic-pitch 0.4.0's SavedModel (the installed package's saved_models/icassp_2022/nmp: the issue's
               published audio model, 43,844 samples, 3 outputs), the same 24 clips
+  scratch     RSS one interpreter adds at batch 1 and 10 (allocate, one invoke; a fresh process each) for
+              audio2dw's and basic-pitch's int4 variants (`quantbench convert`): im2col that no tensor shows at load
   mobilenet   MobileNetV2 224 (weights=None), 300 random images, --calib-size 200 (100 evaluated)
   mobilenet2  the same with --max-memory 2 (this tree only)
   mobilenet8  the same with --workers 8 --max-memory 3 (this tree only)
@@ -87,6 +89,43 @@ def run(tree: Path, args: list[str], label: str, quiet: bool = True) -> dict:
             row["stderr"] = err.strip()[-300:]
     print(json.dumps(row), flush=True)
     return row
+
+
+SCRATCH = """
+import sys, numpy as np, psutil
+from ai_edge_litert.interpreter import Interpreter
+x = np.load(sys.argv[1])["x"]
+before = psutil.Process().memory_info().rss
+it = Interpreter(model_path=sys.argv[2], num_threads=1)
+i = it.get_input_details()[0]["index"]
+it.resize_tensor_input(i, [int(sys.argv[3]), *x.shape[1:]])
+it.allocate_tensors()
+it.set_tensor(i, np.resize(x, (int(sys.argv[3]), *x.shape[1:])).astype(np.float32))
+it.invoke()
+print((psutil.Process().memory_info().rss - before) / 2 ** 20)
+"""
+
+
+def scratch(tree: Path, cache: Path) -> None:
+    """What an interpreter of each int4 variant adds to a process's RSS at batch 1 and 10."""
+    import importlib.util
+
+    models = {"audio2dw": cache / scale.AUDIO2DW}
+    if importlib.util.find_spec("basic_pitch"):  # the issue's model, from the installed wheel; never downloaded
+        models["basic-pitch"] = Path(importlib.util.find_spec("basic_pitch").origin).parent / "saved_models" / \
+            "icassp_2022" / "nmp"
+    folder = Path(tempfile.mkdtemp(prefix="qb-mem-scratch-"))
+    env = {**os.environ, "PYTHONPATH": str(tree), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    for name, model in models.items():
+        for technique in ("weight-only-int4", "dynamic-int4", "float32"):
+            f = folder / f"{name}-{technique}.tflite"
+            subprocess.run([sys.executable, "-m", "quantbench", "convert", str(model), "-t", technique, "-o", str(f)],
+                           check=True, env=env, cwd=folder, capture_output=True)
+            mib = {b: float(subprocess.run([sys.executable, "-c", SCRATCH, str(cache / "audio24.npz"), str(f), str(b)],
+                                           check=True, env=env, capture_output=True, text=True).stdout.split()[-1])
+                   for b in (1, 10)}
+            print(json.dumps({"model": name, "technique": technique, "rss_mib_batch_1": round(mib[1]),
+                              "rss_mib_batch_10": round(mib[10])}), flush=True)
 
 
 def ratios(tree: Path, rounds: int, budget: float, study_args: list[str] | None = None,
@@ -199,6 +238,8 @@ def main() -> None:
         elif case == "mobilenet8":
             run(tree, [*mobilenet, "--workers", "8", "--max-memory", "3"], "mobilenet branch --workers 8 --max-memory 3",
                 quiet=False)  # not --quiet: the terminal's word on how many workers ran
+        elif case == "scratch":
+            scratch(tree, cache)
         elif case == "ratios":
             ratios(tree, a.rounds, a.budget)
         elif case == "ratios-mobilenet":
