@@ -177,12 +177,19 @@ def ratios(tree: Path, rounds: int, budget: float, study_args: list[str] | None 
                                                           for n in others}}
             print(json.dumps(row), flush=True)
             out.append(row)
+    def overlap(a: dict, b: dict) -> dict:
+        return {n: not (a[n][1] and b[n][1] and (a[n][1][1] < b[n][1][0] or b[n][1][1] < a[n][1][0])) for n in others}
+
     for r in range(rounds):
         cold, warm, grouped = (out[len(ways) * r + k]["vs_float32"] for k in range(len(ways)))
         for label, a in (("cold all-at-once", cold), ("warm all-at-once", warm)):
-            agree = {n: not (a[n][1] and grouped[n][1] and (a[n][1][1] < grouped[n][1][0] or grouped[n][1][1] < a[n][1][0]))
-                     for n in others}
+            agree = overlap(a, grouped)
             print(json.dumps({"round": r, "grouped against": label, "intervals_overlap": sum(agree.values()),
+                              "of": len(agree), "apart": [n for n, ok in agree.items() if not ok]}), flush=True)
+    for k, (how, _, _) in enumerate(ways):  # the same way in two repetitions: how often do its own intervals agree?
+        for r in range(1, rounds):
+            agree = overlap(out[k]["vs_float32"], out[len(ways) * r + k]["vs_float32"])
+            print(json.dumps({"way": how, "repetition 0 against": r, "intervals_overlap": sum(agree.values()),
                               "of": len(agree), "apart": [n for n, ok in agree.items() if not ok]}), flush=True)
     return out
 

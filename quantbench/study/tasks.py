@@ -319,13 +319,16 @@ def evaluate_shard(job: Job, name: str, start: int, stop: int):
     stream = evaluate.Stream(job.keep_all)
     # The first sample alone, to size the chunk by: kernels allocate their scratch (a convolution's im2col, 936
     # values a pixel for a (3, 39) kernel on 8 channels) at their first invoke, not at load, and a chunk sized
-    # before it could hold gigabytes (bench/scale.py's audio2dw: 5 GB at the study's chunk of 32). Its outputs
-    # are not kept: the shard's chunks, and so its sums, are the same as when the chunk is not lowered.
+    # before it could hold gigabytes (bench/scale.py's audio2dw: 5 GB at the study's chunk of 32). It runs in an
+    # interpreter of its own, let go before the evaluation's: the evaluated one is loaded, resized and run as
+    # before, and a shard's chunks (so its sums) are the same as when the chunk is not lowered.
     try:
-        model.predict(align(job.input_names, job.eval_rows(start, start + 1), [t.name for t in model.inputs]))
+        probe = LiteModel(job.path(f"{name}.tflite"))
+        probe.predict(align(job.input_names, job.eval_rows(start, start + 1), [t.name for t in probe.inputs]))
     except (LiteRTError, RuntimeError) as exc:  # RuntimeError: LiteRT's invoke refusing, e.g. in XNNPACK
         return _refused(name, exc)
-    first = model.memory_bytes(), 1
+    first = probe.memory_bytes(), 1
+    del probe
     chunk = variant_chunk(model, first[0], job.chunk)
     for a in range(start, stop, chunk):
         b = min(a + chunk, stop)
