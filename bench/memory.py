@@ -5,6 +5,7 @@ one run; `--max-memory 2` on MobileNetV2; and latency ratios to float32 timed in
 Cases:
   audio       bench/scale.py's audio50d.keras (Conv1D stack on 43,844 samples, 3 sigmoid outputs), 24 clips
   audio2d     bench/scale.py's audio2d.keras (the same input and outputs through 172x264x32 maps), 24 clips
+              (-base, -branch: one tree only)
   audio2dx    the same with a 1x1 expansion to 96 channels in each block (-base, -branch: one tree only)
   audio2dw    basic-pitch's layout on audio2d's filterbank: 8-channel maps and a (3, 39) kernel (-base, -branch)
   basicpitch  basic-pitch 0.4.0's SavedModel (the installed package's saved_models/icassp_2022/nmp: the issue's
@@ -177,6 +178,7 @@ def ratios(tree: Path, rounds: int, budget: float, study_args: list[str] | None 
                                                           for n in others}}
             print(json.dumps(row), flush=True)
             out.append(row)
+
     def overlap(a: dict, b: dict) -> dict:
         return {n: not (a[n][1] and b[n][1] and (a[n][1][1] < b[n][1][0] or b[n][1][1] < a[n][1][0])) for n in others}
 
@@ -221,10 +223,7 @@ def main() -> None:
         if case == "audio":
             for t, label in ((base, "audio base"), (tree, "audio branch")):
                 run(t, audio, label)
-        elif case == "audio2d":  # our own model with the issue's large activations (bench/scale.py)
-            for t, label in ((base, "audio2d base"), (tree, "audio2d branch")):
-                run(t, ["compare", str(cache / scale.AUDIO2D), "--data", str(cache / "audio24.npz")], label)
-        elif case.split("-")[0] in ("audio2dx", "audio2dw"):  # wider maps, a wide kernel (bench/scale.py)
+        elif case.split("-")[0] in ("audio2d", "audio2dx", "audio2dw"):  # our own large-activation models (scale.py)
             name, _, which = case.partition("-")
             for t, label in ((base, f"{name} base"), (tree, f"{name} branch")):
                 if which in ("", label.split()[1]):

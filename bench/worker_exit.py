@@ -39,12 +39,10 @@ if __name__ == "__main__":
 '''
 
 
-def once(tree: Path, heavy: bool, folder: Path) -> dict:
-    script = folder / "close_child.py"
-    script.write_text(CHILD)
+def once(tree: Path, heavy: bool, script: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree), "TF_CPP_MIN_LOG_LEVEL": "3"}
     out = subprocess.run([sys.executable, str(script), "tf" if heavy else "plain"], capture_output=True, text=True,
-                         env=env, cwd=folder, check=True, timeout=600)
+                         env=env, cwd=script.parent, check=True, timeout=600)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -57,10 +55,11 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--smoke", action="store_true", help="one repetition, workers that import nothing")
     a = p.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="qb-worker-exit-"))
+    script = Path(tempfile.mkdtemp(prefix="qb-worker-exit-")) / "close_child.py"
+    script.write_text(CHILD)
     for rep in range(1 if a.smoke else a.reps):
         for label, tree in (("base", a.base), ("branch", a.tree)):  # alternating: the machine's drift hits both
-            row = {"rep": rep, "tree": label, **once(Path(tree).resolve(), not a.smoke, folder)}
+            row = {"rep": rep, "tree": label, **once(Path(tree).resolve(), not a.smoke, script)}
             print(json.dumps(row), flush=True)
 
 

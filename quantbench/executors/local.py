@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from ..core.errors import InputError
 from .plan import RECYCLE_AFTER, Died, Executor, Ran, Reply, Task
@@ -66,7 +67,7 @@ def _worker_main(conn, debug: bool) -> None:
             conn.send(Reply.bug(exc))
 
 
-def _end(conn) -> None:
+def _end(conn) -> NoReturn:
     """End a worker whose results are all sent as its process would end (multiprocessing's finalizers: they
     release what the tasks registered with the resource tracker, e.g. tqdm's lock in the LiteRT Quantizer's
     calibration, which the main process would otherwise report as leaked), but without the interpreter's
